@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs everything IronHoard needs on a fresh Debian machine. Idempotent:
+# each step checks first and does nothing when its tool is already there.
+#   - Debian packages: clang/llvm/libelf/zlib/libpcap/pkg-config/m4 (xsk-rs
+#     builds libxdp from C), iproute2 (labs), tcpreplay/tshark (pcap checks).
+#   - rust-src for the nightly toolchain (the XDP program is built with
+#     -Z build-std=core for the bpfel target).
+#   - bpf-linker, built against the nightly toolchain's own LLVM (Debian has
+#     no matching system LLVM).
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    log "must run as root (apt-get, network namespaces, XDP); run: sudo $0"
+    exit 1
+  fi
+}
+
+APT_PKGS=(clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 tcpreplay tshark jq)
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "debian packages present"
+    return
+  fi
+  need_root
+  log "installing debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer no, non-interactively.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_rust_src() {
+  if rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+    log "nightly rust-src present"
+    return
+  fi
+  log "adding rust-src to the nightly toolchain"
+  rustup component add rust-src --toolchain nightly
+}
+
+install_bpf_linker() {
+  if command -v bpf-linker >/dev/null 2>&1 && bpf-linker --version >/dev/null 2>&1; then
+    log "bpf-linker present: $(bpf-linker --version 2>&1 | head -1)"
+    return
+  fi
+  local nl major llvmso shim
+  nl="$(rustc +nightly --print sysroot)/lib"
+  major="$(rustc +nightly -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')"
+  llvmso="$(ls "$nl"/libLLVM-"$major"*.so 2>/dev/null | head -1 || true)"
+  if [ -z "$llvmso" ]; then
+    llvmso="$(ls "$nl"/libLLVM*.so* 2>/dev/null | head -1 || true)"
+  fi
+  if [ -z "$llvmso" ]; then
+    log "no libLLVM in $nl: cannot build bpf-linker against the nightly's LLVM"
+    exit 1
+  fi
+  shim="${CARGO_HOME:-$HOME/.cargo}/ironhoard-llvm-shim"
+  mkdir -p "$shim"
+  ln -sf "$llvmso" "$shim/libLLVM.so"
+  log "building bpf-linker against $llvmso (LLVM $major); takes a few minutes"
+  RUSTFLAGS="-L $shim -L $nl -C link-arg=-Wl,-rpath,$nl" \
+    cargo +stable install bpf-linker --locked --no-default-features --features "llvm-$major"
+}
+
+install_apt
+install_rust_src
+install_bpf_linker
+log "done"

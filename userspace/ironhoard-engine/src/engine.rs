@@ -1,0 +1,467 @@
+//! The per-worker validation engine.
+
+use std::sync::Arc;
+
+use ironhoard_common::DropReason;
+use ironhoard_wire::{ack_in_place, Error as WireError, Kind, Move, PlayerMac, Status, ACK_LEN, MOVE_LEN};
+
+use crate::bucket::{BucketConfig, TokenBucket};
+use crate::counters::Counters;
+use crate::keyring::Keyring;
+use crate::table::{PlayerId, PlayerState, PlayerTable, Slot};
+use crate::window::{ReplayWindow, WindowCheck};
+
+/// Game rules and limits an engine enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Valid x are `0..board_width`.
+    pub board_width: u16,
+    /// Valid y are `0..board_height`.
+    pub board_height: u16,
+    /// Per-player token bucket.
+    pub bucket: BucketConfig,
+    /// Player table capacity of this worker.
+    pub players: usize,
+}
+
+/// What to do with a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send nothing; counted under the reason.
+    Drop(DropReason),
+    /// The first [`ACK_LEN`] bytes of the buffer now hold the ack to send
+    /// back to the datagram's source.
+    Ack(Status),
+}
+
+/// Where accepted moves go. `offer` copies the 64 signed move bytes (the
+/// buffer is overwritten by the ack right after) and returns `false` when it
+/// has no room, which turns the move into BUSY: nothing is recorded and the
+/// client retries. It must not block, lock or allocate.
+pub trait Dispatch {
+    fn offer(&mut self, mv: &[u8; MOVE_LEN], recv_ns: u64) -> bool;
+}
+
+/// A dispatcher with unlimited room that keeps nothing: for backends and
+/// benchmarks run without a move log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoDispatch;
+
+impl Dispatch for NoDispatch {
+    #[inline]
+    fn offer(&mut self, _mv: &[u8; MOVE_LEN], _recv_ns: u64) -> bool {
+        true
+    }
+}
+
+/// One worker's engine: its player table, the shared keyring, its counters.
+pub struct Engine {
+    cfg: EngineConfig,
+    keys: Arc<Keyring>,
+    table: PlayerTable,
+    /// Counters of this engine's verdicts (the backend adds rx/tx).
+    pub counters: Counters,
+}
+
+impl Engine {
+    /// Allocates the player table (the only allocation an engine makes).
+    pub fn new(cfg: EngineConfig, keys: Arc<Keyring>, hash_seed: u64) -> Engine {
+        Engine { cfg, keys, table: PlayerTable::new(cfg.players, hash_seed), counters: Counters::default() }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Players in this worker's table.
+    pub fn players(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Judges the UDP payload `buf` received at `now_ns` (monotonic clock)
+    /// and, for an ack, writes it over `buf[..48]`. Counts the verdict.
+    #[inline]
+    pub fn process<D: Dispatch>(&mut self, buf: &mut [u8], now_ns: u64, dispatch: &mut D) -> Verdict {
+        let v = self.judge(buf, now_ns, dispatch);
+        match v {
+            Verdict::Drop(r) => self.counters.count_drop(r),
+            Verdict::Ack(s) => self.counters.count_status(s),
+        }
+        v
+    }
+
+    fn judge<D: Dispatch>(&mut self, buf: &mut [u8], now_ns: u64, dispatch: &mut D) -> Verdict {
+        let m = Move::new_unchecked(&*buf);
+        if let Err(e) = m.check_header() {
+            return Verdict::Drop(match e {
+                WireError::WrongLength(_) => DropReason::WrongLength,
+                WireError::BadMagic(_) => DropReason::BadMagic,
+                WireError::BadVersion(_) => DropReason::BadVersion,
+            });
+        }
+        let id = PlayerId { game_id: m.game_id(), player_id: m.player_id(), key_id: m.key_id() };
+        let cfg = self.cfg;
+        match self.table.lookup(&id) {
+            Slot::Found(slot) => {
+                let st = self.table.get_mut(slot).expect("found slot holds a state");
+                if !m.verify_tag(&st.mac) {
+                    return Verdict::Drop(DropReason::BadTag);
+                }
+                let status = judge_known(&cfg, st, &m, now_ns, dispatch);
+                ack_in_place(buf, status, &st.mac);
+                Verdict::Ack(status)
+            }
+            Slot::Vacant(slot) => {
+                // Cold path: derive the player key (the keyed master state is
+                // cached, so this is one HMAC plus keying the player's).
+                let Some(master) = self.keys.get(id.key_id) else {
+                    return Verdict::Drop(DropReason::UnknownKeyId);
+                };
+                let mac = master.player_mac(id.game_id, id.player_id);
+                if !m.verify_tag(&mac) {
+                    return Verdict::Drop(DropReason::BadTag);
+                }
+                // Authenticated. Stateless rules first; the player is only
+                // given a slot once it needs state.
+                if is_invalid(&cfg, &m) {
+                    return ack_with(buf, Status::Invalid, &mac);
+                }
+                if self.table.is_full() {
+                    return ack_with(buf, Status::Busy, &mac);
+                }
+                let mut st =
+                    PlayerState { mac, window: ReplayWindow::new(), bucket: TokenBucket::full(&cfg.bucket, now_ns) };
+                let status = judge_known(&cfg, &mut st, &m, now_ns, dispatch);
+                ack_in_place(buf, status, &st.mac);
+                // Only a player whose move was accepted has state worth a
+                // slot; a BUSY first move leaves the table unchanged.
+                if status == Status::Accepted {
+                    self.table.insert(slot, id, st).expect("checked not full above");
+                }
+                Verdict::Ack(status)
+            }
+        }
+    }
+}
+
+#[inline]
+fn ack_with(buf: &mut [u8], status: Status, mac: &PlayerMac) -> Verdict {
+    ack_in_place(buf, status, mac);
+    Verdict::Ack(status)
+}
+
+#[inline]
+fn is_invalid<T: AsRef<[u8]>>(cfg: &EngineConfig, m: &Move<T>) -> bool {
+    m.seq() == 0
+        || Kind::from_u8(m.kind()).is_none()
+        || m.flags() != 0
+        || m.reserved() != 0
+        || m.x() >= cfg.board_width
+        || m.y() >= cfg.board_height
+}
+
+/// The SPEC's order after the tag: INVALID, STALE/DUPLICATE, RATE_LIMITED,
+/// BUSY, ACCEPTED. Only ACCEPTED changes the window or takes a token.
+#[inline]
+fn judge_known<T: AsRef<[u8]>, D: Dispatch>(
+    cfg: &EngineConfig,
+    st: &mut PlayerState,
+    m: &Move<T>,
+    now_ns: u64,
+    dispatch: &mut D,
+) -> Status {
+    if is_invalid(cfg, m) {
+        return Status::Invalid;
+    }
+    let seq = m.seq();
+    match st.window.check(seq) {
+        WindowCheck::Stale => return Status::Stale,
+        WindowCheck::Duplicate => return Status::Duplicate,
+        WindowCheck::Fresh => {}
+    }
+    if !st.bucket.has_token(&cfg.bucket, now_ns) {
+        return Status::RateLimited;
+    }
+    let bytes: &[u8; MOVE_LEN] = m.as_bytes().try_into().expect("length checked");
+    if !dispatch.offer(bytes, now_ns) {
+        return Status::Busy;
+    }
+    st.bucket.take();
+    st.window.accept(seq);
+    Status::Accepted
+}
+
+const _: () = assert!(ACK_LEN < MOVE_LEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironhoard_wire::{Ack, AckRepr, MasterKey, MoveRepr};
+
+    const SECRET0: [u8; 32] = [0x11; 32];
+    const SECRET1: [u8; 32] = [0x22; 32];
+    const SEC: u64 = 1_000_000_000;
+
+    fn cfg() -> EngineConfig {
+        EngineConfig {
+            board_width: 16,
+            board_height: 8,
+            bucket: BucketConfig { rate_per_second: 10, burst: 5 },
+            players: 4,
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::new(cfg(), Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1])), 7)
+    }
+
+    fn repr(game: u32, player: u32, seq: u64) -> MoveRepr {
+        MoveRepr {
+            key_id: 0,
+            kind: 1,
+            flags: 0,
+            reserved: 0,
+            game_id: game,
+            player_id: player,
+            seq,
+            client_ts: 0xABCD,
+            x: 1,
+            y: 2,
+            payload: [9; 12],
+        }
+    }
+
+    fn mac_for(r: &MoveRepr) -> PlayerMac {
+        let s = if r.key_id == 0 { SECRET0 } else { SECRET1 };
+        MasterKey::new(&s).player_mac(r.game_id, r.player_id)
+    }
+
+    /// Sends `r`, checks that an ack is well formed and signed, returns verdict.
+    fn send_at(e: &mut Engine, r: &MoveRepr, now: u64, d: &mut impl Dispatch) -> Verdict {
+        let mac = mac_for(r);
+        let mut buf = r.to_bytes(&mac);
+        let v = e.process(&mut buf, now, d);
+        if let Verdict::Ack(s) = v {
+            let a = Ack::new_checked(&buf[..ACK_LEN]).unwrap();
+            assert!(a.verify_tag(&mac), "ack tag verifies");
+            let ar = AckRepr::parse(&a).unwrap();
+            assert_eq!(ar.status, s);
+            assert_eq!((ar.key_id, ar.game_id, ar.player_id, ar.seq, ar.client_ts), (r.key_id, r.game_id, r.player_id, r.seq, r.client_ts));
+        }
+        v
+    }
+
+    fn send(e: &mut Engine, r: &MoveRepr) -> Verdict {
+        send_at(e, r, 0, &mut NoDispatch)
+    }
+
+    #[test]
+    fn accepted_then_duplicate() {
+        let mut e = engine();
+        assert_eq!(send(&mut e, &repr(1, 1, 1)), Verdict::Ack(Status::Accepted));
+        assert_eq!(send(&mut e, &repr(1, 1, 1)), Verdict::Ack(Status::Duplicate));
+        assert_eq!(e.counters.status(Status::Accepted), 1);
+        assert_eq!(e.counters.status(Status::Duplicate), 1);
+        assert_eq!(e.players(), 1);
+    }
+
+    #[test]
+    fn silent_drops_by_reason() {
+        let mut e = engine();
+        let r = repr(1, 1, 1);
+        let good = r.to_bytes(&mac_for(&r));
+        for len in [0usize, 1, 47, 48, 63, 65, 128] {
+            let mut b = vec![0u8; len];
+            b[..len.min(64)].copy_from_slice(&good[..len.min(64)]);
+            assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::WrongLength), "len {len}");
+        }
+        let mut b = good;
+        b[1] = b'A';
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::BadMagic));
+        let mut b = good;
+        b[2] = 2;
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::BadVersion));
+        let mut r7 = r;
+        r7.key_id = 7;
+        let mut b = r7.to_bytes(&mac_for(&r));
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::UnknownKeyId));
+        let mut b = good;
+        b[63] ^= 1;
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::BadTag));
+        // signed with key 1's player key but claiming key 0
+        let mut b = r.to_bytes(&MasterKey::new(&SECRET1).player_mac(1, 1));
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::BadTag));
+        assert_eq!(e.counters.drops(DropReason::WrongLength), 7);
+        assert_eq!(e.counters.drops(DropReason::BadTag), 2);
+        assert_eq!(e.counters.status.iter().sum::<u64>(), 0, "nothing acked");
+        assert_eq!(e.players(), 0, "no state for unauthenticated senders");
+        // a dropped buffer is left as it was
+        let mut b = good;
+        b[63] ^= 1;
+        let before = b;
+        e.process(&mut b, 0, &mut NoDispatch);
+        assert_eq!(b, before);
+    }
+
+    #[test]
+    fn bad_tag_from_known_player_is_dropped_and_state_untouched() {
+        let mut e = engine();
+        assert_eq!(send(&mut e, &repr(1, 1, 5)), Verdict::Ack(Status::Accepted));
+        let r = repr(1, 1, 6);
+        let mut b = r.to_bytes(&mac_for(&r));
+        b[50] ^= 0x80;
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::BadTag));
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+    }
+
+    #[test]
+    fn invalid_rules() {
+        let mut e = Engine::new(
+            EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() },
+            Arc::new(Keyring::from_secrets(&[SECRET0])),
+            1,
+        );
+        let cases: [fn(&mut MoveRepr); 8] = [
+            |r| r.seq = 0,
+            |r| r.kind = 0,
+            |r| r.kind = 4,
+            |r| r.flags = 1,
+            |r| r.reserved = 0x0100,
+            |r| r.x = 16,
+            |r| r.y = 8,
+            |r| {
+                r.x = u16::MAX;
+                r.y = u16::MAX
+            },
+        ];
+        for (i, f) in cases.iter().enumerate() {
+            let mut r = repr(2, i as u32, 1);
+            f(&mut r);
+            assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Invalid), "case {i}");
+            // and for a known player too
+            let mut r = repr(1, 1, 10 + i as u64);
+            assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+            r.seq += 100;
+            f(&mut r);
+            assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Invalid), "known case {i}");
+        }
+        // edges of the board are on it
+        let mut r = repr(3, 3, 1);
+        r.x = 15;
+        r.y = 7;
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+        for k in [2u8, 3] {
+            let mut r = repr(3, 3, 1 + k as u64);
+            r.kind = k;
+            assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+        }
+    }
+
+    #[test]
+    fn invalid_is_judged_before_duplicate() {
+        let mut e = engine();
+        assert_eq!(send(&mut e, &repr(1, 1, 3)), Verdict::Ack(Status::Accepted));
+        let mut r = repr(1, 1, 3);
+        r.x = 99;
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Invalid));
+    }
+
+    #[test]
+    fn stale_and_window_edges() {
+        let mut e = Engine::new(
+            EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() },
+            Arc::new(Keyring::from_secrets(&[SECRET0])),
+            1,
+        );
+        assert_eq!(send(&mut e, &repr(1, 1, 2000)), Verdict::Ack(Status::Accepted));
+        assert_eq!(send(&mut e, &repr(1, 1, 2000 - 1024)), Verdict::Ack(Status::Stale));
+        assert_eq!(send(&mut e, &repr(1, 1, 1)), Verdict::Ack(Status::Stale));
+        assert_eq!(send(&mut e, &repr(1, 1, 2000 - 1023)), Verdict::Ack(Status::Accepted));
+        assert_eq!(send(&mut e, &repr(1, 1, 2000 - 1023)), Verdict::Ack(Status::Duplicate));
+        // stale is judged before rate limiting: it costs no token
+        assert_eq!(send(&mut e, &repr(1, 1, u64::MAX)), Verdict::Ack(Status::Accepted));
+        assert_eq!(send(&mut e, &repr(1, 1, u64::MAX - 1024)), Verdict::Ack(Status::Stale));
+        assert_eq!(send(&mut e, &repr(1, 1, u64::MAX)), Verdict::Ack(Status::Duplicate));
+    }
+
+    #[test]
+    fn rate_limit_and_refill() {
+        let mut e = engine(); // 10/s, burst 5
+        for s in 1..=5 {
+            assert_eq!(send_at(&mut e, &repr(1, 1, s), 0, &mut NoDispatch), Verdict::Ack(Status::Accepted));
+        }
+        assert_eq!(send_at(&mut e, &repr(1, 1, 6), 0, &mut NoDispatch), Verdict::Ack(Status::RateLimited));
+        // a rate-limited move is not recorded: the same seq is judged again later
+        assert_eq!(send_at(&mut e, &repr(1, 1, 6), SEC / 10, &mut NoDispatch), Verdict::Ack(Status::Accepted));
+        assert_eq!(send_at(&mut e, &repr(1, 1, 7), SEC / 10, &mut NoDispatch), Verdict::Ack(Status::RateLimited));
+        // duplicates are answered even with an empty bucket
+        assert_eq!(send_at(&mut e, &repr(1, 1, 6), SEC / 10, &mut NoDispatch), Verdict::Ack(Status::Duplicate));
+        // other players have their own bucket
+        assert_eq!(send_at(&mut e, &repr(1, 2, 1), SEC / 10, &mut NoDispatch), Verdict::Ack(Status::Accepted));
+        // full refill after a long pause, capped at burst
+        for s in 8..13 {
+            assert_eq!(send_at(&mut e, &repr(1, 1, s), 100 * SEC, &mut NoDispatch), Verdict::Ack(Status::Accepted));
+        }
+        assert_eq!(send_at(&mut e, &repr(1, 1, 13), 100 * SEC, &mut NoDispatch), Verdict::Ack(Status::RateLimited));
+    }
+
+    struct Room(usize, Vec<[u8; 64]>);
+    impl Dispatch for Room {
+        fn offer(&mut self, mv: &[u8; 64], _: u64) -> bool {
+            if self.0 == 0 {
+                return false;
+            }
+            self.0 -= 1;
+            self.1.push(*mv);
+            true
+        }
+    }
+
+    #[test]
+    fn busy_when_dispatch_full_records_nothing() {
+        let mut e = engine();
+        let mut d = Room(1, Vec::new());
+        assert_eq!(send_at(&mut e, &repr(1, 1, 1), 0, &mut d), Verdict::Ack(Status::Accepted));
+        assert_eq!(send_at(&mut e, &repr(1, 1, 2), 0, &mut d), Verdict::Ack(Status::Busy));
+        // BUSY took no token and did not touch the window
+        d.0 = 10;
+        for s in 2..=5 {
+            assert_eq!(send_at(&mut e, &repr(1, 1, s), 0, &mut d), Verdict::Ack(Status::Accepted));
+        }
+        assert_eq!(d.1.len(), 5);
+        let r = repr(1, 1, 1);
+        assert_eq!(d.1[0], r.to_bytes(&mac_for(&r)), "the dispatcher gets the signed move bytes");
+        // a new player whose first move is BUSY does not take a slot
+        d.0 = 0;
+        assert_eq!(send_at(&mut e, &repr(9, 9, 1), 0, &mut d), Verdict::Ack(Status::Busy));
+        assert_eq!(e.players(), 1);
+    }
+
+    #[test]
+    fn busy_when_table_full_existing_players_unaffected() {
+        let mut e = engine(); // 4 players
+        for p in 0..4 {
+            assert_eq!(send(&mut e, &repr(1, p, 1)), Verdict::Ack(Status::Accepted));
+        }
+        assert_eq!(send(&mut e, &repr(1, 99, 1)), Verdict::Ack(Status::Busy));
+        assert_eq!(send(&mut e, &repr(1, 99, 1)), Verdict::Ack(Status::Busy));
+        // invalid is still judged first for unknown players
+        let mut r = repr(1, 99, 1);
+        r.kind = 9;
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Invalid));
+        assert_eq!(send(&mut e, &repr(1, 3, 2)), Verdict::Ack(Status::Accepted));
+        assert_eq!(send(&mut e, &repr(1, 3, 2)), Verdict::Ack(Status::Duplicate));
+    }
+
+    #[test]
+    fn key_rotation_players_are_separate_per_key_id() {
+        let mut e = engine();
+        let mut r = repr(1, 1, 1);
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+        r.key_id = 1;
+        // same player under key 1: its own window
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Duplicate));
+        assert_eq!(e.players(), 2);
+    }
+}

@@ -1,0 +1,21 @@
+//! The IronHoard validation engine (sans-I/O, like `quinn-proto`).
+//!
+//! Given the bytes of one UDP payload received on the move port, an
+//! [`Engine`] decides what to do with it — drop silently (with a reason) or
+//! ack with a status — and, for an ack, writes the 48 ack bytes over the
+//! start of the same buffer. It never allocates, locks or makes a system
+//! call: every backend (socket workers, AF_XDP pollers) owns one engine per
+//! worker and calls [`Engine::process`] on its receive buffers.
+
+pub mod bucket;
+pub mod counters;
+pub mod engine;
+pub mod keyring;
+pub mod table;
+pub mod window;
+
+pub use counters::{Counters, SharedCounters, Snapshot};
+pub use engine::{Dispatch, Engine, EngineConfig, NoDispatch, Verdict};
+pub use ironhoard_common::DropReason;
+pub use keyring::Keyring;
+pub use table::{PlayerId, PlayerTable};

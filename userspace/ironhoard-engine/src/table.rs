@@ -1,0 +1,195 @@
+//! The per-worker player table: fixed capacity, allocated once at start,
+//! open addressing with linear probing over a dense key array.
+//!
+//! Eviction policy: none while a player's key is live. An entry holds the
+//! player's anti-replay window; dropping it would let a captured move be
+//! accepted a second time, so a player who goes quiet keeps its slot. When
+//! every slot is taken, moves from players not in the table are acked BUSY
+//! (players already in it are unaffected). Size `players_per_worker` for the
+//! players that can be active during one key period; retiring a key_id
+//! (key rotation) is what frees entries (see docs/operations.md).
+
+use crate::bucket::TokenBucket;
+use crate::window::ReplayWindow;
+use ironhoard_wire::PlayerMac;
+
+/// Identity of a table entry: a player under one master key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlayerId {
+    pub game_id: u32,
+    pub player_id: u32,
+    pub key_id: u8,
+}
+
+/// Everything the engine keeps per player.
+#[derive(Debug, Clone)]
+pub struct PlayerState {
+    /// HMAC state pre-keyed with the player key.
+    pub mac: PlayerMac,
+    pub window: ReplayWindow,
+    pub bucket: TokenBucket,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Key {
+    game_id: u32,
+    player_id: u32,
+    key_id: u8,
+    used: bool,
+}
+
+impl Key {
+    #[inline]
+    fn is(&self, id: &PlayerId) -> bool {
+        self.used && self.game_id == id.game_id && self.player_id == id.player_id && self.key_id == id.key_id
+    }
+}
+
+/// Result of a lookup: the slot holding the player, or the free slot where
+/// it would go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Found(usize),
+    Vacant(usize),
+}
+
+/// Returned by [`PlayerTable::insert`] when `capacity` players are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("player table full ({0} players)")]
+pub struct TableFull(pub usize);
+
+/// Fixed-capacity open-addressing table of [`PlayerState`].
+pub struct PlayerTable {
+    keys: Vec<Key>,
+    states: Vec<Option<PlayerState>>,
+    mask: usize,
+    len: usize,
+    capacity: usize,
+    seed: u64,
+}
+
+impl PlayerTable {
+    /// Allocates room for `capacity` players (slots: the next power of two
+    /// at or above 4/3 of it, so probes stay short). `seed` keys the hash.
+    pub fn new(capacity: usize, seed: u64) -> PlayerTable {
+        let capacity = capacity.max(1);
+        let slots = (capacity + capacity / 3 + 1).next_power_of_two();
+        PlayerTable {
+            keys: vec![Key::default(); slots],
+            states: vec![None; slots],
+            mask: slots - 1,
+            len: 0,
+            capacity,
+            seed,
+        }
+    }
+
+    /// Players stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Players that fit.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    pub fn is_full(&self) -> bool {
+        self.len >= self.capacity
+    }
+
+    #[inline]
+    fn hash(&self, id: &PlayerId) -> u64 {
+        // splitmix64 finaliser over the packed id, keyed by a per-process
+        // seed. Only authenticated players are ever inserted, so the seed
+        // is defence in depth against crafted id collisions.
+        let mut z = ((id.game_id as u64) << 32 | id.player_id as u64) ^ self.seed;
+        z = z.wrapping_add((id.key_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Finds the player's slot, or the vacant slot it would take.
+    #[inline]
+    pub fn lookup(&self, id: &PlayerId) -> Slot {
+        let mut i = self.hash(id) as usize & self.mask;
+        loop {
+            let k = &self.keys[i];
+            if !k.used {
+                return Slot::Vacant(i);
+            }
+            if k.is(id) {
+                return Slot::Found(i);
+            }
+            // There is always a vacant slot (slots > capacity), so this ends.
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Stores a new player in the vacant slot `lookup` returned.
+    pub fn insert(&mut self, slot: usize, id: PlayerId, state: PlayerState) -> Result<&mut PlayerState, TableFull> {
+        if self.is_full() {
+            return Err(TableFull(self.capacity));
+        }
+        debug_assert!(!self.keys[slot].used);
+        self.keys[slot] = Key { game_id: id.game_id, player_id: id.player_id, key_id: id.key_id, used: true };
+        self.len += 1;
+        Ok(self.states[slot].insert(state))
+    }
+
+    /// The state in a slot `lookup` found.
+    #[inline]
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut PlayerState> {
+        self.states.get_mut(slot).and_then(|s| s.as_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bucket::BucketConfig;
+    use ironhoard_wire::MasterKey;
+
+    fn state() -> PlayerState {
+        PlayerState {
+            mac: MasterKey::new(&[1; 32]).player_mac(0, 0),
+            window: ReplayWindow::new(),
+            bucket: TokenBucket::full(&BucketConfig { rate_per_second: 1, burst: 1 }, 0),
+        }
+    }
+
+    #[test]
+    fn fills_to_capacity_then_refuses() {
+        let mut t = PlayerTable::new(100, 42);
+        for p in 0..100u32 {
+            let id = PlayerId { game_id: 1, player_id: p, key_id: 0 };
+            match t.lookup(&id) {
+                Slot::Vacant(i) => {
+                    t.insert(i, id, state()).unwrap();
+                }
+                Slot::Found(_) => panic!("dup"),
+            }
+        }
+        assert!(t.is_full());
+        let id = PlayerId { game_id: 1, player_id: 1000, key_id: 0 };
+        let Slot::Vacant(i) = t.lookup(&id) else { panic!() };
+        assert_eq!(t.insert(i, id, state()).unwrap_err(), TableFull(100));
+        for p in 0..100u32 {
+            let id = PlayerId { game_id: 1, player_id: p, key_id: 0 };
+            assert!(matches!(t.lookup(&id), Slot::Found(_)));
+        }
+    }
+
+    #[test]
+    fn key_id_is_part_of_the_identity() {
+        let mut t = PlayerTable::new(4, 0);
+        let a = PlayerId { game_id: 1, player_id: 2, key_id: 0 };
+        let b = PlayerId { key_id: 1, ..a };
+        let Slot::Vacant(i) = t.lookup(&a) else { panic!() };
+        t.insert(i, a, state()).unwrap();
+        assert!(matches!(t.lookup(&a), Slot::Found(_)));
+        assert!(matches!(t.lookup(&b), Slot::Vacant(_)));
+    }
+}
