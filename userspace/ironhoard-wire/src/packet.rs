@@ -197,7 +197,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Move<T> {
 }
 
 /// The parsed form of a move (the fields a client chooses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MoveRepr {
     pub key_id: u8,
     /// Raw kind byte: a client (or a test) may send kinds the server rejects.

@@ -1,0 +1,81 @@
+//! The `ironhoard` command line without a lab: config errors, keys, stats
+//! without an appliance. Runs unprivileged.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use ironhoard_labtests::{bin, TempDir};
+use ironhoard_wire::MasterKey;
+
+fn ironhoard(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(bin("ironhoard")).args(args).output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+#[test]
+fn example_config_is_valid_with_a_secret_beside_it() {
+    let d = TempDir::new("cli");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/ironhoard.example.toml");
+    let cfg = d.0.join("ironhoard.toml");
+    fs::copy(example, &cfg).unwrap();
+    let (rc, _, err) = ironhoard(&["keygen", "--out", d.0.join("secret0.hex").to_str().unwrap()]);
+    assert_eq!(rc, 0, "{err}");
+    let mode = fs::metadata(d.0.join("secret0.hex")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (rc, out, err) = ironhoard(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(rc, 0, "{out}{err}");
+}
+
+#[test]
+fn bad_configs_fail_with_one_line_naming_the_key() {
+    let d = TempDir::new("cli");
+    let example = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/ironhoard.example.toml")).unwrap();
+    ironhoard(&["keygen", "--out", d.0.join("secret0.hex").to_str().unwrap()]);
+    let cases = [
+        ("port = 7777", "port = 0", "moves.port = 0"),
+        ("board_width = 64", "board_width = 70000", "moves.board_width = 70000"),
+        ("cores = [1]", "cores = []", "interface.cores"),
+        ("zero_copy = \"auto\"", "zero_copy = \"maybe\"", "maybe"),
+        ("rate_burst = 100", "rate_burst = 100\nbogus = 1", "unknown field `bogus`"),
+        ("[log]", "[logs]", "logs"),
+        ("port = 7777", "port = \"x", "ironhoard.toml:"),
+    ];
+    for (from, to, want) in cases {
+        let cfg = d.0.join("ironhoard.toml");
+        fs::write(&cfg, example.replace(from, to)).unwrap();
+        let (rc, out, err) = ironhoard(&["check-config", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(rc, 1, "{to}: {out}{err}");
+        assert!(err.contains(want), "{to}: stderr {err:?} should name {want:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (rc, _, err) = ironhoard(&["check-config", "--config", "/nonexistent/ironhoard.toml"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("/nonexistent/ironhoard.toml"), "{err}");
+    // a world-readable secret is refused
+    fs::write(d.0.join("ironhoard.toml"), &example).unwrap();
+    fs::set_permissions(d.0.join("secret0.hex"), fs::Permissions::from_mode(0o644)).unwrap();
+    let (rc, _, err) = ironhoard(&["check-config", "--config", d.0.join("ironhoard.toml").to_str().unwrap()]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("moves.secrets[0]") && err.contains("0644"), "{err}");
+}
+
+#[test]
+fn player_key_matches_the_derivation() {
+    let d = TempDir::new("cli");
+    let f = d.0.join("s.hex");
+    fs::write(&f, "0101010101010101010101010101010101010101010101010101010101010101\n").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    let (rc, out, err) = ironhoard(&["player-key", "--secret-file", f.to_str().unwrap(), "--game", "7", "--player", "9"]);
+    assert_eq!(rc, 0, "{err}");
+    let want = hex::encode(MasterKey::new(&[1; 32]).player_key(7, 9).0);
+    assert_eq!(out.trim(), want);
+}
+
+#[test]
+fn stats_without_an_appliance_says_so() {
+    let (rc, _, err) = ironhoard(&["stats", "--json", "--socket", "/nonexistent/ih.sock"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("no appliance is serving stats at /nonexistent/ih.sock"), "{err}");
+}

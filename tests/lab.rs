@@ -1,0 +1,451 @@
+//! Lab helpers for the integration tests (SPEC §3).
+//!
+//! A [`Lab`] is a network namespace plus a veth pair: one end in the root
+//! namespace (the appliance side), one in the namespace (the client side),
+//! with IPv4 addresses in 198.18.0.0/15 and IPv6 in 2001:2::/48 (both
+//! reserved for benchmarking). Names start with `ih` and carry the pid and
+//! a counter. Dropping the lab removes it, also when a test panics.
+//!
+//! An [`Appliance`] is the real `ironhoard` binary run against a lab, with
+//! its own config, secrets and stats socket in a temporary directory;
+//! dropping it stops the process.
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ironhoard_wire::{Ack, AckRepr, MasterKey, MoveRepr, PlayerMac, Status};
+
+#[path = "scenarios.rs"]
+pub mod scenarios;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+static SUBNETS: Mutex<()> = Mutex::new(());
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sh_quiet(args: &[&str]) {
+    let _ = Command::new(args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
+/// Panics unless running as root: lab tests need namespaces and XDP.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(uid, 0, "lab tests need root (network namespaces, veth, XDP); run `make test` as root");
+}
+
+/// A veth/netns lab, removed on drop.
+pub struct Lab {
+    pub ns: String,
+    /// Root-namespace end (the appliance's interface).
+    pub host_if: String,
+    /// Namespace end (the client's interface).
+    pub peer_if: String,
+    pub host_v4: Ipv4Addr,
+    pub peer_v4: Ipv4Addr,
+    pub host_v6: Ipv6Addr,
+    pub peer_v6: Ipv6Addr,
+}
+
+impl Lab {
+    /// Creates a lab with `queues` rx/tx queues on each veth end.
+    pub fn new(queues: u32) -> Lab {
+        require_root();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}x{}", std::process::id() % 100_000, n);
+        let ns = format!("ih{id}");
+        let host_if = format!("ih{id}a");
+        let peer_if = format!("ih{id}b");
+        let _guard = SUBNETS.lock().unwrap_or_else(|e| e.into_inner());
+        // a /24 no other lab uses right now (parallel tests, crashed runs)
+        let used = sh(&["ip", "-4", "-o", "addr", "show"]);
+        let start = (std::process::id() as usize * 7 + n as usize * 13) % 250;
+        let k = (0..250)
+            .map(|i| (start + i) % 250 + 1)
+            .find(|k| !used.contains(&format!("198.18.{k}.")))
+            .expect("a free 198.18.k.0/24 for the lab");
+        let lab = Lab {
+            ns: ns.clone(),
+            host_if: host_if.clone(),
+            peer_if: peer_if.clone(),
+            host_v4: Ipv4Addr::new(198, 18, k as u8, 1),
+            peer_v4: Ipv4Addr::new(198, 18, k as u8, 2),
+            host_v6: format!("2001:2:0:{k:x}::1").parse().unwrap(),
+            peer_v6: format!("2001:2:0:{k:x}::2").parse().unwrap(),
+        };
+        // From here on, Drop cleans up whatever was created.
+        sh(&["ip", "netns", "add", &ns]);
+        let q = queues.to_string();
+        sh(&[
+            "ip", "link", "add", &host_if, "numtxqueues", &q, "numrxqueues", &q, "type", "veth", "peer", "name", &peer_if,
+            "numtxqueues", &q, "numrxqueues", &q,
+        ]);
+        sh(&["ip", "link", "set", &peer_if, "netns", &ns]);
+        sh(&["ip", "addr", "add", &format!("{}/24", lab.host_v4), "dev", &host_if]);
+        sh(&["ip", "-6", "addr", "add", &format!("{}/64", lab.host_v6), "dev", &host_if, "nodad"]);
+        sh(&["ip", "link", "set", &host_if, "up"]);
+        let inns = |args: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", &ns];
+            v.extend_from_slice(args);
+            sh(&v);
+        };
+        inns(&["ip", "addr", "add", &format!("{}/24", lab.peer_v4), "dev", &peer_if]);
+        inns(&["ip", "-6", "addr", "add", &format!("{}/64", lab.peer_v6), "dev", &peer_if, "nodad"]);
+        inns(&["ip", "link", "set", &peer_if, "up"]);
+        inns(&["ip", "link", "set", "lo", "up"]);
+        lab
+    }
+
+    /// Runs `f` on a thread that has entered the lab's namespace; sockets it
+    /// creates stay in the namespace.
+    pub fn in_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.ns);
+        std::thread::spawn(move || {
+            let f_ns = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: setns on this (non-main) thread's own namespace with a
+            // valid netns fd; the thread ends right after `f`.
+            let rc = unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("namespace thread")
+    }
+
+    /// A UDP socket inside the namespace, bound to an ephemeral port.
+    pub fn client(&self, v6: bool) -> UdpSocket {
+        let bind: SocketAddr = if v6 { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };
+        let s = self.in_ns(move || UdpSocket::bind(bind).expect("bind client socket in namespace"));
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s
+    }
+
+    /// The appliance's address as the client sees it.
+    pub fn target(&self, v6: bool, port: u16) -> SocketAddr {
+        let ip: IpAddr = if v6 { self.host_v6.into() } else { self.host_v4.into() };
+        SocketAddr::new(ip, port)
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "netns", "exec", &self.ns];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        sh_quiet(&["ip", "link", "del", &self.host_if]);
+        sh_quiet(&["ip", "netns", "del", &self.ns]);
+    }
+}
+
+/// Path of a workspace binary built by `cargo build` (make test builds first).
+pub fn bin(name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(format!("{}_BIN", name.to_uppercase().replace('-', "_"))) {
+        return p.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root.join("target"));
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} not built under {}: run `cargo build` first (make test does)", target.display());
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("ih-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Test master secrets by key_id.
+pub fn secret(key_id: u8) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    for (i, b) in s.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31) ^ key_id.wrapping_mul(0x5b) ^ 0xa5;
+    }
+    s
+}
+
+/// Settings of an appliance under test.
+#[derive(Clone)]
+pub struct Settings {
+    pub backend: &'static str,
+    pub port: u16,
+    pub key_ids: u8,
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    pub players_per_worker: u32,
+    pub board: (u16, u16),
+    pub queues: u32,
+    pub extra_interface: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            backend: "socket",
+            port: 7777,
+            key_ids: 2,
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            players_per_worker: 1024,
+            board: (64, 32),
+            queues: 1,
+            extra_interface: String::new(),
+        }
+    }
+}
+
+/// The `ironhoard` binary running on a lab's host end.
+pub struct Appliance {
+    pub child: Option<Child>,
+    pub dir: TempDir,
+    pub stats_socket: PathBuf,
+    pub config: PathBuf,
+    pub settings: Settings,
+}
+
+impl Appliance {
+    /// Writes a config for `lab` and starts `ironhoard run`, waiting until
+    /// its stats socket answers.
+    pub fn start(lab: &Lab, s: Settings) -> Appliance {
+        let dir = TempDir::new("appliance");
+        let mut files = Vec::new();
+        for k in 0..s.key_ids {
+            let p = dir.0.join(format!("secret{k}.hex"));
+            let mut f = fs::File::create(&p).unwrap();
+            writeln!(f, "{}", hex::encode(secret(k))).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+            files.push(format!("\"{}\"", p.display()));
+        }
+        let cores: Vec<String> = (0..s.queues).map(|q| (q as usize % cores()).to_string()).collect();
+        let config = dir.0.join("ironhoard.toml");
+        let stats_socket = dir.0.join("stats.sock");
+        fs::write(
+            &config,
+            format!(
+                r#"[interface]
+name = "{iface}"
+queues = {queues}
+cores = [{cores}]
+xdp_mode = "auto"
+zero_copy = "auto"
+backend = "{backend}"
+{extra}
+[moves]
+port = {port}
+secrets = [{secrets}]
+board_width = {bw}
+board_height = {bh}
+rate_per_second = {rate}
+rate_burst = {burst}
+players_per_worker = {players}
+[stats]
+socket = "/nonexistent/overridden.sock"
+[log]
+dir = "{logdir}"
+"#,
+                iface = lab.host_if,
+                queues = s.queues,
+                cores = cores.join(", "),
+                backend = s.backend,
+                extra = s.extra_interface,
+                port = s.port,
+                secrets = files.join(", "),
+                bw = s.board.0,
+                bh = s.board.1,
+                rate = s.rate_per_second,
+                burst = s.rate_burst,
+                players = s.players_per_worker,
+                logdir = dir.0.join("log").display(),
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(dir.0.join("ironhoard.log")).unwrap();
+        let child = Command::new(bin("ironhoard"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--stats-socket")
+            .arg(&stats_socket)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ironhoard");
+        let mut a = Appliance { child: Some(child), dir, stats_socket, config, settings: s };
+        let t0 = Instant::now();
+        loop {
+            if a.stats_raw().is_some() {
+                break;
+            }
+            if let Some(st) = a.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("ironhoard exited early ({st}): {}", a.log());
+            }
+            assert!(t0.elapsed() < Duration::from_secs(15), "ironhoard did not come up: {}", a.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        a
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.0.join("ironhoard.log")).unwrap_or_default()
+    }
+
+    fn stats_raw(&self) -> Option<serde_json::Value> {
+        let out = Command::new(bin("ironhoard"))
+            .args(["stats", "--json", "--socket"])
+            .arg(&self.stats_socket)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// `ironhoard stats --json`, through the real CLI.
+    pub fn stats(&self) -> serde_json::Value {
+        self.stats_raw().unwrap_or_else(|| panic!("ironhoard stats failed; log: {}", self.log()))
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status and how long it took.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return (st, t0.elapsed());
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                let _ = c.kill();
+                panic!("ironhoard did not stop within 10 s of SIGTERM: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(3) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// A game client for tests: builds, signs, sends and checks moves.
+pub struct Client {
+    pub sock: UdpSocket,
+    pub target: SocketAddr,
+}
+
+impl Client {
+    pub fn new(lab: &Lab, v6: bool, port: u16) -> Client {
+        Client { sock: lab.client(v6), target: lab.target(v6, port) }
+    }
+
+    pub fn mac(key_id: u8, game: u32, player: u32) -> PlayerMac {
+        MasterKey::new(&secret(key_id)).player_mac(game, player)
+    }
+
+    pub fn mv(key_id: u8, game: u32, player: u32, seq: u64) -> MoveRepr {
+        MoveRepr {
+            key_id,
+            kind: 1 + (seq % 3) as u8,
+            game_id: game,
+            player_id: player,
+            seq,
+            client_ts: seq.wrapping_mul(0x9e37_79b9),
+            x: (seq % 16) as u16,
+            y: 3,
+            payload: *b"lab-payload!",
+            ..Default::default()
+        }
+    }
+
+    pub fn send_raw(&self, bytes: &[u8]) {
+        self.sock.send_to(bytes, self.target).expect("send");
+    }
+
+    /// Receives one datagram, or None after the socket's timeout.
+    pub fn recv(&self) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                assert_eq!(from, self.target, "ack from the appliance's address and port");
+                Some(buf[..n].to_vec())
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Signs and sends `r` (with the key for its key_id) and returns the
+    /// ack's status after checking the ack's length, tag and echoed fields.
+    pub fn send(&self, r: &MoveRepr) -> Option<Status> {
+        let mac = Client::mac(r.key_id, r.game_id, r.player_id);
+        self.send_raw(&r.to_bytes(&mac));
+        let b = self.recv()?;
+        Some(check_ack(&b, r, &mac))
+    }
+}
+
+/// Checks an ack against the move it answers; returns its status.
+pub fn check_ack(b: &[u8], r: &MoveRepr, mac: &PlayerMac) -> Status {
+    assert_eq!(b.len(), 48, "ack length");
+    let a = Ack::new_checked(b).unwrap();
+    assert!(a.verify_tag(mac), "ack tag verifies under the player key");
+    let ar = AckRepr::parse(&a).expect("ack parses");
+    assert_eq!(
+        (ar.key_id, ar.game_id, ar.player_id, ar.seq, ar.client_ts),
+        (r.key_id, r.game_id, r.player_id, r.seq, r.client_ts),
+        "ack echoes the move"
+    );
+    ar.status
+}

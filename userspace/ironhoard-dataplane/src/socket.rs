@@ -1,0 +1,215 @@
+//! The kernel-socket backend: one UDP socket per worker in an SO_REUSEPORT
+//! group on `[::]:port` (dual stack: IPv4 arrives as v4-mapped addresses),
+//! bound to the configured interface, served with recvmmsg/sendmmsg batches.
+//!
+//! A classic-BPF reuseport program steers every datagram by the
+//! (game_id, player_id) in its payload, so a player is always judged by the
+//! same worker (and the same anti-replay window) whatever its source address
+//! or port: a replay from a new port cannot reach a worker that has not seen
+//! the player.
+
+use std::io;
+use std::mem;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironhoard_engine::{Dispatch, Engine, Verdict};
+use ironhoard_wire::ACK_LEN;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::{monotonic_ns, WorkerShared};
+
+/// Datagrams per recvmmsg/sendmmsg call.
+pub const BATCH: usize = 64;
+/// Receive buffer per datagram. A move is 64 bytes; anything longer is a
+/// wrong length whatever its size, so 128 bytes tell every case apart.
+const BUF_LEN: usize = 128;
+/// How often a blocked worker wakes to look at its stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Errors setting up the socket backend.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("{what} on UDP port {port} (interface {iface}): {source}")]
+    Setup { what: &'static str, port: u16, iface: String, source: io::Error },
+}
+
+/// Creates `workers` sockets on `[::]:port`, bound to `iface` (if given),
+/// in one SO_REUSEPORT group steered by player.
+pub fn bind_group(iface: Option<&str>, port: u16, workers: usize) -> Result<Vec<Socket>, SocketError> {
+    let err = |what: &'static str| {
+        let iface = iface.unwrap_or("*").to_string();
+        move |source| SocketError::Setup { what, port, iface, source }
+    };
+    let mut out = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket(AF_INET6)"))?;
+        s.set_only_v6(false).map_err(err("IPV6_V6ONLY=0"))?;
+        s.set_reuse_port(true).map_err(err("SO_REUSEPORT"))?;
+        s.set_recv_buffer_size(4 << 20).map_err(err("SO_RCVBUF"))?;
+        s.set_send_buffer_size(4 << 20).map_err(err("SO_SNDBUF"))?;
+        s.set_read_timeout(Some(POLL)).map_err(err("SO_RCVTIMEO"))?;
+        if let Some(ifn) = iface {
+            s.bind_device(Some(ifn.as_bytes())).map_err(err("SO_BINDTODEVICE"))?;
+        }
+        let addr = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+        s.bind(&addr.into()).map_err(err("bind"))?;
+        if i == 0 && workers > 1 {
+            attach_player_steering(&s, workers as u32).map_err(err("SO_ATTACH_REUSEPORT_CBPF"))?;
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Classic BPF run by the kernel per datagram to pick the group's socket:
+/// `(game_id ^ player_id) % workers`, read from the UDP payload (the
+/// program sees the payload at offset 0). A datagram too short to hold the
+/// ids makes the load fail, which returns 0: worker 0 drops it by length.
+fn attach_player_steering(s: &Socket, workers: u32) -> io::Result<()> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const TAX: u16 = 0x07; // BPF_MISC | BPF_TAX
+    const XOR_X: u16 = 0xac; // BPF_ALU | BPF_XOR | BPF_X
+    const MOD_K: u16 = 0x94; // BPF_ALU | BPF_MOD | BPF_K
+    const RET_A: u16 = 0x16; // BPF_RET | BPF_A
+    let ins = |code, k| libc::sock_filter { code, jt: 0, jf: 0, k };
+    let mut prog = [
+        ins(LD_W_ABS, 8), // A = game_id
+        ins(TAX, 0),      // X = A
+        ins(LD_W_ABS, 12), // A = player_id
+        ins(XOR_X, 0),    // A ^= X
+        ins(MOD_K, workers),
+        ins(RET_A, 0),
+    ];
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    // SAFETY: `fprog` points at `prog`, alive for the call; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            &fprog as *const _ as *const libc::c_void,
+            mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Buffers for one worker, allocated once.
+struct Batch {
+    bufs: Box<[[u8; BUF_LEN]; BATCH]>,
+    addrs: Box<[libc::sockaddr_storage; BATCH]>,
+    iovs: Box<[libc::iovec; BATCH]>,
+    msgs: Box<[libc::mmsghdr; BATCH]>,
+    /// For sendmmsg: the acks to send, compacted.
+    out_iovs: Box<[libc::iovec; BATCH]>,
+    out_msgs: Box<[libc::mmsghdr; BATCH]>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        // SAFETY: iovec, sockaddr_storage and mmsghdr are plain C data for
+        // which all-zero bytes (null pointers, zero lengths) are valid.
+        unsafe {
+            Batch {
+                bufs: Box::new([[0; BUF_LEN]; BATCH]),
+                addrs: Box::new(mem::zeroed()),
+                iovs: Box::new(mem::zeroed()),
+                msgs: Box::new(mem::zeroed()),
+                out_iovs: Box::new(mem::zeroed()),
+                out_msgs: Box::new(mem::zeroed()),
+            }
+        }
+    }
+
+    /// Points every receive header at its buffer and address slot.
+    fn arm_recv(&mut self) {
+        for i in 0..BATCH {
+            self.iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: BUF_LEN };
+            let h = &mut self.msgs[i].msg_hdr;
+            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as u32;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            self.msgs[i].msg_len = 0;
+        }
+    }
+
+    /// Queues the ack now in `bufs[i][..48]` for the sender of datagram `i`.
+    fn push_ack(&mut self, n: usize, i: usize) {
+        self.out_iovs[n] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: ACK_LEN };
+        let src = &self.msgs[i].msg_hdr;
+        let h = &mut self.out_msgs[n].msg_hdr;
+        h.msg_name = src.msg_name;
+        h.msg_namelen = src.msg_namelen;
+        h.msg_iov = &mut self.out_iovs[n];
+        h.msg_iovlen = 1;
+        h.msg_control = std::ptr::null_mut();
+        h.msg_controllen = 0;
+        h.msg_flags = 0;
+    }
+}
+
+/// Serves `sock` until `shared.stop` is set. Blocking; run it on the
+/// worker's pinned thread. The engine and dispatcher are owned by the worker.
+pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, shared: &Arc<WorkerShared>) -> io::Result<()> {
+    let fd = sock.as_raw_fd();
+    let mut b = Batch::new();
+    while !shared.stop_requested() {
+        b.arm_recv();
+        // SAFETY: `msgs` holds BATCH headers whose pointers (set by arm_recv)
+        // point into `b`'s boxed buffers, alive and unaliased for the call.
+        let n = unsafe {
+            libc::recvmmsg(fd, b.msgs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut())
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
+                _ => return Err(e),
+            }
+        }
+        let n = n as usize;
+        let now = monotonic_ns();
+        let mut acks = 0usize;
+        engine.counters.rx += n as u64;
+        for i in 0..n {
+            let len = (b.msgs[i].msg_len as usize).min(BUF_LEN);
+            if let Verdict::Ack(_) = engine.process(&mut b.bufs[i][..len], now, dispatch) {
+                b.push_ack(acks, i);
+                acks += 1;
+            }
+        }
+        let mut sent = 0usize;
+        while sent < acks {
+            // SAFETY: out_msgs[sent..acks] were filled by push_ack with
+            // pointers into `b`, which outlives the call.
+            let r = unsafe { libc::sendmmsg(fd, b.out_msgs[sent..].as_mut_ptr(), (acks - sent) as u32, 0) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                // A datagram that cannot be sent (e.g. unreachable source) is
+                // skipped and counted; the rest of the batch still goes.
+                engine.counters.tx_errors += 1;
+                sent += 1;
+                continue;
+            }
+            sent += r as usize;
+            engine.counters.tx += r as u64;
+        }
+        shared.counters.publish(&engine.counters);
+        shared.players.store(engine.players() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    shared.counters.publish(&engine.counters);
+    Ok(())
+}

@@ -1,0 +1,448 @@
+//! The TOML configuration (SPEC §2; every key is documented in
+//! `config/ironhoard.example.toml`) and the secret files it names.
+//!
+//! Errors are one line and name the file, the key and the value at fault.
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default stats socket (SPEC §2).
+pub const DEFAULT_STATS_SOCKET: &str = "/run/ironhoard/stats.sock";
+/// Default players per worker table.
+pub const DEFAULT_PLAYERS_PER_WORKER: usize = 65_536;
+
+/// A configuration problem, naming where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("config {path}:{line}: {msg}")]
+    Parse { path: PathBuf, line: usize, msg: String },
+    #[error("config {path}: {key} = {value}: {why}")]
+    Invalid { path: PathBuf, key: String, value: String, why: String },
+    #[error("config {path}: {key}: secret file {file}: {why}")]
+    Secret { path: PathBuf, key: String, file: PathBuf, why: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    Auto,
+    Native,
+    Skb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroCopy {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Xdp,
+    Socket,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Xdp => "xdp",
+            Backend::Socket => "socket",
+        })
+    }
+}
+
+/// `queues = 2` (queues 0 and 1) or `queues = [0, 3]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Queues {
+    Count(i64),
+    List(Vec<i64>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    name: String,
+    queues: Queues,
+    cores: Vec<i64>,
+    xdp_mode: XdpMode,
+    zero_copy: ZeroCopy,
+    #[serde(default)]
+    backend: Option<Backend>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMoves {
+    port: i64,
+    secrets: Vec<String>,
+    board_width: i64,
+    board_height: i64,
+    rate_per_second: i64,
+    rate_burst: i64,
+    #[serde(default)]
+    players_per_worker: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStats {
+    socket: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    interface: RawInterface,
+    moves: RawMoves,
+    stats: RawStats,
+    log: RawLog,
+}
+
+/// A validated configuration, secrets loaded.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub iface: String,
+    /// Queue ids served, one worker each.
+    pub queues: Vec<u32>,
+    /// Core of each worker (same length as `queues`).
+    pub cores: Vec<usize>,
+    pub xdp_mode: XdpMode,
+    pub zero_copy: ZeroCopy,
+    pub backend: Backend,
+    pub port: u16,
+    /// Secret files, index = key_id (absolute paths).
+    pub secret_files: Vec<PathBuf>,
+    /// The master secrets, index = key_id.
+    pub secrets: Vec<[u8; 32]>,
+    pub board_width: u16,
+    pub board_height: u16,
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    pub players_per_worker: usize,
+    pub stats_socket: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+/// Command-line values that replace the file's (SPEC §2).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub iface: Option<String>,
+    pub port: Option<u16>,
+    pub stats_socket: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`, applies `ov`, loads the secrets.
+    pub fn load(path: &Path, ov: &Overrides) -> Result<Config, ConfigError> {
+        let text = fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
+        Config::parse(&text, path, ov)
+    }
+
+    /// Parses and validates `text` read from `path` (relative secret paths
+    /// are resolved against the file's directory).
+    pub fn parse(text: &str, path: &Path, ov: &Overrides) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)).unwrap_or(0);
+            ConfigError::Parse { path: path.into(), line, msg: e.message().replace('\n', " ") }
+        })?;
+        let bad = |key: &str, value: &dyn fmt::Debug, why: &str| ConfigError::Invalid {
+            path: path.into(),
+            key: key.into(),
+            value: format!("{value:?}"),
+            why: why.into(),
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+        let iface = ov.iface.clone().unwrap_or(raw.interface.name);
+        if iface.is_empty() || iface.len() > 15 || iface.contains('/') || iface.contains(char::is_whitespace) {
+            return Err(bad("interface.name", &iface, "must be a network interface name (1 to 15 characters)"));
+        }
+        let queues: Vec<i64> = match raw.interface.queues {
+            Queues::Count(n) if (1..=256).contains(&n) => (0..n).collect(),
+            Queues::Count(n) => return Err(bad("interface.queues", &n, "must be 1 to 256, or a list of queue ids")),
+            Queues::List(l) => l,
+        };
+        if queues.is_empty() || queues.len() > 256 {
+            return Err(bad("interface.queues", &queues, "must list 1 to 256 queue ids"));
+        }
+        let mut queue_ids = Vec::new();
+        for &q in &queues {
+            if !(0..=4095).contains(&q) {
+                return Err(bad("interface.queues", &queues, &format!("queue id {q} is out of range 0..=4095")));
+            }
+            if queue_ids.contains(&(q as u32)) {
+                return Err(bad("interface.queues", &queues, &format!("queue {q} is listed twice")));
+            }
+            queue_ids.push(q as u32);
+        }
+        let cores = raw.interface.cores;
+        if cores.len() != queue_ids.len() {
+            return Err(bad(
+                "interface.cores",
+                &cores,
+                &format!("must name one core per queue ({} queues, {} cores)", queue_ids.len(), cores.len()),
+            ));
+        }
+        let mut core_ids = Vec::new();
+        for &c in &cores {
+            if !(0..=1023).contains(&c) {
+                return Err(bad("interface.cores", &cores, &format!("core {c} is out of range 0..=1023")));
+            }
+            core_ids.push(c as usize);
+        }
+
+        let port = match ov.port {
+            Some(p) => p as i64,
+            None => raw.moves.port,
+        };
+        if !(1..=65535).contains(&port) {
+            return Err(bad("moves.port", &port, "must be between 1 and 65535"));
+        }
+        let board = |key: &str, v: i64| -> Result<u16, ConfigError> {
+            if (1..=65535).contains(&v) {
+                Ok(v as u16)
+            } else {
+                Err(bad(key, &v, "must be between 1 and 65535"))
+            }
+        };
+        let board_width = board("moves.board_width", raw.moves.board_width)?;
+        let board_height = board("moves.board_height", raw.moves.board_height)?;
+        let positive_u32 = |key: &str, v: i64| -> Result<u32, ConfigError> {
+            if (1..=1_000_000_000).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(bad(key, &v, "must be between 1 and 1000000000"))
+            }
+        };
+        let rate_per_second = positive_u32("moves.rate_per_second", raw.moves.rate_per_second)?;
+        let rate_burst = positive_u32("moves.rate_burst", raw.moves.rate_burst)?;
+        let players = raw.moves.players_per_worker.unwrap_or(DEFAULT_PLAYERS_PER_WORKER as i64);
+        if !(1..=(1 << 26)).contains(&players) {
+            return Err(bad("moves.players_per_worker", &players, "must be between 1 and 67108864"));
+        }
+
+        if raw.moves.secrets.is_empty() || raw.moves.secrets.len() > 256 {
+            return Err(bad(
+                "moves.secrets",
+                &raw.moves.secrets,
+                "must list 1 to 256 secret files (index = key_id)",
+            ));
+        }
+        let mut secret_files = Vec::new();
+        let mut secrets = Vec::new();
+        for (i, f) in raw.moves.secrets.iter().enumerate() {
+            let file = if Path::new(f).is_absolute() { PathBuf::from(f) } else { base.join(f) };
+            let s = read_secret_file(&file).map_err(|why| ConfigError::Secret {
+                path: path.into(),
+                key: format!("moves.secrets[{i}]"),
+                file: file.clone(),
+                why,
+            })?;
+            secret_files.push(file);
+            secrets.push(s);
+        }
+
+        let stats_socket = ov.stats_socket.clone().unwrap_or_else(|| PathBuf::from(raw.stats.socket));
+        if stats_socket.as_os_str().is_empty() {
+            return Err(bad("stats.socket", &stats_socket, "must be a path"));
+        }
+        if raw.log.dir.is_empty() {
+            return Err(bad("log.dir", &raw.log.dir, "must be a directory path"));
+        }
+        let log_dir = PathBuf::from(&raw.log.dir);
+        let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
+
+        Ok(Config {
+            path: path.into(),
+            iface,
+            queues: queue_ids,
+            cores: core_ids,
+            xdp_mode: raw.interface.xdp_mode,
+            zero_copy: raw.interface.zero_copy,
+            backend: raw.interface.backend.unwrap_or(Backend::Socket),
+            port: port as u16,
+            secret_files,
+            secrets,
+            board_width,
+            board_height,
+            rate_per_second,
+            rate_burst,
+            players_per_worker: players as usize,
+            stats_socket,
+            log_dir,
+        })
+    }
+}
+
+/// Reads a master secret: 64 lowercase hex characters on one line, in a
+/// file no one but its owner can read or write. Returns why not, in words.
+pub fn read_secret_file(file: &Path) -> Result<[u8; 32], String> {
+    let meta = fs::metadata(file).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "mode {mode:04o} lets group or others read or write it; run: chmod 600 {}",
+            file.display()
+        ));
+    }
+    let text = fs::read_to_string(file).map_err(|e| e.to_string())?;
+    parse_secret_hex(&text)
+}
+
+/// Parses one line of 64 lowercase hex characters (a trailing newline is
+/// allowed).
+pub fn parse_secret_hex(text: &str) -> Result<[u8; 32], String> {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.len() != 64 || !line.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err("must hold exactly 64 lowercase hex characters on one line".into());
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(line, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn secret_file(dir: &Path, name: &str, mode: u32, content: &str) -> PathBuf {
+        let p = dir.join(name);
+        let _ = fs::remove_file(&p);
+        let mut f = fs::File::create(&p).unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    const HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn good(dir: &Path) -> String {
+        secret_file(dir, "s0.hex", 0o600, &format!("{HEX}\n"));
+        r#"
+[interface]
+name = "ih0"
+queues = 1
+cores = [1]
+xdp_mode = "auto"
+zero_copy = "auto"
+backend = "socket"
+[moves]
+port = 7777
+secrets = ["s0.hex"]
+board_width = 64
+board_height = 32
+rate_per_second = 100
+rate_burst = 20
+[stats]
+socket = "/run/ironhoard/stats.sock"
+[log]
+dir = "/var/lib/ironhoard/moves"
+"#
+        .to_string()
+    }
+
+    fn parse(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, &dir.join("c.toml"), &Overrides::default())
+    }
+
+    #[test]
+    fn good_config_parses() {
+        let d = tempfile::tempdir().unwrap();
+        let c = parse(d.path(), &good(d.path())).unwrap();
+        assert_eq!(c.queues, vec![0]);
+        assert_eq!(c.cores, vec![1]);
+        assert_eq!(c.port, 7777);
+        assert_eq!(c.secrets.len(), 1);
+        assert_eq!(c.secrets[0][1], 0x11);
+        assert_eq!(c.players_per_worker, DEFAULT_PLAYERS_PER_WORKER);
+        assert_eq!(c.backend, Backend::Socket);
+    }
+
+    #[test]
+    fn overrides_win() {
+        let d = tempfile::tempdir().unwrap();
+        let ov = Overrides { iface: Some("ihX".into()), port: Some(9), stats_socket: Some("/tmp/x.sock".into()) };
+        let c = Config::parse(&good(d.path()), &d.path().join("c.toml"), &ov).unwrap();
+        assert_eq!((c.iface.as_str(), c.port), ("ihX", 9));
+        assert_eq!(c.stats_socket, PathBuf::from("/tmp/x.sock"));
+    }
+
+    fn err(d: &Path, from: &str, to: &str) -> String {
+        let t = good(d).replace(from, to);
+        parse(d, &t).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_key_and_value() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let e = err(p, "port = 7777", "port = 0");
+        assert!(e.contains("moves.port = 0") && e.contains("1 and 65535"), "{e}");
+        let e = err(p, "port = 7777", "port = 70000");
+        assert!(e.contains("moves.port = 70000"), "{e}");
+        let e = err(p, "board_width = 64", "board_width = 0");
+        assert!(e.contains("moves.board_width = 0"), "{e}");
+        let e = err(p, "rate_burst = 20", "rate_burst = -1");
+        assert!(e.contains("moves.rate_burst = -1"), "{e}");
+        let e = err(p, "cores = [1]", "cores = [1, 2]");
+        assert!(e.contains("interface.cores") && e.contains("one core per queue"), "{e}");
+        let e = err(p, "queues = 1", "queues = [0, 0]");
+        assert!(e.contains("listed twice"), "{e}");
+        let e = err(p, "xdp_mode = \"auto\"", "xdp_mode = \"turbo\"");
+        assert!(e.contains("c.toml:") && e.contains("turbo"), "{e}");
+        let e = err(p, "rate_burst = 20", "rate_burst = 20\nturbo = true");
+        assert!(e.contains("unknown field `turbo`"), "{e}");
+        let e = err(p, "port = 7777\n", "");
+        assert!(e.contains("missing field `port`"), "{e}");
+        let e = err(p, "[log]\ndir = \"/var/lib/ironhoard/moves\"\n", "");
+        assert!(e.contains("missing field `log`"), "{e}");
+        let e = err(p, "port = 7777", "port = [");
+        assert!(e.contains("c.toml:"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn secret_files_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let t = good(p);
+        secret_file(p, "s0.hex", 0o640, HEX);
+        let e = parse(p, &t).unwrap_err().to_string();
+        assert!(e.contains("moves.secrets[0]") && e.contains("0640") && e.contains("chmod 600"), "{e}");
+        secret_file(p, "s0.hex", 0o604, HEX);
+        assert!(parse(p, &t).is_err());
+        secret_file(p, "s0.hex", 0o400, HEX);
+        assert!(parse(p, &t).is_ok());
+        secret_file(p, "s0.hex", 0o600, &HEX.to_uppercase());
+        let e = parse(p, &t).unwrap_err().to_string();
+        assert!(e.contains("lowercase hex"), "{e}");
+        secret_file(p, "s0.hex", 0o600, &HEX[..62]);
+        assert!(parse(p, &t).is_err());
+        let e = err(p, "\"s0.hex\"", "\"missing.hex\"");
+        assert!(e.contains("missing.hex") && e.contains("No such file"), "{e}");
+        let e = err(p, "[\"s0.hex\"]", "[]");
+        assert!(e.contains("moves.secrets"), "{e}");
+    }
+}

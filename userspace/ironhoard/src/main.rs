@@ -1,0 +1,152 @@
+//! `ironhoard`: the appliance and its control commands (SPEC §2).
+
+mod config;
+mod run;
+mod stats;
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "ironhoard", version, about = "IronHoard: kernel-bypass move validation for real-time games")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the appliance.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Interface to serve (overrides [interface] name).
+        #[arg(long)]
+        iface: Option<String>,
+        /// Move port (overrides [moves] port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Stats socket path (overrides [stats] socket).
+        #[arg(long)]
+        stats_socket: Option<PathBuf>,
+    },
+    /// Validate a config file (and its secret files); exit non-zero on error.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print a new random master secret (64 hex characters).
+    Keygen {
+        /// Write it to this file (created with mode 0600) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the key of a player, derived from a master secret.
+    PlayerKey {
+        /// The master secret file.
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        secret_file: Option<PathBuf>,
+        /// Take the secret for --key-id from this config instead.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        game: u32,
+        #[arg(long)]
+        player: u32,
+        /// key_id of the secret (selects it with --config).
+        #[arg(long, default_value_t = 0)]
+        key_id: u8,
+    },
+    /// Read the running appliance's counters from its stats socket.
+    Stats {
+        #[arg(long, default_value = config::DEFAULT_STATS_SOCKET)]
+        socket: PathBuf,
+        /// One JSON object (SPEC counters, totals and per queue).
+        #[arg(long)]
+        json: bool,
+        /// Send a raw command (e.g. "show info") and print its JSON.
+        #[arg(long)]
+        command: Option<String>,
+    },
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_target(false).init();
+    let cli = Cli::parse();
+    if let Err(e) = real_main(cli) {
+        eprintln!("ironhoard: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Run { config, iface, port, stats_socket } => {
+            let cfg = Config::load(&config, &Overrides { iface, port, stats_socket })?;
+            run::run(cfg)
+        }
+        Cmd::CheckConfig { config } => {
+            let c = Config::load(&config, &Overrides::default())?;
+            println!(
+                "{}: ok (backend {}, interface {}, {} queue(s), port {}, {} key_id(s))",
+                config.display(),
+                c.backend,
+                c.iface,
+                c.queues.len(),
+                c.port,
+                c.secrets.len()
+            );
+            Ok(())
+        }
+        Cmd::Keygen { out } => {
+            let mut s = [0u8; 32];
+            getrandom::getrandom(&mut s).context("reading random bytes")?;
+            let line = format!("{}\n", hex::encode(s));
+            match out {
+                None => print!("{line}"),
+                Some(p) => {
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&p)
+                        .with_context(|| format!("creating secret file {}", p.display()))?;
+                    f.write_all(line.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
+                }
+            }
+            Ok(())
+        }
+        Cmd::PlayerKey { secret_file, config, game, player, key_id } => {
+            let secret = match (secret_file, config) {
+                (Some(f), _) => config::read_secret_file(&f).map_err(|why| anyhow::anyhow!("secret file {}: {why}", f.display()))?,
+                (None, Some(c)) => {
+                    let cfg = Config::load(&c, &Overrides::default())?;
+                    match cfg.secrets.get(key_id as usize) {
+                        Some(s) => *s,
+                        None => bail!("config {}: no secret for key_id {key_id} ({} configured)", c.display(), cfg.secrets.len()),
+                    }
+                }
+                (None, None) => bail!("give --secret-file or --config"),
+            };
+            let k = ironhoard_wire::MasterKey::new(&secret).player_key(game, player);
+            println!("{}", hex::encode(k.0));
+            Ok(())
+        }
+        Cmd::Stats { socket, json, command } => {
+            let cmd = command.as_deref().unwrap_or("show stats");
+            let v = stats::query(&socket, cmd)?;
+            if json || command.is_some() {
+                println!("{v}");
+            } else {
+                print!("{}", stats::render_table(&v));
+            }
+            Ok(())
+        }
+    }
+}

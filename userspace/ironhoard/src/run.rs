@@ -1,0 +1,146 @@
+//! `ironhoard run`: builds the workers for the configured backend, serves
+//! the stats socket, and stops everything cleanly on SIGTERM/SIGINT.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ironhoard_dataplane::{affinity, socket, WorkerShared};
+use ironhoard_engine::bucket::BucketConfig;
+use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch};
+use log::{error, info};
+
+use crate::config::{Backend, Config};
+use crate::stats::{self, Info, StatsSource, WorkerInfo};
+
+fn engine_config(cfg: &Config) -> EngineConfig {
+    EngineConfig {
+        board_width: cfg.board_width,
+        board_height: cfg.board_height,
+        bucket: BucketConfig { rate_per_second: cfg.rate_per_second, burst: cfg.rate_burst },
+        players: cfg.players_per_worker,
+    }
+}
+
+fn random_seed() -> Result<u64> {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).context("reading random bytes for the player-table hash seed")?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+/// Runs the appliance until SIGTERM or SIGINT.
+pub fn run(cfg: Config) -> Result<()> {
+    let cores = affinity::online_cores();
+    for &c in &cfg.cores {
+        if c >= cores {
+            bail!(
+                "config {}: interface.cores names core {c}, but this host has {cores} (0..={})",
+                cfg.path.display(),
+                cores - 1
+            );
+        }
+    }
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&term)).context("installing signal handlers")?;
+    }
+
+    let keys = Arc::new(Keyring::from_secrets(&cfg.secrets));
+    let ecfg = engine_config(&cfg);
+    let workers: Vec<WorkerInfo> = cfg
+        .queues
+        .iter()
+        .zip(&cfg.cores)
+        .map(|(&queue, &core)| WorkerInfo { queue, core, shared: Arc::new(WorkerShared::default()) })
+        .collect();
+
+    let handles: Vec<JoinHandle<Result<()>>> = match cfg.backend {
+        Backend::Socket => {
+            let socks = socket::bind_group(Some(&cfg.iface), cfg.port, workers.len())?;
+            info!(
+                "socket backend: {} worker(s) on {} UDP port {} (IPv4 and IPv6), steered by player",
+                workers.len(),
+                cfg.iface,
+                cfg.port
+            );
+            let mut hs = Vec::new();
+            for (w, sock) in workers.iter().zip(socks) {
+                let (shared, core, queue, keys) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys));
+                let seed = random_seed()?;
+                let h = thread::Builder::new()
+                    .name(format!("ih-worker-{queue}"))
+                    .spawn(move || -> Result<()> {
+                        affinity::pin_current_thread(core)?;
+                        // The table is allocated (and first touched) on the
+                        // worker's own core.
+                        let mut engine = Engine::new(ecfg, keys, seed);
+                        info!("worker {queue}: pinned to core {core}, room for {} players", ecfg.players);
+                        socket::serve(sock, &mut engine, &mut NoDispatch, &shared)
+                            .with_context(|| format!("worker {queue} (core {core})"))
+                    })
+                    .context("spawning worker thread")?;
+                hs.push(h);
+            }
+            hs
+        }
+        Backend::Xdp => bail!(
+            "config {}: interface.backend = \"xdp\": the XDP backend is not in this build yet; set backend = \"socket\"",
+            cfg.path.display()
+        ),
+    };
+
+    let src = Arc::new(StatsSource {
+        info: Info {
+            backend: cfg.backend.to_string(),
+            iface: cfg.iface.clone(),
+            port: cfg.port,
+            config_path: cfg.path.clone(),
+            players_per_worker: cfg.players_per_worker,
+            key_ids: cfg.secrets.len(),
+        },
+        workers,
+        started: Instant::now(),
+    });
+    let listener = stats::bind(&cfg.stats_socket)?;
+    info!("stats socket at {} (mode 0660)", cfg.stats_socket.display());
+    {
+        let src = Arc::clone(&src);
+        thread::Builder::new().name("ih-stats".into()).spawn(move || stats::serve(listener, src))?;
+    }
+
+    let mut failed = None;
+    while !term.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(50));
+        if handles.iter().any(|h| h.is_finished()) {
+            failed = Some("a worker stopped unexpectedly");
+            break;
+        }
+    }
+    info!("stopping workers");
+    for w in &src.workers {
+        w.shared.request_stop();
+    }
+    let mut result = Ok(());
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                error!("{e:#}");
+                result = Err(e);
+            }
+            Err(_) => result = Err(anyhow::anyhow!("a worker panicked")),
+        }
+    }
+    let _ = std::fs::remove_file(&cfg.stats_socket);
+    let s = src.stats();
+    info!(
+        "stopped: rx {} tx {} accepted {}",
+        s["rx"], s["tx"], s["accepted"]
+    );
+    if let (Some(why), Ok(())) = (failed, &result) {
+        bail!("{why}");
+    }
+    result
+}

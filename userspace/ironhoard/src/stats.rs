@@ -1,0 +1,213 @@
+//! The stats socket: a Unix stream socket (mode 0660) serving a tiny
+//! line protocol. A client connects, writes one command line, and reads
+//! one JSON document back; the server then closes the connection.
+//!
+//! Commands: `show stats` (counters in total and per queue), `show info`
+//! (what is running, where). An empty line means `show stats`. Anything else
+//! gets `{"error": "..."}`. See docs/operations.md.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ironhoard_common::DropReason;
+use ironhoard_dataplane::WorkerShared;
+use ironhoard_engine::Counters;
+use ironhoard_wire::Status;
+use serde_json::{json, Map, Value};
+
+/// What the control plane knows about one worker.
+pub struct WorkerInfo {
+    pub queue: u32,
+    pub core: usize,
+    pub shared: Arc<WorkerShared>,
+}
+
+/// Static facts for `show info`.
+pub struct Info {
+    pub backend: String,
+    pub iface: String,
+    pub port: u16,
+    pub config_path: PathBuf,
+    pub players_per_worker: usize,
+    pub key_ids: usize,
+}
+
+/// The running appliance as the stats socket sees it.
+pub struct StatsSource {
+    pub info: Info,
+    pub workers: Vec<WorkerInfo>,
+    pub started: Instant,
+}
+
+/// Renders counters with the SPEC names.
+pub fn counters_json(c: &Counters) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("rx".into(), c.rx.into());
+    m.insert("tx".into(), c.tx.into());
+    for s in Status::ALL {
+        m.insert(s.name().into(), c.status(s).into());
+    }
+    let dropped: Map<String, Value> = DropReason::ALL.iter().map(|r| (r.name().to_string(), c.drops(*r).into())).collect();
+    m.insert("dropped".into(), Value::Object(dropped));
+    m.insert("tx_errors".into(), c.tx_errors.into());
+    m
+}
+
+impl StatsSource {
+    /// `show stats`: totals at the top level, then `queues`.
+    pub fn stats(&self) -> Value {
+        let mut total = Counters::default();
+        let mut players = 0u64;
+        let mut queues = Vec::new();
+        for w in &self.workers {
+            let c = w.shared.counters.snapshot();
+            let p = w.shared.players.load(std::sync::atomic::Ordering::Relaxed);
+            total.add(&c);
+            players += p;
+            let mut q = counters_json(&c);
+            q.insert("queue".into(), w.queue.into());
+            q.insert("core".into(), w.core.into());
+            q.insert("players".into(), p.into());
+            queues.push(Value::Object(q));
+        }
+        let mut top = counters_json(&total);
+        top.insert("players".into(), players.into());
+        top.insert("uptime_secs".into(), self.started.elapsed().as_secs_f64().into());
+        top.insert("backend".into(), self.info.backend.clone().into());
+        top.insert("queues".into(), Value::Array(queues));
+        Value::Object(top)
+    }
+
+    /// `show info`.
+    pub fn info(&self) -> Value {
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_secs": self.started.elapsed().as_secs_f64(),
+            "backend": self.info.backend,
+            "interface": self.info.iface,
+            "port": self.info.port,
+            "config": self.info.config_path.display().to_string(),
+            "key_ids": self.info.key_ids,
+            "players_per_worker": self.info.players_per_worker,
+            "queues": self.workers.iter().map(|w| json!({"queue": w.queue, "core": w.core})).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn answer(&self, command: &str) -> Value {
+        match command.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [] | ["show", "stats"] => self.stats(),
+            ["show", "info"] => self.info(),
+            _ => json!({"error": format!("unknown command {command:?}; try \"show stats\" or \"show info\"")}),
+        }
+    }
+}
+
+/// Binds the stats socket at `path` with mode 0660, replacing a stale
+/// socket left by a crashed run but refusing to steal a live one.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating stats socket directory {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("chmod 0755 {}", dir.display()))?;
+        }
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!("stats socket {} is in use: another ironhoard is running", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale stats socket {}", path.display()))?;
+    }
+    // SAFETY: umask only changes this process's file-creation mask; it is
+    // set around bind so the socket is never briefly accessible to others.
+    let old = unsafe { libc::umask(0o117) };
+    let l = UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    let l = l.with_context(|| format!("binding stats socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod 0660 {}", path.display()))?;
+    Ok(l)
+}
+
+/// Serves clients one at a time until the process ends. Runs on the
+/// control thread's helper, never on a worker.
+pub fn serve(listener: UnixListener, src: Arc<StatsSource>) {
+    for conn in listener.incoming() {
+        let Ok(mut c) = conn else { continue };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        let _ = BufReader::new((&c).take(4096)).read_line(&mut line);
+        let v = src.answer(line.trim());
+        let _ = writeln!(c, "{v}");
+    }
+}
+
+/// Client side: sends `command`, returns the JSON answer.
+pub fn query(path: &Path, command: &str) -> Result<Value> {
+    let mut c = UnixStream::connect(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
+            "no appliance is serving stats at {} ({e}); is `ironhoard run` running with this stats socket?",
+            path.display()
+        ),
+        io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "cannot open stats socket {} ({e}); run as root or as a member of the socket's group",
+            path.display()
+        ),
+        _ => anyhow::anyhow!("stats socket {}: {e}", path.display()),
+    })?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    writeln!(c, "{command}")?;
+    let mut s = String::new();
+    c.read_to_string(&mut s).with_context(|| format!("reading from stats socket {}", path.display()))?;
+    let v: Value = serde_json::from_str(s.trim()).with_context(|| format!("stats socket {} sent {s:?}", path.display()))?;
+    if let Some(e) = v.get("error") {
+        bail!("stats socket {}: {}", path.display(), e.as_str().unwrap_or("error"));
+    }
+    Ok(v)
+}
+
+/// The readable table `ironhoard stats` prints by default.
+pub fn render_table(v: &Value) -> String {
+    let mut out = String::new();
+    let g = |o: &Value, k: &str| o.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let uptime = v.get("uptime_secs").and_then(Value::as_f64).unwrap_or(0.0);
+    out.push_str(&format!(
+        "backend {}  uptime {:.0}s  players {}\n",
+        v.get("backend").and_then(Value::as_str).unwrap_or("?"),
+        uptime,
+        g(v, "players")
+    ));
+    let cols = ["rx", "tx", "accepted", "duplicate", "stale", "invalid", "rate_limited", "busy"];
+    out.push_str(&format!("{:<8}", "queue"));
+    for c in cols {
+        out.push_str(&format!("{c:>13}"));
+    }
+    out.push_str(&format!("{:>13}\n", "dropped"));
+    let row = |name: String, o: &Value, out: &mut String| {
+        out.push_str(&format!("{name:<8}"));
+        for c in cols {
+            out.push_str(&format!("{:>13}", g(o, c)));
+        }
+        let d: u64 = o.get("dropped").and_then(Value::as_object).map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
+        out.push_str(&format!("{d:>13}\n"));
+    };
+    if let Some(qs) = v.get("queues").and_then(Value::as_array) {
+        for q in qs {
+            row(format!("q{}", g(q, "queue")), q, &mut out);
+        }
+    }
+    row("total".into(), v, &mut out);
+    if let Some(d) = v.get("dropped").and_then(Value::as_object) {
+        let parts: Vec<String> = d.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        out.push_str(&format!("dropped by reason: {}\n", parts.join(" ")));
+    }
+    out
+}
