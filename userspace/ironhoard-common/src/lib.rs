@@ -45,3 +45,78 @@ impl DropReason {
         }
     }
 }
+
+/// Name of the XDP program in the object (the Rust function name).
+pub const XDP_PROGRAM: &str = "ironhoard_xdp";
+/// XSKMAP: index = rx queue id, value = AF_XDP socket fd.
+pub const MAP_XSKS: &str = "XSKS";
+/// Array<u32> of [`XdpConfig`] slots.
+pub const MAP_CONFIG: &str = "CONFIG";
+/// PerCpuArray<u64> indexed by [`XdpCounter`].
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Size of the XSKMAP: queue ids `0..MAX_QUEUES`.
+pub const MAX_QUEUES: u32 = 256;
+
+/// Slots of the CONFIG array (each a u32, host byte order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum XdpConfig {
+    /// The move port; 0 = steer nothing (everything passes).
+    MovePort = 0,
+}
+
+impl XdpConfig {
+    pub const COUNT: u32 = 1;
+}
+
+/// What the XDP program counts, per CPU, for datagrams to the move port.
+/// The first three are its early drops and share their index and name with
+/// [`DropReason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum XdpCounter {
+    /// UDP length is not 8 + 64, the frame is shorter than the datagram, or
+    /// it is an IPv4 first fragment (a 64-byte move is never fragmented).
+    WrongLength = 0,
+    BadMagic = 1,
+    BadVersion = 2,
+    /// Redirected to the AF_XDP socket of the rx queue.
+    Redirected = 3,
+    /// No socket bound on the rx queue: passed to the kernel.
+    NoSocket = 4,
+}
+
+impl XdpCounter {
+    pub const COUNT: u32 = 5;
+    pub const ALL: [XdpCounter; 5] =
+        [XdpCounter::WrongLength, XdpCounter::BadMagic, XdpCounter::BadVersion, XdpCounter::Redirected, XdpCounter::NoSocket];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            XdpCounter::WrongLength => "wrong_length",
+            XdpCounter::BadMagic => "bad_magic",
+            XdpCounter::BadVersion => "bad_version",
+            XdpCounter::Redirected => "redirected",
+            XdpCounter::NoSocket => "no_socket",
+        }
+    }
+
+    /// The drop reason this counter is, if it is a drop.
+    pub const fn drop_reason(self) -> Option<DropReason> {
+        match self {
+            XdpCounter::WrongLength => Some(DropReason::WrongLength),
+            XdpCounter::BadMagic => Some(DropReason::BadMagic),
+            XdpCounter::BadVersion => Some(DropReason::BadVersion),
+            _ => None,
+        }
+    }
+}
+
+/// Wire constants the XDP program checks (kept here, not taken from
+/// `ironhoard-wire`, so the BPF build needs no crypto crates; a test in
+/// the wire crate's users checks they agree).
+pub mod wire {
+    pub const MOVE_LEN: usize = 64;
+    pub const MOVE_MAGIC: [u8; 2] = [0x49, 0x48];
+    pub const VERSION: u8 = 1;
+}

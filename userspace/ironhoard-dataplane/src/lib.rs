@@ -8,6 +8,7 @@
 //! - [`socket`]: kernel UDP sockets (SO_REUSEPORT group, recvmmsg/sendmmsg).
 
 pub mod affinity;
+pub mod frame;
 pub mod socket;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,0 +1,344 @@
+//! Ethernet/VLAN/IPv4/IPv6/UDP framing for the AF_XDP path: locate a move's
+//! payload in a received frame, and turn the frame, in place, into the ack
+//! that goes back to its source. Pure functions over byte slices, no I/O.
+
+use ironhoard_wire::ACK_LEN;
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const IPPROTO_UDP: u8 = 17;
+const UDP_HLEN: usize = 8;
+/// TTL / hop limit of every ack.
+pub const ACK_TTL: u8 = 64;
+
+/// Where a UDP datagram sits in a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Udp {
+    /// Offset of the IP header.
+    pub l3: usize,
+    /// Offset of the UDP header.
+    pub l4: usize,
+    pub v6: bool,
+    /// UDP payload length (from the UDP header, bounded by the frame).
+    pub payload_len: usize,
+}
+
+impl Udp {
+    pub fn payload(&self) -> usize {
+        self.l4 + UDP_HLEN
+    }
+}
+
+#[inline]
+fn be16(b: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([b[o], b[o + 1]])
+}
+
+/// Parses Ethernet (one optional 802.1Q tag), IPv4 (any IHL, not a
+/// fragment) or IPv6 (no extension headers), and UDP to `port`. `None` for
+/// anything else or anything truncated.
+pub fn parse_udp(f: &[u8], port: u16) -> Option<Udp> {
+    if f.len() < ETH_HLEN {
+        return None;
+    }
+    let mut l3 = ETH_HLEN;
+    let mut proto = be16(f, 12);
+    if proto == ETH_P_8021Q {
+        if f.len() < ETH_HLEN + 4 {
+            return None;
+        }
+        proto = be16(f, 16);
+        l3 += 4;
+    }
+    let (l4, v6, ip_payload_end) = match proto {
+        ETH_P_IP => {
+            if f.len() < l3 + 20 || f[l3] >> 4 != 4 {
+                return None;
+            }
+            let ihl = (f[l3] & 0x0f) as usize * 4;
+            if ihl < 20 || f.len() < l3 + ihl || f[l3 + 9] != IPPROTO_UDP || be16(f, l3 + 6) & 0x3fff != 0 {
+                return None;
+            }
+            (l3 + ihl, false, l3 + be16(f, l3 + 2) as usize)
+        }
+        ETH_P_IPV6 => {
+            if f.len() < l3 + 40 || f[l3 + 6] != IPPROTO_UDP {
+                return None;
+            }
+            (l3 + 40, true, l3 + 40 + be16(f, l3 + 4) as usize)
+        }
+        _ => return None,
+    };
+    if f.len() < l4 + UDP_HLEN || be16(f, l4 + 2) != port {
+        return None;
+    }
+    let udp_len = be16(f, l4 + 4) as usize;
+    if udp_len < UDP_HLEN {
+        return None;
+    }
+    // The datagram as the headers describe it, cut to what the frame holds.
+    let end = (l4 + udp_len).min(ip_payload_end).min(f.len());
+    if end < l4 + UDP_HLEN {
+        return None;
+    }
+    Some(Udp { l3, l4, v6, payload_len: end - l4 - UDP_HLEN })
+}
+
+/// Ones' complement sum of 16-bit big-endian words (odd tail padded).
+#[inline]
+fn sum16(b: &[u8], mut acc: u32) -> u32 {
+    let mut chunks = b.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    if let [last] = chunks.remainder() {
+        acc += (*last as u32) << 8;
+    }
+    acc
+}
+
+#[inline]
+fn fold(mut acc: u32) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// The IPv4 header checksum of `h` (its checksum field must be zero).
+pub fn ipv4_checksum(h: &[u8]) -> u16 {
+    fold(sum16(h, 0))
+}
+
+/// The UDP checksum over the pseudo-header and `udp` (header + payload,
+/// checksum field zero). 0 is sent as 0xffff.
+pub fn udp_checksum(src: &[u8], dst: &[u8], udp: &[u8]) -> u16 {
+    let mut acc = sum16(src, 0);
+    acc = sum16(dst, acc);
+    acc += IPPROTO_UDP as u32;
+    acc += udp.len() as u32;
+    acc = sum16(udp, acc);
+    match fold(acc) {
+        0 => 0xffff,
+        c => c,
+    }
+}
+
+/// Turns the frame of a received move, whose UDP payload already holds the
+/// 48-byte ack (written by the engine), into the ack frame: MACs, IP
+/// addresses and ports swapped, VLAN tag kept, lengths set, TTL / hop limit
+/// 64, IPv4 header checksum and UDP checksum computed. Returns the new
+/// frame length.
+pub fn rewrite_to_ack(f: &mut [u8], u: &Udp) -> usize {
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&f[0..6]);
+    f.copy_within(6..12, 0);
+    f[6..12].copy_from_slice(&mac);
+    let udp_len = UDP_HLEN + ACK_LEN;
+    let l3 = u.l3;
+    if u.v6 {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&f[l3 + 8..l3 + 24]);
+        f.copy_within(l3 + 24..l3 + 40, l3 + 8);
+        f[l3 + 24..l3 + 40].copy_from_slice(&a);
+        f[l3 + 4..l3 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        f[l3 + 7] = ACK_TTL;
+    } else {
+        let ihl = u.l4 - l3;
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&f[l3 + 12..l3 + 16]);
+        f.copy_within(l3 + 16..l3 + 20, l3 + 12);
+        f[l3 + 16..l3 + 20].copy_from_slice(&a);
+        f[l3 + 2..l3 + 4].copy_from_slice(&((ihl + udp_len) as u16).to_be_bytes());
+        f[l3 + 6] &= 0x40; // keep DF, clear MF and offset
+        f[l3 + 7] = 0;
+        f[l3 + 8] = ACK_TTL;
+        f[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+        let c = ipv4_checksum(&f[l3..l3 + ihl]);
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    let l4 = u.l4;
+    let mut p = [0u8; 2];
+    p.copy_from_slice(&f[l4..l4 + 2]);
+    f.copy_within(l4 + 2..l4 + 4, l4);
+    f[l4 + 2..l4 + 4].copy_from_slice(&p);
+    f[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    f[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+    let end = l4 + udp_len;
+    let c = if u.v6 {
+        let (ip, udp) = f.split_at(l4);
+        udp_checksum(&ip[l3 + 8..l3 + 24], &ip[l3 + 24..l3 + 40], &udp[..udp_len])
+    } else {
+        let (ip, udp) = f.split_at(l4);
+        udp_checksum(&ip[l3 + 12..l3 + 16], &ip[l3 + 16..l3 + 20], &udp[..udp_len])
+    };
+    f[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+    end
+}
+
+/// Addresses of a frame to build (tests, generator).
+#[derive(Debug, Clone, Copy)]
+pub struct FrameSpec {
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    pub vlan: Option<u16>,
+    pub src: std::net::SocketAddr,
+    pub dst: std::net::SocketAddr,
+    /// IPv4 options bytes to add (multiple of 4, at most 40).
+    pub ipv4_options: usize,
+}
+
+/// Writes an Ethernet/IP/UDP frame carrying `payload` into `out` with
+/// correct checksums; returns its length. `src` and `dst` must be the same
+/// family.
+pub fn build_udp(out: &mut [u8], s: &FrameSpec, payload: &[u8]) -> usize {
+    use std::net::SocketAddr::{V4, V6};
+    out[0..6].copy_from_slice(&s.dst_mac);
+    out[6..12].copy_from_slice(&s.src_mac);
+    let mut l3 = 12;
+    if let Some(v) = s.vlan {
+        out[12..14].copy_from_slice(&ETH_P_8021Q.to_be_bytes());
+        out[14..16].copy_from_slice(&(v & 0x0fff).to_be_bytes());
+        l3 += 4;
+    }
+    let udp_len = UDP_HLEN + payload.len();
+    let l4 = match (s.src, s.dst) {
+        (V4(a), V4(b)) => {
+            out[l3..l3 + 2].copy_from_slice(&ETH_P_IP.to_be_bytes());
+            l3 += 2;
+            let ihl = 20 + s.ipv4_options;
+            let h = &mut out[l3..l3 + ihl];
+            h.fill(0);
+            h[0] = 0x40 | (ihl / 4) as u8;
+            h[2..4].copy_from_slice(&((ihl + udp_len) as u16).to_be_bytes());
+            h[6] = 0x40;
+            h[8] = 64;
+            h[9] = IPPROTO_UDP;
+            h[12..16].copy_from_slice(&a.ip().octets());
+            h[16..20].copy_from_slice(&b.ip().octets());
+            if s.ipv4_options > 0 {
+                h[20..ihl].fill(1); // NOP options
+            }
+            let c = ipv4_checksum(h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            l3 + ihl
+        }
+        (V6(a), V6(b)) => {
+            out[l3..l3 + 2].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+            l3 += 2;
+            let h = &mut out[l3..l3 + 40];
+            h.fill(0);
+            h[0] = 0x60;
+            h[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+            h[6] = IPPROTO_UDP;
+            h[7] = 64;
+            h[8..24].copy_from_slice(&a.ip().octets());
+            h[24..40].copy_from_slice(&b.ip().octets());
+            l3 + 40
+        }
+        _ => panic!("build_udp: mixed address families"),
+    };
+    out[l4..l4 + 2].copy_from_slice(&s.src.port().to_be_bytes());
+    out[l4 + 2..l4 + 4].copy_from_slice(&s.dst.port().to_be_bytes());
+    out[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    out[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+    out[l4 + 8..l4 + udp_len].copy_from_slice(payload);
+    let (ip, udp) = out.split_at_mut(l4);
+    let c = match (s.src, s.dst) {
+        (V4(_), _) => udp_checksum(&ip[l3 + 12..l3 + 16], &ip[l3 + 16..l3 + 20], &udp[..udp_len]),
+        _ => udp_checksum(&ip[l3 + 8..l3 + 24], &ip[l3 + 24..l3 + 40], &udp[..udp_len]),
+    };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    l4 + udp_len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v6: bool, vlan: Option<u16>, opts: usize) -> FrameSpec {
+        let (src, dst) = if v6 {
+            ("[2001:2::2]:40000".parse().unwrap(), "[2001:2::1]:7777".parse().unwrap())
+        } else {
+            ("198.18.0.2:40000".parse().unwrap(), "198.18.0.1:7777".parse().unwrap())
+        };
+        FrameSpec { src_mac: [2, 0, 0, 0, 0, 2], dst_mac: [2, 0, 0, 0, 0, 1], vlan, src, dst, ipv4_options: opts }
+    }
+
+    fn verify_checksums(f: &[u8], u: &Udp) {
+        if !u.v6 {
+            assert_eq!(ipv4_checksum(&f[u.l3..u.l4]), 0, "IPv4 header checksum verifies");
+        }
+        let udp_len = be16(f, u.l4 + 4) as usize;
+        let (s, d) = if u.v6 { (&f[u.l3 + 8..u.l3 + 24], &f[u.l3 + 24..u.l3 + 40]) } else { (&f[u.l3 + 12..u.l3 + 16], &f[u.l3 + 16..u.l3 + 20]) };
+        // summing a packet including its checksum gives 0 (or 0xffff folded)
+        let mut acc = sum16(s, 0);
+        acc = sum16(d, acc) + 17 + udp_len as u32;
+        acc = sum16(&f[u.l4..u.l4 + udp_len], acc);
+        assert_eq!(fold(acc), 0, "UDP checksum verifies");
+    }
+
+    #[test]
+    fn parse_build_roundtrip_and_ack_rewrite() {
+        for v6 in [false, true] {
+            for vlan in [None, Some(42)] {
+                for opts in if v6 { vec![0] } else { vec![0, 4, 40] } {
+                    let s = spec(v6, vlan, opts);
+                    let mut f = [0u8; 256];
+                    let payload = [0xabu8; 64];
+                    let n = build_udp(&mut f, &s, &payload);
+                    let u = parse_udp(&f[..n], 7777).expect("parses");
+                    assert_eq!(u.payload_len, 64);
+                    assert_eq!(&f[u.payload()..u.payload() + 64], &payload[..]);
+                    verify_checksums(&f[..n], &u);
+                    assert!(parse_udp(&f[..n], 7778).is_none(), "other port");
+                    // the engine writes the ack over the payload
+                    f[u.payload()..u.payload() + 48].fill(0x5a);
+                    let m = rewrite_to_ack(&mut f, &u);
+                    assert_eq!(m, u.payload() + 48);
+                    let back = parse_udp(&f[..m], 40000).expect("ack parses, to the client port");
+                    assert_eq!(back.payload_len, 48);
+                    assert_eq!(&f[0..6], &s.src_mac);
+                    assert_eq!(&f[6..12], &s.dst_mac);
+                    if let Some(v) = vlan {
+                        assert_eq!(be16(&f, 14), v, "VLAN kept");
+                    }
+                    verify_checksums(&f[..m], &back);
+                    // addresses swapped, TTL 64
+                    let mut want = [0u8; 256];
+                    let sw = FrameSpec { src_mac: s.dst_mac, dst_mac: s.src_mac, src: s.dst, dst: s.src, ..s };
+                    let k = build_udp(&mut want, &sw, &[0x5a; 48]);
+                    assert_eq!(k, m);
+                    if v6 {
+                        assert_eq!(&f[..m], &want[..m]);
+                    } else {
+                        assert_eq!(f[u.l3 + 8], 64);
+                        assert_eq!(&f[u.l3 + 12..u.l3 + 20], &want[u.l3 + 12..u.l3 + 20]);
+                        assert_eq!(&f[u.l4..m], &want[u.l4..m]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncations_and_other_protocols_do_not_parse() {
+        let s = spec(false, Some(1), 8);
+        let mut f = [0u8; 256];
+        let n = build_udp(&mut f, &s, &[1; 64]);
+        let u = parse_udp(&f[..n], 7777).unwrap();
+        for cut in 0..u.payload() {
+            assert!(parse_udp(&f[..cut], 7777).is_none(), "cut at {cut}");
+        }
+        // a frame shorter than its UDP length: payload bounded by the frame
+        assert_eq!(parse_udp(&f[..u.payload() + 10], 7777).unwrap().payload_len, 10);
+        let mut g = f;
+        g[u.l3 + 9] = 6; // TCP
+        assert!(parse_udp(&g[..n], 7777).is_none());
+        let mut g = f;
+        g[u.l3 + 6] = 0x20; // MF: a first fragment
+        assert!(parse_udp(&g[..n], 7777).is_none());
+    }
+}
