@@ -241,6 +241,11 @@ impl Appliance {
     /// Writes a config for `lab` and starts `ironhoard run`, waiting until
     /// its stats socket answers.
     pub fn start(lab: &Lab, s: Settings) -> Appliance {
+        Appliance::start_with(lab, s, |c| c)
+    }
+
+    /// Like [`start`](Self::start), with a last edit of the config text.
+    pub fn start_with(lab: &Lab, s: Settings, edit: impl FnOnce(String) -> String) -> Appliance {
         let dir = TempDir::new("appliance");
         let mut files = Vec::new();
         for k in 0..s.key_ids {
@@ -255,7 +260,7 @@ impl Appliance {
         let stats_socket = dir.0.join("stats.sock");
         fs::write(
             &config,
-            format!(
+            edit(format!(
                 r#"[interface]
 name = "{iface}"
 queues = {queues}
@@ -290,7 +295,7 @@ dir = "{logdir}"
                 burst = s.rate_burst,
                 players = s.players_per_worker,
                 logdir = dir.0.join("log").display(),
-            ),
+            )),
         )
         .unwrap();
         let log = fs::File::create(dir.0.join("ironhoard.log")).unwrap();

@@ -123,13 +123,18 @@ fn steer(ctx: &XdpContext) -> Option<u32> {
     // A datagram to the move port: from here on it is ours.
     let udp_len = read_be16(ctx, l4 + 4)? as usize;
     let payload = l4 + UDP_HLEN;
-    if first_fragment || udp_len != UDP_HLEN + MOVE_LEN || ptr_at::<[u8; MOVE_LEN]>(ctx, payload).is_none() {
-        return Some(drop_as(XdpCounter::WrongLength));
-    }
-    if read_u8(ctx, payload)? != MOVE_MAGIC[0] || read_u8(ctx, payload + 1)? != MOVE_MAGIC[1] {
+    // One bounds check for the whole move, and every read through that same
+    // pointer (re-deriving it would lose the verifier's range).
+    let mv = match ptr_at::<[u8; MOVE_LEN]>(ctx, payload) {
+        Some(p) if !first_fragment && udp_len == UDP_HLEN + MOVE_LEN => p,
+        _ => return Some(drop_as(XdpCounter::WrongLength)),
+    };
+    // SAFETY: ptr_at checked that all MOVE_LEN bytes lie inside the frame.
+    let head: [u8; 3] = unsafe { [(*mv)[0], (*mv)[1], (*mv)[2]] };
+    if head[0] != MOVE_MAGIC[0] || head[1] != MOVE_MAGIC[1] {
         return Some(drop_as(XdpCounter::BadMagic));
     }
-    if read_u8(ctx, payload + 2)? != VERSION {
+    if head[2] != VERSION {
         return Some(drop_as(XdpCounter::BadVersion));
     }
     match XSKS.redirect(ctx.rx_queue_index(), XDP_PASS as u64) {

@@ -10,6 +10,7 @@
 pub mod affinity;
 pub mod frame;
 pub mod socket;
+pub mod xsk;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

@@ -276,7 +276,7 @@ impl Config {
             cores: core_ids,
             xdp_mode: raw.interface.xdp_mode,
             zero_copy: raw.interface.zero_copy,
-            backend: raw.interface.backend.unwrap_or(Backend::Socket),
+            backend: raw.interface.backend.unwrap_or(Backend::Xdp),
             port: port as u16,
             secret_files,
             secrets,
@@ -378,6 +378,8 @@ dir = "/var/lib/ironhoard/moves"
         assert_eq!(c.secrets[0][1], 0x11);
         assert_eq!(c.players_per_worker, DEFAULT_PLAYERS_PER_WORKER);
         assert_eq!(c.backend, Backend::Socket);
+        let c = parse(d.path(), &good(d.path()).replace("backend = \"socket\"\n", "")).unwrap();
+        assert_eq!(c.backend, Backend::Xdp, "xdp is the default backend");
     }
 
     #[test]

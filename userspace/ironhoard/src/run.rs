@@ -7,12 +7,14 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use ironhoard_dataplane::xsk::{XskSocket, ZeroCopyWant};
 use ironhoard_dataplane::{affinity, socket, WorkerShared};
+use ironhoard_loader::{Steering, WantMode};
 use ironhoard_engine::bucket::BucketConfig;
 use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch};
 use log::{error, info};
 
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, XdpMode, ZeroCopy};
 use crate::stats::{self, Info, StatsSource, WorkerInfo};
 
 fn engine_config(cfg: &Config) -> EngineConfig {
@@ -22,6 +24,26 @@ fn engine_config(cfg: &Config) -> EngineConfig {
         bucket: BucketConfig { rate_per_second: cfg.rate_per_second, burst: cfg.rate_burst },
         players: cfg.players_per_worker,
     }
+}
+
+/// AF_XDP UMEM pages are charged to RLIMIT_MEMLOCK on kernels and setups
+/// that account it; lift it (root/CAP_IPC_LOCK may; otherwise the service
+/// needs LimitMEMLOCK=infinity).
+fn raise_memlock_limit() {
+    let inf = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit with a valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &inf) } == 0 {
+        return;
+    }
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with valid rlimit structs: raise the soft
+    // limit to the hard one when the hard one cannot be lifted.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur);
+        cur.rlim_cur = cur.rlim_max;
+        libc::setrlimit(libc::RLIMIT_MEMLOCK, &cur);
+    }
+    log::debug!("RLIMIT_MEMLOCK is {} bytes (hard limit)", cur.rlim_max);
 }
 
 fn random_seed() -> Result<u64> {
@@ -56,6 +78,10 @@ pub fn run(cfg: Config) -> Result<()> {
         .map(|(&queue, &core)| WorkerInfo { queue, core, shared: Arc::new(WorkerShared::default()) })
         .collect();
 
+    // The XDP program stays attached while `steering` lives (bpf_link: the
+    // kernel also detaches it if this process is killed).
+    let mut steering: Option<Steering> = None;
+    let mut xdp_info = serde_json::Value::Null;
     let handles: Vec<JoinHandle<Result<()>>> = match cfg.backend {
         Backend::Socket => {
             let socks = socket::bind_group(Some(&cfg.iface), cfg.port, workers.len())?;
@@ -85,11 +111,52 @@ pub fn run(cfg: Config) -> Result<()> {
             }
             hs
         }
-        Backend::Xdp => bail!(
-            "config {}: interface.backend = \"xdp\": the XDP backend is not in this build yet; set backend = \"socket\"",
-            cfg.path.display()
-        ),
+        Backend::Xdp => {
+            raise_memlock_limit();
+            let mut st = Steering::load(cfg.port).context("loading the XDP program")?;
+            let zc = match cfg.zero_copy {
+                ZeroCopy::Auto => ZeroCopyWant::Auto,
+                ZeroCopy::On => ZeroCopyWant::On,
+                ZeroCopy::Off => ZeroCopyWant::Off,
+            };
+            let mut socks = Vec::new();
+            for w in &workers {
+                let s = XskSocket::open(&cfg.iface, w.queue, zc)?;
+                st.insert_socket(w.queue, s.fd()).with_context(|| format!("registering queue {}", w.queue))?;
+                socks.push(s);
+            }
+            let want = match cfg.xdp_mode {
+                XdpMode::Auto => WantMode::Auto,
+                XdpMode::Native => WantMode::Native,
+                XdpMode::Skb => WantMode::Skb,
+            };
+            let mode = st.attach(&cfg.iface, want)?;
+            xdp_info = serde_json::json!({
+                "xdp_mode": mode.name(),
+                "zero_copy": socks.iter().all(|s| s.mode.zero_copy),
+                "hugepages": socks.iter().all(|s| s.mode.hugepages),
+            });
+            let mut hs = Vec::new();
+            for (w, sock) in workers.iter().zip(socks) {
+                let (shared, core, queue, keys, port) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys), cfg.port);
+                let seed = random_seed()?;
+                let h = thread::Builder::new()
+                    .name(format!("ih-poller-{queue}"))
+                    .spawn(move || -> Result<()> {
+                        affinity::pin_current_thread(core)?;
+                        let mut engine = Engine::new(ecfg, keys, seed);
+                        info!("poller {queue}: pinned to core {core}, room for {} players", ecfg.players);
+                        sock.serve(&mut engine, &mut NoDispatch, &shared, port)
+                            .with_context(|| format!("poller {queue} (core {core})"))
+                    })
+                    .context("spawning poller thread")?;
+                hs.push(h);
+            }
+            steering = Some(st);
+            hs
+        }
     };
+    let steering = steering.map(std::sync::Mutex::new);
 
     let src = Arc::new(StatsSource {
         info: Info {
@@ -102,6 +169,8 @@ pub fn run(cfg: Config) -> Result<()> {
         },
         workers,
         started: Instant::now(),
+        xdp_info,
+        steering,
     });
     let listener = stats::bind(&cfg.stats_socket)?;
     info!("stats socket at {} (mode 0660)", cfg.stats_socket.display());

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ironhoard_common::DropReason;
+use ironhoard_common::{DropReason, XdpCounter};
 use ironhoard_dataplane::WorkerShared;
 use ironhoard_engine::Counters;
 use ironhoard_wire::Status;
@@ -42,6 +42,10 @@ pub struct StatsSource {
     pub info: Info,
     pub workers: Vec<WorkerInfo>,
     pub started: Instant,
+    /// XDP backend: mode obtained, zero-copy, hugepages (Null otherwise).
+    pub xdp_info: Value,
+    /// XDP backend: the loaded program, for its counters.
+    pub steering: Option<std::sync::Mutex<ironhoard_loader::Steering>>,
 }
 
 /// Renders counters with the SPEC names.
@@ -75,12 +79,44 @@ impl StatsSource {
             q.insert("players".into(), p.into());
             queues.push(Value::Object(q));
         }
+        // The XDP program's early drops never reach a poller: they count in
+        // the totals (rx and dropped), not in any queue.
+        let xdp = self.xdp_counters();
+        if let Some(x) = &xdp {
+            for c in XdpCounter::ALL {
+                if let Some(r) = c.drop_reason() {
+                    total.dropped[r as usize] += x[c as usize];
+                    total.rx += x[c as usize];
+                }
+            }
+        }
         let mut top = counters_json(&total);
+        if let Some(x) = &xdp {
+            let m: Map<String, Value> = XdpCounter::ALL.iter().map(|c| (c.name().to_string(), x[*c as usize].into())).collect();
+            top.insert("xdp".into(), Value::Object(m));
+        }
         top.insert("players".into(), players.into());
         top.insert("uptime_secs".into(), self.started.elapsed().as_secs_f64().into());
         top.insert("backend".into(), self.info.backend.clone().into());
         top.insert("queues".into(), Value::Array(queues));
         Value::Object(top)
+    }
+
+    fn xdp_counters(&self) -> Option<[u64; XdpCounter::COUNT as usize]> {
+        let st = self.steering.as_ref()?;
+        let g = st.lock().unwrap_or_else(|e| e.into_inner());
+        g.counters().ok()
+    }
+
+    /// `show xdp`: the XDP program's per-CPU counters, summed.
+    pub fn xdp(&self) -> Value {
+        match self.xdp_counters() {
+            Some(x) => {
+                let m: Map<String, Value> = XdpCounter::ALL.iter().map(|c| (c.name().to_string(), x[*c as usize].into())).collect();
+                json!({"xdp": m, "mode": self.xdp_info})
+            }
+            None => json!({"error": "no XDP program: the appliance runs the socket backend"}),
+        }
     }
 
     /// `show info`.
@@ -95,6 +131,7 @@ impl StatsSource {
             "config": self.info.config_path.display().to_string(),
             "key_ids": self.info.key_ids,
             "players_per_worker": self.info.players_per_worker,
+            "xdp": self.xdp_info,
             "queues": self.workers.iter().map(|w| json!({"queue": w.queue, "core": w.core})).collect::<Vec<_>>(),
         })
     }
@@ -103,7 +140,8 @@ impl StatsSource {
         match command.split_whitespace().collect::<Vec<_>>().as_slice() {
             [] | ["show", "stats"] => self.stats(),
             ["show", "info"] => self.info(),
-            _ => json!({"error": format!("unknown command {command:?}; try \"show stats\" or \"show info\"")}),
+            ["show", "xdp"] => self.xdp(),
+            _ => json!({"error": format!("unknown command {command:?}; try \"show stats\", \"show info\" or \"show xdp\"")}),
         }
     }
 }

@@ -1,0 +1,111 @@
+//! The XDP/AF_XDP backend in a veth/netns lab (needs root): the protocol
+//! scenarios shared with the socket backend, plus attach/detach, pass-through
+//! of everything that is not a move, kill -9, and skb mode.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ironhoard_labtests::scenarios::{self, expect_status, Expect};
+use ironhoard_labtests::{sh, Appliance, Client, Lab, Settings};
+use ironhoard_wire::Status;
+
+fn xdp_attached(iface: &str) -> Option<String> {
+    let out = sh(&["ip", "-d", "link", "show", "dev", iface]);
+    ["xdpgeneric", "xdpdrv", "xdpoffload", "xdp "].iter().find(|m| out.contains(*m)).map(|m| m.trim().to_string())
+}
+
+fn xdp_settings(extra: &str) -> Settings {
+    Settings { backend: "xdp", extra_interface: extra.to_string(), ..Default::default() }
+}
+
+#[test]
+fn ipv4_every_status_and_silent_drop() {
+    scenarios::every_status_and_drop("xdp", false);
+}
+
+#[test]
+fn ipv6_every_status_and_silent_drop() {
+    scenarios::every_status_and_drop("xdp", true);
+}
+
+#[test]
+fn attached_in_native_mode_and_detached_on_sigterm() {
+    let lab = Lab::new(1);
+    let mut a = Appliance::start(&lab, xdp_settings(""));
+    let m = xdp_attached(&lab.host_if);
+    assert!(matches!(m.as_deref(), Some("xdp") | Some("xdpdrv")), "native XDP on veth, got {m:?}");
+    let info = String::from_utf8(
+        Command::new(ironhoard_labtests::bin("ironhoard"))
+            .args(["stats", "--command", "show info", "--socket"])
+            .arg(&a.stats_socket)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(v["xdp"]["xdp_mode"], "native", "{info}");
+    assert_eq!(v["xdp"]["zero_copy"], false, "veth is copy mode: {info}");
+    let (st, took) = a.stop();
+    assert!(st.success(), "{}", a.log());
+    assert!(took < Duration::from_secs(2), "stopped in {took:?}");
+    assert_eq!(xdp_attached(&lab.host_if), None, "detached after exit");
+}
+
+#[test]
+fn kill_9_leaves_nothing_attached() {
+    let lab = Lab::new(1);
+    let mut a = Appliance::start(&lab, xdp_settings(""));
+    assert!(xdp_attached(&lab.host_if).is_some());
+    let mut c = a.child.take().unwrap();
+    c.kill().unwrap(); // SIGKILL
+    c.wait().unwrap();
+    let t0 = Instant::now();
+    while xdp_attached(&lab.host_if).is_some() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "XDP still attached after kill -9");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn skb_mode_when_asked() {
+    let lab = Lab::new(1);
+    let s = Settings { backend: "xdp", ..Default::default() };
+    // xdp_mode is set through the generated config's [interface] table
+    let a = Appliance::start_with(&lab, s, |cfg| cfg.replace("xdp_mode = \"auto\"", "xdp_mode = \"skb\""));
+    assert_eq!(xdp_attached(&lab.host_if).as_deref(), Some("xdpgeneric"));
+    let c = Client::new(&lab, false, 7777);
+    let mut e = Expect::new();
+    expect_status(&c, &mut e, &Client::mv(0, 1, 1, 1), Status::Accepted, "skb mode serves");
+    expect_status(&c, &mut e, &Client::mv(0, 1, 1, 1), Status::Duplicate, "skb mode serves");
+    scenarios::assert_counters(&a, &e);
+}
+
+#[test]
+fn other_traffic_passes_to_the_kernel() {
+    let lab = Lab::new(1);
+    let a = Appliance::start(&lab, xdp_settings(""));
+    // ICMP (and so ARP/ND) still works both ways
+    lab.exec(&["ping", "-c", "2", "-W", "1", &lab.host_v4.to_string()]);
+    lab.exec(&["ping", "-6", "-c", "2", "-W", "1", &lab.host_v6.to_string()]);
+    // UDP to another port reaches a kernel socket on the host
+    let host = std::net::UdpSocket::bind((lab.host_v4, 9999)).unwrap();
+    host.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let c = lab.client(false);
+    c.send_to(b"not a move", (lab.host_v4, 9999)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = host.recv_from(&mut buf).expect("UDP to another port passes");
+    assert_eq!(&buf[..n], b"not a move");
+    // TCP to a host listener
+    let l = std::net::TcpListener::bind((lab.host_v4, 9998)).unwrap();
+    let target = std::net::SocketAddr::from((lab.host_v4, 9998));
+    let t = lab.in_ns(move || std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok());
+    assert!(t, "TCP connect passes");
+    drop(l);
+    // and moves are still served
+    let cl = Client::new(&lab, false, 7777);
+    let mut e = Expect::new();
+    expect_status(&cl, &mut e, &Client::mv(0, 1, 1, 1), Status::Accepted, "moves served");
+    let s = a.stats();
+    assert_eq!(s["xdp"]["redirected"].as_u64(), Some(1), "only the move was redirected: {s}");
+}

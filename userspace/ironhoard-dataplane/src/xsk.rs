@@ -1,0 +1,285 @@
+//! The AF_XDP poller: one socket per NIC queue, its own UMEM, and a busy
+//! loop that validates moves in place in the UMEM frames and sends each ack
+//! from the very frame its move arrived in.
+//!
+//! Per batch: RX ring → parse Ethernet/VLAN/IP/UDP → engine (in place) →
+//! rewrite the frame into the ack → TX ring; frames of dropped datagrams go
+//! straight back to the fill ring; completed TX frames go back to the fill
+//! ring. No allocation, no lock; the only system calls are need_wakeup kicks
+//! (in copy mode, one sendto per TX batch) and a poll() when idle.
+
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ironhoard_common::DropReason;
+use ironhoard_engine::{Dispatch, Engine, Verdict};
+use log::{debug, info, warn};
+use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+
+use crate::frame::{parse_udp, rewrite_to_ack};
+use crate::{monotonic_ns, WorkerShared};
+
+/// Frames per UMEM: 4096 × 2048 B = 8 MiB, a whole number of 2 MiB pages.
+const FRAMES: u32 = 4096;
+const FRAME_SIZE: u32 = 2048;
+const RING: u32 = 2048;
+const BATCH: usize = 64;
+/// Empty polls of the RX ring before the poller sleeps in poll(2).
+const SPINS_BEFORE_SLEEP: u32 = 2000;
+const SOL_XDP: libc::c_int = 283;
+const XDP_OPTIONS: libc::c_int = 8;
+const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+/// Linux ≥ 6.17: descriptors one copy-mode sendto may transmit (default 32).
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// `[interface] zero_copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroCopyWant {
+    Auto,
+    On,
+    Off,
+}
+
+/// Errors opening an AF_XDP socket.
+#[derive(Debug, thiserror::Error)]
+pub enum XskError {
+    #[error("AF_XDP on {iface} queue {queue}: {what}: {detail}")]
+    Open { iface: String, queue: u32, what: &'static str, detail: String },
+}
+
+/// What an opened socket got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XskMode {
+    pub zero_copy: bool,
+    pub hugepages: bool,
+}
+
+/// One AF_XDP socket with its UMEM and rings, ready to be served.
+pub struct XskSocket {
+    umem: Umem,
+    frames: Vec<FrameDesc>,
+    rx: RxQueue,
+    tx: TxQueue,
+    fq: FillQueue,
+    cq: CompQueue,
+    pub queue: u32,
+    pub mode: XskMode,
+}
+
+impl XskSocket {
+    /// Opens a socket on `iface`/`queue` with libxdp's own XDP program
+    /// inhibited (ours steers into our XSKMAP), need_wakeup, zero-copy per
+    /// `zc`, UMEM on 2 MiB hugepages when some are reserved.
+    pub fn open(iface: &str, queue: u32, zc: ZeroCopyWant) -> Result<XskSocket, XskError> {
+        let err = |what: &'static str, detail: String| XskError::Open { iface: iface.into(), queue, what, detail };
+        let ucfg = UmemConfig::builder()
+            .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| err("frame size", e.to_string()))?)
+            .fill_queue_size(QueueSize::new(FRAMES).map_err(|e| err("fill ring size", e.to_string()))?)
+            .comp_queue_size(QueueSize::new(FRAMES).map_err(|e| err("completion ring size", e.to_string()))?)
+            .build()
+            .map_err(|e| err("UMEM config", e.to_string()))?;
+        let count = NonZeroU32::new(FRAMES).expect("nonzero");
+        let (umem, frames, hugepages) = match Umem::new(ucfg.clone(), count, true) {
+            Ok((u, f)) => (u, f, true),
+            Err(e) => {
+                warn!(
+                    "AF_XDP {iface} queue {queue}: no 2 MiB hugepages for the UMEM ({e}); using 4 KiB pages. \
+                     Reserve some with: echo 64 > /proc/sys/vm/nr_hugepages (4 per queue)"
+                );
+                let (u, f) = Umem::new(ucfg, count, false).map_err(|e| err("UMEM", e.to_string()))?;
+                (u, f, false)
+            }
+        };
+        let ifc: Interface = iface.parse().map_err(|_| err("interface name", iface.into()))?;
+        let cfg = |b: BindFlags| {
+            SocketConfig::builder()
+                .rx_queue_size(QueueSize::new(RING).expect("power of two"))
+                .tx_queue_size(QueueSize::new(RING).expect("power of two"))
+                .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+                .bind_flags(b | BindFlags::XDP_USE_NEED_WAKEUP)
+                .build()
+        };
+        // SAFETY: the UMEM lives as long as the queues (they are stored
+        // together in XskSocket and the UMEM handle keeps the area mapped);
+        // the program-load inhibit flag is set, as Socket::new requires when
+        // the caller manages the XDP program.
+        let open = |b: BindFlags| unsafe { Socket::new(cfg(b), &umem, &ifc, queue) };
+        let (tx, rx, fqcq) = match zc {
+            ZeroCopyWant::On => open(BindFlags::XDP_ZEROCOPY).map_err(|e| err("bind zero-copy (zero_copy = on)", e.to_string()))?,
+            ZeroCopyWant::Off => open(BindFlags::XDP_COPY).map_err(|e| err("bind copy mode", e.to_string()))?,
+            ZeroCopyWant::Auto => match open(BindFlags::XDP_ZEROCOPY) {
+                Ok(s) => s,
+                Err(e) => {
+                    info!("AF_XDP {iface} queue {queue}: zero-copy not available ({e}); using copy mode");
+                    open(BindFlags::XDP_COPY).map_err(|e| err("bind copy mode", e.to_string()))?
+                }
+            },
+        };
+        let (fq, cq) = fqcq.ok_or_else(|| err("rings", "fill/completion rings already taken".into()))?;
+        let fd = rx.fd().as_raw_fd();
+        let zero_copy = xdp_options(fd).map(|f| f & XDP_OPTIONS_ZEROCOPY != 0).unwrap_or(false);
+        let budget = RING;
+        // SAFETY: fd is our AF_XDP socket; the option value is a u32 read by the kernel.
+        let rc = unsafe {
+            libc::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, (&budget as *const u32).cast(), 4)
+        };
+        if rc != 0 {
+            debug!("XDP_MAX_TX_SKB_BUDGET not set ({}): copy-mode TX sends 32 per kick", io::Error::last_os_error());
+        }
+        let mode = XskMode { zero_copy, hugepages };
+        info!(
+            "AF_XDP {iface} queue {queue}: {} mode, UMEM {} MiB on {}",
+            if zero_copy { "zero-copy" } else { "copy" },
+            (FRAMES * FRAME_SIZE) >> 20,
+            if hugepages { "2 MiB hugepages" } else { "4 KiB pages" }
+        );
+        Ok(XskSocket { umem, frames, rx, tx, fq, cq, queue, mode })
+    }
+
+    /// The socket's fd, for the XSKMAP.
+    pub fn fd(&self) -> RawFd {
+        self.rx.fd().as_raw_fd()
+    }
+
+    /// The kernel's XDP_STATISTICS for this socket.
+    pub fn statistics(&self) -> io::Result<[u64; 6]> {
+        let s = self.rx.fd().xdp_statistics()?;
+        Ok([
+            s.rx_dropped(),
+            s.rx_invalid_descs(),
+            s.tx_invalid_descs(),
+            s.rx_ring_full(),
+            s.rx_fill_ring_empty_descs(),
+            s.tx_ring_empty_descs(),
+        ])
+    }
+
+    /// Serves moves until `shared.stop` is set: the poller's hot loop.
+    pub fn serve<D: Dispatch>(mut self, engine: &mut Engine, dispatch: &mut D, shared: &Arc<WorkerShared>, port: u16) -> io::Result<()> {
+        // Frames not in a kernel ring: all of them at first. Capacity is the
+        // frame count, so pushes never reallocate.
+        let mut stash: Vec<FrameDesc> = Vec::with_capacity(self.frames.len());
+        stash.append(&mut self.frames);
+        let mut rx_batch = [FrameDesc::default(); BATCH];
+        let mut tx_batch = [FrameDesc::default(); BATCH];
+        let mut comp = [FrameDesc::default(); BATCH * 4];
+        let mut in_flight = 0usize;
+        let mut idle = 0u32;
+        while !shared.stop_requested() {
+            // 1. completed TX frames come back to the stash
+            // SAFETY: comp is ours to overwrite; the ring hands back frames we sent.
+            let c = unsafe { self.cq.consume(&mut comp) };
+            stash.extend_from_slice(&comp[..c]);
+            in_flight -= c.min(in_flight);
+            // 2. refill the fill ring from the stash, as much as it takes
+            let free = self.fq.nb_free(stash.len() as u32) as usize;
+            let k = free.min(stash.len());
+            if k > 0 {
+                let from = stash.len() - k;
+                // SAFETY: these frames are in no ring and no one else holds them.
+                let put = unsafe { self.fq.produce(&stash[from..]) };
+                if put == k {
+                    stash.truncate(from);
+                }
+            }
+            if self.fq.needs_wakeup() {
+                let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
+            }
+            // 3. receive a batch
+            // SAFETY: rx_batch is ours to overwrite.
+            let n = unsafe { self.rx.consume(&mut rx_batch) };
+            if n == 0 {
+                if in_flight > 0 {
+                    let _ = self.tx.wakeup();
+                }
+                idle += 1;
+                if idle >= SPINS_BEFORE_SLEEP && in_flight == 0 {
+                    let _ = self.rx.poll(100);
+                    idle = 0;
+                } else {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            idle = 0;
+            engine.counters.rx += n as u64;
+            let now = monotonic_ns();
+            let mut acks = 0usize;
+            for d in rx_batch[..n].iter_mut() {
+                // SAFETY: the RX ring handed us this frame; it is in no ring
+                // until we put it on TX or back on the fill ring.
+                let mut data = unsafe { self.umem.data_mut(d) };
+                let f = data.contents_mut();
+                let verdict = match parse_udp(f, port) {
+                    Some(u) => {
+                        let p = u.payload();
+                        match engine.process(&mut f[p..p + u.payload_len], now, dispatch) {
+                            Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
+                            Verdict::Drop(_) => None,
+                        }
+                    }
+                    None => {
+                        engine.counters.count_drop(DropReason::WrongLength);
+                        None
+                    }
+                };
+                match verdict {
+                    Some(len) => {
+                        data.cursor().set_pos(len);
+                        tx_batch[acks] = *d;
+                        acks += 1;
+                    }
+                    None => stash.push(*d),
+                }
+            }
+            // 4. send the acks from the frames they arrived in
+            if acks > 0 {
+                let mut sent = 0;
+                for _ in 0..64 {
+                    // SAFETY: the frames in tx_batch hold finished acks and
+                    // are in no ring.
+                    sent = unsafe { self.tx.produce(&tx_batch[..acks]) };
+                    if sent == acks {
+                        break;
+                    }
+                    // TX ring full: kick the kernel and take completions.
+                    let _ = self.tx.wakeup();
+                    // SAFETY: as in step 1.
+                    let c = unsafe { self.cq.consume(&mut comp) };
+                    stash.extend_from_slice(&comp[..c]);
+                    in_flight -= c.min(in_flight);
+                }
+                if sent == acks {
+                    in_flight += acks;
+                    engine.counters.tx += acks as u64;
+                } else {
+                    engine.counters.tx_errors += acks as u64;
+                    stash.extend_from_slice(&tx_batch[..acks]);
+                }
+            }
+            if self.tx.needs_wakeup() && in_flight > 0 {
+                let _ = self.tx.wakeup();
+            }
+            shared.counters.publish(&engine.counters);
+            shared.players.store(engine.players() as u64, Ordering::Relaxed);
+        }
+        shared.counters.publish(&engine.counters);
+        shared.players.store(engine.players() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn xdp_options(fd: RawFd) -> io::Result<u32> {
+    let mut flags: u32 = 0;
+    let mut len = 4 as libc::socklen_t;
+    // SAFETY: fd is an AF_XDP socket; `flags` is a writable u32 of the given length.
+    let rc = unsafe { libc::getsockopt(fd, SOL_XDP, XDP_OPTIONS, (&mut flags as *mut u32).cast(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags)
+}
