@@ -1,0 +1,167 @@
+//! The XDP program on crafted frames through BPF_PROG_TEST_RUN (aya's
+//! `test_run`), no interface involved: each case's action and counter.
+//! Needs root (loading BPF).
+
+use std::net::SocketAddr;
+
+use ironhoard_common::XdpCounter;
+use ironhoard_dataplane::frame::{build_udp, parse_udp, FrameSpec};
+use ironhoard_labtests::require_root;
+use ironhoard_loader::{action, Steering};
+
+const PORT: u16 = 7777;
+
+fn spec(v6: bool, vlan: Option<u16>, opts: usize, dport: u16) -> FrameSpec {
+    let (src, dst): (SocketAddr, SocketAddr) = if v6 {
+        ("[2001:2::2]:40000".parse().unwrap(), format!("[2001:2::1]:{dport}").parse().unwrap())
+    } else {
+        ("198.18.0.2:40000".parse().unwrap(), format!("198.18.0.1:{dport}").parse().unwrap())
+    };
+    FrameSpec { src_mac: [2, 0, 0, 0, 0, 2], dst_mac: [2, 0, 0, 0, 0, 1], vlan, src, dst, ipv4_options: opts }
+}
+
+fn move_payload() -> [u8; 64] {
+    let mut p = [0u8; 64];
+    p[0] = 0x49;
+    p[1] = 0x48;
+    p[2] = 1;
+    p
+}
+
+fn frame(s: &FrameSpec, payload: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 512];
+    let n = build_udp(&mut b, s, payload);
+    b.truncate(n);
+    b
+}
+
+struct Prog {
+    st: Steering,
+}
+
+impl Prog {
+    fn new() -> Prog {
+        require_root();
+        Prog { st: Steering::load(PORT).expect("load XDP program") }
+    }
+    /// Runs `f`; asserts the action and that exactly `counter` moved (or none).
+    fn check(&self, what: &str, f: &[u8], want: u32, counter: Option<XdpCounter>) {
+        let before = self.st.counters().unwrap();
+        let got = self.st.test_run(f).unwrap();
+        let after = self.st.counters().unwrap();
+        assert_eq!(got, want, "{what}: action");
+        for c in XdpCounter::ALL {
+            let d = after[c as usize] - before[c as usize];
+            let exp = u64::from(counter == Some(c));
+            assert_eq!(d, exp, "{what}: counter {} moved by {d}", c.name());
+        }
+    }
+}
+
+#[test]
+fn moves_are_steered_and_everything_else_passes() {
+    let p = Prog::new();
+    for v6 in [false, true] {
+        for vlan in [None, Some(7)] {
+            for opts in if v6 { vec![0] } else { vec![0, 4, 40] } {
+                let what = format!("v6={v6} vlan={vlan:?} ipv4 options={opts}");
+                let f = frame(&spec(v6, vlan, opts, PORT), &move_payload());
+                // no AF_XDP socket on queue 0: passed to the kernel
+                p.check(&what, &f, action::PASS, Some(XdpCounter::NoSocket));
+                let mut m = move_payload();
+                m[0] = b'X';
+                p.check(&format!("{what} bad magic"), &frame(&spec(v6, vlan, opts, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
+                let mut m = move_payload();
+                m[1] = 0x41;
+                p.check(&format!("{what} ack magic"), &frame(&spec(v6, vlan, opts, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
+                let mut m = move_payload();
+                m[2] = 2;
+                p.check(&format!("{what} version"), &frame(&spec(v6, vlan, opts, PORT), &m), action::DROP, Some(XdpCounter::BadVersion));
+                for len in [0usize, 3, 48, 63, 65, 200] {
+                    let mut pl = vec![0u8; len];
+                    pl[..len.min(3)].copy_from_slice(&move_payload()[..len.min(3)]);
+                    p.check(&format!("{what} payload {len}"), &frame(&spec(v6, vlan, opts, PORT), &pl), action::DROP, Some(XdpCounter::WrongLength));
+                }
+                // other port, untouched
+                p.check(&format!("{what} other port"), &frame(&spec(v6, vlan, opts, 53), &move_payload()), action::PASS, None);
+            }
+        }
+    }
+}
+
+#[test]
+fn truncation_at_every_byte() {
+    let p = Prog::new();
+    for (v6, vlan, opts) in [(false, None, 0), (false, Some(3), 8), (true, None, 0), (true, Some(3), 0)] {
+        let f = frame(&spec(v6, vlan, opts, PORT), &move_payload());
+        let u = parse_udp(&f, PORT).unwrap();
+        // BPF_PROG_TEST_RUN refuses XDP input shorter than an Ethernet
+        // header (EINVAL), and no NIC hands XDP such a frame: start there.
+        for cut in 14..f.len() {
+            let what = format!("v6={v6} vlan={vlan:?} opts={opts} cut at {cut}/{}", f.len());
+            if cut < u.l4 + 6 {
+                // destination port and length not both there: not ours to judge
+                p.check(&what, &f[..cut], action::PASS, None);
+            } else {
+                // to the move port but the frame cannot hold the move
+                p.check(&what, &f[..cut], action::DROP, Some(XdpCounter::WrongLength));
+            }
+        }
+    }
+}
+
+#[test]
+fn fragments_arp_tcp_and_ipv6_extension_headers_pass() {
+    let p = Prog::new();
+    let base = frame(&spec(false, None, 0, PORT), &move_payload());
+    // non-first fragment (offset 8): the kernel's
+    let mut f = base.clone();
+    f[14 + 6] = 0x00;
+    f[14 + 7] = 0x01;
+    p.check("non-first fragment", &f, action::PASS, None);
+    // a first fragment (MF set) to the move port can never be a 64-byte move
+    let mut f = base.clone();
+    f[14 + 6] = 0x20;
+    p.check("first fragment", &f, action::DROP, Some(XdpCounter::WrongLength));
+    // TCP
+    let mut f = base.clone();
+    f[14 + 9] = 6;
+    p.check("tcp", &f, action::PASS, None);
+    // ARP request
+    let mut arp = vec![0xffu8; 6];
+    arp.extend_from_slice(&[2, 0, 0, 0, 0, 2, 0x08, 0x06]);
+    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 2, 198, 18, 0, 2, 0, 0, 0, 0, 0, 0, 198, 18, 0, 1]);
+    p.check("arp", &arp, action::PASS, None);
+    // IPv6 with a hop-by-hop extension header: not parsed, passed
+    let mut f = frame(&spec(true, None, 0, PORT), &move_payload());
+    f[14 + 6] = 0;
+    p.check("ipv6 extension header", &f, action::PASS, None);
+    // IPv4 header claiming IHL < 5
+    let mut f = base.clone();
+    f[14] = 0x44;
+    p.check("bad ihl", &f, action::PASS, None);
+    // QinQ / unknown ethertype
+    let mut f = base.clone();
+    f[12] = 0x88;
+    f[13] = 0xa8;
+    p.check("802.1ad", &f, action::PASS, None);
+    // the shortest frame the kernel will run: an Ethernet header alone
+    p.check("14 bytes", &base[..14], action::PASS, None);
+}
+
+#[test]
+fn redirect_to_a_bound_socket_and_port_zero_disables() {
+    let mut p = Prog::new();
+    // SAFETY: plain socket(2) call; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
+    assert!(fd >= 0, "AF_XDP socket: {}", std::io::Error::last_os_error());
+    p.st.insert_socket(0, fd).expect("socket in XSKMAP slot 0");
+    let f = frame(&spec(false, None, 0, PORT), &move_payload());
+    p.check("socket in the slot", &f, action::REDIRECT, Some(XdpCounter::Redirected));
+    p.st.remove_socket(0).unwrap();
+    p.check("slot emptied", &f, action::PASS, Some(XdpCounter::NoSocket));
+    p.st.set_port(0).unwrap();
+    p.check("port 0 steers nothing", &f, action::PASS, None);
+    // SAFETY: closing the fd we opened.
+    unsafe { libc::close(fd) };
+}
