@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make lab needs root (network namespaces, XDP)"; exit 1; }
 BIN=${IRONHOARD_BIN:-target/release/ironhoard}
-BACKEND=${BACKEND:-socket}
+BACKEND=${BACKEND:-xdp}
 ID=$$
 NS=ihlab$ID; A=ih${ID}a; B=ih${ID}b
 DIR=$(mktemp -d /tmp/ih-lab.XXXXXX)

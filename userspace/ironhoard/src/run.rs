@@ -12,7 +12,7 @@ use ironhoard_dataplane::{affinity, socket, WorkerShared};
 use ironhoard_loader::{Steering, WantMode};
 use ironhoard_engine::bucket::BucketConfig;
 use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch};
-use log::{error, info};
+use log::{error, info, warn};
 
 use crate::config::{Backend, Config, XdpMode, ZeroCopy};
 use crate::stats::{self, Info, StatsSource, WorkerInfo};
@@ -113,6 +113,14 @@ pub fn run(cfg: Config) -> Result<()> {
         }
         Backend::Xdp => {
             raise_memlock_limit();
+            if workers.len() > 1 {
+                warn!(
+                    "{} AF_XDP queues: each poller has its own player table, and the NIC spreads flows by \
+                     address, not by player. A player's moves must all arrive on one queue (one source \
+                     address and port) for its anti-replay window to see them all; see docs/operations.md",
+                    workers.len()
+                );
+            }
             let mut st = Steering::load(cfg.port).context("loading the XDP program")?;
             let zc = match cfg.zero_copy {
                 ZeroCopy::Auto => ZeroCopyWant::Auto,
