@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make lab needs root (network namespaces, XDP)"; exit 1; }
 BIN=${IRONHOARD_BIN:-target/release/ironhoard}
+PKTGEN=${PKTGEN_BIN:-target/release/ironhoard-pktgen}
 BACKEND=${BACKEND:-xdp}
 ID=$$
 NS=ihlab$ID; A=ih${ID}a; B=ih${ID}b
@@ -54,15 +55,31 @@ CFG
 PID=$!
 for _ in $(seq 50); do "$BIN" stats --socket "$DIR/stats.sock" --json >/dev/null 2>&1 && break; sleep 0.1; done
 
-echo "== lab $NS: appliance ($BACKEND backend) on $A 198.18.200.1:7777, core 0; client in $NS on core 1"
-ip netns exec "$NS" taskset -c 1 python3 scripts/demo_client.py --target 198.18.200.1:7777 \
-  --secret-file "$DIR/secret0.hex" --players 50 --moves "${MOVES:-5000}" --hostile 0.1 --report "$DIR/client.json" &
+echo "== lab $NS: appliance ($BACKEND backend) on $A 198.18.200.1:7777 pinned to core 0; ironhoard-pktgen in $NS pinned to core 1"
+echo "== ${RATE:=200000} moves/s for ${DURATION:=5} s from 1000 players, 8% hostile (forged tags, wrong key_id, junk lengths, replays)"
+ip netns exec "$NS" "$PKTGEN" --target 198.18.200.1:7777 --secret-file "$DIR/secret0.hex" \
+  --rate "$RATE" --duration "$DURATION" --games 10 --players 100 --board 16x16 --invalid-ratio 0.08 \
+  --cpu 1 --rx-cpu 1 --report "$DIR/report.json" --quiet &
 CPID=$!
 while kill -0 "$CPID" 2>/dev/null; do
-  "$BIN" stats --socket "$DIR/stats.sock" --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print("  live: rx %(rx)d tx %(tx)d accepted %(accepted)d duplicate %(duplicate)d" % s, "dropped", sum(s["dropped"].values()))'
   sleep 1
+  "$BIN" stats --socket "$DIR/stats.sock" --json 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin); print("  appliance: rx %(rx)d tx %(tx)d accepted %(accepted)d duplicate %(duplicate)d stale %(stale)d" % s, "dropped", sum(s["dropped"].values()))' || true
 done
+set +e
 wait "$CPID"; RC=$?
+set -e
 echo "== appliance counters"
 "$BIN" stats --socket "$DIR/stats.sock"
+echo "== report ($DIR/report.json)"
+python3 - "$DIR/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["latency_ns"]
+print(f"  sent {r['sent']}  acked {r['acked']}  lost {r['lost']}  silently dropped by design {r['silently_dropped_expected']}")
+print(f"  offered {r['offered_pps']:.0f}/s  acked {r['acked_pps']:.0f}/s  (asked {r['asked_pps']}/s)")
+print(f"  RTT p50 {l['p50']/1e3:.1f} us  p99 {l['p99']/1e3:.1f} us  p99.9 {l['p999']/1e3:.1f} us  max {l['max']/1e3:.1f} us")
+print("  statuses", r["by_status"])
+h = r["hostile"]
+print(f"  hostile sent {h['sent']}: answered when they must not be {h['acked_when_it_must_not']}, accepted twice {h['accepted_twice']}")
+PY
 exit $RC

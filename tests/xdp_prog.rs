@@ -145,6 +145,13 @@ fn fragments_arp_tcp_and_ipv6_extension_headers_pass() {
     f[12] = 0x88;
     f[13] = 0xa8;
     p.check("802.1ad", &f, action::PASS, None);
+    // broadcast / multicast destination MAC
+    let mut f = base.clone();
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    p.check("broadcast", &f, action::PASS, None);
+    let mut f = base.clone();
+    f[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 1]);
+    p.check("multicast", &f, action::PASS, None);
     // the shortest frame the kernel will run: an Ethernet header alone
     p.check("14 bytes", &base[..14], action::PASS, None);
 }

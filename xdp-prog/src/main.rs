@@ -83,8 +83,15 @@ fn steer(ctx: &XdpContext) -> Option<u32> {
         Some(p) if *p != 0 => *p as u16,
         _ => return Some(XDP_PASS),
     };
+    let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0)?;
+    // SAFETY: ptr_at checked that the whole Ethernet header is in the frame.
+    let (dst0, mut proto) = unsafe { ((*eth)[0], u16::from_be_bytes([(*eth)[12], (*eth)[13]])) };
+    // Broadcast and multicast frames are the kernel's: an ack needs a
+    // unicast destination to swap into its source.
+    if dst0 & 1 != 0 {
+        return Some(XDP_PASS);
+    }
     let mut l3 = ETH_HLEN;
-    let mut proto = read_be16(ctx, 12)?;
     if proto == ETH_P_8021Q {
         proto = read_be16(ctx, ETH_HLEN + 2)?;
         l3 += VLAN_HLEN;

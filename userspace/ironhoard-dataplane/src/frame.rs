@@ -40,7 +40,9 @@ fn be16(b: &[u8], o: usize) -> u16 {
 /// fragment) or IPv6 (no extension headers), and UDP to `port`. `None` for
 /// anything else or anything truncated.
 pub fn parse_udp(f: &[u8], port: u16) -> Option<Udp> {
-    if f.len() < ETH_HLEN {
+    // Only frames to a unicast MAC: an ack to a broadcast or multicast
+    // source would be an invalid frame.
+    if f.len() < ETH_HLEN || f[0] & 1 != 0 {
         return None;
     }
     let mut l3 = ETH_HLEN;
@@ -145,12 +147,14 @@ pub fn rewrite_to_ack(f: &mut [u8], u: &Udp) -> usize {
         f[l3 + 24..l3 + 40].copy_from_slice(&a);
         f[l3 + 4..l3 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
         f[l3 + 7] = ACK_TTL;
+        f[l3 + 1] &= 0xcf; // ECN of the traffic class: not ECN-capable
     } else {
         let ihl = u.l4 - l3;
         let mut a = [0u8; 4];
         a.copy_from_slice(&f[l3 + 12..l3 + 16]);
         f.copy_within(l3 + 16..l3 + 20, l3 + 12);
         f[l3 + 16..l3 + 20].copy_from_slice(&a);
+        f[l3 + 1] &= 0xfc; // ECN: not ECN-capable
         f[l3 + 2..l3 + 4].copy_from_slice(&((ihl + udp_len) as u16).to_be_bytes());
         f[l3 + 6] &= 0x40; // keep DF, clear MF and offset
         f[l3 + 7] = 0;
@@ -339,6 +343,9 @@ mod tests {
         assert!(parse_udp(&g[..n], 7777).is_none());
         let mut g = f;
         g[u.l3 + 6] = 0x20; // MF: a first fragment
+        assert!(parse_udp(&g[..n], 7777).is_none());
+        let mut g = f;
+        g[0] = 0xff; // broadcast destination MAC
         assert!(parse_udp(&g[..n], 7777).is_none());
     }
 }

@@ -28,8 +28,12 @@ const FRAMES: u32 = 4096;
 const FRAME_SIZE: u32 = 2048;
 const RING: u32 = 2048;
 const BATCH: usize = 64;
-/// Empty polls of the RX ring before the poller sleeps in poll(2).
-const SPINS_BEFORE_SLEEP: u32 = 2000;
+/// How long the poller keeps spinning on an empty RX ring before it sleeps
+/// in poll(2) (the core is the poller's own; spinning costs no one).
+const SPIN_IDLE_NS: u64 = 2_000_000;
+/// poll(2) timeout when idle: bounds both the stop-flag check and the wake
+/// latency should a wakeup be missed.
+const IDLE_POLL_MS: i32 = 10;
 const SOL_XDP: libc::c_int = 283;
 const XDP_OPTIONS: libc::c_int = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
@@ -168,7 +172,7 @@ impl XskSocket {
         let mut tx_batch = [FrameDesc::default(); BATCH];
         let mut comp = [FrameDesc::default(); BATCH * 4];
         let mut in_flight = 0usize;
-        let mut idle = 0u32;
+        let mut idle_since: Option<u64> = None;
         while !shared.stop_requested() {
             // 1. completed TX frames come back to the stash
             // SAFETY: comp is ours to overwrite; the ring hands back frames we sent.
@@ -196,16 +200,17 @@ impl XskSocket {
                 if in_flight > 0 {
                     let _ = self.tx.wakeup();
                 }
-                idle += 1;
-                if idle >= SPINS_BEFORE_SLEEP && in_flight == 0 {
-                    let _ = self.rx.poll(100);
-                    idle = 0;
+                let t = monotonic_ns();
+                let since = *idle_since.get_or_insert(t);
+                if t - since >= SPIN_IDLE_NS && in_flight == 0 {
+                    let _ = self.rx.poll(IDLE_POLL_MS);
+                    idle_since = None;
                 } else {
                     std::hint::spin_loop();
                 }
                 continue;
             }
-            idle = 0;
+            idle_since = None;
             engine.counters.rx += n as u64;
             let now = monotonic_ns();
             let mut acks = 0usize;
@@ -253,12 +258,15 @@ impl XskSocket {
                     stash.extend_from_slice(&comp[..c]);
                     in_flight -= c.min(in_flight);
                 }
-                if sent == acks {
-                    in_flight += acks;
-                    engine.counters.tx += acks as u64;
-                } else {
-                    engine.counters.tx_errors += acks as u64;
-                    stash.extend_from_slice(&tx_batch[..acks]);
+                // produce is all-or-nothing, but account for a partial one
+                // anyway: what went on the ring is in flight, the rest is
+                // returned to the stash (never both).
+                let sent = sent.min(acks);
+                in_flight += sent;
+                engine.counters.tx += sent as u64;
+                if sent < acks {
+                    engine.counters.tx_errors += (acks - sent) as u64;
+                    stash.extend_from_slice(&tx_batch[sent..acks]);
                 }
             }
             if self.tx.needs_wakeup() && in_flight > 0 {

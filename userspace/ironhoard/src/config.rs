@@ -184,8 +184,8 @@ impl Config {
         }
         let mut queue_ids = Vec::new();
         for &q in &queues {
-            if !(0..=4095).contains(&q) {
-                return Err(bad("interface.queues", &queues, &format!("queue id {q} is out of range 0..=4095")));
+            if !(0..=255).contains(&q) {
+                return Err(bad("interface.queues", &queues, &format!("queue id {q} is out of range 0..=255")));
             }
             if queue_ids.contains(&(q as u32)) {
                 return Err(bad("interface.queues", &queues, &format!("queue {q} is listed twice")));
@@ -234,8 +234,8 @@ impl Config {
         let rate_per_second = positive_u32("moves.rate_per_second", raw.moves.rate_per_second)?;
         let rate_burst = positive_u32("moves.rate_burst", raw.moves.rate_burst)?;
         let players = raw.moves.players_per_worker.unwrap_or(DEFAULT_PLAYERS_PER_WORKER as i64);
-        if !(1..=(1 << 26)).contains(&players) {
-            return Err(bad("moves.players_per_worker", &players, "must be between 1 and 67108864"));
+        if !(1..=(1 << 22)).contains(&players) {
+            return Err(bad("moves.players_per_worker", &players, "must be between 1 and 4194304"));
         }
 
         if raw.moves.secrets.is_empty() || raw.moves.secrets.len() > 256 {

@@ -26,6 +26,26 @@ fn engine_config(cfg: &Config) -> EngineConfig {
     }
 }
 
+/// Moves arriving on an rx queue without a poller are passed to the kernel
+/// (which has no socket on the port with this backend): say so at start.
+fn warn_unserved_queues(iface: &str, served: &[u32]) {
+    let dir = format!("/sys/class/net/{iface}/queues");
+    let Ok(rd) = std::fs::read_dir(&dir) else { return };
+    let rx: Vec<u32> = rd
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("rx-")?.parse().ok())
+        .collect();
+    let unserved: Vec<u32> = rx.iter().copied().filter(|q| !served.contains(q)).collect();
+    if !unserved.is_empty() {
+        warn!(
+            "{iface} has {} rx queues and only {:?} are served: moves hashed to {:?} reach the kernel instead. \
+             Serve every queue, or steer the move port to a served one (ethtool -N {iface} flow-type udp4 dst-port PORT action Q)",
+            rx.len(),
+            served,
+            unserved
+        );
+    }
+}
+
 /// AF_XDP UMEM pages are charged to RLIMIT_MEMLOCK on kernels and setups
 /// that account it; lift it (root/CAP_IPC_LOCK may; otherwise the service
 /// needs LimitMEMLOCK=infinity).
@@ -69,6 +89,11 @@ pub fn run(cfg: Config) -> Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&term)).context("installing signal handlers")?;
     }
 
+    // The stats socket first: it doubles as the single-instance lock, so a
+    // second `ironhoard run` stops here before touching the data path
+    // (joining the SO_REUSEPORT group, replacing the XDP program).
+    let listener = stats::bind(&cfg.stats_socket)?;
+    info!("stats socket at {} (mode 0660)", cfg.stats_socket.display());
     let keys = Arc::new(Keyring::from_secrets(&cfg.secrets));
     let ecfg = engine_config(&cfg);
     let workers: Vec<WorkerInfo> = cfg
@@ -113,6 +138,7 @@ pub fn run(cfg: Config) -> Result<()> {
         }
         Backend::Xdp => {
             raise_memlock_limit();
+            warn_unserved_queues(&cfg.iface, &cfg.queues);
             if workers.len() > 1 {
                 warn!(
                     "{} AF_XDP queues: each poller has its own player table, and the NIC spreads flows by \
@@ -180,8 +206,6 @@ pub fn run(cfg: Config) -> Result<()> {
         xdp_info,
         steering,
     });
-    let listener = stats::bind(&cfg.stats_socket)?;
-    info!("stats socket at {} (mode 0660)", cfg.stats_socket.display());
     {
         let src = Arc::clone(&src);
         thread::Builder::new().name("ih-stats".into()).spawn(move || stats::serve(listener, src))?;

@@ -156,7 +156,11 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
                 .with_context(|| format!("chmod 0755 {}", dir.display()))?;
         }
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            bail!("stats socket path {} exists and is not a socket; refusing to replace it", path.display());
+        }
         if UnixStream::connect(path).is_ok() {
             bail!("stats socket {} is in use: another ironhoard is running", path.display());
         }

@@ -1,0 +1,285 @@
+//! The move generator: N games × M players, each player with its own
+//! increasing seq, kinds and coordinates varied, and a hostile mix by ratio.
+//! Every move is built and signed by the shared wire crate.
+
+use std::collections::HashMap;
+
+use ironhoard_wire::{MasterKey, Move, MoveRepr, PlayerMac, MOVE_LEN};
+
+/// Bit 63 of client_ts marks a hostile datagram: an ack carrying it means
+/// the appliance answered something it must have dropped.
+pub const HOSTILE_TS: u64 = 1 << 63;
+
+/// What a generated datagram is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A fresh, valid move: expects ACCEPTED (or RATE_LIMITED/BUSY).
+    Valid,
+    /// A valid move with an already-sent seq: expects DUPLICATE or STALE
+    /// (ACCEPTED only if the original was never accepted).
+    Replay,
+    /// Tag broken: must be dropped silently.
+    Forged,
+    /// Signed with the player's key but naming another key_id: silent.
+    WrongKey,
+    /// Not 64 bytes: silent.
+    Junk,
+}
+
+impl Class {
+    #[cfg(test)]
+    pub fn expects_ack(self) -> bool {
+        matches!(self, Class::Valid | Class::Replay)
+    }
+}
+
+/// Fractions of all datagrams that are hostile, by kind.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Mix {
+    pub forged: f64,
+    pub wrong_key: f64,
+    pub junk: f64,
+    pub replay: f64,
+}
+
+/// Player keys: pre-keyed MACs for the generated population, derived on
+/// demand (and cached) for anyone else, e.g. players in a foreign capture.
+pub struct Keys {
+    master: MasterKey,
+    pub key_id: u8,
+    pub games: u32,
+    pub players: u32,
+    macs: Vec<PlayerMac>,
+    extra: HashMap<(u32, u32), PlayerMac>,
+}
+
+impl Keys {
+    pub fn new(secret: &[u8; 32], key_id: u8, games: u32, players: u32) -> Keys {
+        let master = MasterKey::new(secret);
+        let mut macs = Vec::with_capacity((games * players) as usize);
+        for g in 0..games {
+            for p in 0..players {
+                macs.push(master.player_mac(g + 1, p + 1));
+            }
+        }
+        Keys { master, key_id, games, players, macs, extra: HashMap::new() }
+    }
+
+    /// Index of a generated player (games and players count from 1).
+    pub fn index(&self, game: u32, player: u32) -> Option<usize> {
+        if (1..=self.games).contains(&game) && (1..=self.players).contains(&player) {
+            Some(((game - 1) * self.players + (player - 1)) as usize)
+        } else {
+            None
+        }
+    }
+
+    pub fn mac_at(&self, i: usize) -> &PlayerMac {
+        &self.macs[i]
+    }
+
+    /// The MAC of any player (derived and cached if not generated here).
+    pub fn mac(&mut self, game: u32, player: u32) -> &PlayerMac {
+        match self.index(game, player) {
+            Some(i) => &self.macs[i],
+            None => {
+                let m = &self.master;
+                self.extra.entry((game, player)).or_insert_with(|| m.player_mac(game, player))
+            }
+        }
+    }
+
+    pub fn population(&self) -> usize {
+        self.macs.len()
+    }
+}
+
+/// xorshift64*: fast, deterministic per seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    #[inline]
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    #[inline]
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Counts of what was generated, by class.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Generated {
+    pub valid: u64,
+    pub replay: u64,
+    pub forged: u64,
+    pub wrong_key: u64,
+    pub junk: u64,
+}
+
+impl Generated {
+    pub fn total(&self) -> u64 {
+        self.valid + self.replay + self.forged + self.wrong_key + self.junk
+    }
+    pub fn expected_silent(&self) -> u64 {
+        self.forged + self.wrong_key + self.junk
+    }
+    pub fn count(&mut self, c: Class) {
+        match c {
+            Class::Valid => self.valid += 1,
+            Class::Replay => self.replay += 1,
+            Class::Forged => self.forged += 1,
+            Class::WrongKey => self.wrong_key += 1,
+            Class::Junk => self.junk += 1,
+        }
+    }
+}
+
+/// Builds datagrams for one sender thread.
+pub struct Generator {
+    keys: std::sync::Arc<Keys>,
+    next_seq: Vec<u64>,
+    cursor: usize,
+    rng: Rng,
+    mix: Mix,
+    board: (u16, u16),
+    pub generated: Generated,
+}
+
+impl Generator {
+    pub fn new(keys: std::sync::Arc<Keys>, mix: Mix, board: (u16, u16), seed: u64) -> Generator {
+        let n = keys.population();
+        Generator { keys, next_seq: vec![1; n], cursor: 0, rng: Rng::new(seed), mix, board, generated: Generated::default() }
+    }
+
+    fn pick_class(&mut self) -> Class {
+        let u = self.rng.unit();
+        let m = self.mix;
+        if u < m.forged {
+            Class::Forged
+        } else if u < m.forged + m.wrong_key {
+            Class::WrongKey
+        } else if u < m.forged + m.wrong_key + m.junk {
+            Class::Junk
+        } else if u < m.forged + m.wrong_key + m.junk + m.replay {
+            Class::Replay
+        } else {
+            Class::Valid
+        }
+    }
+
+    /// Writes the next datagram into `out` (at least 256 bytes) stamped
+    /// with `now_ns`; returns its length and class.
+    pub fn next(&mut self, out: &mut [u8], now_ns: u64) -> (usize, Class) {
+        let mut class = self.pick_class();
+        let i = self.cursor;
+        self.cursor = (self.cursor + 1) % self.next_seq.len();
+        if class == Class::Junk {
+            let len = loop {
+                let l = (self.rng.next() % 200) as usize;
+                if l != MOVE_LEN {
+                    break l;
+                }
+            };
+            for b in out[..len].iter_mut() {
+                *b = self.rng.next() as u8;
+            }
+            if len >= 2 && self.rng.next() % 2 == 0 {
+                out[0] = 0x49; // sometimes with the right magic
+                out[1] = 0x48;
+            }
+            self.generated.count(class);
+            return (len, class);
+        }
+        let seq = match class {
+            Class::Replay if self.next_seq[i] > 1 => {
+                let back = 1 + self.rng.next() % (self.next_seq[i] - 1).min(64);
+                self.next_seq[i] - back
+            }
+            Class::Replay => {
+                class = Class::Valid;
+                self.take_seq(i)
+            }
+            Class::Valid => self.take_seq(i),
+            // hostile moves use fresh-looking seqs that the player never sends
+            _ => self.next_seq[i] + 1_000_000_000,
+        };
+        let r = self.rng.next();
+        let (game, player) = ((i as u32 / self.keys.players) + 1, (i as u32 % self.keys.players) + 1);
+        let hostile = matches!(class, Class::Forged | Class::WrongKey);
+        let repr = MoveRepr {
+            key_id: if class == Class::WrongKey { self.keys.key_id.wrapping_add(1 + (r % 254) as u8) } else { self.keys.key_id },
+            kind: 1 + (r % 3) as u8,
+            flags: 0,
+            reserved: 0,
+            game_id: game,
+            player_id: player,
+            seq,
+            client_ts: if hostile { now_ns | HOSTILE_TS } else { now_ns & !HOSTILE_TS },
+            x: ((r >> 8) % self.board.0 as u64) as u16,
+            y: ((r >> 24) % self.board.1 as u64) as u16,
+            payload: (r ^ seq).to_be_bytes().repeat(2)[..12].try_into().expect("12 bytes"),
+        };
+        repr.emit(&mut Move::new_unchecked(&mut out[..MOVE_LEN]), self.keys.mac_at(i));
+        if class == Class::Forged {
+            out[MOVE_LEN - 1 - (r % 16) as usize] ^= 1 << (r % 8);
+        }
+        self.generated.count(class);
+        (MOVE_LEN, class)
+    }
+
+    fn take_seq(&mut self, i: usize) -> u64 {
+        let s = self.next_seq[i];
+        self.next_seq[i] += 1;
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironhoard_wire::MoveRepr;
+    use std::sync::Arc;
+
+    #[test]
+    fn valid_moves_verify_and_hostile_ones_do_not() {
+        let keys = Arc::new(Keys::new(&[3; 32], 0, 2, 5));
+        let mix = Mix { forged: 0.1, wrong_key: 0.1, junk: 0.1, replay: 0.1 };
+        let mut g = Generator::new(Arc::clone(&keys), mix, (16, 16), 42);
+        let mut buf = [0u8; 256];
+        let mut seqs = std::collections::HashMap::new();
+        for n in 0..5000u64 {
+            let (len, class) = g.next(&mut buf, n);
+            if class == Class::Junk {
+                assert_ne!(len, 64);
+                continue;
+            }
+            let m = Move::new_checked(&buf[..len]).unwrap();
+            let r = MoveRepr::parse(&m).unwrap();
+            let i = keys.index(r.game_id, r.player_id).unwrap();
+            let ok = m.verify_tag(keys.mac_at(i)) && r.key_id == 0;
+            assert_eq!(ok, class.expects_ack(), "{class:?}");
+            assert!(r.x < 16 && r.y < 16 && (1..=3).contains(&r.kind));
+            if class == Class::Valid {
+                let last = seqs.insert((r.game_id, r.player_id), r.seq);
+                assert!(last.map_or(r.seq == 1, |l| r.seq == l + 1), "seq increases by one per player");
+            }
+            if class == Class::Replay {
+                assert!(r.seq < *seqs.get(&(r.game_id, r.player_id)).unwrap() + 1);
+            }
+        }
+        let gn = g.generated;
+        assert_eq!(gn.total(), 5000);
+        assert!(gn.forged > 300 && gn.junk > 300 && gn.wrong_key > 300 && gn.replay > 300, "{gn:?}");
+    }
+}

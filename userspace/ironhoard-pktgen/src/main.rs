@@ -1,0 +1,553 @@
+//! `ironhoard-pktgen`: generates signed moves for many players (or replays
+//! a capture), sends them at a controlled rate, receives and verifies every
+//! ack, and reports rate, loss, statuses and RTT percentiles (SPEC §2).
+
+mod gen;
+mod net;
+mod pcap;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use ironhoard_dataplane::{affinity, frame, monotonic_ns};
+use ironhoard_wire::{Ack, AckRepr, Move, MoveRepr, Status, MOVE_LEN};
+use serde_json::json;
+use socket2::SockAddr;
+
+use gen::{Class, Generated, Generator, Keys, Mix, HOSTILE_TS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Kernel UDP (UDP GSO sends, recvmmsg); portable.
+    Socket,
+    /// AF_XDP on --iface (not in this build yet).
+    Xdp,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "ironhoard-pktgen", version, about = "IronHoard traffic generator and replayer")]
+struct Args {
+    /// The appliance: IP:PORT (IPv4 or [IPv6]).
+    #[arg(long)]
+    target: SocketAddr,
+    /// Master secret file (64 hex) the appliance has for --key-id.
+    #[arg(long)]
+    secret_file: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    key_id: u8,
+    /// Datagrams per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds of sending (the run also stops after --count datagrams).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Stop after this many datagrams.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Send in bursts of N back to back, spaced to keep --rate on average.
+    #[arg(long, default_value_t = 1)]
+    burst: u64,
+    #[arg(long, default_value_t = 1)]
+    games: u32,
+    #[arg(long, default_value_t = 100)]
+    players: u32,
+    /// Board size the moves' x/y are drawn from (WIDTHxHEIGHT).
+    #[arg(long, default_value = "64x64")]
+    board: String,
+    /// Fraction of hostile datagrams, split evenly among forged tags, wrong
+    /// key_id, junk lengths and replays of old seqs (unless the finer flags are given).
+    #[arg(long, default_value_t = 0.0)]
+    invalid_ratio: f64,
+    #[arg(long)]
+    forged_ratio: Option<f64>,
+    #[arg(long)]
+    wrong_key_ratio: Option<f64>,
+    #[arg(long)]
+    junk_ratio: Option<f64>,
+    #[arg(long)]
+    replay_ratio: Option<f64>,
+    #[arg(long, value_enum, default_value_t = Mode::Socket)]
+    mode: Mode,
+    /// Interface for --mode xdp.
+    #[arg(long)]
+    iface: Option<String>,
+    /// Write the generated traffic to this pcap (Ethernet frames).
+    #[arg(long)]
+    write_pcap: Option<PathBuf>,
+    /// MAC addresses for the frames in --write-pcap (source, destination).
+    #[arg(long, default_value = "02:00:00:00:00:02")]
+    pcap_src_mac: String,
+    #[arg(long, default_value = "02:00:00:00:00:01")]
+    pcap_dst_mac: String,
+    /// Replay the UDP datagrams of a pcap to --target instead of generating.
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Replay timing: original gaps divided by SPEED (ignored with --rate > 0
+    /// given explicitly for replay via --replay-rate).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Replay at a set rate instead of the capture's timing.
+    #[arg(long)]
+    replay_rate: Option<u64>,
+    /// Replay the capture this many times.
+    #[arg(long = "loop", default_value_t = 1)]
+    loops: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: PathBuf,
+    /// Pin the sender to this core.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Pin the receiver to this core.
+    #[arg(long)]
+    rx_cpu: Option<usize>,
+    /// Run the receiver SCHED_FIFO (latency runs).
+    #[arg(long)]
+    rx_fifo: bool,
+    /// How long to wait for late acks after the last send (ms).
+    #[arg(long, default_value_t = 500)]
+    drain_ms: u64,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let v: Vec<u8> = s.split(':').map(|h| u8::from_str_radix(h, 16)).collect::<Result<_, _>>().with_context(|| format!("MAC {s}"))?;
+    v.try_into().map_err(|_| anyhow::anyhow!("MAC {s}: need 6 bytes"))
+}
+
+/// Live counters shared by the sender, receiver and progress threads.
+#[derive(Default)]
+struct Live {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    sending_done: AtomicBool,
+    stop_rx: AtomicBool,
+}
+
+/// What the receiver learned.
+struct RxResult {
+    by_status: [u64; 6],
+    acked: u64,
+    hostile_acked: u64,
+    double_accepted: u64,
+    bad_acks: u64,
+    hist: Histogram<u64>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("ironhoard-pktgen: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn read_secret(p: &PathBuf) -> Result<[u8; 32]> {
+    let t = std::fs::read_to_string(p).with_context(|| format!("secret file {}", p.display()))?;
+    let mut s = [0u8; 32];
+    hex::decode_to_slice(t.trim(), &mut s).with_context(|| format!("secret file {}: need 64 hex characters", p.display()))?;
+    Ok(s)
+}
+
+fn mix_of(a: &Args) -> Result<Mix> {
+    let each = a.invalid_ratio / 4.0;
+    let m = Mix {
+        forged: a.forged_ratio.unwrap_or(each),
+        wrong_key: a.wrong_key_ratio.unwrap_or(each),
+        junk: a.junk_ratio.unwrap_or(each),
+        replay: a.replay_ratio.unwrap_or(each),
+    };
+    for (n, v) in [("forged", m.forged), ("wrong-key", m.wrong_key), ("junk", m.junk), ("replay", m.replay)] {
+        if !(0.0..=1.0).contains(&v) {
+            bail!("--{n}-ratio {v}: must be between 0 and 1");
+        }
+    }
+    if m.forged + m.wrong_key + m.junk + m.replay > 1.0 {
+        bail!("hostile ratios add up to more than 1");
+    }
+    Ok(m)
+}
+
+fn run(a: Args) -> Result<()> {
+    if a.mode == Mode::Xdp {
+        bail!("--mode xdp is not in this build yet; use --mode socket");
+    }
+    let secret = read_secret(&a.secret_file)?;
+    let (bw, bh) = a
+        .board
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u16>().ok()?, h.parse::<u16>().ok()?)))
+        .filter(|(w, h)| *w > 0 && *h > 0)
+        .with_context(|| format!("--board {}: want WIDTHxHEIGHT", a.board))?;
+    if a.games == 0 || a.players == 0 {
+        bail!("--games and --players must be at least 1");
+    }
+    let mix = mix_of(&a)?;
+    let keys = Arc::new(Keys::new(&secret, a.key_id, a.games, a.players));
+    let (tx, rx) = net::socket_pair(a.target, None)?;
+    let local = tx.local_addr()?;
+    let live = Arc::new(Live::default());
+
+    // receiver
+    let rx_handle = {
+        let live = Arc::clone(&live);
+        let mut keys_rx = Keys::new(&secret, a.key_id, a.games, a.players);
+        let (rx_cpu, fifo, drain) = (a.rx_cpu, a.rx_fifo, Duration::from_millis(a.drain_ms));
+        std::thread::Builder::new().name("pktgen-rx".into()).spawn(move || -> Result<RxResult> {
+            if let Some(c) = rx_cpu {
+                affinity::pin_current_thread(c)?;
+            }
+            if fifo {
+                net::sched_fifo(50).context("SCHED_FIFO for the receiver (needs root or CAP_SYS_NICE)")?;
+            }
+            receive(&rx, &mut keys_rx, &live, drain)
+        })?
+    };
+
+    let t0 = Instant::now();
+    let progress = if a.quiet { None } else { Some(spawn_progress(Arc::clone(&live), a.rate)) };
+    let dst = SockAddr::from(a.target);
+    let (generated, send_elapsed) = match &a.replay {
+        Some(path) => replay(&a, path, &tx, &dst, &mut Keys::new(&secret, a.key_id, a.games, a.players), &live)?,
+        None => generate(&a, mix, &keys, &tx, &dst, local, (bw, bh), &live)?,
+    };
+    live.sending_done.store(true, Ordering::Relaxed);
+    let rxr = rx_handle.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    if let Some(p) = progress {
+        let _ = p.join();
+    }
+    let total_elapsed = t0.elapsed();
+    report(&a, &generated, send_elapsed, total_elapsed, &rxr)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn generate(
+    a: &Args,
+    mix: Mix,
+    keys: &Arc<Keys>,
+    tx: &std::net::UdpSocket,
+    dst: &SockAddr,
+    local: SocketAddr,
+    board: (u16, u16),
+    live: &Live,
+) -> Result<(Generated, Duration)> {
+    if let Some(c) = a.cpu {
+        affinity::pin_current_thread(c)?;
+    }
+    // 1 µs timer slack: sleeps between sends end when asked, not 50 µs later.
+    // SAFETY: prctl(PR_SET_TIMERSLACK) takes a plain integer.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
+    let mut g = Generator::new(Arc::clone(keys), mix, board, 0x1d2c_3b4a ^ std::process::id() as u64);
+    let mut pcap = match &a.write_pcap {
+        Some(p) => Some(pcap::Writer::create(p)?),
+        None => None,
+    };
+    let spec = frame::FrameSpec {
+        src_mac: parse_mac(&a.pcap_src_mac)?,
+        dst_mac: parse_mac(&a.pcap_dst_mac)?,
+        vlan: None,
+        src: match (local, a.target) {
+            (SocketAddr::V4(l), SocketAddr::V4(_)) if l.ip().is_unspecified() => SocketAddr::new(guess_source(a.target)?, l.port()),
+            (SocketAddr::V6(l), SocketAddr::V6(_)) if l.ip().is_unspecified() => SocketAddr::new(guess_source(a.target)?, l.port()),
+            (l, _) => l,
+        },
+        dst: a.target,
+        ipv4_options: 0,
+    };
+    let wall0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
+    let limit = a.count.unwrap_or(u64::MAX);
+    let dur = Duration::from_secs_f64(a.duration);
+    let burst = a.burst.max(1);
+    let mut gso = vec![0u8; MOVE_LEN * net::GSO_MAX];
+    let mut one = [0u8; 256];
+    let mut frame_buf = [0u8; 512];
+    let mut sent = 0u64;
+    let start = Instant::now();
+    let start_ns = monotonic_ns();
+    loop {
+        let el = start.elapsed();
+        if el >= dur || sent >= limit {
+            break;
+        }
+        let allowed = if a.rate == 0 { u64::MAX } else { (a.rate as f64 * el.as_secs_f64()) as u64 };
+        let mut due = allowed.saturating_sub(sent).min(limit - sent);
+        if a.rate > 0 && burst > 1 {
+            // only whole bursts, each sent back to back
+            due = if due >= burst { burst } else { 0 };
+        }
+        if due == 0 {
+            // Ahead of schedule: sleep until the next datagram (or burst) is
+            // due, so a receiver sharing this core gets it meanwhile.
+            let next = (sent + burst.min(a.count.unwrap_or(u64::MAX) - sent).max(1)) as f64 / a.rate as f64;
+            let wait = Duration::from_secs_f64(next).saturating_sub(el);
+            if wait > Duration::from_micros(20) {
+                std::thread::sleep(wait - Duration::from_micros(10));
+            } else {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        let mut todo = due.min(burst.max(net::GSO_MAX as u64) * 4);
+        while todo > 0 {
+            let now = monotonic_ns();
+            let mut k = 0usize;
+            while k < net::GSO_MAX && (k as u64) < todo {
+                let (len, class) = g.next(&mut one, now);
+                if let Some(w) = pcap.as_mut() {
+                    let n = frame::build_udp(&mut frame_buf, &spec, &one[..len]);
+                    w.write(wall0 + (now - start_ns), &frame_buf[..n])?;
+                }
+                if class == Class::Junk {
+                    net::send_gso(tx, dst, &one[..len], len.max(1), 1).context("send")?;
+                    todo -= 1;
+                    sent += 1;
+                    continue;
+                }
+                gso[k * MOVE_LEN..(k + 1) * MOVE_LEN].copy_from_slice(&one[..MOVE_LEN]);
+                k += 1;
+            }
+            if k > 0 {
+                net::send_gso(tx, dst, &gso[..k * MOVE_LEN], MOVE_LEN, k).with_context(|| format!("send to {}", a.target))?;
+                todo -= k as u64;
+                sent += k as u64;
+            }
+            live.sent.store(sent, Ordering::Relaxed);
+        }
+    }
+    let elapsed = start.elapsed();
+    if let Some(w) = pcap {
+        w.finish().context("writing pcap")?;
+    }
+    live.sent.store(sent, Ordering::Relaxed);
+    Ok((g.generated, elapsed))
+}
+
+/// The local address the kernel would use to reach `target` (for pcap frames).
+fn guess_source(target: SocketAddr) -> Result<std::net::IpAddr> {
+    let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let s = std::net::UdpSocket::bind(bind)?;
+    s.connect(target)?;
+    Ok(s.local_addr()?.ip())
+}
+
+fn replay(a: &Args, path: &PathBuf, tx: &std::net::UdpSocket, dst: &SockAddr, keys: &mut Keys, live: &Live) -> Result<(Generated, Duration)> {
+    if let Some(c) = a.cpu {
+        affinity::pin_current_thread(c)?;
+    }
+    let (all, skipped) = pcap::read_udp(path)?;
+    // datagrams to the target's port; if none are, every UDP datagram
+    let mut ds: Vec<_> = all.iter().filter(|d| d.dst.port() == a.target.port()).cloned().collect();
+    if ds.is_empty() {
+        ds = all;
+    }
+    if ds.is_empty() {
+        bail!("{}: no UDP datagrams to replay ({skipped} other records)", path.display());
+    }
+    eprintln!("replaying {} datagrams from {} ({} other records skipped), {} time(s)", ds.len(), path.display(), skipped, a.loops);
+    // classify once: what the appliance must answer and what it must not
+    let classes: Vec<Class> = ds
+        .iter()
+        .map(|d| match Move::new_checked(&d.payload[..]).ok().and_then(|m| MoveRepr::parse(&m).ok().map(|r| (m, r))) {
+            Some((m, r)) if r.key_id == keys.key_id && m.verify_tag(keys.mac(r.game_id, r.player_id)) => Class::Replay,
+            Some(_) => Class::Forged,
+            None => Class::Junk,
+        })
+        .collect();
+    let mut g = Generated::default();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let limit = a.count.unwrap_or(u64::MAX);
+    'outer: for lp in 0..a.loops {
+        let loop_start = Instant::now();
+        for (i, d) in ds.iter().enumerate() {
+            if sent >= limit || start.elapsed() >= Duration::from_secs_f64(a.duration.max(0.0)) && a.duration > 0.0 && lp > 0 {
+                break 'outer;
+            }
+            let due = match a.replay_rate {
+                Some(r) if r > 0 => Duration::from_secs_f64((i as f64) / r as f64),
+                _ => Duration::from_nanos((d.rel_ns as f64 / a.speed.max(1e-9)) as u64),
+            };
+            while loop_start.elapsed() < due {
+                let left = due - loop_start.elapsed();
+                if left > Duration::from_micros(200) {
+                    std::thread::sleep(left - Duration::from_micros(100));
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            net::send_gso(tx, dst, &d.payload, d.payload.len().max(1), 1).context("send")?;
+            g.count(classes[i]);
+            sent += 1;
+            live.sent.store(sent, Ordering::Relaxed);
+        }
+    }
+    Ok((g, start.elapsed()))
+}
+
+fn receive(rx: &std::net::UdpSocket, keys: &mut Keys, live: &Live, drain: Duration) -> Result<RxResult> {
+    let mut r = RxResult {
+        by_status: [0; 6],
+        acked: 0,
+        hostile_acked: 0,
+        double_accepted: 0,
+        bad_acks: 0,
+        hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
+    };
+    // accepted seqs per player, for "accepted twice" (a replay acked as new)
+    let mut accepted: std::collections::HashMap<(u32, u32), std::collections::HashSet<u64>> = Default::default();
+    let mut bufs = vec![[0u8; 128]; 64];
+    let mut lens = [0usize; 64];
+    let mut done_at: Option<Instant> = None;
+    loop {
+        if live.sending_done.load(Ordering::Relaxed) {
+            let d = *done_at.get_or_insert_with(Instant::now);
+            if d.elapsed() >= drain || live.stop_rx.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        let n = net::recv_batch(rx, &mut bufs, &mut lens).context("receiving acks")?;
+        let now = monotonic_ns();
+        for i in 0..n {
+            let b = &bufs[i][..lens[i].min(128)];
+            let Ok(a) = Ack::new_checked(b) else {
+                r.bad_acks += 1;
+                continue;
+            };
+            let Ok(ar) = AckRepr::parse(&a) else {
+                r.bad_acks += 1;
+                continue;
+            };
+            if !a.verify_tag(keys.mac(ar.game_id, ar.player_id)) {
+                r.bad_acks += 1;
+                continue;
+            }
+            r.acked += 1;
+            r.by_status[ar.status as usize] += 1;
+            if ar.client_ts & HOSTILE_TS != 0 {
+                r.hostile_acked += 1;
+            }
+            let sent_ns = ar.client_ts & !HOSTILE_TS;
+            let rtt = now.saturating_sub(sent_ns).max(1);
+            let _ = r.hist.record(rtt.min(60_000_000_000));
+            if ar.status == Status::Accepted && !accepted.entry((ar.game_id, ar.player_id)).or_default().insert(ar.seq) {
+                r.double_accepted += 1;
+            }
+        }
+        live.acked.store(r.acked, Ordering::Relaxed);
+    }
+    Ok(r)
+}
+
+fn spawn_progress(live: Arc<Live>, rate: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let pb = indicatif::ProgressBar::new_spinner();
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let (mut last_s, mut last_a, mut last_t) = (0u64, 0u64, Instant::now());
+        while !live.sending_done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(if tty { 250 } else { 1000 }));
+            let (s, a) = (live.sent.load(Ordering::Relaxed), live.acked.load(Ordering::Relaxed));
+            let dt = last_t.elapsed().as_secs_f64().max(1e-6);
+            let line = format!(
+                "sent {s} ({:.0}/s of {}/s asked)  acks {a} ({:.0}/s)  unanswered so far {:.2}%",
+                (s - last_s) as f64 / dt,
+                if rate == 0 { "max".to_string() } else { rate.to_string() },
+                (a - last_a) as f64 / dt,
+                if s > 0 { 100.0 * (s.saturating_sub(a)) as f64 / s as f64 } else { 0.0 }
+            );
+            if tty {
+                pb.set_message(line);
+                pb.tick();
+            } else {
+                eprintln!("  {line}");
+            }
+            (last_s, last_a, last_t) = (s, a, Instant::now());
+        }
+        pb.finish_and_clear();
+    })
+}
+
+fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &RxResult) -> Result<()> {
+    let sent = g.total();
+    let silent = g.expected_silent();
+    let expect_ack = sent - silent;
+    let legit_acked = r.acked - r.hostile_acked;
+    let lost = expect_ack.saturating_sub(legit_acked);
+    let secs = send_el.as_secs_f64().max(1e-9);
+    let offered = sent as f64 / secs;
+    let shortfall = a.replay.is_none() && a.rate > 0 && a.count.is_none_or(|c| c > sent) && offered < 0.95 * a.rate as f64;
+    let h = &r.hist;
+    let pct = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+    let mut by_status = serde_json::Map::new();
+    for s in Status::ALL {
+        by_status.insert(s.name().into(), r.by_status[s as usize].into());
+    }
+    let histogram: Vec<_> = h.iter_recorded().map(|v| json!([v.value_iterated_to(), v.count_at_value()])).collect();
+    let rep = json!({
+        "mode": if a.replay.is_some() { "replay" } else { "generate" },
+        "target": a.target.to_string(),
+        "sent": sent,
+        "acked": r.acked,
+        "lost": lost,
+        "silently_dropped_expected": silent,
+        "by_status": by_status,
+        "asked_pps": a.rate,
+        "offered_pps": offered.round(),
+        "acked_pps": (r.acked as f64 / secs).round(),
+        "rate_shortfall": shortfall,
+        "duration_s": send_el.as_secs_f64(),
+        "wall_s": total_el.as_secs_f64(),
+        "latency_ns": {"min": if h.is_empty() {0} else {h.min()}, "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "p999": pct(0.999), "max": if h.is_empty() {0} else {h.max()}, "mean": h.mean().round()},
+        "generated": g,
+        "hostile": {
+            "sent": silent + g.replay,
+            "acked_when_it_must_not": r.hostile_acked,
+            "accepted_twice": r.double_accepted,
+        },
+        "unverifiable_acks": r.bad_acks,
+        "games": a.games,
+        "players": a.players,
+        "histogram_ns": histogram,
+    });
+    std::fs::write(&a.report, serde_json::to_string_pretty(&rep)? + "\n").with_context(|| format!("writing report {}", a.report.display()))?;
+    eprintln!(
+        "\n{} datagrams in {:.2}s: offered {:.0}/s{}, acked {} ({:.0}/s), lost {} of {} expecting an ack ({:.3}%), {} hostile dropped silently as they must be",
+        sent,
+        secs,
+        offered,
+        if shortfall { format!(" — SHORT of the {}/s asked: this sender could not keep up", a.rate) } else { String::new() },
+        r.acked,
+        r.acked as f64 / secs,
+        lost,
+        expect_ack,
+        if expect_ack > 0 { 100.0 * lost as f64 / expect_ack as f64 } else { 0.0 },
+        silent,
+    );
+    let st: Vec<String> = Status::ALL.iter().map(|s| format!("{} {}", s.name(), r.by_status[*s as usize])).collect();
+    eprintln!("statuses: {}", st.join(", "));
+    eprintln!(
+        "RTT: p50 {:.1} µs  p99 {:.1} µs  p99.9 {:.1} µs  max {:.1} µs",
+        pct(0.5) as f64 / 1e3,
+        pct(0.99) as f64 / 1e3,
+        pct(0.999) as f64 / 1e3,
+        if h.is_empty() { 0.0 } else { h.max() as f64 / 1e3 }
+    );
+    if r.hostile_acked == 0 && r.double_accepted == 0 && r.bad_acks == 0 {
+        eprintln!("safety: no forged, wrong-key or junk datagram was answered, no move was accepted twice, every ack tag verified");
+    } else {
+        eprintln!(
+            "SAFETY VIOLATION: {} hostile datagrams answered, {} moves accepted twice, {} acks failed verification",
+            r.hostile_acked, r.double_accepted, r.bad_acks
+        );
+        std::process::exit(3);
+    }
+    eprintln!("report: {}", a.report.display());
+    Ok(())
+}

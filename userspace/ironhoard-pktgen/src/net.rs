@@ -1,0 +1,137 @@
+//! Kernel-socket sender and receiver. Send and receive use separate sockets
+//! on the same local port (SO_REUSEPORT, with a classic BPF program that
+//! hands every incoming datagram to the receiving socket), so the two
+//! threads never contend on one socket's lock. Moves leave in UDP GSO
+//! batches (UDP_SEGMENT): one sendmsg carries up to 64 datagrams.
+
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+const SOL_UDP: libc::c_int = 17;
+const UDP_SEGMENT: libc::c_int = 103;
+/// Datagrams per GSO send.
+pub const GSO_MAX: usize = 64;
+
+/// The pair of sockets: (sender, receiver), both bound to the same local
+/// port, neither connected.
+pub fn socket_pair(target: SocketAddr, bind: Option<SocketAddr>) -> Result<(UdpSocket, UdpSocket)> {
+    let domain = if target.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let any: SocketAddr = bind.unwrap_or(if target.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? });
+    let tx = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("socket")?;
+    tx.set_reuse_port(true).context("SO_REUSEPORT")?;
+    tx.set_send_buffer_size(8 << 20).context("SO_SNDBUF")?;
+    tx.bind(&any.into()).with_context(|| format!("bind {any}"))?;
+    let local = tx.local_addr()?.as_socket().context("local address")?;
+    let rx = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("socket")?;
+    rx.set_reuse_port(true).context("SO_REUSEPORT")?;
+    rx.set_recv_buffer_size(8 << 20).context("SO_RCVBUF")?;
+    rx.bind(&local.into()).with_context(|| format!("bind receiver to {local}"))?;
+    rx.set_read_timeout(Some(Duration::from_millis(20)))?;
+    // ret #1: every datagram to the group goes to the receiver (index 1).
+    let mut prog = [libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 1 }];
+    let fprog = libc::sock_fprog { len: 1, filter: prog.as_mut_ptr() };
+    // SAFETY: fprog points at prog, alive for the call; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            tx.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            mem::size_of::<libc::sock_fprog>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("SO_ATTACH_REUSEPORT_CBPF");
+    }
+    Ok((tx.into(), rx.into()))
+}
+
+/// Sends `count` datagrams of `seg` bytes laid end to end in `buf` to
+/// `dst` with one sendmsg (UDP GSO when count > 1).
+pub fn send_gso(sock: &UdpSocket, dst: &SockAddr, buf: &[u8], seg: usize, count: usize) -> io::Result<()> {
+    let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: seg * count };
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = dst.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = dst.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if count > 1 {
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control points at cbuf, which is large enough for one
+        // u16 control message (space <= 64 bytes); CMSG_FIRSTHDR/DATA stay
+        // inside it.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = SOL_UDP;
+            (*c).cmsg_type = UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, seg as u16);
+        }
+    }
+    loop {
+        // SAFETY: msg and everything it points to (iov, buf, dst, cbuf)
+        // are alive for the call.
+        let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+        if r >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ENOBUFS) | Some(libc::EAGAIN) => {
+                std::thread::yield_now();
+                continue;
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Receives up to `bufs.len()` datagrams; returns their lengths in `lens`.
+pub fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 128]], lens: &mut [usize]) -> io::Result<usize> {
+    const B: usize = 64;
+    let n = bufs.len().min(B);
+    // SAFETY: plain C data; zeroed means null pointers and zero lengths.
+    let mut iovs: [libc::iovec; B] = unsafe { mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; B] = unsafe { mem::zeroed() };
+    for i in 0..n {
+        iovs[i] = libc::iovec { iov_base: bufs[i].as_mut_ptr().cast(), iov_len: 128 };
+        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: msgs[..n] point at iovs and bufs, alive and exclusive for the call.
+    let r = unsafe { libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(0),
+            _ => Err(e),
+        };
+    }
+    for i in 0..r as usize {
+        lens[i] = msgs[i].msg_len as usize;
+    }
+    Ok(r as usize)
+}
+
+/// Puts the calling thread in SCHED_FIFO at `prio` (latency runs).
+pub fn sched_fifo(prio: i32) -> io::Result<()> {
+    let p = libc::sched_param { sched_priority: prio };
+    // SAFETY: pid 0 = this thread; p is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
