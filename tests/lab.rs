@@ -27,6 +27,10 @@ use ironhoard_wire::{Ack, AckRepr, MasterKey, MoveRepr, PlayerMac, Status};
 pub mod scenarios;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// How long a client waits for an ack it expects.
+pub const ACK_WAIT: Duration = Duration::from_secs(3);
+/// How long a client listens to be sure nothing comes back.
+pub const SILENCE_WAIT: Duration = Duration::from_millis(300);
 static SUBNETS: Mutex<()> = Mutex::new(());
 
 /// Runs a command, panicking with its output if it fails.
@@ -129,7 +133,8 @@ impl Lab {
     pub fn client(&self, v6: bool) -> UdpSocket {
         let bind: SocketAddr = if v6 { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };
         let s = self.in_ns(move || UdpSocket::bind(bind).expect("bind client socket in namespace"));
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        // generous: parallel tests share two cores with spinning pollers
+        s.set_read_timeout(Some(ACK_WAIT)).unwrap();
         s
     }
 

@@ -46,8 +46,11 @@ pub fn expect_status(c: &Client, e: &mut Expect, r: &MoveRepr, want: Status, wha
 
 /// Sends raw bytes and asserts that nothing comes back.
 pub fn expect_silence(c: &Client, e: &mut Expect, bytes: &[u8], reason: &'static str) {
+    c.sock.set_read_timeout(Some(crate::SILENCE_WAIT)).unwrap();
     c.send_raw(bytes);
-    if let Some(b) = c.recv() {
+    let got = c.recv();
+    c.sock.set_read_timeout(Some(crate::ACK_WAIT)).unwrap();
+    if let Some(b) = got {
         panic!("{reason}: the appliance answered a datagram it must drop silently: {} bytes", b.len());
     }
     e.drop(reason);

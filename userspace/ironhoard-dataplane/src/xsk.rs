@@ -123,7 +123,15 @@ impl XskSocket {
                 }
             },
         };
-        let (fq, cq) = fqcq.ok_or_else(|| err("rings", "fill/completion rings already taken".into()))?;
+        let (mut fq, cq) = fqcq.ok_or_else(|| err("rings", "fill/completion rings already taken".into()))?;
+        // Fill the fill ring now, before the program can redirect anything
+        // here, so the first frames find buffers waiting.
+        let mut frames = frames;
+        let k = (fq.nb_free(frames.len() as u32) as usize).min(frames.len());
+        // SAFETY: fresh frames from Umem::new, in no ring yet.
+        if unsafe { fq.produce(&frames[frames.len() - k..]) } == k {
+            frames.truncate(frames.len() - k);
+        }
         let fd = rx.fd().as_raw_fd();
         let zero_copy = xdp_options(fd).map(|f| f & XDP_OPTIONS_ZEROCOPY != 0).unwrap_or(false);
         let budget = RING;
