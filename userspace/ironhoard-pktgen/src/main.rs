@@ -376,7 +376,7 @@ fn replay(a: &Args, path: &PathBuf, tx: &std::net::UdpSocket, dst: &SockAddr, ke
                 _ => Duration::from_nanos((d.rel_ns as f64 / a.speed.max(1e-9)) as u64),
             };
             while loop_start.elapsed() < due {
-                let left = due - loop_start.elapsed();
+                let left = due.saturating_sub(loop_start.elapsed());
                 if left > Duration::from_micros(200) {
                     std::thread::sleep(left - Duration::from_micros(100));
                 } else {
@@ -489,7 +489,12 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
     for s in Status::ALL {
         by_status.insert(s.name().into(), r.by_status[s as usize].into());
     }
-    let histogram: Vec<_> = h.iter_recorded().map(|v| json!([v.value_iterated_to(), v.count_at_value()])).collect();
+    // log buckets (×1.25 from 1 µs): [upper bound ns, count], for plotting
+    let histogram: Vec<_> = if h.is_empty() {
+        Vec::new()
+    } else {
+        h.iter_log(1000, 1.25).filter(|v| v.count_since_last_iteration() > 0).map(|v| json!([v.value_iterated_to(), v.count_since_last_iteration()])).collect()
+    };
     let rep = json!({
         "mode": if a.replay.is_some() { "replay" } else { "generate" },
         "target": a.target.to_string(),
@@ -499,8 +504,8 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
         "silently_dropped_expected": silent,
         "by_status": by_status,
         "asked_pps": a.rate,
-        "offered_pps": offered.round(),
-        "acked_pps": (r.acked as f64 / secs).round(),
+        "offered_pps": offered.round() as u64,
+        "acked_pps": (r.acked as f64 / secs).round() as u64,
         "rate_shortfall": shortfall,
         "duration_s": send_el.as_secs_f64(),
         "wall_s": total_el.as_secs_f64(),
