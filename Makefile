@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all setup build release test unit lab bench clean
+.PHONY: all setup build release test unit lab bench lab-bench clean
 
 all: build
 
@@ -31,6 +31,9 @@ lab: release
 
 bench: setup
 	taskset -c 1 $(CARGO) bench -p ironhoard-engine --bench engine
+
+lab-bench: release
+	bash bench/lab-bench.sh
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,65 @@
+# Shared by scripts/lab-demo.sh (`make lab`) and bench/lab-bench.sh: a
+# veth/netns lab (SPEC §3) and an appliance on its root-namespace end.
+# Source it, then: lab_up; appliance_up BACKEND; ...; lab_down (the caller
+# traps lab_down on EXIT so the lab goes away also on failure or Ctrl-C).
+
+BIN=${IRONHOARD_BIN:-target/release/ironhoard}
+PKTGEN=${PKTGEN_BIN:-target/release/ironhoard-pktgen}
+LAB_ID=$$
+NS=ihlab$LAB_ID; A=ih${LAB_ID}a; B=ih${LAB_ID}b
+HOST_IP=198.18.200.1; PEER_IP=198.18.200.2
+DIR=""; APID=""
+
+lab_up() {
+  [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, XDP)" >&2; exit 1; }
+  DIR=$(mktemp -d /tmp/ih-lab.XXXXXX)
+  ip netns add "$NS"
+  ip link add "$A" type veth peer name "$B"
+  ip link set "$B" netns "$NS"
+  ip addr add $HOST_IP/24 dev "$A"; ip link set "$A" up
+  ip netns exec "$NS" ip addr add $PEER_IP/24 dev "$B"
+  ip netns exec "$NS" ip link set "$B" up
+  ip netns exec "$NS" ip link set lo up
+  "$BIN" keygen --out "$DIR/secret0.hex"
+}
+
+# appliance_up BACKEND [RATE_PER_PLAYER]: starts ironhoard on $A pinned to core 0.
+appliance_up() {
+  cat > "$DIR/ironhoard.toml" <<CFG
+[interface]
+name = "$A"
+queues = 1
+cores = [0]
+xdp_mode = "auto"
+zero_copy = "auto"
+backend = "$1"
+[moves]
+port = 7777
+secrets = ["secret0.hex"]
+board_width = 16
+board_height = 16
+rate_per_second = ${2:-100000}
+rate_burst = ${2:-100000}
+[stats]
+socket = "$DIR/stats.sock"
+[log]
+dir = "$DIR/log"
+CFG
+  "$BIN" check-config --config "$DIR/ironhoard.toml" >/dev/null
+  "$BIN" run --config "$DIR/ironhoard.toml" 2> >(sed 's/^/  appliance: /' >> "$DIR/appliance.log") &
+  APID=$!
+  for _ in $(seq 100); do "$BIN" stats --socket "$DIR/stats.sock" --json >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "appliance did not start:"; cat "$DIR/appliance.log"; return 1
+}
+
+appliance_down() {
+  [ -n "$APID" ] && kill "$APID" 2>/dev/null && wait "$APID" 2>/dev/null || true
+  APID=""
+}
+
+lab_down() {
+  appliance_down
+  ip link del "$A" 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  [ -n "$DIR" ] && rm -rf "$DIR"
+}
