@@ -9,16 +9,19 @@ cd "$(dirname "$0")/.."
 BACKEND=${BACKEND:-xdp}
 RATE=${RATE:-200000}
 DURATION=${DURATION:-5}
+PKTGEN_MODE=${PKTGEN_MODE:-socket}
+MODE_ARGS=(--mode socket)
+[ "$PKTGEN_MODE" = xdp ] && MODE_ARGS=(--mode xdp --iface "$B")
 trap lab_down EXIT INT TERM
 lab_up
 appliance_up "$BACKEND"
 sed 's/^/  /' "$DIR/appliance.log"
 
-echo "== lab $NS: appliance ($BACKEND backend) on $A $HOST_IP:7777 pinned to core 0; ironhoard-pktgen in $NS pinned to core 1"
+echo "== lab $NS: appliance ($BACKEND backend) on $A $HOST_IP:7777 pinned to core 0; ironhoard-pktgen ($PKTGEN_MODE mode) in $NS pinned to core 1"
 echo "== $RATE moves/s for $DURATION s from 1000 players, 8% hostile (forged tags, wrong key_id, junk lengths, replays)"
 ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" \
   --rate "$RATE" --duration "$DURATION" --games 10 --players 100 --board 16x16 --invalid-ratio 0.08 \
-  --cpu 1 --rx-cpu 1 --report "$DIR/report.json" --quiet &
+  --cpu 1 --rx-cpu 1 "${MODE_ARGS[@]}" --report "$DIR/report.json" --quiet &
 CPID=$!
 while kill -0 "$CPID" 2>/dev/null; do
   sleep 1

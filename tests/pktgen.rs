@@ -101,6 +101,23 @@ fn hostile_mix_against_the_socket_backend() {
 }
 
 #[test]
+fn xdp_mode_generator_against_the_xdp_backend() {
+    let lab = Lab::new(1);
+    let a = Appliance::start(&lab, Settings { backend: "xdp", players_per_worker: 4096, ..Default::default() });
+    let r = pktgen(
+        &lab,
+        &a,
+        &["--mode", "xdp", "--iface", &lab.peer_if, "--rate", "20000", "--duration", "2", "--players", "100", "--invalid-ratio", "0.2"],
+    );
+    let s = a.stats();
+    check_consistent(&r, &s);
+    assert!(u(&r, "acked") > 30_000, "{}", brief(&r));
+    // the generator's own XDP program is gone with it
+    let link = lab.exec(&["ip", "-d", "link", "show", "dev", &lab.peer_if]);
+    assert!(!link.contains("prog/xdp"), "{link}");
+}
+
+#[test]
 fn pcap_out_reads_in_tshark_and_replays_with_tcpreplay() {
     let lab = Lab::new(1);
     let a = Appliance::start(&lab, Settings { backend: "xdp", ..Default::default() });
@@ -164,4 +181,14 @@ fn replays_a_tcpdump_capture() {
     assert_eq!(u(&r2, "acked"), 400 - forged);
     assert_eq!(r2["by_status"]["duplicate"].as_u64().unwrap(), 400 - forged, "replayed moves are duplicates");
     assert_eq!(u(&a.stats(), "accepted"), accepted_before, "a replayed capture is never accepted again");
+}
+
+#[test]
+fn a_rate_it_cannot_reach_is_reported_not_hidden() {
+    let lab = Lab::new(1);
+    let a = Appliance::start(&lab, Settings { backend: "socket", ..Default::default() });
+    let r = pktgen(&lab, &a, &["--rate", "50000000", "--duration", "1", "--players", "10", "--burst", "64"]);
+    assert_eq!(r["rate_shortfall"], true, "{}", brief(&r));
+    assert!(u(&r, "offered_pps") < 50_000_000);
+    assert_eq!(u(&r, "asked_pps"), 50_000_000);
 }

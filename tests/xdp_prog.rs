@@ -172,3 +172,19 @@ fn redirect_to_a_bound_socket_and_port_zero_disables() {
     // SAFETY: closing the fd we opened.
     unsafe { libc::close(fd) };
 }
+
+#[test]
+fn ack_mode_steers_acks_and_drops_moves() {
+    let mut p = Prog::new();
+    p.st.expect_acks().unwrap();
+    let mut ack = [0u8; 48];
+    ack[0] = 0x49;
+    ack[1] = 0x41;
+    ack[2] = 1;
+    p.check("ack", &frame(&spec(false, None, 0, PORT), &ack), action::PASS, Some(XdpCounter::NoSocket));
+    p.check("ack v6", &frame(&spec(true, Some(2), 0, PORT), &ack), action::PASS, Some(XdpCounter::NoSocket));
+    p.check("move in ack mode", &frame(&spec(false, None, 0, PORT), &move_payload()), action::DROP, Some(XdpCounter::WrongLength));
+    let mut m = [0u8; 48];
+    m[..3].copy_from_slice(&move_payload()[..3]);
+    p.check("48 bytes with a move's magic", &frame(&spec(false, None, 0, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
+}

@@ -14,7 +14,7 @@ use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{Array, PerCpuArray, XskMap};
 use aya_ebpf::programs::XdpContext;
-use ironhoard_common::wire::{MOVE_LEN, MOVE_MAGIC, VERSION};
+use ironhoard_common::wire::{ACK_LEN, MOVE_LEN, MOVE_MAGIC, VERSION};
 use ironhoard_common::{XdpConfig, XdpCounter, MAX_QUEUES};
 
 #[map]
@@ -69,6 +69,20 @@ fn count(c: XdpCounter) {
 fn drop_as(c: XdpCounter) -> u32 {
     count(c);
     XDP_DROP
+}
+
+/// The magic and payload length to expect (a move's unless configured).
+#[inline(always)]
+fn expected() -> ([u8; 2], usize) {
+    let magic = match CONFIG.get(XdpConfig::Magic as u32) {
+        Some(m) if *m != 0 => (*m as u16).to_be_bytes(),
+        _ => MOVE_MAGIC,
+    };
+    let len = match CONFIG.get(XdpConfig::PayloadLen as u32) {
+        Some(l) if *l as usize == ACK_LEN => ACK_LEN,
+        _ => MOVE_LEN,
+    };
+    (magic, len)
 }
 
 #[xdp]
@@ -130,15 +144,23 @@ fn steer(ctx: &XdpContext) -> Option<u32> {
     // A datagram to the move port: from here on it is ours.
     let udp_len = read_be16(ctx, l4 + 4)? as usize;
     let payload = l4 + UDP_HLEN;
-    // One bounds check for the whole move, and every read through that same
-    // pointer (re-deriving it would lose the verifier's range).
-    let mv = match ptr_at::<[u8; MOVE_LEN]>(ctx, payload) {
-        Some(p) if !first_fragment && udp_len == UDP_HLEN + MOVE_LEN => p,
-        _ => return Some(drop_as(XdpCounter::WrongLength)),
+    let (magic, plen) = expected();
+    // One bounds check for the whole datagram, and every read through that
+    // same pointer (re-deriving it would lose the verifier's range).
+    let head: [u8; 3] = if plen == ACK_LEN {
+        match ptr_at::<[u8; ACK_LEN]>(ctx, payload) {
+            // SAFETY: ptr_at checked that all ACK_LEN bytes are in the frame.
+            Some(p) if !first_fragment && udp_len == UDP_HLEN + ACK_LEN => unsafe { [(*p)[0], (*p)[1], (*p)[2]] },
+            _ => return Some(drop_as(XdpCounter::WrongLength)),
+        }
+    } else {
+        match ptr_at::<[u8; MOVE_LEN]>(ctx, payload) {
+            // SAFETY: ptr_at checked that all MOVE_LEN bytes are in the frame.
+            Some(p) if !first_fragment && udp_len == UDP_HLEN + MOVE_LEN => unsafe { [(*p)[0], (*p)[1], (*p)[2]] },
+            _ => return Some(drop_as(XdpCounter::WrongLength)),
+        }
     };
-    // SAFETY: ptr_at checked that all MOVE_LEN bytes lie inside the frame.
-    let head: [u8; 3] = unsafe { [(*mv)[0], (*mv)[1], (*mv)[2]] };
-    if head[0] != MOVE_MAGIC[0] || head[1] != MOVE_MAGIC[1] {
+    if head[0] != magic[0] || head[1] != magic[1] {
         return Some(drop_as(XdpCounter::BadMagic));
     }
     if head[2] != VERSION {

@@ -61,12 +61,17 @@ pub const MAX_QUEUES: u32 = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum XdpConfig {
-    /// The move port; 0 = steer nothing (everything passes).
+    /// The steered UDP destination port; 0 = steer nothing (all passes).
     MovePort = 0,
+    /// Expected magic (big-endian u16 in the low bits); 0 = a move's "IH".
+    /// The generator sets an ack's "IA" to steer acks to its own socket.
+    Magic = 1,
+    /// Expected UDP payload length; 0 = a move's 64. The generator sets 48.
+    PayloadLen = 2,
 }
 
 impl XdpConfig {
-    pub const COUNT: u32 = 1;
+    pub const COUNT: u32 = 3;
 }
 
 /// What the XDP program counts, per CPU, for datagrams to the move port.
@@ -117,6 +122,8 @@ impl XdpCounter {
 /// the wire crate's users checks they agree).
 pub mod wire {
     pub const MOVE_LEN: usize = 64;
+    pub const ACK_LEN: usize = 48;
     pub const MOVE_MAGIC: [u8; 2] = [0x49, 0x48];
+    pub const ACK_MAGIC: [u8; 2] = [0x49, 0x41];
     pub const VERSION: u8 = 1;
 }

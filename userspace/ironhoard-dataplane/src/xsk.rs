@@ -79,6 +79,12 @@ impl XskSocket {
     /// inhibited (ours steers into our XSKMAP), need_wakeup, zero-copy per
     /// `zc`, UMEM on 2 MiB hugepages when some are reserved.
     pub fn open(iface: &str, queue: u32, zc: ZeroCopyWant) -> Result<XskSocket, XskError> {
+        Self::open_with_fill(iface, queue, zc, FRAMES as usize)
+    }
+
+    /// Like [`open`](Self::open), putting only `fill` frames on the fill
+    /// ring (the rest stay free for transmitting: see [`split`](Self::split)).
+    pub fn open_with_fill(iface: &str, queue: u32, zc: ZeroCopyWant, fill: usize) -> Result<XskSocket, XskError> {
         let err = |what: &'static str, detail: String| XskError::Open { iface: iface.into(), queue, what, detail };
         let ucfg = UmemConfig::builder()
             .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| err("frame size", e.to_string()))?)
@@ -127,7 +133,7 @@ impl XskSocket {
         // Fill the fill ring now, before the program can redirect anything
         // here, so the first frames find buffers waiting.
         let mut frames = frames;
-        let k = (fq.nb_free(frames.len() as u32) as usize).min(frames.len());
+        let k = (fq.nb_free(frames.len() as u32) as usize).min(frames.len()).min(fill);
         // SAFETY: fresh frames from Umem::new, in no ring yet.
         if unsafe { fq.produce(&frames[frames.len() - k..]) } == k {
             frames.truncate(frames.len() - k);
@@ -286,6 +292,141 @@ impl XskSocket {
         shared.counters.publish(&engine.counters);
         shared.players.store(engine.players() as u64, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// The transmit half of a split socket: free frames, TX ring, completions.
+pub struct XskTx {
+    umem: Umem,
+    tx: TxQueue,
+    cq: CompQueue,
+    free: Vec<FrameDesc>,
+    comp: Vec<FrameDesc>,
+    batch: Vec<FrameDesc>,
+}
+
+/// The receive half of a split socket: RX ring and fill ring.
+pub struct XskRx {
+    umem: Umem,
+    rx: RxQueue,
+    fq: FillQueue,
+    stash: Vec<FrameDesc>,
+    batch: Vec<FrameDesc>,
+}
+
+impl XskSocket {
+    /// Splits the socket for a sender thread and a receiver thread (the
+    /// generator's use): frames on the fill ring belong to the receiver,
+    /// the others to the sender.
+    pub fn split(self) -> (XskTx, XskRx) {
+        let n = self.frames.len();
+        (
+            XskTx {
+                umem: self.umem.clone(),
+                tx: self.tx,
+                cq: self.cq,
+                free: self.frames,
+                comp: vec![FrameDesc::default(); n.max(1)],
+                batch: Vec::with_capacity(BATCH),
+            },
+            XskRx {
+                umem: self.umem,
+                rx: self.rx,
+                fq: self.fq,
+                stash: Vec::with_capacity(FRAMES as usize),
+                batch: vec![FrameDesc::default(); BATCH],
+            },
+        )
+    }
+}
+
+impl XskTx {
+    /// Takes back completed frames.
+    fn reclaim(&mut self) {
+        // SAFETY: comp is ours to overwrite; completions are frames we sent.
+        let c = unsafe { self.cq.consume(&mut self.comp) };
+        self.free.extend_from_slice(&self.comp[..c]);
+    }
+
+    /// Sends up to `n` (≤ 64) frames, each written by `build` into a frame
+    /// buffer (returning its length). Returns how many went out; fewer when
+    /// frames or ring slots are short.
+    pub fn send(&mut self, n: usize, mut build: impl FnMut(&mut [u8]) -> usize) -> usize {
+        self.reclaim();
+        let k = n.min(BATCH).min(self.free.len());
+        self.batch.clear();
+        for _ in 0..k {
+            let mut d = self.free.pop().expect("k <= free");
+            // SAFETY: a free frame is in no ring; we own it until produced.
+            let mut data = unsafe { self.umem.data_mut(&mut d) };
+            let mut cur = data.cursor();
+            let cap = cur.buf_len();
+            cur.set_pos(cap);
+            let len = build(data.contents_mut());
+            data.cursor().set_pos(len);
+            self.batch.push(d);
+        }
+        if k == 0 {
+            let _ = self.tx.wakeup();
+            return 0;
+        }
+        // SAFETY: the frames in batch hold finished datagrams, in no ring.
+        let sent = unsafe { self.tx.produce(&self.batch) };
+        if sent < k {
+            self.free.extend_from_slice(&self.batch[sent..]);
+        }
+        if self.tx.needs_wakeup() {
+            let _ = self.tx.wakeup();
+        }
+        sent
+    }
+
+    /// Kicks the kernel until every sent frame has completed (or `tries` runs out).
+    pub fn flush(&mut self, total: usize, tries: usize) {
+        for _ in 0..tries {
+            self.reclaim();
+            if self.free.len() >= total {
+                return;
+            }
+            let _ = self.tx.wakeup();
+            std::thread::yield_now();
+        }
+    }
+
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
+    }
+}
+
+impl XskRx {
+    /// Receives a batch, calling `f` on each frame, and recycles the frames
+    /// to the fill ring. Sleeps in poll(2) up to `timeout_ms` when empty.
+    pub fn recv(&mut self, timeout_ms: i32, mut f: impl FnMut(&[u8])) -> usize {
+        // SAFETY: batch is ours to overwrite.
+        let mut n = unsafe { self.rx.consume(&mut self.batch) };
+        if n == 0 {
+            let _ = self.rx.poll(timeout_ms);
+            // SAFETY: as above.
+            n = unsafe { self.rx.consume(&mut self.batch) };
+        }
+        for d in self.batch[..n].iter() {
+            // SAFETY: the RX ring handed us this frame; it is in no ring.
+            let data = unsafe { self.umem.data(d) };
+            f(data.contents());
+        }
+        self.stash.extend_from_slice(&self.batch[..n]);
+        let k = (self.fq.nb_free(self.stash.len() as u32) as usize).min(self.stash.len());
+        if k > 0 {
+            let from = self.stash.len() - k;
+            // SAFETY: stashed frames are in no ring.
+            if unsafe { self.fq.produce(&self.stash[from..]) } == k {
+                self.stash.truncate(from);
+            }
+        }
+        if self.fq.needs_wakeup() {
+            let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
+        }
+        n
     }
 }
 

@@ -96,6 +96,18 @@ impl Steering {
         })
     }
 
+    /// Makes the program steer acks (magic "IA", 48-byte payload) instead of
+    /// moves: the generator uses this to receive acks on AF_XDP.
+    pub fn expect_acks(&mut self) -> Result<(), LoaderError> {
+        let m = self.ebpf.map_mut(MAP_CONFIG).ok_or(LoaderError::MissingMap(MAP_CONFIG))?;
+        let mut cfg: Array<_, u32> =
+            Array::try_from(m).map_err(|source| LoaderError::Map { map: MAP_CONFIG, what: "open".into(), source })?;
+        let magic = u16::from_be_bytes(ironhoard_common::wire::ACK_MAGIC) as u32;
+        cfg.set(XdpConfig::Magic as u32, magic, 0)
+            .and_then(|_| cfg.set(XdpConfig::PayloadLen as u32, ironhoard_common::wire::ACK_LEN as u32, 0))
+            .map_err(|source| LoaderError::Map { map: MAP_CONFIG, what: "expect acks".into(), source })
+    }
+
     /// Attaches to `iface` by bpf_link in the wanted mode; `Auto` tries
     /// native, then skb. Returns (and logs) the mode obtained.
     pub fn attach(&mut self, iface: &str, want: WantMode) -> Result<AttachedMode, LoaderError> {

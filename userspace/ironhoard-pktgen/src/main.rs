@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
+use ironhoard_dataplane::xsk::{XskRx, XskSocket, XskTx, ZeroCopyWant};
 use ironhoard_dataplane::{affinity, frame, monotonic_ns};
+use ironhoard_loader::{Steering, WantMode};
 use ironhoard_wire::{Ack, AckRepr, Move, MoveRepr, Status, MOVE_LEN};
 use serde_json::json;
 use socket2::SockAddr;
@@ -26,7 +28,7 @@ use gen::{Class, Generated, Generator, Keys, Mix, HOSTILE_TS};
 enum Mode {
     /// Kernel UDP (UDP GSO sends, recvmmsg); portable.
     Socket,
-    /// AF_XDP on --iface (not in this build yet).
+    /// AF_XDP TX/RX on --iface (our XDP program steers the acks to it).
     Xdp,
 }
 
@@ -77,6 +79,10 @@ struct Args {
     /// Interface for --mode xdp.
     #[arg(long)]
     iface: Option<String>,
+    /// --mode xdp: the next hop's MAC (default: the neighbour table's entry
+    /// for --target, resolved if needed).
+    #[arg(long)]
+    dst_mac: Option<String>,
     /// Write the generated traffic to this pcap (Ethernet frames).
     #[arg(long)]
     write_pcap: Option<PathBuf>,
@@ -176,10 +182,90 @@ fn mix_of(a: &Args) -> Result<Mix> {
     Ok(m)
 }
 
-fn run(a: Args) -> Result<()> {
-    if a.mode == Mode::Xdp {
-        bail!("--mode xdp is not in this build yet; use --mode socket");
+/// Where datagrams go out: a kernel socket (UDP GSO) or an AF_XDP socket.
+enum Sender<'a> {
+    Socket { sock: &'a std::net::UdpSocket, dst: &'a SockAddr },
+    Xsk { tx: Box<XskTx>, spec: frame::FrameSpec },
+}
+
+impl Sender<'_> {
+    /// Sends `count` datagrams of `seg` bytes laid end to end in `buf`.
+    fn send(&mut self, buf: &[u8], seg: usize, count: usize) -> Result<()> {
+        match self {
+            Sender::Socket { sock, dst } => net::send_gso(sock, dst, buf, seg, count).context("send"),
+            Sender::Xsk { tx, spec } => {
+                let mut done = 0;
+                let mut stalls = 0u32;
+                while done < count {
+                    let mut i = done;
+                    let n = tx.send(count - done, |f| {
+                        let n = frame::build_udp(f, spec, &buf[i * seg..(i + 1) * seg]);
+                        i += 1;
+                        n
+                    });
+                    done += n;
+                    if n == 0 {
+                        stalls += 1;
+                        if stalls > 1_000_000 {
+                            bail!("AF_XDP TX stalled: no frame completed");
+                        }
+                        std::thread::yield_now();
+                    }
+                }
+                Ok(())
+            }
+        }
     }
+
+    fn finish(&mut self, total: usize) {
+        if let Sender::Xsk { tx, .. } = self {
+            tx.flush(total, 10_000);
+        }
+    }
+}
+
+/// Source of acks for the receiver.
+enum RxSource {
+    Socket(std::net::UdpSocket),
+    Xsk(Box<XskRx>, u16),
+}
+
+fn read_mac(iface: &str) -> Result<[u8; 6]> {
+    let p = format!("/sys/class/net/{iface}/address");
+    parse_mac(std::fs::read_to_string(&p).with_context(|| format!("reading {p}"))?.trim())
+}
+
+/// The neighbour table's MAC for `ip` on `iface`, resolving it if needed
+/// (one datagram to the discard port, which the appliance passes to its
+/// kernel, makes the kernel resolve the address).
+fn neighbour_mac(iface: &str, ip: std::net::IpAddr) -> Result<[u8; 6]> {
+    let lookup = || -> Option<[u8; 6]> {
+        let out = std::process::Command::new("ip").args(["neigh", "show", &ip.to_string(), "dev", iface]).output().ok()?;
+        let s = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut it = s.split_whitespace();
+        while let Some(w) = it.next() {
+            if w == "lladdr" {
+                return parse_mac(it.next()?).ok();
+            }
+        }
+        None
+    };
+    if let Some(m) = lookup() {
+        return Ok(m);
+    }
+    let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let s = std::net::UdpSocket::bind(bind)?;
+    let _ = s.send_to(b"", SocketAddr::new(ip, 9));
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        if let Some(m) = lookup() {
+            return Ok(m);
+        }
+    }
+    bail!("no neighbour entry for {ip} on {iface}; pass --dst-mac")
+}
+
+fn run(a: Args) -> Result<()> {
     let secret = read_secret(&a.secret_file)?;
     let (bw, bh) = a
         .board
@@ -192,9 +278,34 @@ fn run(a: Args) -> Result<()> {
     }
     let mix = mix_of(&a)?;
     let keys = Arc::new(Keys::new(&secret, a.key_id, a.games, a.players));
-    let (tx, rx) = net::socket_pair(a.target, None)?;
-    let local = tx.local_addr()?;
     let live = Arc::new(Live::default());
+    // Keep the XDP program (xdp mode) attached until the run ends.
+    let mut _steering = None;
+    let (sock_tx, rx_source, local, xsk_tx) = match a.mode {
+        Mode::Socket => {
+            let (tx, rx) = net::socket_pair(a.target, None)?;
+            let local = tx.local_addr()?;
+            (Some(tx), RxSource::Socket(rx), local, None)
+        }
+        Mode::Xdp => {
+            let iface = a.iface.clone().context("--mode xdp needs --iface")?;
+            let port = 40_000 + (std::process::id() % 20_000) as u16;
+            let local = SocketAddr::new(guess_source(a.target)?, port);
+            let mut st = Steering::load(port).context("loading the XDP program")?;
+            st.expect_acks()?;
+            let sock = XskSocket::open_with_fill(&iface, 0, ZeroCopyWant::Auto, 2048)?;
+            st.insert_socket(0, sock.fd())?;
+            st.attach(&iface, WantMode::Auto)?;
+            _steering = Some(st);
+            let dst_mac = match &a.dst_mac {
+                Some(m) => parse_mac(m)?,
+                None => neighbour_mac(&iface, a.target.ip())?,
+            };
+            let spec = frame::FrameSpec { src_mac: read_mac(&iface)?, dst_mac, vlan: None, src: local, dst: a.target, ipv4_options: 0 };
+            let (tx, rx) = sock.split();
+            (None, RxSource::Xsk(Box::new(rx), port), local, Some((tx, spec)))
+        }
+    };
 
     // receiver
     let rx_handle = {
@@ -208,17 +319,23 @@ fn run(a: Args) -> Result<()> {
             if fifo {
                 net::sched_fifo(50).context("SCHED_FIFO for the receiver (needs root or CAP_SYS_NICE)")?;
             }
-            receive(&rx, &mut keys_rx, &live, drain)
+            receive(rx_source, &mut keys_rx, &live, drain)
         })?
     };
 
     let t0 = Instant::now();
     let progress = if a.quiet { None } else { Some(spawn_progress(Arc::clone(&live), a.rate)) };
     let dst = SockAddr::from(a.target);
-    let (generated, send_elapsed) = match &a.replay {
-        Some(path) => replay(&a, path, &tx, &dst, &mut Keys::new(&secret, a.key_id, a.games, a.players), &live)?,
-        None => generate(&a, mix, &keys, &tx, &dst, local, (bw, bh), &live)?,
+    let mut sender = match (&sock_tx, xsk_tx) {
+        (Some(sock), _) => Sender::Socket { sock, dst: &dst },
+        (None, Some((tx, spec))) => Sender::Xsk { tx: Box::new(tx), spec },
+        _ => unreachable!("one sender per mode"),
     };
+    let (generated, send_elapsed) = match &a.replay {
+        Some(path) => replay(&a, path, &mut sender, &mut Keys::new(&secret, a.key_id, a.games, a.players), &live)?,
+        None => generate(&a, mix, &keys, &mut sender, local, (bw, bh), &live)?,
+    };
+    sender.finish(2048);
     live.sending_done.store(true, Ordering::Relaxed);
     let rxr = rx_handle.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
     if let Some(p) = progress {
@@ -233,8 +350,7 @@ fn generate(
     a: &Args,
     mix: Mix,
     keys: &Arc<Keys>,
-    tx: &std::net::UdpSocket,
-    dst: &SockAddr,
+    tx: &mut Sender,
     local: SocketAddr,
     board: (u16, u16),
     live: &Live,
@@ -306,7 +422,7 @@ fn generate(
                     w.write(wall0 + (now - start_ns), &frame_buf[..n])?;
                 }
                 if class == Class::Junk {
-                    net::send_gso(tx, dst, &one[..len], len.max(1), 1).context("send")?;
+                    tx.send(&one[..len.max(1)], len.max(1), 1)?;
                     todo -= 1;
                     sent += 1;
                     continue;
@@ -315,7 +431,7 @@ fn generate(
                 k += 1;
             }
             if k > 0 {
-                net::send_gso(tx, dst, &gso[..k * MOVE_LEN], MOVE_LEN, k).with_context(|| format!("send to {}", a.target))?;
+                tx.send(&gso[..k * MOVE_LEN], MOVE_LEN, k).with_context(|| format!("send to {}", a.target))?;
                 todo -= k as u64;
                 sent += k as u64;
             }
@@ -338,7 +454,7 @@ fn guess_source(target: SocketAddr) -> Result<std::net::IpAddr> {
     Ok(s.local_addr()?.ip())
 }
 
-fn replay(a: &Args, path: &PathBuf, tx: &std::net::UdpSocket, dst: &SockAddr, keys: &mut Keys, live: &Live) -> Result<(Generated, Duration)> {
+fn replay(a: &Args, path: &PathBuf, tx: &mut Sender, keys: &mut Keys, live: &Live) -> Result<(Generated, Duration)> {
     if let Some(c) = a.cpu {
         affinity::pin_current_thread(c)?;
     }
@@ -383,7 +499,10 @@ fn replay(a: &Args, path: &PathBuf, tx: &std::net::UdpSocket, dst: &SockAddr, ke
                     std::hint::spin_loop();
                 }
             }
-            net::send_gso(tx, dst, &d.payload, d.payload.len().max(1), 1).context("send")?;
+            if d.payload.is_empty() {
+                continue;
+            }
+            tx.send(&d.payload, d.payload.len(), 1)?;
             g.count(classes[i]);
             sent += 1;
             live.sent.store(sent, Ordering::Relaxed);
@@ -392,7 +511,7 @@ fn replay(a: &Args, path: &PathBuf, tx: &std::net::UdpSocket, dst: &SockAddr, ke
     Ok((g, start.elapsed()))
 }
 
-fn receive(rx: &std::net::UdpSocket, keys: &mut Keys, live: &Live, drain: Duration) -> Result<RxResult> {
+fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> Result<RxResult> {
     let mut r = RxResult {
         by_status: [0; 6],
         acked: 0,
@@ -413,7 +532,21 @@ fn receive(rx: &std::net::UdpSocket, keys: &mut Keys, live: &Live, drain: Durati
                 break;
             }
         }
-        let n = net::recv_batch(rx, &mut bufs, &mut lens).context("receiving acks")?;
+        let n = match &mut src {
+            RxSource::Socket(rx) => net::recv_batch(rx, &mut bufs, &mut lens).context("receiving acks")?,
+            RxSource::Xsk(rx, port) => {
+                let mut k = 0;
+                rx.recv(20, |f| {
+                    if let Some(u) = frame::parse_udp(f, *port) {
+                        let l = u.payload_len.min(128);
+                        bufs[k][..l].copy_from_slice(&f[u.payload()..u.payload() + l]);
+                        lens[k] = l;
+                        k += 1;
+                    }
+                });
+                k
+            }
+        };
         let now = monotonic_ns();
         for i in 0..n {
             let b = &bufs[i][..lens[i].min(128)];
