@@ -459,3 +459,106 @@ pub fn check_ack(b: &[u8], r: &MoveRepr, mac: &PlayerMac) -> Status {
     );
     ar.status
 }
+/// A strict check of the exposition grammar (used by tests): every family
+/// has HELP then TYPE before its samples, names and labels are valid,
+/// values parse as floats, no family is declared twice.
+pub fn check_exposition(text: &str) -> Result<usize, String> {
+    let valid_name = |n: &str| {
+        let mut ch = n.chars();
+        matches!(ch.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && ch.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut declared = std::collections::HashMap::<String, String>::new();
+    let mut pending_help: Option<String> = None;
+    let mut samples = 0;
+    for (i, line) in text.lines().enumerate() {
+        let ln = i + 1;
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or("");
+            if !valid_name(name) {
+                return Err(format!("line {ln}: bad metric name in HELP: {line}"));
+            }
+            pending_help = Some(name.to_string());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut p = rest.split(' ');
+            let (name, kind) = (p.next().unwrap_or(""), p.next().unwrap_or(""));
+            if pending_help.as_deref() != Some(name) {
+                return Err(format!("line {ln}: TYPE {name} without HELP right before it"));
+            }
+            if !["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind) {
+                return Err(format!("line {ln}: bad type {kind}"));
+            }
+            if declared.insert(name.to_string(), kind.to_string()).is_some() {
+                return Err(format!("line {ln}: family {name} declared twice"));
+            }
+            pending_help = None;
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (name_labels, value) = line.rsplit_once(' ').ok_or(format!("line {ln}: no value: {line}"))?;
+        value.parse::<f64>().map_err(|_| format!("line {ln}: bad value {value}"))?;
+        let (name, labels) = match name_labels.split_once('{') {
+            Some((n, l)) => (n, Some(l.strip_suffix('}').ok_or(format!("line {ln}: unclosed labels"))?)),
+            None => (name_labels, None),
+        };
+        if !valid_name(name) {
+            return Err(format!("line {ln}: bad metric name {name}"));
+        }
+        let family = declared
+            .keys()
+            .find(|f| name == f.as_str() || name.strip_prefix(f.as_str()).is_some_and(|s| s == "_sum" || s == "_count"))
+            .ok_or(format!("line {ln}: sample {name} before its TYPE"))?;
+        if name != family && declared[family] != "summary" && declared[family] != "histogram" {
+            return Err(format!("line {ln}: {name} suffix on a {}", declared[family]));
+        }
+        if let Some(l) = labels {
+            // label="value" pairs, values escaped
+            let mut rest = l;
+            while !rest.is_empty() {
+                let (k, after) = rest.split_once("=\"").ok_or(format!("line {ln}: bad label in {l}"))?;
+                if !valid_name(k) || k.contains(':') {
+                    return Err(format!("line {ln}: bad label name {k}"));
+                }
+                let mut end = None;
+                let mut esc = false;
+                for (j, c) in after.char_indices() {
+                    match (esc, c) {
+                        (true, _) => esc = false,
+                        (false, '\\') => esc = true,
+                        (false, '"') => {
+                            end = Some(j);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                let end = end.ok_or(format!("line {ln}: unterminated label value"))?;
+                rest = &after[end + 1..];
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+            }
+        }
+        samples += 1;
+    }
+    Ok(samples)
+}
+
+
+#[cfg(test)]
+mod exposition_tests {
+    use super::check_exposition;
+
+    #[test]
+    fn grammar_check_catches_errors() {
+        let ok = "# HELP a_total A.\n# TYPE a_total counter\na_total{q=\"0\",r=\"x\\\"y\"} 3\n# HELP s S.\n# TYPE s summary\ns{quantile=\"0.5\"} 0.1\ns_sum 1\ns_count 2\n";
+        assert_eq!(check_exposition(ok), Ok(4));
+        assert!(check_exposition("x 1\n").is_err(), "sample before TYPE");
+        assert!(check_exposition("# HELP x X\n# TYPE x counter\nx{a=\"1} 2\n").is_err());
+        assert!(check_exposition("# HELP x X\n# TYPE x counter\nx abc\n").is_err());
+        assert!(check_exposition("# TYPE x counter\nx 1\n").is_err(), "TYPE without HELP");
+        assert!(check_exposition("# HELP x X\n# TYPE x counter\nx_sum 1\n").is_err());
+    }
+}

@@ -9,12 +9,15 @@
 
 pub mod affinity;
 pub mod frame;
+pub mod hist;
 pub mod socket;
 pub mod xsk;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ironhoard_engine::SharedCounters;
+
+use crate::hist::AtomicHistogram;
 
 /// State a worker shares with the control plane: its published counters,
 /// its player-table fill, and the stop flag it polls.
@@ -25,7 +28,25 @@ pub struct WorkerShared {
     pub players: AtomicU64,
     /// Set by the control plane; the worker returns within ~100 ms.
     pub stop: AtomicBool,
+    /// Time to process one batch (receive to send), ns.
+    pub batch_ns: AtomicHistogram,
+    /// Service time per move: the batch's time over its datagrams, ns.
+    pub move_ns: AtomicHistogram,
+    /// System calls made to kick the kernel (need_wakeup sendto/poll) and
+    /// idle sleeps in poll(2).
+    pub wakeups: AtomicU64,
+    /// AF_XDP: the kernel's XDP_STATISTICS for the socket, published about
+    /// once a second by the worker (rx_dropped, rx_invalid_descs,
+    /// tx_invalid_descs, rx_ring_full, rx_fill_ring_empty_descs,
+    /// tx_ring_empty_descs).
+    pub xsk_stats: [AtomicU64; 6],
+    /// AF_XDP: whether `xsk_stats` is meaningful.
+    pub has_xsk_stats: AtomicBool,
 }
+
+/// Names of [`WorkerShared::xsk_stats`], in order.
+pub const XSK_STAT_NAMES: [&str; 6] =
+    ["rx_dropped", "rx_invalid_descs", "tx_invalid_descs", "rx_ring_full", "rx_fill_ring_empty_descs", "tx_ring_empty_descs"];
 
 impl WorkerShared {
     pub fn stop_requested(&self) -> bool {
@@ -33,6 +54,21 @@ impl WorkerShared {
     }
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Records one processed batch of `n` datagrams that took `ns`.
+    #[inline]
+    pub fn record_batch(&self, n: usize, ns: u64) {
+        self.batch_ns.record_n(ns, 1);
+        if n > 0 {
+            self.move_ns.record_n(ns / n as u64, n as u64);
+        }
+    }
+
+    /// Adds to the wakeup count (single writer).
+    #[inline]
+    pub fn count_wakeups(&self, n: u64) {
+        self.wakeups.store(self.wakeups.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 }
 

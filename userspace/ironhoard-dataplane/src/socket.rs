@@ -207,6 +207,7 @@ pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, s
             sent += r as usize;
             engine.counters.tx += r as u64;
         }
+        shared.record_batch(n, monotonic_ns().saturating_sub(now));
         shared.counters.publish(&engine.counters);
         shared.players.store(engine.players() as u64, std::sync::atomic::Ordering::Relaxed);
     }

@@ -187,6 +187,8 @@ impl XskSocket {
         let mut comp = [FrameDesc::default(); BATCH * 4];
         let mut in_flight = 0usize;
         let mut idle_since: Option<u64> = None;
+        let mut next_stats = 0u64;
+        shared.has_xsk_stats.store(true, Ordering::Relaxed);
         while !shared.stop_requested() {
             // 1. completed TX frames come back to the stash
             // SAFETY: comp is ours to overwrite; the ring hands back frames we sent.
@@ -206,6 +208,7 @@ impl XskSocket {
             }
             if self.fq.needs_wakeup() {
                 let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
+                shared.count_wakeups(1);
             }
             // 3. receive a batch
             // SAFETY: rx_batch is ours to overwrite.
@@ -213,11 +216,17 @@ impl XskSocket {
             if n == 0 {
                 if in_flight > 0 {
                     let _ = self.tx.wakeup();
+                    shared.count_wakeups(1);
                 }
                 let t = monotonic_ns();
+                if t >= next_stats {
+                    self.publish_xsk_stats(shared);
+                    next_stats = t + 1_000_000_000;
+                }
                 let since = *idle_since.get_or_insert(t);
                 if t - since >= SPIN_IDLE_NS && in_flight == 0 {
                     let _ = self.rx.poll(IDLE_POLL_MS);
+                    shared.count_wakeups(1);
                     idle_since = None;
                 } else {
                     std::hint::spin_loop();
@@ -267,6 +276,7 @@ impl XskSocket {
                     }
                     // TX ring full: kick the kernel and take completions.
                     let _ = self.tx.wakeup();
+                    shared.count_wakeups(1);
                     // SAFETY: as in step 1.
                     let c = unsafe { self.cq.consume(&mut comp) };
                     stash.extend_from_slice(&comp[..c]);
@@ -285,13 +295,31 @@ impl XskSocket {
             }
             if self.tx.needs_wakeup() && in_flight > 0 {
                 let _ = self.tx.wakeup();
+                shared.count_wakeups(1);
+            }
+            let end = monotonic_ns();
+            shared.record_batch(n, end.saturating_sub(now));
+            if end >= next_stats {
+                self.publish_xsk_stats(shared);
+                next_stats = end + 1_000_000_000;
             }
             shared.counters.publish(&engine.counters);
             shared.players.store(engine.players() as u64, Ordering::Relaxed);
         }
         shared.counters.publish(&engine.counters);
         shared.players.store(engine.players() as u64, Ordering::Relaxed);
+        self.publish_xsk_stats(shared);
         Ok(())
+    }
+
+    /// One getsockopt(XDP_STATISTICS), published for the control plane
+    /// (called about once a second, never per packet).
+    fn publish_xsk_stats(&self, shared: &WorkerShared) {
+        if let Ok(s) = self.statistics() {
+            for (cell, v) in shared.xsk_stats.iter().zip(s) {
+                cell.store(v, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -97,6 +97,10 @@ struct RawMoves {
 #[serde(deny_unknown_fields)]
 struct RawStats {
     socket: String,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    prometheus_listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +141,10 @@ pub struct Config {
     pub rate_burst: u32,
     pub players_per_worker: usize,
     pub stats_socket: PathBuf,
+    /// Group given the stats socket (mode 0660), if any.
+    pub stats_group: Option<String>,
+    /// Address of the HTTP /metrics endpoint, if any.
+    pub prometheus_listen: Option<std::net::SocketAddr>,
     pub log_dir: PathBuf,
 }
 
@@ -263,6 +271,17 @@ impl Config {
         if stats_socket.as_os_str().is_empty() {
             return Err(bad("stats.socket", &stats_socket, "must be a path"));
         }
+        let prometheus_listen = match &raw.stats.prometheus_listen {
+            None => None,
+            Some(a) => Some(a.parse::<std::net::SocketAddr>().map_err(|_| {
+                bad("stats.prometheus_listen", a, "must be an IP:PORT address, e.g. \"127.0.0.1:9477\"")
+            })?),
+        };
+        if let Some(g) = &raw.stats.group {
+            if g.is_empty() || g.contains(char::is_whitespace) {
+                return Err(bad("stats.group", g, "must be a group name or gid"));
+            }
+        }
         if raw.log.dir.is_empty() {
             return Err(bad("log.dir", &raw.log.dir, "must be a directory path"));
         }
@@ -286,6 +305,8 @@ impl Config {
             rate_burst,
             players_per_worker: players as usize,
             stats_socket,
+            stats_group: raw.stats.group,
+            prometheus_listen,
             log_dir,
         })
     }

@@ -1,6 +1,7 @@
 //! `ironhoard`: the appliance and its control commands (SPEC §2).
 
 mod config;
+mod prometheus;
 mod run;
 mod stats;
 
@@ -68,8 +69,14 @@ enum Cmd {
         #[arg(long, default_value = config::DEFAULT_STATS_SOCKET)]
         socket: PathBuf,
         /// One JSON object (SPEC counters, totals and per queue).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// Prometheus text exposition (HELP/TYPE, labels per queue and reason).
+        #[arg(long)]
+        prometheus: bool,
+        /// Refresh every SECS seconds (default 1), like top.
+        #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "SECS")]
+        watch: Option<f64>,
         /// Send a raw command (e.g. "show info") and print its JSON.
         #[arg(long)]
         command: Option<String>,
@@ -138,13 +145,34 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("{}", hex::encode(k.0));
             Ok(())
         }
-        Cmd::Stats { socket, json, command } => {
-            let cmd = command.as_deref().unwrap_or("show stats");
-            let v = stats::query(&socket, cmd)?;
-            if json || command.is_some() {
-                println!("{v}");
-            } else {
-                print!("{}", stats::render_table(&v));
+        Cmd::Stats { socket, json, prometheus, watch, command } => {
+            let once = || -> Result<String> {
+                if let Some(c) = &command {
+                    return Ok(format!("{}\n", stats::query(&socket, c)?));
+                }
+                if prometheus {
+                    let v = stats::query(&socket, "show metrics")?;
+                    return Ok(v["prometheus"].as_str().unwrap_or_default().to_string());
+                }
+                let v = stats::query(&socket, "show stats")?;
+                if json {
+                    return Ok(format!("{v}\n"));
+                }
+                let lat = stats::query(&socket, "show latency").ok();
+                Ok(stats::render_table(&v, lat.as_ref()))
+            };
+            match watch {
+                None => print!("{}", once()?),
+                Some(secs) => {
+                    let every = std::time::Duration::from_secs_f64(secs.max(0.2));
+                    loop {
+                        let body = once()?;
+                        // clear the screen and go home, like top
+                        print!("\x1b[2J\x1b[H{} — every {:.1}s, Ctrl-C to quit\n\n{body}", socket.display(), every.as_secs_f64());
+                        std::io::Write::flush(&mut std::io::stdout())?;
+                        std::thread::sleep(every);
+                    }
+                }
             }
             Ok(())
         }

@@ -92,7 +92,7 @@ pub fn run(cfg: Config) -> Result<()> {
     // The stats socket first: it doubles as the single-instance lock, so a
     // second `ironhoard run` stops here before touching the data path
     // (joining the SO_REUSEPORT group, replacing the XDP program).
-    let listener = stats::bind(&cfg.stats_socket)?;
+    let listener = stats::bind(&cfg.stats_socket, cfg.stats_group.as_deref())?;
     info!("stats socket at {} (mode 0660)", cfg.stats_socket.display());
     let keys = Arc::new(Keyring::from_secrets(&cfg.secrets));
     let ecfg = engine_config(&cfg);
@@ -205,10 +205,25 @@ pub fn run(cfg: Config) -> Result<()> {
         started: Instant::now(),
         xdp_info,
         steering,
+        rates: Default::default(),
     });
     {
         let src = Arc::clone(&src);
         thread::Builder::new().name("ih-stats".into()).spawn(move || stats::serve(listener, src))?;
+    }
+    {
+        // per-second rates for `show stats` and `--watch`
+        let src = Arc::clone(&src);
+        thread::Builder::new().name("ih-sampler".into()).spawn(move || loop {
+            src.sample_rates();
+            thread::sleep(Duration::from_secs(1));
+        })?;
+    }
+    if let Some(addr) = cfg.prometheus_listen {
+        let l = std::net::TcpListener::bind(addr).with_context(|| format!("[stats] prometheus_listen = \"{addr}\": bind"))?;
+        info!("Prometheus metrics at http://{addr}/metrics");
+        let src = Arc::clone(&src);
+        thread::Builder::new().name("ih-metrics".into()).spawn(move || crate::prometheus::serve_http(l, src))?;
     }
 
     let mut failed = None;

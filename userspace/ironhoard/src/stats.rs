@@ -2,9 +2,12 @@
 //! line protocol. A client connects, writes one command line, and reads
 //! one JSON document back; the server then closes the connection.
 //!
-//! Commands: `show stats` (counters in total and per queue), `show info`
-//! (what is running, where). An empty line means `show stats`. Anything else
-//! gets `{"error": "..."}`. See docs/operations.md.
+//! Commands (docs/operations.md): `show stats` (counters in total and per
+//! queue, rates over the last second), `show info` (what is running, where,
+//! in which modes), `show latency` (batch and per-move service time
+//! percentiles), `show xdp` (the XDP program's counters), `show players`
+//! (table fill per queue), `show metrics` (Prometheus text). An empty line
+//! means `show stats`. Anything else gets `{"error": "..."}`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ironhoard_common::{DropReason, XdpCounter};
-use ironhoard_dataplane::WorkerShared;
+use ironhoard_dataplane::{WorkerShared, XSK_STAT_NAMES};
 use ironhoard_engine::Counters;
 use ironhoard_wire::Status;
 use serde_json::{json, Map, Value};
@@ -37,6 +40,26 @@ pub struct Info {
     pub key_ids: usize,
 }
 
+/// Per-second rates of the totals, computed by the sampler thread.
+#[derive(Default, Clone)]
+pub struct Rates {
+    last: Option<(Instant, Counters, Vec<Counters>)>,
+    /// Rates over the last interval: (total, per queue), per second.
+    pub total: Map<String, Value>,
+    pub queues: Vec<Map<String, Value>>,
+}
+
+fn rates_of(now: &Counters, before: &Counters, secs: f64) -> Map<String, Value> {
+    let r = |a: u64, b: u64| ((a.saturating_sub(b)) as f64 / secs).round();
+    let dropped = |c: &Counters| c.dropped.iter().sum::<u64>();
+    let mut m = Map::new();
+    m.insert("rx".into(), r(now.rx, before.rx).into());
+    m.insert("tx".into(), r(now.tx, before.tx).into());
+    m.insert("accepted".into(), r(now.status(Status::Accepted), before.status(Status::Accepted)).into());
+    m.insert("dropped".into(), r(dropped(now), dropped(before)).into());
+    m
+}
+
 /// The running appliance as the stats socket sees it.
 pub struct StatsSource {
     pub info: Info,
@@ -46,6 +69,7 @@ pub struct StatsSource {
     pub xdp_info: Value,
     /// XDP backend: the loaded program, for its counters.
     pub steering: Option<std::sync::Mutex<ironhoard_loader::Steering>>,
+    pub rates: std::sync::Mutex<Rates>,
 }
 
 /// Renders counters with the SPEC names.
@@ -63,6 +87,29 @@ pub fn counters_json(c: &Counters) -> Map<String, Value> {
 }
 
 impl StatsSource {
+    /// Worker counters now, and their sum (without the XDP program's drops).
+    fn snapshots(&self) -> (Counters, Vec<Counters>) {
+        let qs: Vec<Counters> = self.workers.iter().map(|w| w.shared.counters.snapshot()).collect();
+        let mut t = Counters::default();
+        for q in &qs {
+            t.add(q);
+        }
+        (t, qs)
+    }
+
+    /// Called once a second by the sampler: rates over the last interval.
+    pub fn sample_rates(&self) {
+        let (t, qs) = self.snapshots();
+        let now = Instant::now();
+        let mut r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((then, pt, pqs)) = r.last.take() {
+            let secs = now.duration_since(then).as_secs_f64().max(1e-3);
+            r.total = rates_of(&t, &pt, secs);
+            r.queues = qs.iter().zip(&pqs).map(|(a, b)| rates_of(a, b, secs)).collect();
+        }
+        r.last = Some((now, t, qs));
+    }
+
     /// `show stats`: totals at the top level, then `queues`.
     pub fn stats(&self) -> Value {
         let mut total = Counters::default();
@@ -77,6 +124,15 @@ impl StatsSource {
             q.insert("queue".into(), w.queue.into());
             q.insert("core".into(), w.core.into());
             q.insert("players".into(), p.into());
+            q.insert("wakeups".into(), w.shared.wakeups.load(std::sync::atomic::Ordering::Relaxed).into());
+            if w.shared.has_xsk_stats.load(std::sync::atomic::Ordering::Relaxed) {
+                let m: Map<String, Value> = XSK_STAT_NAMES
+                    .iter()
+                    .zip(&w.shared.xsk_stats)
+                    .map(|(n, v)| (n.to_string(), v.load(std::sync::atomic::Ordering::Relaxed).into()))
+                    .collect();
+                q.insert("xsk".into(), Value::Object(m));
+            }
             queues.push(Value::Object(q));
         }
         // The XDP program's early drops never reach a poller: they count in
@@ -98,8 +154,50 @@ impl StatsSource {
         top.insert("players".into(), players.into());
         top.insert("uptime_secs".into(), self.started.elapsed().as_secs_f64().into());
         top.insert("backend".into(), self.info.backend.clone().into());
+        {
+            let r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+            top.insert("rates_per_sec".into(), Value::Object(r.total.clone()));
+            for (q, rq) in queues.iter_mut().zip(&r.queues) {
+                q["rates_per_sec"] = Value::Object(rq.clone());
+            }
+        }
         top.insert("queues".into(), Value::Array(queues));
         Value::Object(top)
+    }
+
+    /// `show metrics`: Prometheus text exposition.
+    pub fn prometheus(&self) -> String {
+        crate::prometheus::render(self)
+    }
+
+    /// `show players`: table fill per queue.
+    pub fn players(&self) -> Value {
+        let cap = self.info.players_per_worker as u64;
+        let qs: Vec<Value> = self
+            .workers
+            .iter()
+            .map(|w| {
+                let p = w.shared.players.load(std::sync::atomic::Ordering::Relaxed);
+                json!({"queue": w.queue, "players": p, "capacity": cap, "fill_pct": 100.0 * p as f64 / cap as f64})
+            })
+            .collect();
+        let total: u64 = self.workers.iter().map(|w| w.shared.players.load(std::sync::atomic::Ordering::Relaxed)).sum();
+        json!({"players": total, "capacity": cap * self.workers.len() as u64, "queues": qs})
+    }
+
+    /// `show latency`: batch and per-move service time, per queue and merged.
+    pub fn latency(&self) -> Value {
+        let mut all_b = new_hist();
+        let mut all_m = new_hist();
+        let mut qs = Vec::new();
+        for w in &self.workers {
+            let b = to_hdr(&w.shared.batch_ns);
+            let m = to_hdr(&w.shared.move_ns);
+            let _ = all_b.add(&b);
+            let _ = all_m.add(&m);
+            qs.push(json!({"queue": w.queue, "batch_ns": percentiles(&b), "move_ns": percentiles(&m)}));
+        }
+        json!({"batch_ns": percentiles(&all_b), "move_ns": percentiles(&all_m), "queues": qs})
     }
 
     fn xdp_counters(&self) -> Option<[u64; XdpCounter::COUNT as usize]> {
@@ -141,14 +239,45 @@ impl StatsSource {
             [] | ["show", "stats"] => self.stats(),
             ["show", "info"] => self.info(),
             ["show", "xdp"] => self.xdp(),
-            _ => json!({"error": format!("unknown command {command:?}; try \"show stats\", \"show info\" or \"show xdp\"")}),
+            ["show", "players"] => self.players(),
+            ["show", "latency"] => self.latency(),
+            ["show", "metrics"] => json!({"prometheus": self.prometheus()}),
+            _ => json!({"error": format!("unknown command {command:?}; try: show stats | show info | show latency | show xdp | show players | show metrics")}),
         }
     }
 }
 
+fn new_hist() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 1u64 << 42, 2).expect("histogram bounds")
+}
+
+/// A worker's histogram as an HDR histogram (each bucket at its midpoint).
+fn to_hdr(h: &ironhoard_dataplane::hist::AtomicHistogram) -> hdrhistogram::Histogram<u64> {
+    let mut out = new_hist();
+    h.for_each(|lo, hi, c| {
+        let _ = out.record_n((lo + (hi - lo) / 2).max(1), c);
+    });
+    out
+}
+
+fn percentiles(h: &hdrhistogram::Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return json!({"count": 0});
+    }
+    json!({
+        "count": h.len(),
+        "p50": h.value_at_quantile(0.5),
+        "p90": h.value_at_quantile(0.9),
+        "p99": h.value_at_quantile(0.99),
+        "p999": h.value_at_quantile(0.999),
+        "max": h.max(),
+        "mean": h.mean().round(),
+    })
+}
+
 /// Binds the stats socket at `path` with mode 0660, replacing a stale
 /// socket left by a crashed run but refusing to steal a live one.
-pub fn bind(path: &Path) -> Result<UnixListener> {
+pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating stats socket directory {}", dir.display()))?;
@@ -175,7 +304,28 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     let l = l.with_context(|| format!("binding stats socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("chmod 0660 {}", path.display()))?;
+    if let Some(g) = group {
+        let gid = group_id(g).with_context(|| format!("[stats] group = {g:?}"))?;
+        std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| format!("chgrp {g} {}", path.display()))?;
+    }
     Ok(l)
+}
+
+/// The gid of a group name (or a numeric gid).
+fn group_id(name: &str) -> Result<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Ok(n);
+    }
+    let c = std::ffi::CString::new(name)?;
+    // SAFETY: getgrnam reads a NUL-terminated name and returns a pointer to
+    // static storage or null; we copy the gid out at once (the control
+    // thread is the only caller, at start).
+    let g = unsafe { libc::getgrnam(c.as_ptr()) };
+    if g.is_null() {
+        bail!("no such group");
+    }
+    // SAFETY: g is non-null and points to a valid struct group.
+    Ok(unsafe { (*g).gr_gid })
 }
 
 /// Serves clients one at a time until the process ends. Runs on the
@@ -216,8 +366,9 @@ pub fn query(path: &Path, command: &str) -> Result<Value> {
     Ok(v)
 }
 
-/// The readable table `ironhoard stats` prints by default.
-pub fn render_table(v: &Value) -> String {
+/// The readable table `ironhoard stats` prints by default: totals, per
+/// queue, rates over the last second, latency percentiles.
+pub fn render_table(v: &Value, lat: Option<&Value>) -> String {
     let mut out = String::new();
     let g = |o: &Value, k: &str| o.get(k).and_then(Value::as_u64).unwrap_or(0);
     let uptime = v.get("uptime_secs").and_then(Value::as_f64).unwrap_or(0.0);
@@ -241,15 +392,48 @@ pub fn render_table(v: &Value) -> String {
         let d: u64 = o.get("dropped").and_then(Value::as_object).map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
         out.push_str(&format!("{d:>13}\n"));
     };
-    if let Some(qs) = v.get("queues").and_then(Value::as_array) {
-        for q in qs {
-            row(format!("q{}", g(q, "queue")), q, &mut out);
-        }
+    let qs = v.get("queues").and_then(Value::as_array).cloned().unwrap_or_default();
+    for q in &qs {
+        row(format!("q{}", g(q, "queue")), q, &mut out);
     }
     row("total".into(), v, &mut out);
     if let Some(d) = v.get("dropped").and_then(Value::as_object) {
         let parts: Vec<String> = d.iter().map(|(k, n)| format!("{k}={n}")).collect();
         out.push_str(&format!("dropped by reason: {}\n", parts.join(" ")));
+    }
+    if let Some(x) = v.get("xdp").and_then(Value::as_object) {
+        let parts: Vec<String> = x.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        out.push_str(&format!("xdp program: {}\n", parts.join(" ")));
+    }
+    if let Some(r) = v.get("rates_per_sec").and_then(Value::as_object) {
+        out.push_str(&format!(
+            "per second (last 1 s): rx {}  tx {}  accepted {}  dropped {}\n",
+            r.get("rx").unwrap_or(&Value::Null),
+            r.get("tx").unwrap_or(&Value::Null),
+            r.get("accepted").unwrap_or(&Value::Null),
+            r.get("dropped").unwrap_or(&Value::Null)
+        ));
+    }
+    for q in &qs {
+        if let Some(x) = q.get("xsk").and_then(Value::as_object) {
+            let parts: Vec<String> = x.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            out.push_str(&format!("q{} AF_XDP: {}  wakeups={}\n", g(q, "queue"), parts.join(" "), g(q, "wakeups")));
+        }
+    }
+    if let Some(l) = lat {
+        for (k, name) in [("move_ns", "per-move service"), ("batch_ns", "per batch")] {
+            let p = &l[k];
+            if g(p, "count") > 0 {
+                out.push_str(&format!(
+                    "{name:<16} p50 {:.2} us  p99 {:.2} us  p99.9 {:.2} us  max {:.2} us  ({} samples)\n",
+                    g(p, "p50") as f64 / 1e3,
+                    g(p, "p99") as f64 / 1e3,
+                    g(p, "p999") as f64 / 1e3,
+                    g(p, "max") as f64 / 1e3,
+                    g(p, "count")
+                ));
+            }
+        }
     }
     out
 }

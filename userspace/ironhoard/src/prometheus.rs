@@ -1,0 +1,197 @@
+//! Prometheus text exposition (format 0.0.4) of the appliance's counters,
+//! and a minimal HTTP `/metrics` endpoint served off the hot path.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::stats::StatsSource;
+
+/// Builds exposition text: HELP and TYPE once per family, then samples.
+#[derive(Default)]
+pub struct Exposition {
+    out: String,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Exposition {
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape(val));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {v}");
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+const STATUSES: [&str; 6] = ["accepted", "duplicate", "stale", "invalid", "rate_limited", "busy"];
+
+/// Renders the stats, latency, players and XDP counters of `src`.
+pub fn render(src: &StatsSource) -> String {
+    let stats = src.stats();
+    let lat = src.latency();
+    let info = src.info();
+    let mut e = Exposition::default();
+    let qs = stats["queues"].as_array().cloned().unwrap_or_default();
+    let q_label = |q: &Value| q["queue"].as_u64().unwrap_or(0).to_string();
+    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+
+    e.family("ironhoard_info", "gauge", "What is running (value is always 1).");
+    let xdp_mode = info["xdp"]["xdp_mode"].as_str().unwrap_or("none").to_string();
+    let zc = info["xdp"]["zero_copy"].as_bool().map(|b| b.to_string()).unwrap_or_else(|| "none".into());
+    let backend = info["backend"].as_str().unwrap_or("").to_string();
+    let version = info["version"].as_str().unwrap_or("").to_string();
+    e.sample(
+        "ironhoard_info",
+        &[("version", &version), ("backend", &backend), ("xdp_mode", &xdp_mode), ("zero_copy", &zc)],
+        1.0,
+    );
+    e.family("ironhoard_uptime_seconds", "gauge", "Seconds since the appliance started.");
+    e.sample("ironhoard_uptime_seconds", &[], num(&stats["uptime_secs"]));
+
+    e.family("ironhoard_rx_total", "counter", "Datagrams received on the move port by the queue's worker.");
+    for q in &qs {
+        e.sample("ironhoard_rx_total", &[("queue", &q_label(q))], num(&q["rx"]));
+    }
+    e.family("ironhoard_tx_total", "counter", "Acks sent.");
+    for q in &qs {
+        e.sample("ironhoard_tx_total", &[("queue", &q_label(q))], num(&q["tx"]));
+    }
+    e.family("ironhoard_tx_errors_total", "counter", "Acks that could not be sent.");
+    for q in &qs {
+        e.sample("ironhoard_tx_errors_total", &[("queue", &q_label(q))], num(&q["tx_errors"]));
+    }
+    e.family("ironhoard_acks_total", "counter", "Acks sent, by status.");
+    for q in &qs {
+        for s in STATUSES {
+            e.sample("ironhoard_acks_total", &[("queue", &q_label(q)), ("status", s)], num(&q[s]));
+        }
+    }
+    e.family("ironhoard_dropped_total", "counter", "Datagrams dropped silently by the queue's worker, by reason.");
+    for q in &qs {
+        if let Some(d) = q["dropped"].as_object() {
+            for (r, v) in d {
+                e.sample("ironhoard_dropped_total", &[("queue", &q_label(q)), ("reason", r)], num(v));
+            }
+        }
+    }
+    e.family("ironhoard_players", "gauge", "Players in the queue's table.");
+    for q in &qs {
+        e.sample("ironhoard_players", &[("queue", &q_label(q))], num(&q["players"]));
+    }
+    e.family("ironhoard_players_capacity", "gauge", "Player table capacity per queue.");
+    e.sample("ironhoard_players_capacity", &[], num(&info["players_per_worker"]));
+    e.family("ironhoard_wakeups_total", "counter", "System calls to kick the kernel or sleep (need_wakeup, idle poll).");
+    for q in &qs {
+        e.sample("ironhoard_wakeups_total", &[("queue", &q_label(q))], num(&q["wakeups"]));
+    }
+    if qs.iter().any(|q| q.get("xsk").is_some()) {
+        e.family("ironhoard_xsk_total", "counter", "The kernel's XDP_STATISTICS for the queue's AF_XDP socket, by statistic.");
+        for q in &qs {
+            if let Some(x) = q["xsk"].as_object() {
+                for (k, v) in x {
+                    e.sample("ironhoard_xsk_total", &[("queue", &q_label(q)), ("stat", k)], num(v));
+                }
+            }
+        }
+    }
+    if let Some(x) = stats["xdp"].as_object() {
+        e.family("ironhoard_xdp_total", "counter", "The XDP program's counters (all CPUs): early drops by reason, redirected, no_socket.");
+        for (k, v) in x {
+            e.sample("ironhoard_xdp_total", &[("counter", k)], num(v));
+        }
+    }
+    for (key, name, help) in [
+        ("move_ns", "ironhoard_move_service_seconds", "Service time per move (batch time over its datagrams)."),
+        ("batch_ns", "ironhoard_batch_seconds", "Time to process one batch, receive to send."),
+    ] {
+        e.family(name, "summary", help);
+        for q in lat["queues"].as_array().cloned().unwrap_or_default() {
+            let l = &q[key];
+            let ql = q_label(&q);
+            for (qn, k) in [("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"), ("0.999", "p999")] {
+                if let Some(v) = l[k].as_f64() {
+                    e.sample(name, &[("queue", &ql), ("quantile", qn)], v / 1e9);
+                }
+            }
+            let count = num(&l["count"]);
+            e.sample(&format!("{name}_sum"), &[("queue", &ql)], num(&l["mean"]) * count / 1e9);
+            e.sample(&format!("{name}_count"), &[("queue", &ql)], count);
+        }
+    }
+    e.finish()
+}
+
+/// Serves `GET /metrics` on `listener` until the process ends.
+pub fn serve_http(listener: TcpListener, src: Arc<StatsSource>) {
+    for conn in listener.incoming() {
+        let Ok(mut c) = conn else { continue };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        let mut r = BufReader::new(&c);
+        if r.read_line(&mut line).is_err() {
+            continue;
+        }
+        // drain the headers
+        loop {
+            let mut h = String::new();
+            match r.read_line(&mut h) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if h == "\r\n" || h == "\n" => break,
+                Ok(_) => {}
+            }
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let resp = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
+            let body = render(&src);
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            let body = "not found: try /metrics\n";
+            format!("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        };
+        let _ = c.write_all(resp.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_and_labels_are_rendered() {
+        let mut e = Exposition::default();
+        e.family("a_total", "counter", "A.");
+        e.sample("a_total", &[("q", "0"), ("r", "x\"y")], 3.0);
+        e.sample("b", &[], 1.5);
+        let t = e.finish();
+        assert_eq!(t, "# HELP a_total A.\n# TYPE a_total counter\na_total{q=\"0\",r=\"x\\\"y\"} 3\nb 1.5\n");
+    }
+}
