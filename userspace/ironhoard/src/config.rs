@@ -107,6 +107,23 @@ struct RawStats {
 #[serde(deny_unknown_fields)]
 struct RawLog {
     dir: String,
+    #[serde(default)]
+    segment_bytes: Option<i64>,
+    #[serde(default)]
+    sync: Option<LogSync>,
+    #[serde(default)]
+    sync_interval_ms: Option<i64>,
+    #[serde(default)]
+    queue_depth: Option<i64>,
+}
+
+/// `[log] sync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSync {
+    None,
+    Interval,
+    Batch,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +163,11 @@ pub struct Config {
     /// Address of the HTTP /metrics endpoint, if any.
     pub prometheus_listen: Option<std::net::SocketAddr>,
     pub log_dir: PathBuf,
+    pub log_segment_bytes: u64,
+    pub log_sync: LogSync,
+    pub log_sync_interval_ms: u64,
+    /// Records each poller's dispatch queue holds.
+    pub log_queue_depth: usize,
 }
 
 /// Command-line values that replace the file's (SPEC §2).
@@ -285,6 +307,18 @@ impl Config {
         if raw.log.dir.is_empty() {
             return Err(bad("log.dir", &raw.log.dir, "must be a directory path"));
         }
+        let seg = raw.log.segment_bytes.unwrap_or(64 << 20);
+        if !((1 << 16)..=(1 << 40)).contains(&seg) {
+            return Err(bad("log.segment_bytes", &seg, "must be between 65536 and 1099511627776"));
+        }
+        let sync_ms = raw.log.sync_interval_ms.unwrap_or(200);
+        if !(1..=60_000).contains(&sync_ms) {
+            return Err(bad("log.sync_interval_ms", &sync_ms, "must be between 1 and 60000"));
+        }
+        let depth = raw.log.queue_depth.unwrap_or(65_536);
+        if !(16..=(1 << 24)).contains(&depth) {
+            return Err(bad("log.queue_depth", &depth, "must be between 16 and 16777216"));
+        }
         let log_dir = PathBuf::from(&raw.log.dir);
         let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
 
@@ -308,6 +342,10 @@ impl Config {
             stats_group: raw.stats.group,
             prometheus_listen,
             log_dir,
+            log_segment_bytes: seg as u64,
+            log_sync: raw.log.sync.unwrap_or(LogSync::Interval),
+            log_sync_interval_ms: sync_ms as u64,
+            log_queue_depth: depth as usize,
         })
     }
 }

@@ -64,6 +64,24 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         key_id: u8,
     },
+    /// Print the move log, one accepted move per line.
+    Tail {
+        /// The log directory ([log] dir).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Keep reading as the log grows (and rotates), like tail -f.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Start at this log offset (default: the beginning).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
     /// Read the running appliance's counters from its stats socket.
     Stats {
         #[arg(long, default_value = config::DEFAULT_STATS_SOCKET)]
@@ -145,6 +163,7 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("{}", hex::encode(k.0));
             Ok(())
         }
+        Cmd::Tail { dir, follow, json, from, limit } => tail(&dir, follow, json, from, limit),
         Cmd::Stats { socket, json, prometheus, watch, command } => {
             let once = || -> Result<String> {
                 if let Some(c) = &command {
@@ -177,4 +196,73 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `ironhoard tail`: the move log, one accepted move per line.
+fn tail(dir: &std::path::Path, follow: bool, json: bool, from: u64, limit: Option<u64>) -> Result<()> {
+    use std::io::Write as _;
+    if !dir.is_dir() {
+        bail!("move log directory {} does not exist", dir.display());
+    }
+    let mut r = ironhoard_movelog::Reader::open(dir, from);
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let mut n = 0u64;
+    loop {
+        match r.next()? {
+            Some(rec) => {
+                let m = ironhoard_wire::Move::new_unchecked(&rec.mv[..]);
+                let kind = ironhoard_wire::Kind::from_u8(m.kind()).map(|k| k.name()).unwrap_or("?");
+                let line = if json {
+                    serde_json::json!({
+                        "offset": rec.offset,
+                        "game_id": m.game_id(),
+                        "player_id": m.player_id(),
+                        "seq": m.seq(),
+                        "kind": kind,
+                        "x": m.x(),
+                        "y": m.y(),
+                        "payload": hex::encode(m.payload()),
+                        "server_ts_ns": rec.recv_unix_ns,
+                        "queue": rec.queue,
+                        "key_id": m.key_id(),
+                        "client_ts": m.client_ts(),
+                        "tag": hex::encode(m.tag()),
+                    })
+                    .to_string()
+                } else {
+                    format!(
+                        "{} {} game {} player {} seq {} {} ({}, {}) payload {} queue {}",
+                        rec.offset,
+                        rec.recv_unix_ns,
+                        m.game_id(),
+                        m.player_id(),
+                        m.seq(),
+                        kind,
+                        m.x(),
+                        m.y(),
+                        hex::encode(m.payload()),
+                        rec.queue
+                    )
+                };
+                if writeln!(out, "{line}").is_err() {
+                    return Ok(()); // reader went away (e.g. | head)
+                }
+                n += 1;
+                if limit.is_some_and(|l| n >= l) {
+                    break;
+                }
+            }
+            None if follow => {
+                out.flush()?;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            None => break,
+        }
+    }
+    out.flush()?;
+    if r.torn_skipped > 0 {
+        eprintln!("ironhoard tail: skipped {} torn record(s) left by a crash", r.torn_skipped);
+    }
+    Ok(())
 }

@@ -124,6 +124,20 @@ pub fn render(src: &StatsSource) -> String {
             e.sample("ironhoard_xdp_total", &[("counter", k)], num(v));
         }
     }
+    if let Some(l) = stats.get("log") {
+        e.family("ironhoard_log_records_total", "counter", "Accepted moves written to the move log.");
+        e.sample("ironhoard_log_records_total", &[], num(&l["records"]));
+        e.family("ironhoard_log_write_errors_total", "counter", "Failed writes (or opens) of the move log.");
+        e.sample("ironhoard_log_write_errors_total", &[], num(&l["write_errors"]));
+        e.family("ironhoard_log_pending", "gauge", "Records held by the dispatcher, not yet written.");
+        e.sample("ironhoard_log_pending", &[], num(&l["pending"]));
+        e.family("ironhoard_log_healthy", "gauge", "1 while the move log is writable (else moves are answered BUSY).");
+        e.sample("ironhoard_log_healthy", &[], if l["healthy"].as_bool() == Some(true) { 1.0 } else { 0.0 });
+        e.family("ironhoard_dispatch_refused_total", "counter", "Moves answered BUSY because the dispatch queue was full or the log unwritable.");
+        for q in &qs {
+            e.sample("ironhoard_dispatch_refused_total", &[("queue", &q_label(q))], num(&q["dispatch_refused"]));
+        }
+    }
     for (key, name, help) in [
         ("move_ns", "ironhoard_move_service_seconds", "Service time per move (batch time over its datagrams)."),
         ("batch_ns", "ironhoard_batch_seconds", "Time to process one batch, receive to send."),

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ironhoard_dataplane::xsk::{XskSocket, ZeroCopyWant};
+use ironhoard_dataplane::dispatch;
 use ironhoard_dataplane::{affinity, socket, WorkerShared};
+use ironhoard_movelog::{SyncPolicy, WriterConfig};
 use ironhoard_loader::{Steering, WantMode};
 use ironhoard_engine::bucket::BucketConfig;
-use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch};
+use ironhoard_engine::{Engine, EngineConfig, Keyring};
 use log::{error, info, warn};
 
-use crate::config::{Backend, Config, XdpMode, ZeroCopy};
+use crate::config::{Backend, Config, LogSync, XdpMode, ZeroCopy};
 use crate::stats::{self, Info, StatsSource, WorkerInfo};
 
 fn engine_config(cfg: &Config) -> EngineConfig {
@@ -103,6 +105,20 @@ pub fn run(cfg: Config) -> Result<()> {
         .map(|(&queue, &core)| WorkerInfo { queue, core, shared: Arc::new(WorkerShared::default()) })
         .collect();
 
+    // The dispatcher and one bounded queue per worker, allocated now.
+    let wcfg = WriterConfig {
+        dir: cfg.log_dir.clone(),
+        segment_bytes: cfg.log_segment_bytes,
+        sync: match cfg.log_sync {
+            LogSync::None => SyncPolicy::None,
+            LogSync::Interval => SyncPolicy::Interval(Duration::from_millis(cfg.log_sync_interval_ms)),
+            LogSync::Batch => SyncPolicy::EveryBatch,
+        },
+    };
+    let (dispatcher, ends, dshared) = dispatch::dispatcher(wcfg, workers.len(), cfg.log_queue_depth);
+    let dispatcher_handle = thread::Builder::new().name("ih-dispatch".into()).spawn(move || dispatcher.run())?;
+    let mut ends = ends.into_iter();
+
     // The XDP program stays attached while `steering` lives (bpf_link: the
     // kernel also detaches it if this process is killed).
     let mut steering: Option<Steering> = None;
@@ -119,6 +135,7 @@ pub fn run(cfg: Config) -> Result<()> {
             let mut hs = Vec::new();
             for (w, sock) in workers.iter().zip(socks) {
                 let (shared, core, queue, keys) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys));
+                let mut disp = ends.next().expect("one dispatch queue per worker");
                 let seed = random_seed()?;
                 let h = thread::Builder::new()
                     .name(format!("ih-worker-{queue}"))
@@ -128,7 +145,7 @@ pub fn run(cfg: Config) -> Result<()> {
                         // worker's own core.
                         let mut engine = Engine::new(ecfg, keys, seed);
                         info!("worker {queue}: pinned to core {core}, room for {} players", ecfg.players);
-                        socket::serve(sock, &mut engine, &mut NoDispatch, &shared)
+                        socket::serve(sock, &mut engine, &mut disp, &shared)
                             .with_context(|| format!("worker {queue} (core {core})"))
                     })
                     .context("spawning worker thread")?;
@@ -173,6 +190,7 @@ pub fn run(cfg: Config) -> Result<()> {
             let mut hs = Vec::new();
             for (w, sock) in workers.iter().zip(socks) {
                 let (shared, core, queue, keys, port) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys), cfg.port);
+                let mut disp = ends.next().expect("one dispatch queue per worker");
                 let seed = random_seed()?;
                 let h = thread::Builder::new()
                     .name(format!("ih-poller-{queue}"))
@@ -180,7 +198,7 @@ pub fn run(cfg: Config) -> Result<()> {
                         affinity::pin_current_thread(core)?;
                         let mut engine = Engine::new(ecfg, keys, seed);
                         info!("poller {queue}: pinned to core {core}, room for {} players", ecfg.players);
-                        sock.serve(&mut engine, &mut NoDispatch, &shared, port)
+                        sock.serve(&mut engine, &mut disp, &shared, port)
                             .with_context(|| format!("poller {queue} (core {core})"))
                     })
                     .context("spawning poller thread")?;
@@ -200,12 +218,15 @@ pub fn run(cfg: Config) -> Result<()> {
             config_path: cfg.path.clone(),
             players_per_worker: cfg.players_per_worker,
             key_ids: cfg.secrets.len(),
+            secret_files: cfg.secret_files.clone(),
+            log_dir: cfg.log_dir.clone(),
         },
         workers,
         started: Instant::now(),
         xdp_info,
         steering,
         rates: Default::default(),
+        dispatch: Some(Arc::clone(&dshared)),
     });
     {
         let src = Arc::clone(&src);
@@ -249,11 +270,21 @@ pub fn run(cfg: Config) -> Result<()> {
             Err(_) => result = Err(anyhow::anyhow!("a worker panicked")),
         }
     }
+    // Pollers are stopped: drain every dispatch queue into the log and sync.
+    dshared.stop.store(true, Ordering::Release);
+    let unwritten = dispatcher_handle.join().map_err(|_| anyhow::anyhow!("the dispatcher panicked"))?;
+    if unwritten > 0 && result.is_ok() {
+        result = Err(anyhow::anyhow!(
+            "{unwritten} accepted moves could not be written to the move log {} ({})",
+            cfg.log_dir.display(),
+            dshared.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default()
+        ));
+    }
     let _ = std::fs::remove_file(&cfg.stats_socket);
     let s = src.stats();
     info!(
-        "stopped: rx {} tx {} accepted {}",
-        s["rx"], s["tx"], s["accepted"]
+        "stopped: rx {} tx {} accepted {}; move log: {} records written",
+        s["rx"], s["tx"], s["accepted"], dshared.records.load(Ordering::Relaxed)
     );
     if let (Some(why), Ok(())) = (failed, &result) {
         bail!("{why}");

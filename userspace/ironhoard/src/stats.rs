@@ -38,6 +38,8 @@ pub struct Info {
     pub config_path: PathBuf,
     pub players_per_worker: usize,
     pub key_ids: usize,
+    pub secret_files: Vec<PathBuf>,
+    pub log_dir: PathBuf,
 }
 
 /// Per-second rates of the totals, computed by the sampler thread.
@@ -70,6 +72,8 @@ pub struct StatsSource {
     /// XDP backend: the loaded program, for its counters.
     pub steering: Option<std::sync::Mutex<ironhoard_loader::Steering>>,
     pub rates: std::sync::Mutex<Rates>,
+    /// The dispatcher's state (move log).
+    pub dispatch: Option<Arc<ironhoard_dataplane::dispatch::DispatchShared>>,
 }
 
 /// Renders counters with the SPEC names.
@@ -161,6 +165,26 @@ impl StatsSource {
                 q["rates_per_sec"] = Value::Object(rq.clone());
             }
         }
+        if let Some(d) = &self.dispatch {
+            use std::sync::atomic::Ordering::Relaxed;
+            for (q, r) in queues.iter_mut().zip(&d.refused) {
+                q["dispatch_refused"] = r.load(Relaxed).into();
+            }
+            top.insert(
+                "log".into(),
+                json!({
+                    "healthy": d.healthy.load(Relaxed),
+                    "records": d.records.load(Relaxed),
+                    "pending": d.pending.load(Relaxed),
+                    "write_errors": d.write_errors.load(Relaxed),
+                    "syncs": d.syncs.load(Relaxed),
+                    "rotations": d.rotations.load(Relaxed),
+                    "batches": d.batches.load(Relaxed),
+                    "segment": d.segment.lock().map(|s| s.clone()).unwrap_or_default(),
+                    "last_error": d.last_error.lock().ok().and_then(|e| e.clone()),
+                }),
+            );
+        }
         top.insert("queues".into(), Value::Array(queues));
         Value::Object(top)
     }
@@ -228,6 +252,8 @@ impl StatsSource {
             "port": self.info.port,
             "config": self.info.config_path.display().to_string(),
             "key_ids": self.info.key_ids,
+            "secret_files": self.info.secret_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "log_dir": self.info.log_dir.display().to_string(),
             "players_per_worker": self.info.players_per_worker,
             "xdp": self.xdp_info,
             "queues": self.workers.iter().map(|w| json!({"queue": w.queue, "core": w.core})).collect::<Vec<_>>(),
