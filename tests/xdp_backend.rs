@@ -109,3 +109,10 @@ fn other_traffic_passes_to_the_kernel() {
     let s = a.stats();
     assert_eq!(s["xdp"]["redirected"].as_u64(), Some(1), "only the move was redirected: {s}");
 }
+
+#[test]
+fn two_queues_a_replay_from_another_port_lands_on_the_owner_and_is_a_duplicate() {
+    // veth spreads the client's flows over both rx queues by flow hash;
+    // each player is owned by one poller, which sees it whatever the queue.
+    scenarios::replay_from_other_port_is_duplicate("xdp", 2);
+}

@@ -43,6 +43,10 @@ pub struct WorkerShared {
     pub xsk_stats: [AtomicU64; 6],
     /// AF_XDP: whether `xsk_stats` is meaningful.
     pub has_xsk_stats: AtomicBool,
+    /// AF_XDP, several pollers: moves this poller handed to the poller
+    /// owning their player, and those it could not (that mailbox full).
+    pub handoffs: AtomicU64,
+    pub handoffs_dropped: AtomicU64,
 }
 
 /// Names of [`WorkerShared::xsk_stats`], in order.
@@ -64,6 +68,16 @@ impl WorkerShared {
         if n > 0 {
             self.move_ns.record_n(ns / n as u64, n as u64);
         }
+    }
+
+    #[inline]
+    pub fn count_handoff(&self) {
+        self.handoffs.store(self.handoffs.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn count_handoff_dropped(&self) {
+        self.handoffs_dropped.store(self.handoffs_dropped.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Adds to the wakeup count (single writer).

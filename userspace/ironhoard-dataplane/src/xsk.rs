@@ -18,6 +18,7 @@ use ironhoard_common::DropReason;
 use ironhoard_engine::{Dispatch, Engine, Verdict};
 use log::{debug, info, warn};
 use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
+use crossbeam_queue::ArrayQueue;
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use crate::frame::{parse_udp, rewrite_to_ack};
@@ -39,6 +40,53 @@ const XDP_OPTIONS: libc::c_int = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 /// Linux ≥ 6.17: descriptors one copy-mode sendto may transmit (default 32).
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// Largest frame handed between pollers: Ethernet + VLAN + IPv4 with 40
+/// bytes of options + UDP + a move is 150 bytes.
+const HANDOFF_MAX: usize = 160;
+/// Frames a poller keeps off the fill ring for moves handed to it.
+const HANDOFF_RESERVE: usize = 256;
+
+/// A move that arrived on a queue whose poller does not own its player, on
+/// its way to the poller that does (a copy of the frame: frames belong to
+/// one UMEM).
+#[derive(Clone, Copy)]
+pub struct Handoff {
+    len: u16,
+    recv_ns: u64,
+    frame: [u8; HANDOFF_MAX],
+}
+
+/// The pollers' mailboxes. Every player is owned by exactly one poller —
+/// `(game_id ^ player_id) % pollers`, the socket backend's steering — so its
+/// anti-replay window is in one table whichever queue the NIC's RSS picks
+/// for a datagram (a replay from another address or port included).
+pub struct Mesh {
+    inboxes: Vec<ArrayQueue<Handoff>>,
+}
+
+impl Mesh {
+    /// Mailboxes of `depth` frames for `pollers` pollers (allocated once).
+    pub fn new(pollers: usize, depth: usize) -> Arc<Mesh> {
+        Arc::new(Mesh { inboxes: (0..pollers).map(|_| ArrayQueue::new(depth.max(1))).collect() })
+    }
+
+    pub fn pollers(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// The poller owning a move payload's player (`None` if too short to
+    /// name one: the receiving poller drops it by length).
+    #[inline]
+    pub fn owner(&self, payload: &[u8]) -> Option<usize> {
+        if payload.len() < 16 {
+            return None;
+        }
+        let g = u32::from_be_bytes([payload[8], payload[9], payload[10], payload[11]]);
+        let p = u32::from_be_bytes([payload[12], payload[13], payload[14], payload[15]]);
+        Some(((g ^ p) % self.inboxes.len() as u32) as usize)
+    }
+}
 
 /// `[interface] zero_copy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +127,9 @@ impl XskSocket {
     /// inhibited (ours steers into our XSKMAP), need_wakeup, zero-copy per
     /// `zc`, UMEM on 2 MiB hugepages when some are reserved.
     pub fn open(iface: &str, queue: u32, zc: ZeroCopyWant) -> Result<XskSocket, XskError> {
-        Self::open_with_fill(iface, queue, zc, FRAMES as usize)
+        // Frames for moves handed over by other pollers stay off the fill
+        // ring (a lone poller gives them to it when it starts serving).
+        Self::open_with_fill(iface, queue, zc, FRAMES as usize - HANDOFF_RESERVE)
     }
 
     /// Like [`open`](Self::open), putting only `fill` frames on the fill
@@ -177,13 +227,24 @@ impl XskSocket {
     }
 
     /// Serves moves until `shared.stop` is set: the poller's hot loop.
-    pub fn serve<D: Dispatch>(mut self, engine: &mut Engine, dispatch: &mut D, shared: &Arc<WorkerShared>, port: u16) -> io::Result<()> {
+    /// `mesh` (several pollers): this poller's index in it; moves for
+    /// players it does not own go to their owner's mailbox, and moves handed
+    /// to it are served from its own frames.
+    pub fn serve<D: Dispatch>(
+        mut self,
+        engine: &mut Engine,
+        dispatch: &mut D,
+        shared: &Arc<WorkerShared>,
+        port: u16,
+        mesh: Option<(Arc<Mesh>, usize)>,
+    ) -> io::Result<()> {
         // Frames not in a kernel ring: all of them at first. Capacity is the
         // frame count, so pushes never reallocate.
-        let mut stash: Vec<FrameDesc> = Vec::with_capacity(self.frames.len());
+        let mut stash: Vec<FrameDesc> = Vec::with_capacity(self.frames.len() + FRAMES as usize);
         stash.append(&mut self.frames);
+        let reserve = if mesh.is_some() { HANDOFF_RESERVE } else { 0 };
         let mut rx_batch = [FrameDesc::default(); BATCH];
-        let mut tx_batch = [FrameDesc::default(); BATCH];
+        let mut tx_batch = [FrameDesc::default(); 2 * BATCH];
         let mut comp = [FrameDesc::default(); BATCH * 4];
         let mut in_flight = 0usize;
         let mut idle_since: Option<u64> = None;
@@ -195,9 +256,11 @@ impl XskSocket {
             let c = unsafe { self.cq.consume(&mut comp) };
             stash.extend_from_slice(&comp[..c]);
             in_flight -= c.min(in_flight);
-            // 2. refill the fill ring from the stash, as much as it takes
-            let free = self.fq.nb_free(stash.len() as u32) as usize;
-            let k = free.min(stash.len());
+            // 2. refill the fill ring from the stash, as much as it takes,
+            //    keeping a reserve for handed-off moves
+            let give = stash.len().saturating_sub(reserve);
+            let free = self.fq.nb_free(give as u32) as usize;
+            let k = free.min(give);
             if k > 0 {
                 let from = stash.len() - k;
                 // SAFETY: these frames are in no ring and no one else holds them.
@@ -210,10 +273,11 @@ impl XskSocket {
                 let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
                 shared.count_wakeups(1);
             }
-            // 3. receive a batch
+            // 3. receive a batch, and take moves handed over by other pollers
             // SAFETY: rx_batch is ours to overwrite.
             let n = unsafe { self.rx.consume(&mut rx_batch) };
-            if n == 0 {
+            let inbox_waiting = mesh.as_ref().is_some_and(|(m, me)| !m.inboxes[*me].is_empty());
+            if n == 0 && !inbox_waiting {
                 if in_flight > 0 {
                     let _ = self.tx.wakeup();
                     shared.count_wakeups(1);
@@ -245,9 +309,29 @@ impl XskSocket {
                 let verdict = match parse_udp(f, port) {
                     Some(u) => {
                         let p = u.payload();
-                        match engine.process(&mut f[p..p + u.payload_len], now, dispatch) {
-                            Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
-                            Verdict::Drop(_) => None,
+                        let owner = mesh.as_ref().and_then(|(m, me)| m.owner(&f[p..p + u.payload_len]).filter(|o| o != me));
+                        match owner {
+                            Some(o) => {
+                                // not our player: hand a copy to its owner
+                                let (m, _) = mesh.as_ref().expect("owner implies mesh");
+                                let len = p + u.payload_len;
+                                if len <= HANDOFF_MAX {
+                                    let mut h = Handoff { len: len as u16, recv_ns: now, frame: [0; HANDOFF_MAX] };
+                                    h.frame[..len].copy_from_slice(&f[..len]);
+                                    if m.inboxes[o].push(h).is_ok() {
+                                        shared.count_handoff();
+                                    } else {
+                                        shared.count_handoff_dropped();
+                                    }
+                                } else {
+                                    engine.counters.count_drop(DropReason::WrongLength);
+                                }
+                                None
+                            }
+                            None => match engine.process(&mut f[p..p + u.payload_len], now, dispatch) {
+                                Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
+                                Verdict::Drop(_) => None,
+                            },
                         }
                     }
                     None => {
@@ -264,7 +348,41 @@ impl XskSocket {
                     None => stash.push(*d),
                 }
             }
-            // 4. send the acks from the frames they arrived in
+            // moves handed to us: copied into our own frames, served the same way
+            if let Some((m, me)) = mesh.as_ref() {
+                let inbox = &m.inboxes[*me];
+                while acks < tx_batch.len() && !stash.is_empty() {
+                    let Some(h) = inbox.pop() else { break };
+                    let mut d = stash.pop().expect("checked non-empty");
+                    // SAFETY: a stashed frame is in no ring; we own it.
+                    let mut data = unsafe { self.umem.data_mut(&mut d) };
+                    let mut cur = data.cursor();
+                    let cap = cur.buf_len();
+                    cur.set_pos(cap);
+                    let f = data.contents_mut();
+                    let len = h.len as usize;
+                    f[..len].copy_from_slice(&h.frame[..len]);
+                    let verdict = match parse_udp(&f[..len], port) {
+                        Some(u) => {
+                            let p = u.payload();
+                            match engine.process(&mut f[p..p + u.payload_len], h.recv_ns, dispatch) {
+                                Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
+                                Verdict::Drop(_) => None,
+                            }
+                        }
+                        None => None,
+                    };
+                    match verdict {
+                        Some(l) => {
+                            data.cursor().set_pos(l);
+                            tx_batch[acks] = d;
+                            acks += 1;
+                        }
+                        None => stash.push(d),
+                    }
+                }
+            }
+            // 4. send the acks from the frames they are in
             if acks > 0 {
                 let mut sent = 0;
                 for _ in 0..64 {

@@ -7,7 +7,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ironhoard_dataplane::xsk::{XskSocket, ZeroCopyWant};
+use ironhoard_dataplane::xsk::{self, XskSocket, ZeroCopyWant};
 use ironhoard_dataplane::dispatch;
 use ironhoard_dataplane::{affinity, socket, WorkerShared};
 use ironhoard_movelog::{SyncPolicy, WriterConfig};
@@ -156,14 +156,6 @@ pub fn run(cfg: Config) -> Result<()> {
         Backend::Xdp => {
             raise_memlock_limit();
             warn_unserved_queues(&cfg.iface, &cfg.queues);
-            if workers.len() > 1 {
-                warn!(
-                    "{} AF_XDP queues: each poller has its own player table, and the NIC spreads flows by \
-                     address, not by player. A player's moves must all arrive on one queue (one source \
-                     address and port) for its anti-replay window to see them all; see docs/operations.md",
-                    workers.len()
-                );
-            }
             let mut st = Steering::load(cfg.port).context("loading the XDP program")?;
             let zc = match cfg.zero_copy {
                 ZeroCopy::Auto => ZeroCopyWant::Auto,
@@ -187,8 +179,12 @@ pub fn run(cfg: Config) -> Result<()> {
                 "zero_copy": socks.iter().all(|s| s.mode.zero_copy),
                 "hugepages": socks.iter().all(|s| s.mode.hugepages),
             });
+            // Several pollers: each player is owned by one of them (its
+            // window is in one table); moves arriving elsewhere are handed over.
+            let mesh = (workers.len() > 1).then(|| xsk::Mesh::new(workers.len(), 4096));
             let mut hs = Vec::new();
-            for (w, sock) in workers.iter().zip(socks) {
+            for (i, (w, sock)) in workers.iter().zip(socks).enumerate() {
+                let mesh = mesh.as_ref().map(|m| (Arc::clone(m), i));
                 let (shared, core, queue, keys, port) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys), cfg.port);
                 let mut disp = ends.next().expect("one dispatch queue per worker");
                 let seed = random_seed()?;
@@ -198,7 +194,7 @@ pub fn run(cfg: Config) -> Result<()> {
                         affinity::pin_current_thread(core)?;
                         let mut engine = Engine::new(ecfg, keys, seed);
                         info!("poller {queue}: pinned to core {core}, room for {} players", ecfg.players);
-                        sock.serve(&mut engine, &mut disp, &shared, port)
+                        sock.serve(&mut engine, &mut disp, &shared, port, mesh)
                             .with_context(|| format!("poller {queue} (core {core})"))
                     })
                     .context("spawning poller thread")?;

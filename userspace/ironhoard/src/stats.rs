@@ -129,6 +129,8 @@ impl StatsSource {
             q.insert("core".into(), w.core.into());
             q.insert("players".into(), p.into());
             q.insert("wakeups".into(), w.shared.wakeups.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("handoffs".into(), w.shared.handoffs.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("handoffs_dropped".into(), w.shared.handoffs_dropped.load(std::sync::atomic::Ordering::Relaxed).into());
             if w.shared.has_xsk_stats.load(std::sync::atomic::Ordering::Relaxed) {
                 let m: Map<String, Value> = XSK_STAT_NAMES
                     .iter()
