@@ -117,6 +117,19 @@ impl XdpCounter {
     }
 }
 
+/// Link, network and transport constants both the XDP program and the
+/// userspace frame code parse by.
+pub mod net {
+    pub const ETH_HLEN: usize = 14;
+    pub const VLAN_HLEN: usize = 4;
+    pub const ETH_P_IP: u16 = 0x0800;
+    pub const ETH_P_IPV6: u16 = 0x86DD;
+    pub const ETH_P_8021Q: u16 = 0x8100;
+    pub const IPPROTO_UDP: u8 = 17;
+    pub const IPV6_HLEN: usize = 40;
+    pub const UDP_HLEN: usize = 8;
+}
+
 /// Wire constants the XDP program checks (kept here, not taken from
 /// `ironhoard-wire`, so the BPF build needs no crypto crates; a test in
 /// the wire crate's users checks they agree).

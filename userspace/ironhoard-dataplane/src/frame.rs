@@ -4,12 +4,7 @@
 
 use ironhoard_wire::ACK_LEN;
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const IPPROTO_UDP: u8 = 17;
-const UDP_HLEN: usize = 8;
+use ironhoard_common::net::{ETH_HLEN, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, IPV6_HLEN, UDP_HLEN, VLAN_HLEN};
 /// TTL / hop limit of every ack.
 pub const ACK_TTL: u8 = 64;
 
@@ -52,7 +47,7 @@ pub fn parse_udp(f: &[u8], port: u16) -> Option<Udp> {
             return None;
         }
         proto = be16(f, 16);
-        l3 += 4;
+        l3 += VLAN_HLEN;
     }
     let (l4, v6, ip_payload_end) = match proto {
         ETH_P_IP => {
@@ -66,10 +61,10 @@ pub fn parse_udp(f: &[u8], port: u16) -> Option<Udp> {
             (l3 + ihl, false, l3 + be16(f, l3 + 2) as usize)
         }
         ETH_P_IPV6 => {
-            if f.len() < l3 + 40 || f[l3 + 6] != IPPROTO_UDP {
+            if f.len() < l3 + IPV6_HLEN || f[l3 + 6] != IPPROTO_UDP {
                 return None;
             }
-            (l3 + 40, true, l3 + 40 + be16(f, l3 + 4) as usize)
+            (l3 + IPV6_HLEN, true, l3 + IPV6_HLEN + be16(f, l3 + 4) as usize)
         }
         _ => return None,
     };

@@ -3,38 +3,16 @@
 //! nothing after warm-up (counting global allocator). The rings around it
 //! are fixed arrays and a stash whose capacity is the frame count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ironhoard_dataplane::frame::{build_udp, parse_udp, rewrite_to_ack, FrameSpec};
 use ironhoard_engine::bucket::BucketConfig;
+use ironhoard_engine::testing::CountingAlloc;
 use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch, Verdict};
 use ironhoard_wire::{MasterKey, MoveRepr};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn frame_path_allocates_nothing() {
@@ -69,7 +47,7 @@ fn frame_path_allocates_nothing() {
         e.process(&mut f[u.payload()..u.payload() + u.payload_len], 0, &mut NoDispatch);
     }
     let mut work = frames.clone();
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = A.count();
     let mut acks = 0;
     for f in work.iter_mut() {
         let u = parse_udp(f, 7777).expect("parses");
@@ -80,5 +58,5 @@ fn frame_path_allocates_nothing() {
         }
     }
     assert_eq!(acks, frames.len());
-    assert_eq!(ALLOCS.load(Ordering::Relaxed) - before, 0, "allocations on the frame path");
+    assert_eq!(A.count() - before, 0, "allocations on the frame path");
 }

@@ -12,6 +12,7 @@ pub mod counters;
 pub mod engine;
 pub mod keyring;
 pub mod table;
+pub mod testing;
 pub mod window;
 
 pub use counters::{Counters, SharedCounters, Snapshot};

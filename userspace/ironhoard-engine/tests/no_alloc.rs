@@ -1,37 +1,15 @@
 //! After warm-up, moves through the engine allocate nothing: a counting
 //! global allocator sees zero allocations across every verdict.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ironhoard_engine::bucket::BucketConfig;
+use ironhoard_engine::testing::CountingAlloc;
 use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch, Verdict};
 use ironhoard_wire::{MasterKey, MoveRepr};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn engine_allocates_nothing_per_move() {
@@ -79,14 +57,14 @@ fn engine_allocates_nothing_per_move() {
         e.process(b, 0, &mut NoDispatch);
     }
     let mut scratch = moves.clone();
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = A.count();
     let mut acks = 0u64;
     for (i, b) in scratch.iter_mut().enumerate() {
         if let Verdict::Ack(_) = e.process(b, i as u64 * 1000, &mut NoDispatch) {
             acks += 1;
         }
     }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = A.count();
     assert!(acks > 5000, "the run exercised real acks ({acks})");
     assert_eq!(after - before, 0, "allocations during {} moves", scratch.len());
 }
