@@ -37,3 +37,16 @@ fn stats_socket_mode_and_clean_sigterm() {
     assert!(!a.stats_socket.exists(), "stats socket removed on exit");
     assert!(a.log().contains("stopping workers"), "{}", a.log());
 }
+
+#[test]
+fn acks_leave_from_the_address_the_move_was_sent_to() {
+    let lab = Lab::new(1);
+    // a second address on the appliance's interface (not the primary one)
+    let second = std::net::Ipv4Addr::new(lab.host_v4.octets()[0], lab.host_v4.octets()[1], lab.host_v4.octets()[2], 3);
+    ironhoard_labtests::sh(&["ip", "addr", "add", &format!("{second}/24"), "dev", &lab.host_if]);
+    let _a = Appliance::start(&lab, Settings { backend: "socket", ..Default::default() });
+    let c = Client { sock: lab.client(false), target: std::net::SocketAddr::from((second, 7777)) };
+    let mut e = Expect::new();
+    // Client::recv asserts the ack comes from `target`
+    expect_status(&c, &mut e, &Client::mv(0, 1, 1, 1), Status::Accepted, "ack from the second address");
+}

@@ -26,6 +26,8 @@ pub const BATCH: usize = 64;
 /// Receive buffer per datagram. A move is 64 bytes; anything longer is a
 /// wrong length whatever its size, so 128 bytes tell every case apart.
 const BUF_LEN: usize = 128;
+/// Control buffer per datagram: room for one IPV6_PKTINFO.
+const CTRL_LEN: usize = 64;
 /// How often a blocked worker wakes to look at its stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -51,6 +53,11 @@ pub fn bind_group(iface: Option<&str>, port: u16, workers: usize) -> Result<Vec<
         s.set_recv_buffer_size(4 << 20).map_err(err("SO_RCVBUF"))?;
         s.set_send_buffer_size(4 << 20).map_err(err("SO_SNDBUF"))?;
         s.set_read_timeout(Some(POLL)).map_err(err("SO_RCVTIMEO"))?;
+        // Learn each datagram's destination address, to send the ack from
+        // it (a host with several addresses must answer from the one asked).
+        // IPV6_PKTINFO covers IPv4 too: v4-mapped on receive, and accepted
+        // back by the IPv4 send path of a dual-stack socket.
+        set_int(&s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO).map_err(err("IPV6_RECVPKTINFO"))?;
         if let Some(ifn) = iface {
             s.bind_device(Some(ifn.as_bytes())).map_err(err("SO_BINDTODEVICE"))?;
         }
@@ -62,6 +69,16 @@ pub fn bind_group(iface: Option<&str>, port: u16, workers: usize) -> Result<Vec<
         out.push(s);
     }
     Ok(out)
+}
+
+fn set_int(s: &Socket, level: libc::c_int, opt: libc::c_int) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a c_int option value of the size passed, on a valid socket.
+    let rc = unsafe { libc::setsockopt(s.as_raw_fd(), level, opt, (&one as *const libc::c_int).cast(), 4) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Classic BPF run by the kernel per datagram to pick the group's socket:
@@ -104,6 +121,9 @@ fn attach_player_steering(s: &Socket, workers: u32) -> io::Result<()> {
 struct Batch {
     bufs: Box<[[u8; BUF_LEN]; BATCH]>,
     addrs: Box<[libc::sockaddr_storage; BATCH]>,
+    /// Received PKTINFO control messages, sent back with the acks so each
+    /// ack leaves from the address its move was sent to.
+    ctrl: Box<[[u64; CTRL_LEN / 8]; BATCH]>,
     iovs: Box<[libc::iovec; BATCH]>,
     msgs: Box<[libc::mmsghdr; BATCH]>,
     /// For sendmmsg: the acks to send, compacted.
@@ -119,6 +139,7 @@ impl Batch {
             Batch {
                 bufs: Box::new([[0; BUF_LEN]; BATCH]),
                 addrs: Box::new(mem::zeroed()),
+                ctrl: Box::new([[0; CTRL_LEN / 8]; BATCH]),
                 iovs: Box::new(mem::zeroed()),
                 msgs: Box::new(mem::zeroed()),
                 out_iovs: Box::new(mem::zeroed()),
@@ -136,8 +157,8 @@ impl Batch {
             h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as u32;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            h.msg_control = self.ctrl[i].as_mut_ptr().cast();
+            h.msg_controllen = CTRL_LEN as _;
             h.msg_flags = 0;
             self.msgs[i].msg_len = 0;
         }
@@ -152,8 +173,10 @@ impl Batch {
         h.msg_namelen = src.msg_namelen;
         h.msg_iov = &mut self.out_iovs[n];
         h.msg_iovlen = 1;
-        h.msg_control = std::ptr::null_mut();
-        h.msg_controllen = 0;
+        // the PKTINFO received with the move: the kernel then sends from
+        // that address (a controllen of 0 if there was none)
+        h.msg_control = src.msg_control;
+        h.msg_controllen = src.msg_controllen;
         h.msg_flags = 0;
     }
 }
