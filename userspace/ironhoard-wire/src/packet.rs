@@ -42,6 +42,42 @@ fn be64(b: &[u8]) -> u64 {
     u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
+/// Accessors for the fields moves and acks share, at the same offsets:
+/// magic, version, key_id, and the echoed game_id, player_id, seq, client_ts.
+macro_rules! header_accessors {
+    () => {
+        pub fn into_inner(self) -> T {
+            self.buffer
+        }
+        /// The underlying bytes.
+        pub fn as_bytes(&self) -> &[u8] {
+            self.buffer.as_ref()
+        }
+        pub fn magic(&self) -> [u8; 2] {
+            let b = self.buffer.as_ref();
+            [b[0], b[1]]
+        }
+        pub fn version(&self) -> u8 {
+            self.buffer.as_ref()[field::VERSION]
+        }
+        pub fn key_id(&self) -> u8 {
+            self.buffer.as_ref()[field::KEY_ID]
+        }
+        pub fn game_id(&self) -> u32 {
+            be32(&self.buffer.as_ref()[field::GAME_ID])
+        }
+        pub fn player_id(&self) -> u32 {
+            be32(&self.buffer.as_ref()[field::PLAYER_ID])
+        }
+        pub fn seq(&self) -> u64 {
+            be64(&self.buffer.as_ref()[field::SEQ])
+        }
+        pub fn client_ts(&self) -> u64 {
+            be64(&self.buffer.as_ref()[field::CLIENT_TS])
+        }
+    };
+}
+
 /// A view over the 64 bytes of a move datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Move<T: AsRef<[u8]>> {
@@ -85,23 +121,7 @@ impl<T: AsRef<[u8]>> Move<T> {
         Ok(())
     }
 
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-    /// The underlying bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-    pub fn magic(&self) -> [u8; 2] {
-        let b = self.buffer.as_ref();
-        [b[0], b[1]]
-    }
-    pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[field::VERSION]
-    }
-    pub fn key_id(&self) -> u8 {
-        self.buffer.as_ref()[field::KEY_ID]
-    }
+    header_accessors!();
     /// Raw kind byte (see [`Kind::from_u8`]).
     pub fn kind(&self) -> u8 {
         self.buffer.as_ref()[field::KIND]
@@ -111,18 +131,6 @@ impl<T: AsRef<[u8]>> Move<T> {
     }
     pub fn reserved(&self) -> u16 {
         be16(&self.buffer.as_ref()[field::RESERVED])
-    }
-    pub fn game_id(&self) -> u32 {
-        be32(&self.buffer.as_ref()[field::GAME_ID])
-    }
-    pub fn player_id(&self) -> u32 {
-        be32(&self.buffer.as_ref()[field::PLAYER_ID])
-    }
-    pub fn seq(&self) -> u64 {
-        be64(&self.buffer.as_ref()[field::SEQ])
-    }
-    pub fn client_ts(&self) -> u64 {
-        be64(&self.buffer.as_ref()[field::CLIENT_TS])
     }
     pub fn x(&self) -> u16 {
         be16(&self.buffer.as_ref()[field::X])
@@ -305,23 +313,7 @@ impl<T: AsRef<[u8]>> Ack<T> {
         Ok(())
     }
 
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-    /// The underlying bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-    pub fn magic(&self) -> [u8; 2] {
-        let b = self.buffer.as_ref();
-        [b[0], b[1]]
-    }
-    pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[field::VERSION]
-    }
-    pub fn key_id(&self) -> u8 {
-        self.buffer.as_ref()[field::KEY_ID]
-    }
+    header_accessors!();
     /// Raw status byte (see [`Status::from_u8`]).
     pub fn status(&self) -> u8 {
         self.buffer.as_ref()[field::STATUS]
@@ -329,18 +321,6 @@ impl<T: AsRef<[u8]>> Ack<T> {
     pub fn zero(&self) -> [u8; 3] {
         let b = &self.buffer.as_ref()[field::ACK_ZERO];
         [b[0], b[1], b[2]]
-    }
-    pub fn game_id(&self) -> u32 {
-        be32(&self.buffer.as_ref()[field::GAME_ID])
-    }
-    pub fn player_id(&self) -> u32 {
-        be32(&self.buffer.as_ref()[field::PLAYER_ID])
-    }
-    pub fn seq(&self) -> u64 {
-        be64(&self.buffer.as_ref()[field::SEQ])
-    }
-    pub fn client_ts(&self) -> u64 {
-        be64(&self.buffer.as_ref()[field::CLIENT_TS])
     }
     pub fn tag(&self) -> &[u8] {
         &self.buffer.as_ref()[field::ACK_TAG]
