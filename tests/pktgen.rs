@@ -192,3 +192,16 @@ fn a_rate_it_cannot_reach_is_reported_not_hidden() {
     assert!(u(&r, "offered_pps") < 50_000_000);
     assert_eq!(u(&r, "asked_pps"), 50_000_000);
 }
+
+#[test]
+fn two_sender_threads_share_players_rate_and_count() {
+    let lab = Lab::new(1);
+    let a = Appliance::start(&lab, Settings { backend: "xdp", players_per_worker: 4096, ..Default::default() });
+    let r = pktgen(&lab, &a, &["--threads", "2", "--rate", "20000", "--count", "20001", "--duration", "5", "--players", "100", "--burst", "8"]);
+    let s = a.stats();
+    check_consistent(&r, &s);
+    assert_eq!(u(&r, "sent"), 20001, "{}", brief(&r));
+    // each player's seqs come from one thread, in order: nothing is a duplicate
+    assert_eq!(r["by_status"]["duplicate"], 0, "{}", brief(&r));
+    assert_eq!(r["by_status"]["accepted"].as_u64().unwrap(), u(&r, "acked"));
+}

@@ -150,6 +150,8 @@ pub struct Generator {
     keys: std::sync::Arc<Keys>,
     next_seq: Vec<u64>,
     cursor: usize,
+    first: usize,
+    stride: usize,
     rng: Rng,
     mix: Mix,
     board: (u16, u16),
@@ -157,9 +159,26 @@ pub struct Generator {
 }
 
 impl Generator {
+    #[cfg(test)]
     pub fn new(keys: std::sync::Arc<Keys>, mix: Mix, board: (u16, u16), seed: u64) -> Generator {
+        Self::new_subset(keys, mix, board, seed, 0, 1)
+    }
+
+    /// A generator for the players `first, first + stride, ...` only (one
+    /// per sender thread: each player's seqs stay in one thread, in order).
+    pub fn new_subset(keys: std::sync::Arc<Keys>, mix: Mix, board: (u16, u16), seed: u64, first: usize, stride: usize) -> Generator {
         let n = keys.population();
-        Generator { keys, next_seq: vec![1; n], cursor: 0, rng: Rng::new(seed), mix, board, generated: Generated::default() }
+        Generator {
+            keys,
+            next_seq: vec![1; n],
+            cursor: first % n,
+            first: first % n,
+            stride: stride.max(1),
+            rng: Rng::new(seed),
+            mix,
+            board,
+            generated: Generated::default(),
+        }
     }
 
     fn pick_class(&mut self) -> Class {
@@ -183,7 +202,10 @@ impl Generator {
     pub fn next(&mut self, out: &mut [u8], now_ns: u64) -> (usize, Class) {
         let mut class = self.pick_class();
         let i = self.cursor;
-        self.cursor = (self.cursor + 1) % self.next_seq.len();
+        self.cursor += self.stride;
+        if self.cursor >= self.next_seq.len() {
+            self.cursor = self.first;
+        }
         if class == Class::Junk {
             let len = loop {
                 let l = (self.rng.next() % 200) as usize;
@@ -280,6 +302,13 @@ mod tests {
         }
         let gn = g.generated;
         assert_eq!(gn.total(), 5000);
+        // a subset generator only names its own players
+        let mut h = Generator::new_subset(Arc::clone(&keys), Mix::default(), (16, 16), 1, 1, 3);
+        for n in 0..30 {
+            let (len, _) = h.next(&mut buf, n);
+            let r = MoveRepr::parse(&Move::new_checked(&buf[..len]).unwrap()).unwrap();
+            assert_eq!(keys.index(r.game_id, r.player_id).unwrap() % 3, 1);
+        }
         assert!(gn.forged > 300 && gn.junk > 300 && gn.wrong_key > 300 && gn.replay > 300, "{gn:?}");
     }
 }

@@ -107,9 +107,13 @@ struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     report: PathBuf,
-    /// Pin the sender to this core.
+    /// Pin the sender to this core (with --threads, thread i to cpu + i).
     #[arg(long)]
     cpu: Option<usize>,
+    /// Sender threads (socket mode), each with its own socket and its own
+    /// share of the players and of the rate.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Pin the receiver to this core.
     #[arg(long)]
     rx_cpu: Option<usize>,
@@ -283,9 +287,9 @@ fn run(a: Args) -> Result<()> {
     let mut _steering = None;
     let (sock_tx, rx_source, local, xsk_tx) = match a.mode {
         Mode::Socket => {
-            let (tx, rx) = net::socket_pair(a.target, None)?;
-            let local = tx.local_addr()?;
-            (Some(tx), RxSource::Socket(rx), local, None)
+            let (txs, rx) = net::socket_group(a.target, a.threads.max(1))?;
+            let local = txs[0].local_addr()?;
+            (Some(txs), RxSource::Socket(rx), local, None)
         }
         Mode::Xdp => {
             let iface = a.iface.clone().context("--mode xdp needs --iface")?;
@@ -326,14 +330,47 @@ fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
     let progress = if a.quiet { None } else { Some(spawn_progress(Arc::clone(&live), a.rate)) };
     let dst = SockAddr::from(a.target);
+    let threads = a.threads.max(1);
+    if threads > 1 && (a.mode != Mode::Socket || a.replay.is_some() || a.write_pcap.is_some()) {
+        bail!("--threads works with --mode socket when generating, without --write-pcap");
+    }
     let mut sender = match (&sock_tx, xsk_tx) {
-        (Some(sock), _) => Sender::Socket { sock, dst: &dst },
+        (Some(socks), _) => Sender::Socket { sock: &socks[0], dst: &dst },
         (None, Some((tx, spec))) => Sender::Xsk { tx: Box::new(tx), spec },
         _ => unreachable!("one sender per mode"),
     };
     let (generated, send_elapsed) = match &a.replay {
         Some(path) => replay(&a, path, &mut sender, &mut Keys::new(&secret, a.key_id, a.games, a.players), &live)?,
-        None => generate(&a, mix, &keys, &mut sender, local, (bw, bh), &live)?,
+        None if threads == 1 => generate(&a, mix, &keys, &mut sender, local, (bw, bh), &live, Share { index: 0, of: 1 })?,
+        None => {
+            let socks = sock_tx.as_ref().expect("socket mode");
+            let results: Vec<Result<(Generated, Duration)>> = std::thread::scope(|sc| {
+                let hs: Vec<_> = socks
+                    .iter()
+                    .enumerate()
+                    .map(|(t, sock)| {
+                        let (a, keys, live, dst) = (&a, &keys, &live, &dst);
+                        sc.spawn(move || {
+                            let mut s = Sender::Socket { sock, dst };
+                            generate(a, mix, keys, &mut s, local, (bw, bh), live, Share { index: t, of: threads })
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a sender thread panicked")))).collect()
+            });
+            let mut total = Generated::default();
+            let mut el = Duration::ZERO;
+            for r in results {
+                let (g, e) = r?;
+                total.valid += g.valid;
+                total.replay += g.replay;
+                total.forged += g.forged;
+                total.wrong_key += g.wrong_key;
+                total.junk += g.junk;
+                el = el.max(e);
+            }
+            (total, el)
+        }
     };
     sender.finish(2048);
     live.sending_done.store(true, Ordering::Relaxed);
@@ -345,6 +382,13 @@ fn run(a: Args) -> Result<()> {
     report(&a, &generated, send_elapsed, total_elapsed, &rxr)
 }
 
+/// Which share of the players, rate and count a sender thread has.
+#[derive(Clone, Copy)]
+struct Share {
+    index: usize,
+    of: usize,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn generate(
     a: &Args,
@@ -354,14 +398,18 @@ fn generate(
     local: SocketAddr,
     board: (u16, u16),
     live: &Live,
+    share: Share,
 ) -> Result<(Generated, Duration)> {
     if let Some(c) = a.cpu {
-        affinity::pin_current_thread(c)?;
+        affinity::pin_current_thread((c + share.index) % affinity::online_cores())?;
     }
+    let rate = a.rate / share.of as u64 + u64::from((share.index as u64) < a.rate % share.of as u64);
+    let limit = a.count.map(|c| c / share.of as u64 + u64::from((share.index as u64) < c % share.of as u64)).unwrap_or(u64::MAX);
     // 1 µs timer slack: sleeps between sends end when asked, not 50 µs later.
     // SAFETY: prctl(PR_SET_TIMERSLACK) takes a plain integer.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
-    let mut g = Generator::new(Arc::clone(keys), mix, board, 0x1d2c_3b4a ^ std::process::id() as u64);
+    let seed = 0x1d2c_3b4a ^ std::process::id() as u64 ^ ((share.index as u64) << 40);
+    let mut g = Generator::new_subset(Arc::clone(keys), mix, board, seed, share.index, share.of);
     let mut pcap = match &a.write_pcap {
         Some(p) => Some(pcap::Writer::create(p)?),
         None => None,
@@ -379,13 +427,13 @@ fn generate(
         ipv4_options: 0,
     };
     let wall0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
-    let limit = a.count.unwrap_or(u64::MAX);
     let dur = Duration::from_secs_f64(a.duration);
     let burst = a.burst.max(1);
     let mut gso = vec![0u8; MOVE_LEN * net::GSO_MAX];
     let mut one = [0u8; 256];
     let mut frame_buf = [0u8; 512];
     let mut sent = 0u64;
+    let mut reported = 0u64;
     let start = Instant::now();
     let start_ns = monotonic_ns();
     loop {
@@ -393,16 +441,17 @@ fn generate(
         if el >= dur || sent >= limit {
             break;
         }
-        let allowed = if a.rate == 0 { u64::MAX } else { (a.rate as f64 * el.as_secs_f64()) as u64 };
+        let allowed = if rate == 0 { u64::MAX } else { (rate as f64 * el.as_secs_f64()) as u64 };
         let mut due = allowed.saturating_sub(sent).min(limit - sent);
-        if a.rate > 0 && burst > 1 {
-            // only whole bursts, each sent back to back
-            due = if due >= burst { burst } else { 0 };
+        if rate > 0 && burst > 1 {
+            // only whole bursts, each sent back to back (the last may be
+            // shorter, when fewer than a burst remain)
+            due = if due >= burst.min(limit - sent) { burst.min(limit - sent) } else { 0 };
         }
         if due == 0 {
             // Ahead of schedule: sleep until the next datagram (or burst) is
             // due, so a receiver sharing this core gets it meanwhile.
-            let next = (sent + burst.min(a.count.unwrap_or(u64::MAX) - sent).max(1)) as f64 / a.rate as f64;
+            let next = (sent + burst.min(limit - sent).max(1)) as f64 / rate as f64;
             let wait = Duration::from_secs_f64(next).saturating_sub(el);
             if wait > Duration::from_micros(20) {
                 std::thread::sleep(wait - Duration::from_micros(10));
@@ -435,14 +484,15 @@ fn generate(
                 todo -= k as u64;
                 sent += k as u64;
             }
-            live.sent.store(sent, Ordering::Relaxed);
+            live.sent.fetch_add(sent - reported, Ordering::Relaxed);
+            reported = sent;
         }
     }
     let elapsed = start.elapsed();
     if let Some(w) = pcap {
         w.finish().context("writing pcap")?;
     }
-    live.sent.store(sent, Ordering::Relaxed);
+    live.sent.fetch_add(sent - reported, Ordering::Relaxed);
     Ok((g.generated, elapsed))
 }
 

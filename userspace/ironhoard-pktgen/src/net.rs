@@ -18,6 +18,24 @@ const UDP_SEGMENT: libc::c_int = 103;
 /// Datagrams per GSO send.
 pub const GSO_MAX: usize = 64;
 
+/// The sockets: `senders` sending sockets and one receiving socket, all
+/// bound to the same local port, none connected.
+pub fn socket_group(target: SocketAddr, senders: usize) -> Result<(Vec<UdpSocket>, UdpSocket)> {
+    let (tx, rx) = socket_pair(target, None)?;
+    let local = tx.local_addr()?;
+    let mut txs = vec![tx];
+    let domain = if target.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    for _ in 1..senders {
+        // joins the group after the receiver: its index stays 1
+        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("socket")?;
+        s.set_reuse_port(true).context("SO_REUSEPORT")?;
+        s.set_send_buffer_size(8 << 20).context("SO_SNDBUF")?;
+        s.bind(&local.into()).with_context(|| format!("bind sender to {local}"))?;
+        txs.push(s.into());
+    }
+    Ok((txs, rx))
+}
+
 /// The pair of sockets: (sender, receiver), both bound to the same local
 /// port, neither connected.
 pub fn socket_pair(target: SocketAddr, bind: Option<SocketAddr>) -> Result<(UdpSocket, UdpSocket)> {
