@@ -64,7 +64,12 @@ fn check_consistent(r: &Value, stats: &Value) {
     assert_eq!(r["unverifiable_acks"], 0, "{}", brief(r));
     let by: u64 = r["by_status"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(by, u(r, "acked"));
-    assert_eq!(r["by_status"]["accepted"], stats["accepted"], "every ACCEPTED ack counted once on both sides");
+    let (got, made) = (r["by_status"]["accepted"].as_u64().unwrap(), stats["accepted"].as_u64().unwrap());
+    if u(r, "lost") == 0 {
+        assert_eq!(got, made, "every ACCEPTED ack counted once on both sides");
+    } else {
+        assert!(got <= made, "never more ACCEPTED acks than the appliance accepted");
+    }
     assert!(u(stats, "tx") >= u(r, "acked"), "the client cannot get more acks than were sent");
     for k in ["p50", "p99", "p999", "max"] {
         assert!(r["latency_ns"][k].as_u64().unwrap() > 0, "{k}");
