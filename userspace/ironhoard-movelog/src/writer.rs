@@ -14,7 +14,8 @@ pub enum SyncPolicy {
     /// Never (the kernel writes back when it likes): fastest, a power loss
     /// can lose the last seconds.
     None,
-    /// At most this long after a write.
+    /// At most this long after a write. The fsync runs on a helper thread,
+    /// so writing goes on meanwhile.
     Interval(Duration),
     /// After every batch written.
     EveryBatch,
@@ -45,6 +46,36 @@ pub struct Writer {
     pub rotations: u64,
     /// Bytes of a torn tail cut away when the log was opened.
     pub recovered_torn_bytes: u64,
+    /// Interval policy: the helper thread that fsyncs behind the writer.
+    syncer: Option<Syncer>,
+}
+
+/// fsyncs a segment on its own thread (interval policy), so a slow device
+/// flush never stalls the dispatcher. At most one request is outstanding.
+struct Syncer {
+    tx: std::sync::mpsc::SyncSender<File>,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Syncer {
+    fn start() -> io::Result<Syncer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<File>(1);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (d, f) = (std::sync::Arc::clone(&done), std::sync::Arc::clone(&failed));
+        std::thread::Builder::new().name("ih-logsync".into()).spawn(move || {
+            for file in rx {
+                match file.sync_data() {
+                    Ok(()) => {
+                        d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string()),
+                }
+            }
+        })?;
+        Ok(Syncer { tx, done, failed })
+    }
 }
 
 fn err(path: &Path, what: &str, e: io::Error) -> io::Error {
@@ -108,6 +139,7 @@ impl Writer {
                 }
             }
         };
+        let cfg_sync = cfg.sync;
         Ok(Writer {
             cfg,
             file,
@@ -120,6 +152,10 @@ impl Writer {
             syncs: 0,
             rotations: 0,
             recovered_torn_bytes: recovered,
+            syncer: match cfg_sync {
+                SyncPolicy::Interval(_) => Some(Syncer::start()?),
+                _ => None,
+            },
         })
     }
 
@@ -177,17 +213,34 @@ impl Writer {
         res?;
         match self.cfg.sync {
             SyncPolicy::EveryBatch => self.sync()?,
-            SyncPolicy::Interval(d) if self.last_sync.elapsed() >= d => self.sync()?,
+            SyncPolicy::Interval(d) if self.unsynced && self.last_sync.elapsed() >= d => self.sync_behind()?,
             _ => {}
         }
         Ok(())
     }
 
-    /// fsync the current segment if anything was written since the last.
+    /// Interval policy: hands the segment to the syncer thread (if it is
+    /// not still busy with the previous one) and goes on writing.
+    fn sync_behind(&mut self) -> io::Result<()> {
+        let Some(s) = &self.syncer else { return self.sync() };
+        if let Some(e) = s.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(io::Error::other(format!("fsync {}: {e}", self.path.display())));
+        }
+        let f = self.file.try_clone().map_err(|e| err(&self.path, "dup for fsync", e))?;
+        if s.tx.try_send(f).is_ok() {
+            self.unsynced = false;
+        }
+        self.last_sync = Instant::now();
+        self.syncs = s.done.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// fsync the current segment now if anything was written since the
+    /// last (also used at shutdown and rotation, whatever the policy).
     pub fn sync(&mut self) -> io::Result<()> {
         if self.unsynced {
             self.file.sync_data().map_err(|e| err(&self.path, "fsync", e))?;
-            self.syncs += 1;
+            self.syncs = self.syncs.max(self.syncer.as_ref().map_or(0, |s| s.done.load(std::sync::atomic::Ordering::Relaxed))) + 1;
             self.unsynced = false;
         }
         self.last_sync = Instant::now();

@@ -315,7 +315,7 @@ impl Config {
         if !(1..=60_000).contains(&sync_ms) {
             return Err(bad("log.sync_interval_ms", &sync_ms, "must be between 1 and 60000"));
         }
-        let depth = raw.log.queue_depth.unwrap_or(65_536);
+        let depth = raw.log.queue_depth.unwrap_or(262_144);
         if !(16..=(1 << 24)).contains(&depth) {
             return Err(bad("log.queue_depth", &depth, "must be between 16 and 16777216"));
         }
