@@ -16,7 +16,7 @@ lab_up
 OUT=bench/results.json
 echo "[" > "$OUT.tmp"
 first=1
-printf '%-7s %9s %9s %9s %8s %9s %9s %9s\n' backend asked offered acked loss% p50_us p99_us p999_us
+printf '%-7s %9s %9s %9s %8s %8s %9s %9s %9s\n' backend asked offered acked busy loss% p50_us p99_us p999_us
 for backend in socket xdp; do
   rates=$SOCKET_RATES; [ "$backend" = xdp ] && rates=$XDP_RATES
   for rate in $rates; do
@@ -31,8 +31,9 @@ r = json.load(open(sys.argv[1])); b, rate, out, first = sys.argv[2], int(sys.arg
 exp = r["sent"] - r["silently_dropped_expected"]
 loss = 100.0 * r["lost"] / exp if exp else 0.0
 l = r["latency_ns"]
-print(f"{b:<7} {rate:>9} {r['offered_pps']:>9} {r['acked_pps']:>9} {loss:>8.3f} {l['p50']/1e3:>9.1f} {l['p99']/1e3:>9.1f} {l['p999']/1e3:>9.1f}")
-row = {"backend": b, "asked_pps": rate, "offered_pps": r["offered_pps"], "acked_pps": r["acked_pps"], "loss_pct": round(loss, 4),
+busy = r["by_status"]["busy"]
+print(f"{b:<7} {rate:>9} {r['offered_pps']:>9} {r['acked_pps']:>9} {busy:>8} {loss:>8.3f} {l['p50']/1e3:>9.1f} {l['p99']/1e3:>9.1f} {l['p999']/1e3:>9.1f}")
+row = {"backend": b, "asked_pps": rate, "offered_pps": r["offered_pps"], "acked_pps": r["acked_pps"], "busy": busy, "loss_pct": round(loss, 4),
        "p50_ns": l["p50"], "p99_ns": l["p99"], "p999_ns": l["p999"], "max_ns": l["max"]}
 with open(out, "a") as f:
     f.write(("" if first else ",\n") + json.dumps(row))
