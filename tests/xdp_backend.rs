@@ -116,3 +116,38 @@ fn two_queues_a_replay_from_another_port_lands_on_the_owner_and_is_a_duplicate()
     // each player is owned by one poller, which sees it whatever the queue.
     scenarios::replay_from_other_port_is_duplicate("xdp", 2);
 }
+
+/// Restores vm.nr_hugepages on drop (SPEC §3: leave it as found).
+struct HugepagesGuard(String);
+impl Drop for HugepagesGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.0);
+    }
+}
+
+#[test]
+fn umem_on_hugepages_when_reserved() {
+    let before = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap().trim().to_string();
+    let _g = HugepagesGuard(before.clone());
+    let want: u64 = before.parse::<u64>().unwrap() + 8;
+    std::fs::write("/proc/sys/vm/nr_hugepages", want.to_string()).unwrap();
+    let got: u64 = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap().trim().parse().unwrap();
+    assert!(got >= 4, "could reserve only {got} hugepages");
+    let lab = Lab::new(1);
+    let a = Appliance::start(&lab, xdp_settings(""));
+    let info = String::from_utf8(
+        Command::new(ironhoard_labtests::bin("ironhoard"))
+            .args(["stats", "--command", "show info", "--socket"])
+            .arg(&a.stats_socket)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(v["xdp"]["hugepages"], true, "{info}\n{}", a.log());
+    assert!(a.log().contains("UMEM 8 MiB on 2 MiB hugepages"), "{}", a.log());
+    let c = Client::new(&lab, false, 7777);
+    let mut e = Expect::new();
+    expect_status(&c, &mut e, &Client::mv(0, 1, 1, 1), Status::Accepted, "served from hugepage UMEM");
+}

@@ -115,6 +115,8 @@ struct RawLog {
     sync_interval_ms: Option<i64>,
     #[serde(default)]
     queue_depth: Option<i64>,
+    #[serde(default)]
+    core: Option<i64>,
 }
 
 /// `[log] sync`.
@@ -168,6 +170,8 @@ pub struct Config {
     pub log_sync_interval_ms: u64,
     /// Records each poller's dispatch queue holds.
     pub log_queue_depth: usize,
+    /// Core the dispatcher thread is pinned to (unpinned if none).
+    pub log_core: Option<usize>,
 }
 
 /// Command-line values that replace the file's (SPEC §2).
@@ -319,6 +323,11 @@ impl Config {
         if !(16..=(1 << 24)).contains(&depth) {
             return Err(bad("log.queue_depth", &depth, "must be between 16 and 16777216"));
         }
+        if let Some(c) = raw.log.core {
+            if !(0..=1023).contains(&c) {
+                return Err(bad("log.core", &c, "must be a core number 0..=1023"));
+            }
+        }
         let log_dir = PathBuf::from(&raw.log.dir);
         let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
 
@@ -346,6 +355,7 @@ impl Config {
             log_sync: raw.log.sync.unwrap_or(LogSync::Interval),
             log_sync_interval_ms: sync_ms as u64,
             log_queue_depth: depth as usize,
+            log_core: raw.log.core.map(|c| c as usize),
         })
     }
 }

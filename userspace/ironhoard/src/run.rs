@@ -77,7 +77,7 @@ fn random_seed() -> Result<u64> {
 /// Runs the appliance until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<()> {
     let cores = affinity::online_cores();
-    for &c in &cfg.cores {
+    for &c in cfg.cores.iter().chain(cfg.log_core.iter()) {
         if c >= cores {
             bail!(
                 "config {}: interface.cores names core {c}, but this host has {cores} (0..={})",
@@ -116,7 +116,15 @@ pub fn run(cfg: Config) -> Result<()> {
         },
     };
     let (dispatcher, ends, dshared) = dispatch::dispatcher(wcfg, workers.len(), cfg.log_queue_depth);
-    let dispatcher_handle = thread::Builder::new().name("ih-dispatch".into()).spawn(move || dispatcher.run())?;
+    let log_core = cfg.log_core;
+    let dispatcher_handle = thread::Builder::new().name("ih-dispatch".into()).spawn(move || {
+        if let Some(c) = log_core {
+            if let Err(e) = affinity::pin_current_thread(c) {
+                log::warn!("dispatcher: {e}; running unpinned");
+            }
+        }
+        dispatcher.run()
+    })?;
     let mut ends = ends.into_iter();
 
     // The XDP program stays attached while `steering` lives (bpf_link: the
