@@ -344,6 +344,17 @@ dir = "{logdir}"
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// `ironhoard stats --command CMD` (e.g. "show info"), through the real CLI.
+    pub fn command(&self, cmd: &str) -> serde_json::Value {
+        let out = Command::new(bin("ironhoard"))
+            .args(["stats", "--command", cmd, "--socket"])
+            .arg(&self.stats_socket)
+            .output()
+            .expect("run ironhoard stats");
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("one JSON document")
+    }
+
     /// `ironhoard stats --json`, through the real CLI.
     pub fn stats(&self) -> serde_json::Value {
         self.stats_raw().unwrap_or_else(|| panic!("ironhoard stats failed; log: {}", self.log()))

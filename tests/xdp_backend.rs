@@ -2,7 +2,6 @@
 //! scenarios shared with the socket backend, plus attach/detach, pass-through
 //! of everything that is not a move, kill -9, and skb mode.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ironhoard_labtests::scenarios::{self, expect_status, Expect};
@@ -34,16 +33,8 @@ fn attached_in_native_mode_and_detached_on_sigterm() {
     let mut a = Appliance::start(&lab, xdp_settings(""));
     let m = xdp_attached(&lab.host_if);
     assert!(matches!(m.as_deref(), Some("xdp") | Some("xdpdrv")), "native XDP on veth, got {m:?}");
-    let info = String::from_utf8(
-        Command::new(ironhoard_labtests::bin("ironhoard"))
-            .args(["stats", "--command", "show info", "--socket"])
-            .arg(&a.stats_socket)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let v = a.command("show info");
+    let info = v.to_string();
     assert_eq!(v["xdp"]["xdp_mode"], "native", "{info}");
     assert_eq!(v["xdp"]["zero_copy"], false, "veth is copy mode: {info}");
     let (st, took) = a.stop();
@@ -135,16 +126,8 @@ fn umem_on_hugepages_when_reserved() {
     assert!(got >= 4, "could reserve only {got} hugepages");
     let lab = Lab::new(1);
     let a = Appliance::start(&lab, xdp_settings(""));
-    let info = String::from_utf8(
-        Command::new(ironhoard_labtests::bin("ironhoard"))
-            .args(["stats", "--command", "show info", "--socket"])
-            .arg(&a.stats_socket)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let v = a.command("show info");
+    let info = v.to_string();
     assert_eq!(v["xdp"]["hugepages"], true, "{info}\n{}", a.log());
     assert!(a.log().contains("UMEM 8 MiB on 2 MiB hugepages"), "{}", a.log());
     let c = Client::new(&lab, false, 7777);
