@@ -154,6 +154,15 @@ impl Dispatcher {
     /// written. Returns the number of records it could not write (0 unless
     /// the log stayed unwritable through shutdown).
     pub fn run(mut self) -> u64 {
+        // However this returns (or panics), pollers stop offering moves to
+        // queues nobody drains: they answer BUSY.
+        struct Unhealthy(Arc<DispatchShared>);
+        impl Drop for Unhealthy {
+            fn drop(&mut self) {
+                self.0.healthy.store(false, Ordering::Relaxed);
+            }
+        }
+        let _guard = Unhealthy(Arc::clone(&self.shared));
         let mut last_offset_refresh = Instant::now();
         let mut last_reopen = Instant::now();
         let mut last_complaint: Option<Instant> = None;
@@ -193,31 +202,28 @@ impl Dispatcher {
                     }
                 }
             }
-            let pending = w.pending();
-            if pending > 0 {
-                let before = w.next_offset();
-                match w.flush() {
-                    Ok(()) => {
-                        self.shared.records.fetch_add(w.next_offset() - before, Ordering::Relaxed);
+            // write what is pending (or only let a due interval sync run)
+            let before = w.next_offset();
+            let res = w.flush();
+            self.shared.records.fetch_add(w.next_offset() - before, Ordering::Relaxed);
+            match res {
+                Ok(()) => {
+                    if took > 0 {
                         self.shared.batches.fetch_add(1, Ordering::Relaxed);
-                        if !self.shared.healthy.swap(true, Ordering::Relaxed) {
-                            info!("move log {}: writable again", self.cfg.dir.display());
-                        }
                     }
-                    Err(e) => {
-                        self.shared.records.fetch_add(w.next_offset() - before, Ordering::Relaxed);
-                        self.shared.healthy.store(false, Ordering::Relaxed);
-                        if last_complaint.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                            error!("move log: {e}; {} records held for retry, new moves answered BUSY", w.pending());
-                            last_complaint = Some(Instant::now());
-                        }
-                        self.set_error(&e);
-                        std::thread::sleep(Duration::from_millis(100));
+                    if !self.shared.healthy.swap(true, Ordering::Relaxed) {
+                        info!("move log {}: writable again", self.cfg.dir.display());
                     }
                 }
-            } else if let Err(e) = w.flush() {
-                // nothing pending: only an interval sync may be due
-                self.set_error(&e);
+                Err(e) => {
+                    self.shared.healthy.store(false, Ordering::Relaxed);
+                    if last_complaint.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                        error!("move log: {e}; {} records held for retry, new moves answered BUSY", w.pending());
+                        last_complaint = Some(Instant::now());
+                    }
+                    self.set_error(&e);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
             let w = self.writer.as_mut().expect("open");
             self.shared.pending.store(w.pending() as u64, Ordering::Relaxed);

@@ -75,11 +75,12 @@ impl Mesh {
         self.inboxes.len()
     }
 
-    /// The poller owning a move payload's player (`None` if too short to
-    /// name one: the receiving poller drops it by length).
+    /// The poller owning a move payload's player; `None` for anything that
+    /// is not a well-formed move header (the receiving poller drops it,
+    /// counted by reason, so junk never fills another poller's mailbox).
     #[inline]
     pub fn owner(&self, payload: &[u8]) -> Option<usize> {
-        if payload.len() < 16 {
+        if ironhoard_wire::Move::new_unchecked(payload).check_header().is_err() {
             return None;
         }
         let g = u32::from_be_bytes([payload[8], payload[9], payload[10], payload[11]]);

@@ -115,6 +115,36 @@ impl Reader {
                     // newer segment continues the log; otherwise wait here.
                     let segs = segments(&self.dir)?;
                     let newer = segs.iter().find(|n| n.first > s.first).cloned();
+                    if let Some(n) = &newer {
+                        if n.first <= self.next_offset {
+                            // our position lies in a later segment
+                            self.cur = None;
+                            continue;
+                        }
+                        // The writer finishes a segment before it creates
+                        // the next: read here once more, in case the rest
+                        // of this record (or more records) landed meanwhile.
+                        let _ = f.seek(SeekFrom::Current(-(got as i64)));
+                        let mut again = [0u8; RECORD_LEN];
+                        let mut g2 = 0;
+                        while g2 < RECORD_LEN {
+                            match f.read(&mut again[g2..]) {
+                                Ok(0) => break,
+                                Ok(k) => g2 += k,
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                                Err(source) => return Err(ReadError::Io { dir: s.path.clone(), source }),
+                            }
+                        }
+                        if g2 == RECORD_LEN {
+                            if let Some(r) = decode_record(&again) {
+                                if r.offset == self.next_offset {
+                                    self.next_offset += 1;
+                                    return Ok(Some(r));
+                                }
+                            }
+                        }
+                        let _ = f.seek(SeekFrom::Current(-(g2 as i64)));
+                    }
                     match newer {
                         Some(n) if n.first >= self.next_offset => {
                             if got > 0 || n.first > self.next_offset {
@@ -244,6 +274,43 @@ mod tests {
             }
             assert!(r.next().unwrap().is_none());
         }
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_segment_with_a_broken_header_is_rewritten_in_place() {
+        let d = tmp("hdr");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(crate::segment_name(0)), [0x77u8; 64]).unwrap();
+        let mut w = writer(&d, 1 << 20);
+        w.append(&acc(0));
+        w.flush().unwrap();
+        drop(w);
+        assert_eq!(read_all(&d, 0).len(), 1);
+        let mut w = writer(&d, 1 << 20);
+        assert_eq!(w.next_offset(), 1, "a reopen keeps it");
+        w.append(&acc(1));
+        w.flush().unwrap();
+        assert_eq!(read_all(&d, 0).len(), 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_follower_ahead_of_the_log_finds_its_record_in_a_later_segment() {
+        let d = tmp("ahead");
+        let mut w = writer(&d, 64 + 96 * 4);
+        for i in 0..2 {
+            w.append(&acc(i));
+        }
+        w.flush().unwrap();
+        let mut r = Reader::open(&d, 6);
+        assert!(r.next().unwrap().is_none());
+        for i in 2..10 {
+            w.append(&acc(i));
+        }
+        w.flush().unwrap();
+        assert_eq!(r.next().unwrap().unwrap().offset, 6);
+        assert_eq!(r.next().unwrap().unwrap().offset, 7);
         fs::remove_dir_all(&d).unwrap();
     }
 

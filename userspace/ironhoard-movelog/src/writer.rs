@@ -39,7 +39,12 @@ pub struct Writer {
     next_offset: u64,
     buf: Vec<u8>,
     last_sync: Instant,
+    /// Written since the last synchronous fsync.
     unsynced: bool,
+    /// Written since the last fsync handed to the syncer thread.
+    async_dirty: bool,
+    /// Synchronous fsyncs made here (the syncer counts its own).
+    local_syncs: u64,
     /// fsync calls made.
     pub syncs: u64,
     /// Segments created by this writer.
@@ -109,7 +114,9 @@ impl Writer {
                 if len < HEADER_LEN as u64 || f.read_exact(&mut h).is_err() || decode_header(&h).map(|x| x.0) != Ok(*first) {
                     // a segment whose header never made it: rewrite it
                     f.set_len(0).map_err(|e| err(p, "truncating", e))?;
+                    f.seek(SeekFrom::Start(0)).map_err(|e| err(p, "seek", e))?;
                     f.write_all(&encode_header(*first, unix_ns())).map_err(|e| err(p, "writing header", e))?;
+                    f.sync_all().map_err(|e| err(p, "fsync", e))?;
                     recovered += len;
                     (f, p.clone(), HEADER_LEN as u64, *first)
                 } else {
@@ -149,6 +156,8 @@ impl Writer {
             buf: Vec::with_capacity(4096 * RECORD_LEN),
             last_sync: Instant::now(),
             unsynced: false,
+            async_dirty: false,
+            local_syncs: 0,
             syncs: 0,
             rotations: 0,
             recovered_torn_bytes: recovered,
@@ -206,6 +215,7 @@ impl Writer {
                 self.next_offset += (n / RECORD_LEN) as u64;
                 done += n;
                 self.unsynced = true;
+                self.async_dirty = true;
             }
             Ok(())
         })();
@@ -213,7 +223,7 @@ impl Writer {
         res?;
         match self.cfg.sync {
             SyncPolicy::EveryBatch => self.sync()?,
-            SyncPolicy::Interval(d) if self.unsynced && self.last_sync.elapsed() >= d => self.sync_behind()?,
+            SyncPolicy::Interval(d) if self.async_dirty && self.last_sync.elapsed() >= d => self.sync_behind()?,
             _ => {}
         }
         Ok(())
@@ -228,21 +238,30 @@ impl Writer {
         }
         let f = self.file.try_clone().map_err(|e| err(&self.path, "dup for fsync", e))?;
         if s.tx.try_send(f).is_ok() {
-            self.unsynced = false;
+            // `unsynced` stays set: only a synchronous sync (rotation,
+            // shutdown) clears it, so the last records are always flushed.
+            self.async_dirty = false;
         }
         self.last_sync = Instant::now();
-        self.syncs = s.done.load(std::sync::atomic::Ordering::Relaxed);
+        self.syncs = self.local_syncs + s.done.load(std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
     /// fsync the current segment now if anything was written since the
     /// last (also used at shutdown and rotation, whatever the policy).
     pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(s) = &self.syncer {
+            if let Some(e) = s.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(io::Error::other(format!("fsync {}: {e}", self.path.display())));
+            }
+        }
         if self.unsynced {
             self.file.sync_data().map_err(|e| err(&self.path, "fsync", e))?;
-            self.syncs = self.syncs.max(self.syncer.as_ref().map_or(0, |s| s.done.load(std::sync::atomic::Ordering::Relaxed))) + 1;
+            self.local_syncs += 1;
             self.unsynced = false;
+            self.async_dirty = false;
         }
+        self.syncs = self.local_syncs + self.syncer.as_ref().map_or(0, |s| s.done.load(std::sync::atomic::Ordering::Relaxed));
         self.last_sync = Instant::now();
         Ok(())
     }

@@ -280,6 +280,9 @@ fn run(a: Args) -> Result<()> {
     if a.games == 0 || a.players == 0 {
         bail!("--games and --players must be at least 1");
     }
+    if (a.games as u64) * (a.players as u64) > 10_000_000 {
+        bail!("--games × --players must be at most 10000000 (one pre-keyed MAC each)");
+    }
     let mix = mix_of(&a)?;
     let keys = Arc::new(Keys::new(&secret, a.key_id, a.games, a.players));
     let live = Arc::new(Live::default());
@@ -333,6 +336,12 @@ fn run(a: Args) -> Result<()> {
     let threads = a.threads.max(1);
     if threads > 1 && (a.mode != Mode::Socket || a.replay.is_some() || a.write_pcap.is_some()) {
         bail!("--threads works with --mode socket when generating, without --write-pcap");
+    }
+    if threads > 1 && a.rate > 0 && a.rate < threads as u64 {
+        bail!("--rate {} is below one datagram per second per thread ({threads} threads)", a.rate);
+    }
+    if threads as u64 > a.games as u64 * a.players as u64 {
+        bail!("--threads {threads}: more threads than players");
     }
     let mut sender = match (&sock_tx, xsk_tx) {
         (Some(socks), _) => Sender::Socket { sock: &socks[0], dst: &dst },
@@ -530,6 +539,7 @@ fn replay(a: &Args, path: &PathBuf, tx: &mut Sender, keys: &mut Keys, live: &Liv
     let mut g = Generated::default();
     let start = Instant::now();
     let mut sent = 0u64;
+    let mut skipped_big = 0u64;
     let limit = a.count.unwrap_or(u64::MAX);
     'outer: for lp in 0..a.loops {
         let loop_start = Instant::now();
@@ -549,7 +559,9 @@ fn replay(a: &Args, path: &PathBuf, tx: &mut Sender, keys: &mut Keys, live: &Liv
                     std::hint::spin_loop();
                 }
             }
-            if d.payload.is_empty() {
+            if d.payload.is_empty() || (a.mode == Mode::Xdp && d.payload.len() > 1400) {
+                // nothing to send, or more than one AF_XDP frame can carry
+                skipped_big += 1;
                 continue;
             }
             tx.send(&d.payload, d.payload.len(), 1)?;
@@ -557,6 +569,9 @@ fn replay(a: &Args, path: &PathBuf, tx: &mut Sender, keys: &mut Keys, live: &Liv
             sent += 1;
             live.sent.store(sent, Ordering::Relaxed);
         }
+    }
+    if skipped_big > 0 {
+        eprintln!("replay: skipped {skipped_big} empty (or, in xdp mode, over-1400-byte) datagrams");
     }
     Ok((g, start.elapsed()))
 }
@@ -665,7 +680,8 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
     let lost = expect_ack.saturating_sub(legit_acked);
     let secs = send_el.as_secs_f64().max(1e-9);
     let offered = sent as f64 / secs;
-    let shortfall = a.replay.is_none() && a.rate > 0 && a.count.is_none_or(|c| c > sent) && offered < 0.95 * a.rate as f64;
+    let asked = if a.replay.is_some() { a.replay_rate.unwrap_or(0) } else { a.rate };
+    let shortfall = asked > 0 && offered < 0.95 * asked as f64;
     let h = &r.hist;
     let pct = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
     let mut by_status = serde_json::Map::new();
@@ -686,7 +702,7 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
         "lost": lost,
         "silently_dropped_expected": silent,
         "by_status": by_status,
-        "asked_pps": a.rate,
+        "asked_pps": asked,
         "offered_pps": offered.round() as u64,
         "acked_pps": (r.acked as f64 / secs).round() as u64,
         "rate_shortfall": shortfall,
@@ -710,7 +726,7 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
         sent,
         secs,
         offered,
-        if shortfall { format!(" — SHORT of the {}/s asked: this sender could not keep up", a.rate) } else { String::new() },
+        if shortfall { format!(" — SHORT of the {asked}/s asked: this sender could not keep up") } else { String::new() },
         r.acked,
         r.acked as f64 / secs,
         lost,

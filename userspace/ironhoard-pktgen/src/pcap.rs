@@ -150,7 +150,7 @@ fn udp_in_ip(p: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8])> {
                 return None;
             }
             let ihl = (p[0] & 0x0f) as usize * 4;
-            if u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
+            if ihl < 20 || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
                 return None; // fragment
             }
             let tot = u16::from_be_bytes([p[2], p[3]]) as usize;

@@ -2,7 +2,7 @@
 //! and a minimal HTTP `/metrics` endpoint served off the hot path.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +108,14 @@ pub fn render(src: &StatsSource) -> String {
     for q in &qs {
         e.sample("ironhoard_wakeups_total", &[("queue", &q_label(q))], num(&q["wakeups"]));
     }
+    e.family("ironhoard_handoffs_total", "counter", "Moves handed to the poller owning their player (several AF_XDP queues).");
+    for q in &qs {
+        e.sample("ironhoard_handoffs_total", &[("queue", &q_label(q))], num(&q["handoffs"]));
+    }
+    e.family("ironhoard_handoffs_dropped_total", "counter", "Moves not handed over: the owner's mailbox was full (no answer; the client retransmits).");
+    for q in &qs {
+        e.sample("ironhoard_handoffs_dropped_total", &[("queue", &q_label(q))], num(&q["handoffs_dropped"]));
+    }
     if qs.iter().any(|q| q.get("xsk").is_some()) {
         e.family("ironhoard_xsk_total", "counter", "The kernel's XDP_STATISTICS for the queue's AF_XDP socket, by statistic.");
         for q in &qs {
@@ -166,7 +174,8 @@ pub fn serve_http(listener: TcpListener, src: Arc<StatsSource>) {
         let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
         let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
         let mut line = String::new();
-        let mut r = BufReader::new(&c);
+        // bounded: a request line and headers of at most 8 KiB
+        let mut r = BufReader::new(Read::take(&c, 8192));
         if r.read_line(&mut line).is_err() {
             continue;
         }

@@ -96,6 +96,21 @@ pub fn run(cfg: Config) -> Result<()> {
     // (joining the SO_REUSEPORT group, replacing the XDP program).
     let listener = stats::bind(&cfg.stats_socket, cfg.stats_group.as_deref())?;
     info!("stats socket at {} (mode 0660)", cfg.stats_socket.display());
+    // Everything that can fail at start fails before the data path serves a
+    // single move (after that, errors go through the stop-and-drain path).
+    let metrics_listener = match cfg.prometheus_listen {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr).with_context(|| format!("[stats] prometheus_listen = \"{addr}\": bind"))?;
+            info!("Prometheus metrics at http://{addr}/metrics");
+            Some(l)
+        }
+        None => None,
+    };
+    let mut seeds = Vec::new();
+    for _ in &cfg.queues {
+        seeds.push(random_seed()?);
+    }
+    let mut seeds = seeds.into_iter();
     let keys = Arc::new(Keyring::from_secrets(&cfg.secrets));
     let ecfg = engine_config(&cfg);
     let workers: Vec<WorkerInfo> = cfg
@@ -144,7 +159,7 @@ pub fn run(cfg: Config) -> Result<()> {
             for (w, sock) in workers.iter().zip(socks) {
                 let (shared, core, queue, keys) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys));
                 let mut disp = ends.next().expect("one dispatch queue per worker");
-                let seed = random_seed()?;
+                let seed = seeds.next().expect("one seed per worker");
                 let h = thread::Builder::new()
                     .name(format!("ih-worker-{queue}"))
                     .spawn(move || -> Result<()> {
@@ -195,7 +210,7 @@ pub fn run(cfg: Config) -> Result<()> {
                 let mesh = mesh.as_ref().map(|m| (Arc::clone(m), i));
                 let (shared, core, queue, keys, port) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys), cfg.port);
                 let mut disp = ends.next().expect("one dispatch queue per worker");
-                let seed = random_seed()?;
+                let seed = seeds.next().expect("one seed per worker");
                 let h = thread::Builder::new()
                     .name(format!("ih-poller-{queue}"))
                     .spawn(move || -> Result<()> {
@@ -244,9 +259,7 @@ pub fn run(cfg: Config) -> Result<()> {
             thread::sleep(Duration::from_secs(1));
         })?;
     }
-    if let Some(addr) = cfg.prometheus_listen {
-        let l = std::net::TcpListener::bind(addr).with_context(|| format!("[stats] prometheus_listen = \"{addr}\": bind"))?;
-        info!("Prometheus metrics at http://{addr}/metrics");
+    if let Some(l) = metrics_listener {
         let src = Arc::clone(&src);
         thread::Builder::new().name("ih-metrics".into()).spawn(move || crate::prometheus::serve_http(l, src))?;
     }
@@ -256,6 +269,10 @@ pub fn run(cfg: Config) -> Result<()> {
         thread::sleep(Duration::from_millis(50));
         if handles.iter().any(|h| h.is_finished()) {
             failed = Some("a worker stopped unexpectedly");
+            break;
+        }
+        if dispatcher_handle.is_finished() {
+            failed = Some("the dispatcher stopped unexpectedly");
             break;
         }
     }
