@@ -72,17 +72,20 @@ pub fn render(src: &StatsSource) -> String {
     e.family("ironhoard_uptime_seconds", "gauge", "Seconds since the appliance started.");
     e.sample("ironhoard_uptime_seconds", &[], num(&stats["uptime_secs"]));
 
-    e.family("ironhoard_rx_total", "counter", "Datagrams received on the move port by the queue's worker.");
-    for q in &qs {
-        e.sample("ironhoard_rx_total", &[("queue", &q_label(q))], num(&q["rx"]));
-    }
-    e.family("ironhoard_tx_total", "counter", "Acks sent.");
-    for q in &qs {
-        e.sample("ironhoard_tx_total", &[("queue", &q_label(q))], num(&q["tx"]));
-    }
-    e.family("ironhoard_tx_errors_total", "counter", "Acks that could not be sent.");
-    for q in &qs {
-        e.sample("ironhoard_tx_errors_total", &[("queue", &q_label(q))], num(&q["tx_errors"]));
+    // families with one sample per queue, read from the queue's key
+    for (name, kind, help, key) in [
+        ("ironhoard_rx_total", "counter", "Datagrams received on the move port by the queue's worker.", "rx"),
+        ("ironhoard_tx_total", "counter", "Acks sent.", "tx"),
+        ("ironhoard_tx_errors_total", "counter", "Acks that could not be sent.", "tx_errors"),
+        ("ironhoard_players", "gauge", "Players in the queue's table.", "players"),
+        ("ironhoard_wakeups_total", "counter", "System calls to kick the kernel or sleep (need_wakeup, idle poll).", "wakeups"),
+        ("ironhoard_handoffs_total", "counter", "Moves handed to the poller owning their player (several AF_XDP queues).", "handoffs"),
+        ("ironhoard_handoffs_dropped_total", "counter", "Moves not handed over: the owner's mailbox was full (no answer; the client retransmits).", "handoffs_dropped"),
+    ] {
+        e.family(name, kind, help);
+        for q in &qs {
+            e.sample(name, &[("queue", &q_label(q))], num(&q[key]));
+        }
     }
     e.family("ironhoard_acks_total", "counter", "Acks sent, by status.");
     for q in &qs {
@@ -98,24 +101,8 @@ pub fn render(src: &StatsSource) -> String {
             }
         }
     }
-    e.family("ironhoard_players", "gauge", "Players in the queue's table.");
-    for q in &qs {
-        e.sample("ironhoard_players", &[("queue", &q_label(q))], num(&q["players"]));
-    }
     e.family("ironhoard_players_capacity", "gauge", "Player table capacity per queue.");
     e.sample("ironhoard_players_capacity", &[], num(&info["players_per_worker"]));
-    e.family("ironhoard_wakeups_total", "counter", "System calls to kick the kernel or sleep (need_wakeup, idle poll).");
-    for q in &qs {
-        e.sample("ironhoard_wakeups_total", &[("queue", &q_label(q))], num(&q["wakeups"]));
-    }
-    e.family("ironhoard_handoffs_total", "counter", "Moves handed to the poller owning their player (several AF_XDP queues).");
-    for q in &qs {
-        e.sample("ironhoard_handoffs_total", &[("queue", &q_label(q))], num(&q["handoffs"]));
-    }
-    e.family("ironhoard_handoffs_dropped_total", "counter", "Moves not handed over: the owner's mailbox was full (no answer; the client retransmits).");
-    for q in &qs {
-        e.sample("ironhoard_handoffs_dropped_total", &[("queue", &q_label(q))], num(&q["handoffs_dropped"]));
-    }
     if qs.iter().any(|q| q.get("xsk").is_some()) {
         e.family("ironhoard_xsk_total", "counter", "The kernel's XDP_STATISTICS for the queue's AF_XDP socket, by statistic.");
         for q in &qs {
