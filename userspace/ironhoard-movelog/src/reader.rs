@@ -34,6 +34,20 @@ pub fn segments(dir: &Path) -> Result<Vec<Segment>, ReadError> {
     Ok(v)
 }
 
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// Reads records in offset order starting at a given offset. `next`
 /// returns `Ok(None)` at the current end of the log; call it again later to
 /// follow a live log. A torn record at the end of the newest segment is
@@ -89,15 +103,7 @@ impl Reader {
             }
             let (f, s) = self.cur.as_mut().expect("positioned");
             let mut rec = [0u8; RECORD_LEN];
-            let mut got = 0;
-            while got < RECORD_LEN {
-                match f.read(&mut rec[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(source) => return Err(ReadError::Io { dir: s.path.clone(), source }),
-                }
-            }
+            let got = read_up_to(f, &mut rec).map_err(|source| ReadError::Io { dir: s.path.clone(), source })?;
             let valid = (got == RECORD_LEN).then(|| decode_record(&rec)).flatten();
             match valid {
                 Some(r) if r.offset == self.next_offset => {
@@ -126,15 +132,7 @@ impl Reader {
                         // of this record (or more records) landed meanwhile.
                         let _ = f.seek(SeekFrom::Current(-(got as i64)));
                         let mut again = [0u8; RECORD_LEN];
-                        let mut g2 = 0;
-                        while g2 < RECORD_LEN {
-                            match f.read(&mut again[g2..]) {
-                                Ok(0) => break,
-                                Ok(k) => g2 += k,
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                                Err(source) => return Err(ReadError::Io { dir: s.path.clone(), source }),
-                            }
-                        }
+                        let g2 = read_up_to(f, &mut again).map_err(|source| ReadError::Io { dir: s.path.clone(), source })?;
                         if g2 == RECORD_LEN {
                             if let Some(r) = decode_record(&again) {
                                 if r.offset == self.next_offset {
