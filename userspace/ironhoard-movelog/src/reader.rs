@@ -1,12 +1,21 @@
-//! Reading the move log from any offset, and following it as it grows.
+//! Reading the move log: one partition from any offset, or every partition
+//! merged by server time; following live segments as they grow.
+//!
+//! Readers never skip silently: damage (a bad header, a bad record, a
+//! record with the wrong offset) and gaps (offsets no segment holds) come
+//! back as non-fatal [`ReadError`]s naming file and byte, and the next call
+//! goes on after them. A bad record at the live end of the newest segment is
+//! a write in progress while the appliance runs (it holds the log's lock),
+//! and a torn tail — reported once — when it does not.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::{decode_header, decode_record, parse_segment_name, Record, HEADER_LEN, RECORD_LEN};
+use crate::{decode_header, decode_slot, parse_partition_name, parse_segment_name, partition_name, Header, Record, Slot, HEADER_LEN, RECORD_LEN};
 
-/// A segment file of the log.
+/// A segment file of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
     pub first: u64,
@@ -15,15 +24,48 @@ pub struct Segment {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("move log {dir}: {source}")]
-    Io { dir: PathBuf, source: io::Error },
-    #[error("move log segment {path}: {why}")]
-    Bad { path: PathBuf, why: String },
+    /// The log cannot be read at all.
+    #[error("move log {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    /// Damaged bytes, reported and stepped over.
+    #[error("move log {path}: damaged at byte {byte} (offset {offset}): {why}")]
+    Damage { path: PathBuf, byte: u64, offset: u64, why: String },
+    /// Offsets `from..to` are in no segment (removed by retention, or set
+    /// aside as damaged); reading goes on at `to`.
+    #[error("move log {dir}: offsets {from}..{to} are not in the log (removed, or set aside as damaged); continuing at {to}")]
+    Gap { dir: PathBuf, from: u64, to: u64 },
+    /// A torn record at the end of a log no appliance is writing (it is cut
+    /// when the appliance starts); reading waits there.
+    #[error("move log {path}: torn record at byte {byte} (offset {offset}) at the end of a log no appliance is writing")]
+    Torn { path: PathBuf, byte: u64, offset: u64 },
 }
 
-/// The segments in `dir`, by first offset.
-pub fn segments(dir: &Path) -> Result<Vec<Segment>, ReadError> {
-    let rd = fs::read_dir(dir).map_err(|source| ReadError::Io { dir: dir.into(), source })?;
+impl ReadError {
+    /// Whether reading can go on after this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, ReadError::Io { .. })
+    }
+}
+
+/// The partitions (queues) of a log directory, in order.
+pub fn partitions(dir: &Path) -> Result<Vec<u16>, ReadError> {
+    let rd = fs::read_dir(dir).map_err(|source| ReadError::Io { path: dir.into(), source })?;
+    let mut v: Vec<u16> = rd
+        .filter_map(|e| {
+            let e = e.ok()?;
+            if !e.file_type().ok()?.is_dir() {
+                return None;
+            }
+            parse_partition_name(e.file_name().to_str()?)
+        })
+        .collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// The segments of a partition directory, by first offset.
+pub fn segments(pdir: &Path) -> Result<Vec<Segment>, ReadError> {
+    let rd = fs::read_dir(pdir).map_err(|source| ReadError::Io { path: pdir.into(), source })?;
     let mut v: Vec<Segment> = rd
         .filter_map(|e| {
             let e = e.ok()?;
@@ -34,35 +76,39 @@ pub fn segments(dir: &Path) -> Result<Vec<Segment>, ReadError> {
     Ok(v)
 }
 
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+struct Open {
+    file: File,
+    header: Header,
+    path: PathBuf,
+}
+
+/// Reads one partition in offset order from a given offset. `next` returns
+/// `Ok(None)` at the current end; call it again later to follow.
+pub struct PartitionReader {
+    dir: PathBuf,
+    log_dir: PathBuf,
+    queue: u16,
+    cur: Option<Open>,
+    next_offset: u64,
+    /// The torn record already reported (offset), so it is reported once.
+    torn_reported: Option<u64>,
+}
+
+impl PartitionReader {
+    /// Reads partition `queue` of the log in `log_dir` from offset `from`.
+    pub fn open(log_dir: &Path, queue: u16, from: u64) -> PartitionReader {
+        PartitionReader {
+            dir: log_dir.join(partition_name(queue)),
+            log_dir: log_dir.into(),
+            queue,
+            cur: None,
+            next_offset: from,
+            torn_reported: None,
         }
     }
-    Ok(got)
-}
 
-/// Reads records in offset order starting at a given offset. `next`
-/// returns `Ok(None)` at the current end of the log; call it again later to
-/// follow a live log. A torn record at the end of the newest segment is
-/// treated as the end (it is either being written or will be cut away).
-pub struct Reader {
-    dir: PathBuf,
-    cur: Option<(File, Segment)>,
-    next_offset: u64,
-    /// Torn records skipped at the end of older segments (crash recovery).
-    pub torn_skipped: u64,
-}
-
-impl Reader {
-    pub fn open(dir: &Path, from: u64) -> Reader {
-        Reader { dir: dir.into(), cur: None, next_offset: from, torn_skipped: 0 }
+    pub fn queue(&self) -> u16 {
+        self.queue
     }
 
     /// The offset of the record `next` will return.
@@ -70,254 +116,277 @@ impl Reader {
         self.next_offset
     }
 
-    fn seek_to(&mut self) -> Result<bool, ReadError> {
-        let segs = segments(&self.dir)?;
-        // the last segment starting at or before the wanted offset
-        let Some(s) = segs.iter().rev().find(|s| s.first <= self.next_offset).or(segs.first()).cloned() else {
+    fn io(&self, path: &Path, source: io::Error) -> ReadError {
+        ReadError::Io { path: path.into(), source }
+    }
+
+    /// Opens the segment holding `next_offset`. `Ok(false)`: not there yet.
+    fn seek(&mut self) -> Result<bool, ReadError> {
+        if !self.dir.exists() {
             return Ok(false);
+        }
+        let segs = segments(&self.dir)?;
+        let Some(i) = segs.iter().rposition(|s| s.first <= self.next_offset) else {
+            return match segs.first() {
+                Some(s) => {
+                    let from = self.next_offset;
+                    self.next_offset = s.first;
+                    Err(ReadError::Gap { dir: self.dir.clone(), from, to: s.first })
+                }
+                None => Ok(false),
+            };
         };
-        if s.first > self.next_offset {
-            // older records were removed (retention): start at what exists
-            self.next_offset = s.first;
+        let s = &segs[i];
+        let file = File::open(&s.path).map_err(|e| self.io(&s.path, e))?;
+        let mut hb = [0u8; HEADER_LEN];
+        let got = read_full(&file, &mut hb, 0).map_err(|e| self.io(&s.path, e))?;
+        let header = match (got == HEADER_LEN).then(|| decode_header(&hb)) {
+            Some(Ok(h)) if h.first == s.first => h,
+            other => {
+                let why = match other {
+                    Some(Ok(h)) => format!("header says first offset {}", h.first),
+                    Some(Err(w)) => w,
+                    None => format!("only {got} header bytes"),
+                };
+                // step over the whole segment: to the next one, if any
+                let to = segs.get(i + 1).map(|n| n.first);
+                let offset = self.next_offset;
+                match to {
+                    Some(t) => self.next_offset = t,
+                    None if got < HEADER_LEN && crate::writer_alive(&self.log_dir) => return Ok(false), // being created
+                    None => {}
+                }
+                return Err(ReadError::Damage { path: s.path.clone(), byte: 0, offset, why });
+            }
+        };
+        if self.next_offset >= header.first + header.capacity() {
+            // past this segment: the next one, if it exists
+            return match segs.get(i + 1) {
+                Some(n) => {
+                    let from = self.next_offset;
+                    self.next_offset = n.first;
+                    if n.first > from {
+                        Err(ReadError::Gap { dir: self.dir.clone(), from, to: n.first })
+                    } else {
+                        Ok(false)
+                    }
+                }
+                None => Ok(false),
+            };
         }
-        let mut f = File::open(&s.path).map_err(|source| ReadError::Io { dir: s.path.clone(), source })?;
-        let mut h = [0u8; HEADER_LEN];
-        if f.read_exact(&mut h).is_err() {
-            return Ok(false); // header not written yet
-        }
-        let (first, _) = decode_header(&h).map_err(|why| ReadError::Bad { path: s.path.clone(), why })?;
-        if first != s.first {
-            return Err(ReadError::Bad { path: s.path.clone(), why: format!("header says first offset {first}") });
-        }
-        let pos = HEADER_LEN as u64 + (self.next_offset - s.first) * RECORD_LEN as u64;
-        f.seek(SeekFrom::Start(pos)).map_err(|source| ReadError::Io { dir: s.path.clone(), source })?;
-        self.cur = Some((f, s));
+        self.cur = Some(Open { file, header, path: s.path.clone() });
         Ok(true)
     }
 
-    /// The next record, or `None` at the (current) end of the log.
+    /// The next record, `Ok(None)` at the current end of the partition, or
+    /// a non-fatal error (see [`ReadError::is_fatal`]) after which the next
+    /// call continues.
     pub fn next(&mut self) -> Result<Option<Record>, ReadError> {
-        loop {
-            if self.cur.is_none() && !self.seek_to()? {
+        for _ in 0..1024 {
+            if self.cur.is_none() && !self.seek()? {
+                if self.cur.is_none() {
+                    return Ok(None);
+                }
+            }
+            let Some(o) = self.cur.as_ref() else { continue };
+            let end = o.header.first + o.header.capacity();
+            if self.next_offset >= end {
+                self.cur = None;
+                continue;
+            }
+            let slot = self.next_offset - o.header.first;
+            let byte = HEADER_LEN as u64 + slot * RECORD_LEN as u64;
+            let mut b = [0u8; RECORD_LEN];
+            let got = read_full(&o.file, &mut b, byte).map_err(|e| self.io(&o.path, e))?;
+            let path = o.path.clone();
+            let first = o.header.first;
+            if got < RECORD_LEN {
+                // the file ends before its header's size: truncated
+                if let Some(t) = self.later_segment(first)? {
+                    let from = self.next_offset;
+                    self.next_offset = t;
+                    self.cur = None;
+                    return Err(ReadError::Damage { path, byte, offset: from, why: format!("file ends at byte {}: offsets {from}..{t} missing", byte + got as u64) });
+                }
                 return Ok(None);
             }
-            let (f, s) = self.cur.as_mut().expect("positioned");
-            let mut rec = [0u8; RECORD_LEN];
-            let got = read_up_to(f, &mut rec).map_err(|source| ReadError::Io { dir: s.path.clone(), source })?;
-            let valid = (got == RECORD_LEN).then(|| decode_record(&rec)).flatten();
-            match valid {
-                Some(r) if r.offset == self.next_offset => {
+            let mut slot_now = decode_slot(&b);
+            let mut after = false;
+            if !matches!(slot_now, Slot::Valid(_)) {
+                // Look past it, then read it once more: a record being
+                // written when first read is whole by the time a later one
+                // is seen (the poller writes slots in order).
+                // (a live writer fills slots in order: a short look suffices)
+                let alive = crate::writer_alive(&self.log_dir);
+                after = self.data_after(byte, if alive { 16 } else { u64::MAX })?;
+                let o = self.cur.as_ref().expect("positioned");
+                if read_full(&o.file, &mut b, byte).map_err(|e| self.io(&path, e))? == RECORD_LEN {
+                    slot_now = decode_slot(&b);
+                }
+            }
+            match slot_now {
+                Slot::Valid(r) if r.offset == self.next_offset => {
                     self.next_offset += 1;
                     return Ok(Some(r));
                 }
-                Some(r) => {
-                    return Err(ReadError::Bad {
-                        path: s.path.clone(),
-                        why: format!("record at offset {} says {}", self.next_offset, r.offset),
-                    })
+                Slot::Valid(r) => {
+                    let offset = self.next_offset;
+                    self.next_offset += 1;
+                    return Err(ReadError::Damage { path, byte, offset, why: format!("record says offset {}", r.offset) });
                 }
-                None => {
-                    // End of this segment (or a torn record). Move on if a
-                    // newer segment continues the log; otherwise wait here.
-                    let segs = segments(&self.dir)?;
-                    let newer = segs.iter().find(|n| n.first > s.first).cloned();
-                    if let Some(n) = &newer {
-                        if n.first <= self.next_offset {
-                            // our position lies in a later segment
-                            self.cur = None;
-                            continue;
-                        }
-                        // The writer finishes a segment before it creates
-                        // the next: read here once more, in case the rest
-                        // of this record (or more records) landed meanwhile.
-                        let _ = f.seek(SeekFrom::Current(-(got as i64)));
-                        let mut again = [0u8; RECORD_LEN];
-                        let g2 = read_up_to(f, &mut again).map_err(|source| ReadError::Io { dir: s.path.clone(), source })?;
-                        if g2 == RECORD_LEN {
-                            if let Some(r) = decode_record(&again) {
-                                if r.offset == self.next_offset {
-                                    self.next_offset += 1;
-                                    return Ok(Some(r));
-                                }
-                            }
-                        }
-                        let _ = f.seek(SeekFrom::Current(-(g2 as i64)));
+                Slot::Empty if after => {
+                    let offset = self.next_offset;
+                    self.next_offset += 1;
+                    return Err(ReadError::Damage { path, byte, offset, why: "never-written record followed by data".into() });
+                }
+                Slot::Empty => {
+                    // the end, unless the writer has moved on past it
+                    if let Some(t) = self.later_segment(first)? {
+                        let from = self.next_offset;
+                        self.next_offset = t;
+                        self.cur = None;
+                        return Err(ReadError::Gap { dir: self.dir.clone(), from, to: t });
                     }
-                    match newer {
-                        Some(n) if n.first >= self.next_offset => {
-                            if got > 0 || n.first > self.next_offset {
-                                // a torn tail in an older segment, cut by a crash
-                                self.torn_skipped += n.first.saturating_sub(self.next_offset).max(1);
-                            }
-                            self.next_offset = n.first;
-                            self.cur = None;
-                            continue;
+                    return Ok(None);
+                }
+                Slot::Bad => {
+                    if !after && self.later_segment(first)?.is_none() {
+                        if crate::writer_alive(&self.log_dir) {
+                            return Ok(None); // being written
                         }
-                        _ => {
-                            // rewind to the record start so a later call re-reads it
-                            let back = got as i64;
-                            let _ = f.seek(SeekFrom::Current(-back));
+                        if self.torn_reported == Some(self.next_offset) {
                             return Ok(None);
                         }
+                        self.torn_reported = Some(self.next_offset);
+                        return Err(ReadError::Torn { path, byte, offset: self.next_offset });
                     }
+                    let offset = self.next_offset;
+                    self.next_offset += 1;
+                    return Err(ReadError::Damage { path, byte, offset, why: "record fails its CRC".into() });
                 }
             }
         }
+        Ok(None)
+    }
+
+    /// The first offset of a segment after the one starting at `first`
+    /// that holds a record (a prepared, empty segment does not count).
+    fn later_segment(&self, first: u64) -> Result<Option<u64>, ReadError> {
+        for s in segments(&self.dir)?.into_iter().filter(|s| s.first > first) {
+            let f = File::open(&s.path).map_err(|e| self.io(&s.path, e))?;
+            let mut b = [0u8; RECORD_LEN];
+            if read_full(&f, &mut b, HEADER_LEN as u64).map_err(|e| self.io(&s.path, e))? == RECORD_LEN && decode_slot(&b) != Slot::Empty {
+                return Ok(Some(s.first));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether any of the `max_slots` slots after the one at `byte` in the
+    /// current segment holds data.
+    fn data_after(&self, byte: u64, max_slots: u64) -> Result<bool, ReadError> {
+        let Some(o) = self.cur.as_ref() else { return Ok(false) };
+        let end = (HEADER_LEN as u64 + o.header.capacity() * RECORD_LEN as u64)
+            .min(byte.saturating_add(RECORD_LEN as u64).saturating_add(max_slots.saturating_mul(RECORD_LEN as u64)));
+        let mut pos = byte + RECORD_LEN as u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            let got = read_full(&o.file, &mut buf[..n], pos).map_err(|e| self.io(&o.path, e))?;
+            if buf[..got].iter().any(|&x| x != 0) {
+                return Ok(true);
+            }
+            if got < n {
+                break;
+            }
+            pos += n as u64;
+        }
+        Ok(false)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Accepted, SyncPolicy, Writer, WriterConfig};
-
-    fn tmp(tag: &str) -> PathBuf {
-        let p = std::env::temp_dir().join(format!("ih-movelog-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        p
-    }
-
-    fn acc(i: u64) -> Accepted {
-        let mut mv = [0u8; 64];
-        mv[..8].copy_from_slice(&i.to_be_bytes());
-        Accepted { recv_unix_ns: 1000 + i, queue: (i % 3) as u16, mv }
-    }
-
-    fn writer(dir: &Path, seg: u64) -> Writer {
-        Writer::open(WriterConfig { dir: dir.into(), segment_bytes: seg, sync: SyncPolicy::EveryBatch }).unwrap()
-    }
-
-    fn read_all(dir: &Path, from: u64) -> Vec<Record> {
-        let mut r = Reader::open(dir, from);
-        let mut v = Vec::new();
-        while let Some(x) = r.next().unwrap() {
-            v.push(x);
+fn read_full(f: &File, buf: &mut [u8], mut pos: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], pos) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        v
+    }
+    Ok(got)
+}
+
+/// Every partition of a log, merged by server receive time (ties by
+/// queue). While following, records are merged among those available: a
+/// partition that is behind is not waited for.
+pub struct LogReader {
+    dir: PathBuf,
+    parts: Vec<(PartitionReader, Option<Record>)>,
+    /// Starting offsets for partitions that appear later.
+    from: Vec<(u16, u64)>,
+    only: Option<u16>,
+}
+
+impl LogReader {
+    /// Reads `dir` from the given per-partition offsets (others from 0);
+    /// `only`: just that partition.
+    pub fn open(dir: &Path, from: &[(u16, u64)], only: Option<u16>) -> Result<LogReader, ReadError> {
+        let mut r = LogReader { dir: dir.into(), parts: Vec::new(), from: from.to_vec(), only };
+        r.discover()?;
+        Ok(r)
     }
 
-    #[test]
-    fn write_rotate_read_resume() {
-        let d = tmp("rot");
-        let mut w = writer(&d, 64 + 96 * 10);
-        for i in 0..35 {
-            assert_eq!(w.append(&acc(i)), i);
-            if i % 7 == 0 {
-                w.flush().unwrap();
+    /// Picks up partitions created since.
+    fn discover(&mut self) -> Result<(), ReadError> {
+        let mut qs = partitions(&self.dir)?;
+        if let Some(q) = self.only {
+            qs = vec![q];
+        }
+        for q in qs {
+            if !self.parts.iter().any(|(p, _)| p.queue() == q) {
+                let from = self.from.iter().find(|(fq, _)| *fq == q).map_or(0, |x| x.1);
+                self.parts.push((PartitionReader::open(&self.dir, q, from), None));
             }
         }
-        w.flush().unwrap();
-        assert_eq!(segments(&d).unwrap().len(), 4, "rotated every 10 records");
-        let all = read_all(&d, 0);
-        assert_eq!(all.len(), 35);
-        for (i, r) in all.iter().enumerate() {
-            assert_eq!(r.offset, i as u64);
-            assert_eq!(r.mv, acc(i as u64).mv);
-            assert_eq!(r.queue, (i % 3) as u16);
-        }
-        assert_eq!(read_all(&d, 23).first().unwrap().offset, 23);
-        drop(w);
-        // reopen: continues at 35
-        let mut w = writer(&d, 64 + 96 * 10);
-        assert_eq!(w.next_offset(), 35);
-        w.append(&acc(35));
-        w.flush().unwrap();
-        assert_eq!(read_all(&d, 0).len(), 36);
-        fs::remove_dir_all(&d).unwrap();
+        self.parts.sort_by_key(|(p, _)| p.queue());
+        Ok(())
     }
 
-    #[test]
-    fn torn_tail_is_skipped_by_readers_and_cut_by_the_writer() {
-        let d = tmp("torn");
-        let mut w = writer(&d, 1 << 20);
-        for i in 0..10 {
-            w.append(&acc(i));
-        }
-        w.flush().unwrap();
-        let seg = w.segment().to_path_buf();
-        drop(w);
-        // a crash mid-write: half a record, then a garbage whole record
-        let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
-        std::io::Write::write_all(&mut f, &[0xAB; 40]).unwrap();
-        drop(f);
-        assert_eq!(read_all(&d, 0).len(), 10, "partial record ignored");
-        let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
-        std::io::Write::write_all(&mut f, &[0xCD; 96]).unwrap();
-        drop(f);
-        assert_eq!(read_all(&d, 0).len(), 10, "a record with a bad CRC is not misread");
-        let mut w = writer(&d, 1 << 20);
-        assert_eq!(w.next_offset(), 10);
-        assert_eq!(w.recovered_torn_bytes, 136);
-        w.append(&acc(10));
-        w.flush().unwrap();
-        let all = read_all(&d, 0);
-        assert_eq!(all.len(), 11);
-        assert_eq!(all[10].mv, acc(10).mv);
-        fs::remove_dir_all(&d).unwrap();
+    /// Where each partition resumes: (queue, next offset not yet returned).
+    pub fn positions(&self) -> Vec<(u16, u64)> {
+        self.parts.iter().map(|(p, h)| (p.queue(), h.map_or(p.position(), |r| r.offset))).collect()
     }
 
-    #[test]
-    fn follow_sees_new_records_and_segments() {
-        let d = tmp("follow");
-        let mut w = writer(&d, 64 + 96 * 4);
-        let mut r = Reader::open(&d, 0);
-        assert!(r.next().unwrap().is_none());
-        for round in 0..3u64 {
-            for i in 0..3 {
-                w.append(&acc(round * 3 + i));
+    /// The next record in server-time order, `Ok(None)` at the current end,
+    /// or a non-fatal error after which the next call continues.
+    pub fn next(&mut self) -> Result<Option<Record>, ReadError> {
+        let mut any_empty = false;
+        for (p, head) in &mut self.parts {
+            if head.is_none() {
+                *head = p.next()?;
+                any_empty |= head.is_none();
             }
-            w.flush().unwrap();
-            for i in 0..3 {
-                assert_eq!(r.next().unwrap().unwrap().offset, round * 3 + i);
+        }
+        let best = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, h))| h.map(|r| (r.recv_unix_ns, r.queue, i)))
+            .min()
+            .map(|x| x.2);
+        match best {
+            Some(i) => Ok(self.parts[i].1.take()),
+            None => {
+                if any_empty || self.parts.is_empty() {
+                    self.discover()?;
+                }
+                Ok(None)
             }
-            assert!(r.next().unwrap().is_none());
         }
-        fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn a_segment_with_a_broken_header_is_rewritten_in_place() {
-        let d = tmp("hdr");
-        fs::create_dir_all(&d).unwrap();
-        fs::write(d.join(crate::segment_name(0)), [0x77u8; 64]).unwrap();
-        let mut w = writer(&d, 1 << 20);
-        w.append(&acc(0));
-        w.flush().unwrap();
-        drop(w);
-        assert_eq!(read_all(&d, 0).len(), 1);
-        let mut w = writer(&d, 1 << 20);
-        assert_eq!(w.next_offset(), 1, "a reopen keeps it");
-        w.append(&acc(1));
-        w.flush().unwrap();
-        assert_eq!(read_all(&d, 0).len(), 2);
-        fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn a_follower_ahead_of_the_log_finds_its_record_in_a_later_segment() {
-        let d = tmp("ahead");
-        let mut w = writer(&d, 64 + 96 * 4);
-        for i in 0..2 {
-            w.append(&acc(i));
-        }
-        w.flush().unwrap();
-        let mut r = Reader::open(&d, 6);
-        assert!(r.next().unwrap().is_none());
-        for i in 2..10 {
-            w.append(&acc(i));
-        }
-        w.flush().unwrap();
-        assert_eq!(r.next().unwrap().unwrap().offset, 6);
-        assert_eq!(r.next().unwrap().unwrap().offset, 7);
-        fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn unwritable_directory_is_an_error_naming_it() {
-        let d = tmp("file");
-        fs::write(&d, b"not a dir").unwrap();
-        let e = Writer::open(WriterConfig { dir: d.join("log"), segment_bytes: 1 << 20, sync: SyncPolicy::None }).err().unwrap();
-        assert!(e.to_string().contains(&d.display().to_string()), "{e}");
-        fs::remove_file(&d).unwrap();
     }
 }

@@ -1,287 +1,577 @@
-//! Appending to the move log: batches, rotation by size, sync policy, and
-//! recovery of a torn tail when reopening.
+//! Appending to the move log: one partition per poller, written through a
+//! memory-mapped, preallocated segment, and a keeper thread that prepares
+//! segments ahead, syncs per policy and retires full ones.
+//!
+//! The poller's [`Partition::append`] is a 96-byte copy into the mapping
+//! (plus a CRC): no system call, no lock, no allocation. Once it returns the
+//! record is in the page cache, so it survives the death of the process;
+//! the poller sends the move's ack after that. When a segment is full the
+//! poller takes the next one from a lock-free queue the [`Keeper`] keeps
+//! filled (created, fallocated, header written, file and directory fsynced,
+//! mapped and prefaulted — all off the poller's core); if none is ready (disk
+//! full, directory unwritable) `append` refuses and the move is BUSY.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crate::{decode_header, decode_record, encode_header, encode_record, parse_segment_name, segment_name, unix_ns, Accepted, HEADER_LEN, RECORD_LEN};
+use crossbeam_queue::ArrayQueue;
+use memmap2::{MmapMut, MmapOptions};
 
-/// When the writer calls fsync.
+use crate::recover::{recover_partition, sync_dir, Recovery};
+use crate::{encode_header, encode_record, partition_name, records_per_segment, segment_name, unix_ns, Accepted, DirLock, Header, Record, HEADER_LEN, MIN_SEGMENT_BYTES, RECORD_LEN};
+
+/// Prepared segments kept ready per partition.
+const READY_DEPTH: usize = 2;
+/// After a failed preparation, try again this much later.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// When records are forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncPolicy {
-    /// Never (the kernel writes back when it likes): fastest, a power loss
-    /// can lose the last seconds.
+    /// Never while running (the kernel writes back when it likes, within
+    /// ~30 s by default); a clean stop still fsyncs.
     None,
-    /// At most this long after a write. The fsync runs on a helper thread,
-    /// so writing goes on meanwhile.
+    /// The keeper thread fdatasyncs each partition's segment at most this
+    /// long after it was written.
     Interval(Duration),
-    /// After every batch written.
+    /// The poller msyncs the records of each batch before the batch's acks
+    /// are sent.
     EveryBatch,
 }
 
+impl SyncPolicy {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SyncPolicy::None => "none",
+            SyncPolicy::Interval(_) => "interval",
+            SyncPolicy::EveryBatch => "batch",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
-pub struct WriterConfig {
+pub struct LogConfig {
     pub dir: PathBuf,
-    /// Rotate to a new segment when the current one would exceed this.
+    /// Size of each new segment file (preallocated).
     pub segment_bytes: u64,
     pub sync: SyncPolicy,
 }
 
-/// The log writer. `append` encodes into a buffer; `flush` writes it.
-pub struct Writer {
-    cfg: WriterConfig,
-    file: File,
-    path: PathBuf,
-    /// Length of the current segment that is known written.
-    seg_len: u64,
+/// A mapped segment in a poller's hands.
+pub struct Mapped {
+    map: MmapMut,
+    first: u64,
+    cap: u64,
+}
+
+/// What a partition shares with its keeper and the stats.
+#[derive(Debug)]
+pub struct PartitionShared {
+    pub queue: u16,
+    pub dir: PathBuf,
+    ready: ArrayQueue<Mapped>,
+    retired: ArrayQueue<Mapped>,
+    /// Records appended since start.
+    pub records: AtomicU64,
+    /// Offset the next record gets.
+    pub next_offset: AtomicU64,
+    /// First offset of the segment being written (`u64::MAX`: none).
+    pub segment_first: AtomicU64,
+    /// Appends refused: no segment ready (moves answered BUSY).
+    pub refused: AtomicU64,
+    pub rotations: AtomicU64,
+    pub syncs: AtomicU64,
+    /// msync failures of the batch policy.
+    pub sync_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapped(first {}, {} slots)", self.first, self.cap)
+    }
+}
+
+impl PartitionShared {
+    /// Prepared segments waiting.
+    pub fn ready(&self) -> usize {
+        self.ready.len()
+    }
+}
+
+/// Log-wide state: the partitions, the keeper's health, the stop flag.
+#[derive(Debug)]
+pub struct LogShared {
+    pub dir: PathBuf,
+    pub sync: SyncPolicy,
+    pub segment_bytes: u64,
+    pub partitions: Vec<Arc<PartitionShared>>,
+    /// False while the keeper cannot prepare or sync segments.
+    pub healthy: AtomicBool,
+    pub errors: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+    /// What opening the log found (torn tails cut, damage set aside, ...).
+    pub recovery: Mutex<Vec<String>>,
+    /// Set once the pollers stopped: the keeper syncs everything and exits.
+    pub stop: AtomicBool,
+    keeper: OnceLock<Thread>,
+}
+
+impl LogShared {
+    fn error(&self, msg: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.healthy.store(false, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
+    }
+
+    /// Records appended since start, all partitions.
+    pub fn records(&self) -> u64 {
+        self.partitions.iter().map(|p| p.records.load(Ordering::Relaxed)).sum()
+    }
+
+    fn wake_keeper(&self) {
+        if let Some(t) = self.keeper.get() {
+            t.unpark();
+        }
+    }
+
+    /// Asks the keeper to sync and exit (after the pollers stopped).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake_keeper();
+    }
+}
+
+/// A poller's partition: appends records into its current mapped segment.
+pub struct Partition {
+    shared: Arc<PartitionShared>,
+    log: Arc<LogShared>,
+    cur: Option<Mapped>,
+    slot: u64,
     next_offset: u64,
-    buf: Vec<u8>,
-    last_sync: Instant,
-    /// Written since the last synchronous fsync.
-    unsynced: bool,
-    /// Written since the last fsync handed to the syncer thread.
-    async_dirty: bool,
-    /// Synchronous fsyncs made here (the syncer counts its own).
-    local_syncs: u64,
-    /// fsync calls made.
-    pub syncs: u64,
-    /// Segments created by this writer.
-    pub rotations: u64,
-    /// Bytes of a torn tail cut away when the log was opened.
-    pub recovered_torn_bytes: u64,
-    /// Interval policy: the helper thread that fsyncs behind the writer.
-    syncer: Option<Syncer>,
+    records: u64,
+    refused: u64,
+    batch_sync: bool,
+    /// Batch policy: first slot of the current segment not yet msynced.
+    dirty_from: u64,
 }
 
-/// fsyncs a segment on its own thread (interval policy), so a slow device
-/// flush never stalls the dispatcher. At most one request is outstanding.
-struct Syncer {
-    tx: std::sync::mpsc::SyncSender<File>,
-    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-}
-
-impl Syncer {
-    fn start() -> io::Result<Syncer> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<File>(1);
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let (d, f) = (std::sync::Arc::clone(&done), std::sync::Arc::clone(&failed));
-        std::thread::Builder::new().name("ih-logsync".into()).spawn(move || {
-            for file in rx {
-                match file.sync_data() {
-                    Ok(()) => {
-                        d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Err(e) => *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string()),
-                }
-            }
-        })?;
-        Ok(Syncer { tx, done, failed })
-    }
-}
-
-fn err(path: &Path, what: &str, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
-}
-
-impl Writer {
-    /// Opens the log in `cfg.dir` (creating it), recovering from a crash:
-    /// the last segment is scanned, a torn or corrupt tail is truncated, and
-    /// appending continues at the next offset.
-    pub fn open(cfg: WriterConfig) -> io::Result<Writer> {
-        fs::create_dir_all(&cfg.dir).map_err(|e| err(&cfg.dir, "creating log directory", e))?;
-        let mut segs: Vec<(u64, PathBuf)> = fs::read_dir(&cfg.dir)
-            .map_err(|e| err(&cfg.dir, "listing", e))?
-            .filter_map(|e| {
-                let e = e.ok()?;
-                Some((parse_segment_name(e.file_name().to_str()?)?, e.path()))
-            })
-            .collect();
-        segs.sort();
-        let mut recovered = 0;
-        let (file, path, seg_len, next_offset) = match segs.last() {
-            None => {
-                let (f, p) = create_segment(&cfg.dir, 0)?;
-                (f, p, HEADER_LEN as u64, 0)
-            }
-            Some((first, p)) => {
-                let mut f = OpenOptions::new().read(true).write(true).open(p).map_err(|e| err(p, "opening", e))?;
-                let mut h = [0u8; HEADER_LEN];
-                let len = f.metadata().map_err(|e| err(p, "stat", e))?.len();
-                if len < HEADER_LEN as u64 || f.read_exact(&mut h).is_err() || decode_header(&h).map(|x| x.0) != Ok(*first) {
-                    // a segment whose header never made it: rewrite it
-                    f.set_len(0).map_err(|e| err(p, "truncating", e))?;
-                    f.seek(SeekFrom::Start(0)).map_err(|e| err(p, "seek", e))?;
-                    f.write_all(&encode_header(*first, unix_ns())).map_err(|e| err(p, "writing header", e))?;
-                    f.sync_all().map_err(|e| err(p, "fsync", e))?;
-                    recovered += len;
-                    (f, p.clone(), HEADER_LEN as u64, *first)
-                } else {
-                    // count whole, valid records; cut what follows
-                    let mut good = 0u64;
-                    let mut rec = [0u8; RECORD_LEN];
-                    while f.read_exact(&mut rec).is_ok() {
-                        match decode_record(&rec) {
-                            Some(r) if r.offset == first + good => good += 1,
-                            _ => break,
-                        }
-                    }
-                    let keep = HEADER_LEN as u64 + good * RECORD_LEN as u64;
-                    if keep < len {
-                        log::warn!(
-                            "move log {}: cut a torn tail of {} bytes after record {}",
-                            p.display(),
-                            len - keep,
-                            first + good
-                        );
-                        recovered += len - keep;
-                        f.set_len(keep).map_err(|e| err(p, "truncating torn tail", e))?;
-                        f.sync_all().map_err(|e| err(p, "fsync", e))?;
-                    }
-                    f.seek(SeekFrom::Start(keep)).map_err(|e| err(p, "seek", e))?;
-                    (f, p.clone(), keep, first + good)
-                }
-            }
-        };
-        let cfg_sync = cfg.sync;
-        Ok(Writer {
-            cfg,
-            file,
-            path,
-            seg_len,
-            next_offset,
-            buf: Vec::with_capacity(4096 * RECORD_LEN),
-            last_sync: Instant::now(),
-            unsynced: false,
-            async_dirty: false,
-            local_syncs: 0,
-            syncs: 0,
-            rotations: 0,
-            recovered_torn_bytes: recovered,
-            syncer: match cfg_sync {
-                SyncPolicy::Interval(_) => Some(Syncer::start()?),
-                _ => None,
-            },
-        })
+impl Partition {
+    pub fn queue(&self) -> u16 {
+        self.shared.queue
     }
 
-    /// Offset the next appended record gets.
+    /// Offset the next record gets.
     pub fn next_offset(&self) -> u64 {
         self.next_offset
     }
 
-    /// Records appended but not yet written.
-    pub fn pending(&self) -> usize {
-        self.buf.len() / RECORD_LEN
+    /// Appends a record; `false` if there is no room (no segment ready):
+    /// nothing was written, the move must be answered BUSY.
+    #[inline]
+    pub fn append(&mut self, a: &Accepted) -> bool {
+        let full = match &self.cur {
+            Some(c) => self.slot >= c.cap,
+            None => true,
+        };
+        if full && !self.rotate() {
+            self.refused += 1;
+            self.shared.refused.store(self.refused, Ordering::Relaxed);
+            return false;
+        }
+        let Some(c) = self.cur.as_mut() else { return false };
+        let pos = HEADER_LEN + self.slot as usize * RECORD_LEN;
+        let out: &mut [u8; RECORD_LEN] = (&mut c.map[pos..pos + RECORD_LEN]).try_into().expect("record slot");
+        encode_record(self.next_offset, a, out);
+        self.slot += 1;
+        self.next_offset += 1;
+        self.records += 1;
+        self.shared.records.store(self.records, Ordering::Relaxed);
+        self.shared.next_offset.store(self.next_offset, Ordering::Relaxed);
+        true
     }
 
-    /// The segment being written.
-    pub fn segment(&self) -> &Path {
-        &self.path
+    /// Before a batch's acks are sent: with the batch policy, msyncs the
+    /// records written since the last commit. Otherwise nothing (the
+    /// records are already in the page cache).
+    #[inline]
+    pub fn commit(&mut self) {
+        if !self.batch_sync {
+            return;
+        }
+        if self.cur.is_some() && self.slot > self.dirty_from {
+            self.sync_range(self.dirty_from, self.slot);
+            self.dirty_from = self.slot;
+        }
     }
 
-    /// Encodes a record into the write buffer; returns its offset.
-    pub fn append(&mut self, a: &Accepted) -> u64 {
-        let off = self.next_offset + self.pending() as u64;
-        let mut rec = [0u8; RECORD_LEN];
-        encode_record(off, a, &mut rec);
-        self.buf.extend_from_slice(&rec);
-        off
-    }
-
-    /// Writes the buffer (rotating as needed) and syncs per policy. On an
-    /// error nothing is lost: the unwritten records stay buffered, any
-    /// partial write is cut back, and the next call retries.
-    pub fn flush(&mut self) -> io::Result<()> {
-        let mut done = 0usize;
-        let res = (|| -> io::Result<()> {
-            while done < self.buf.len() {
-                let room_recs = (self.cfg.segment_bytes.saturating_sub(self.seg_len) / RECORD_LEN as u64) as usize;
-                if room_recs == 0 {
-                    self.rotate()?;
-                    continue;
-                }
-                let n = ((self.buf.len() - done) / RECORD_LEN).min(room_recs) * RECORD_LEN;
-                if let Err(e) = self.file.write_all(&self.buf[done..done + n]) {
-                    // cut any partial write so the segment ends on a record
-                    let _ = self.file.set_len(self.seg_len);
-                    let _ = self.file.seek(SeekFrom::Start(self.seg_len));
-                    return Err(err(&self.path, "writing", e));
-                }
-                self.seg_len += n as u64;
-                self.next_offset += (n / RECORD_LEN) as u64;
-                done += n;
-                self.unsynced = true;
-                self.async_dirty = true;
+    fn sync_range(&self, from: u64, to: u64) {
+        let Some(c) = &self.cur else { return };
+        let off = HEADER_LEN + from as usize * RECORD_LEN;
+        let len = (to - from) as usize * RECORD_LEN;
+        match c.map.flush_range(off, len) {
+            Ok(()) => {
+                self.shared.syncs.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(())
-        })();
-        self.buf.drain(..done);
-        res?;
-        match self.cfg.sync {
-            SyncPolicy::EveryBatch => self.sync()?,
-            SyncPolicy::Interval(d) if self.async_dirty && self.last_sync.elapsed() >= d => self.sync_behind()?,
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Interval policy: hands the segment to the syncer thread (if it is
-    /// not still busy with the previous one) and goes on writing.
-    fn sync_behind(&mut self) -> io::Result<()> {
-        let Some(s) = &self.syncer else { return self.sync() };
-        if let Some(e) = s.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(io::Error::other(format!("fsync {}: {e}", self.path.display())));
-        }
-        let f = self.file.try_clone().map_err(|e| err(&self.path, "dup for fsync", e))?;
-        if s.tx.try_send(f).is_ok() {
-            // `unsynced` stays set: only a synchronous sync (rotation,
-            // shutdown) clears it, so the last records are always flushed.
-            self.async_dirty = false;
-        }
-        self.last_sync = Instant::now();
-        self.syncs = self.local_syncs + s.done.load(std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// fsync the current segment now if anything was written since the
-    /// last (also used at shutdown and rotation, whatever the policy).
-    pub fn sync(&mut self) -> io::Result<()> {
-        if let Some(s) = &self.syncer {
-            if let Some(e) = s.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return Err(io::Error::other(format!("fsync {}: {e}", self.path.display())));
+            Err(e) => {
+                self.shared.sync_errors.fetch_add(1, Ordering::Relaxed);
+                self.log.error(format!("msync of {} q{} segment {}: {e}", self.log.dir.display(), self.shared.queue, c.first));
             }
         }
-        if self.unsynced {
-            self.file.sync_data().map_err(|e| err(&self.path, "fsync", e))?;
-            self.local_syncs += 1;
-            self.unsynced = false;
-            self.async_dirty = false;
-        }
-        self.syncs = self.local_syncs + self.syncer.as_ref().map_or(0, |s| s.done.load(std::sync::atomic::Ordering::Relaxed));
-        self.last_sync = Instant::now();
-        Ok(())
     }
 
-    fn rotate(&mut self) -> io::Result<()> {
-        if self.cfg.sync != SyncPolicy::None {
-            self.sync()?;
+    /// Switches to the next prepared segment (handing the full one back to
+    /// the keeper). `false` if none is ready.
+    #[cold]
+    fn rotate(&mut self) -> bool {
+        let Some(next) = self.shared.ready.pop() else {
+            self.log.wake_keeper();
+            return false;
+        };
+        debug_assert_eq!(next.first, self.next_offset, "prepared segment continues the partition");
+        if self.batch_sync && self.cur.as_ref().is_some_and(|_| self.slot > self.dirty_from) {
+            self.sync_range(self.dirty_from, self.slot);
         }
-        let (f, p) = create_segment(&self.cfg.dir, self.next_offset)?;
-        self.file = f;
-        self.path = p;
-        self.seg_len = HEADER_LEN as u64;
-        self.rotations += 1;
-        Ok(())
+        self.shared.segment_first.store(next.first, Ordering::Relaxed);
+        if let Some(old) = self.cur.replace(next) {
+            // the keeper syncs it per policy and unmaps it, off this core
+            if let Err(old) = self.shared.retired.push(old) {
+                drop(old); // cannot happen (the keeper drains it): unmap here
+            }
+        }
+        self.slot = 0;
+        self.dirty_from = 0;
+        self.shared.rotations.fetch_add(1, Ordering::Relaxed);
+        self.log.wake_keeper();
+        true
     }
 }
 
-fn create_segment(dir: &Path, first: u64) -> io::Result<(File, PathBuf)> {
-    let p = dir.join(segment_name(first));
-    let mut f = OpenOptions::new().create(true).truncate(true).write(true).read(true).open(&p).map_err(|e| err(&p, "creating", e))?;
-    f.write_all(&encode_header(first, unix_ns())).map_err(|e| err(&p, "writing header", e))?;
-    Ok((f, p))
+/// The keeper: prepares segments ahead, syncs per policy, retires full
+/// segments, holds the directory lock. Runs on its own thread (never a
+/// poller's core).
+pub struct Keeper {
+    shared: Arc<LogShared>,
+    parts: Vec<KeeperPart>,
+    _lock: DirLock,
+}
+
+struct KeeperPart {
+    sh: Arc<PartitionShared>,
+    /// First offset of the next segment to prepare.
+    next_first: u64,
+    /// Open segment files: the one being written and the prepared ones.
+    files: VecDeque<(u64, File)>,
+    synced_records: u64,
+    last_sync: Instant,
+    retry_at: Option<Instant>,
+}
+
+fn io_err(path: &Path, what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+/// Reserves `len` bytes for `f` so later stores into its mapping cannot
+/// meet a full disk (SIGBUS): fallocate, or zeros written where the file
+/// system has no fallocate.
+fn preallocate(f: &File, path: &Path, len: u64) -> io::Result<()> {
+    // SAFETY: fallocate on a descriptor we own; no memory is passed.
+    let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len as libc::off_t) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+        return Err(io_err(path, "fallocate", e));
+    }
+    let zeros = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    while pos < len {
+        let n = ((len - pos) as usize).min(zeros.len());
+        f.write_all_at(&zeros[..n], pos).map_err(|e| io_err(path, "preallocating (writing zeros)", e))?;
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+fn map(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
+    // SAFETY: the file is ours (the directory lock keeps other appliances
+    // out) and preallocated to `len`; nothing truncates it while mapped.
+    // Stores through the mapping are plain memory writes into page-cache
+    // pages; other processes reading the file see bytes, not Rust objects.
+    unsafe { MmapOptions::new().len(len as usize).populate().map_mut(f) }.map_err(|e| io_err(path, "mmap", e))
+}
+
+impl Keeper {
+    /// Creates, preallocates, fsyncs (file and directory) and maps the next
+    /// segment of a partition.
+    fn prepare(shared: &LogShared, p: &mut KeeperPart) -> io::Result<Mapped> {
+        let bytes = shared.segment_bytes;
+        let path = p.sh.dir.join(segment_name(p.next_first));
+        let f = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| io_err(&path, "creating segment", e))?;
+        let res = (|| {
+            preallocate(&f, &path, bytes)?;
+            let h = Header { first: p.next_first, created_unix_ns: unix_ns(), partition: p.sh.queue, segment_bytes: bytes };
+            f.write_all_at(&encode_header(&h), 0).map_err(|e| io_err(&path, "writing header", e))?;
+            f.sync_all().map_err(|e| io_err(&path, "fsync", e))?;
+            sync_dir(&p.sh.dir)?;
+            map(&f, &path, bytes)
+        })();
+        match res {
+            Ok(m) => {
+                let cap = records_per_segment(bytes);
+                let mapped = Mapped { map: m, first: p.next_first, cap };
+                p.files.push_back((p.next_first, f));
+                p.next_first += cap;
+                Ok(mapped)
+            }
+            Err(e) => {
+                // it holds no record: remove it, try again later
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    fn fill(&mut self) {
+        let now = Instant::now();
+        for p in &mut self.parts {
+            if p.retry_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            p.retry_at = None;
+            while p.sh.ready.len() < READY_DEPTH {
+                match Self::prepare(&self.shared, p) {
+                    Ok(m) => {
+                        let _ = p.sh.ready.push(m);
+                        if !self.shared.healthy.swap(true, Ordering::Relaxed) {
+                            log::info!("move log {}: segments can be prepared again", self.shared.dir.display());
+                        }
+                    }
+                    Err(e) => {
+                        if self.shared.healthy.load(Ordering::Relaxed) {
+                            log::error!("move log: {e}; once the current segment is full, moves are answered BUSY until a segment can be prepared");
+                        }
+                        self.shared.error(e.to_string());
+                        p.retry_at = Some(now + RETRY);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Full segments handed back by pollers: synced per policy, unmapped.
+    fn retire(&mut self) {
+        for p in &mut self.parts {
+            while let Some(old) = p.sh.retired.pop() {
+                let first = old.first;
+                drop(old); // munmap
+                if let Some(i) = p.files.iter().position(|(f, _)| *f == first) {
+                    let (_, f) = p.files.remove(i).expect("index found");
+                    if self.shared.sync != SyncPolicy::None {
+                        match f.sync_data() {
+                            Ok(()) => {
+                                p.sh.syncs.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display())),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Interval policy: fdatasync the segment being written when records
+    /// were added since the last sync and the interval has passed.
+    fn sync_due(&mut self, every: Duration, force: bool) {
+        for p in &mut self.parts {
+            let written = p.sh.records.load(Ordering::Relaxed);
+            if written == p.synced_records || (!force && p.last_sync.elapsed() < every) {
+                continue;
+            }
+            let cur = p.sh.segment_first.load(Ordering::Relaxed);
+            let mut ok = true;
+            for (first, f) in &p.files {
+                if *first == cur || force {
+                    if let Err(e) = f.sync_data() {
+                        ok = false;
+                        self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display()));
+                    } else {
+                        p.sh.syncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            if ok {
+                p.synced_records = written;
+            }
+            p.last_sync = Instant::now();
+        }
+    }
+
+    /// Runs until [`LogShared::request_stop`]: then retires and fsyncs
+    /// everything (whatever the policy) and returns.
+    pub fn run(mut self) {
+        let _ = self.shared.keeper.set(std::thread::current());
+        let interval = match self.shared.sync {
+            SyncPolicy::Interval(d) => Some(d),
+            _ => None,
+        };
+        loop {
+            let stop = self.shared.stop.load(Ordering::Acquire);
+            self.retire();
+            if stop {
+                self.sync_due(Duration::ZERO, true);
+                return;
+            }
+            self.fill();
+            if let Some(d) = interval {
+                self.sync_due(d, false);
+            }
+            let nap = interval.unwrap_or(Duration::from_millis(100)).min(Duration::from_millis(100));
+            std::thread::park_timeout(nap);
+        }
+    }
+
+    /// Prepares segments now (at start, so the first moves find one).
+    pub fn prime(&mut self) {
+        self.fill();
+    }
+}
+
+/// Opens the log for the given queues: takes the directory lock, recovers
+/// every partition (also ones no configured queue writes any more), calling
+/// `visit` on every valid record, and prepares the first segments. Returns
+/// one [`Partition`] per queue (in order), the keeper to run, the shared
+/// state, and what recovery found per partition.
+#[allow(clippy::type_complexity)]
+pub fn open_log(
+    cfg: &LogConfig,
+    queues: &[u16],
+    visit: &mut dyn FnMut(&Record),
+) -> io::Result<(Vec<Partition>, Keeper, Arc<LogShared>, Vec<(u16, Recovery)>)> {
+    if cfg.segment_bytes < MIN_SEGMENT_BYTES {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("segment size {} is below {MIN_SEGMENT_BYTES}", cfg.segment_bytes)));
+    }
+    std::fs::create_dir_all(&cfg.dir).map_err(|e| io_err(&cfg.dir, "creating log directory", e))?;
+    let lock = DirLock::acquire(&cfg.dir)?;
+    // partitions on disk that no queue writes now: recovered and visited too
+    let mut all: Vec<u16> = queues.to_vec();
+    for q in crate::reader::partitions(&cfg.dir).map_err(|e| io::Error::other(e.to_string()))? {
+        if !all.contains(&q) {
+            all.push(q);
+        }
+    }
+    let mut recoveries = Vec::new();
+    let mut resumes = Vec::new();
+    for &q in &all {
+        let pdir = cfg.dir.join(partition_name(q));
+        let r = recover_partition(&pdir, q, visit)?;
+        for d in &r.damage {
+            log::error!("move log: damage in {d}");
+        }
+        for s in &r.stray {
+            log::warn!("move log: stray file {} (not a segment; left alone)", s.display());
+        }
+        for (a, b) in &r.gaps {
+            log::warn!("move log {}: offsets {a}..{b} are not in any segment (removed, or set aside as damaged)", pdir.display());
+        }
+        if queues.contains(&q) {
+            resumes.push((q, pdir, r.resume.clone(), r.next_offset));
+        }
+        recoveries.push((q, r));
+    }
+    let parts_shared: Vec<Arc<PartitionShared>> = resumes
+        .iter()
+        .map(|(q, pdir, _, next)| {
+            Arc::new(PartitionShared {
+                queue: *q,
+                dir: pdir.clone(),
+                ready: ArrayQueue::new(READY_DEPTH),
+                retired: ArrayQueue::new(READY_DEPTH + 2),
+                records: AtomicU64::new(0),
+                next_offset: AtomicU64::new(*next),
+                segment_first: AtomicU64::new(u64::MAX),
+                refused: AtomicU64::new(0),
+                rotations: AtomicU64::new(0),
+                syncs: AtomicU64::new(0),
+                sync_errors: AtomicU64::new(0),
+            })
+        })
+        .collect();
+    let mut notes = Vec::new();
+    for (q, r) in &recoveries {
+        if let Some((p, b)) = &r.torn_cut {
+            notes.push(format!("q{q}: cut a torn record at byte {b} of {}", p.display()));
+        }
+        for d in &r.damage {
+            notes.push(format!("q{q}: damage: {d}"));
+        }
+        for s in &r.stray {
+            notes.push(format!("q{q}: stray file {}", s.display()));
+        }
+        for (a, b) in &r.gaps {
+            notes.push(format!("q{q}: offsets {a}..{b} missing"));
+        }
+    }
+    let shared = Arc::new(LogShared {
+        dir: cfg.dir.clone(),
+        sync: cfg.sync,
+        segment_bytes: cfg.segment_bytes,
+        partitions: parts_shared.clone(),
+        healthy: AtomicBool::new(true),
+        errors: AtomicU64::new(0),
+        last_error: Mutex::new(None),
+        recovery: Mutex::new(notes),
+        stop: AtomicBool::new(false),
+        keeper: OnceLock::new(),
+    });
+    let mut parts = Vec::new();
+    let mut kparts = Vec::new();
+    for ((_, _, resume, next), sh) in resumes.into_iter().zip(&parts_shared) {
+        let mut files = VecDeque::new();
+        let (cur, slot, next_first) = match resume {
+            Some((path, h, slot)) => {
+                let f = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err(&path, "opening", e))?;
+                let m = map(&f, &path, h.segment_bytes)?;
+                files.push_back((h.first, f));
+                sh.segment_first.store(h.first, Ordering::Relaxed);
+                log::info!("move log {}: appending at offset {next} in {}", sh.dir.display(), path.display());
+                (Some(Mapped { map: m, first: h.first, cap: h.capacity() }), slot, h.first + h.capacity())
+            }
+            None => {
+                log::info!("move log {}: appending at offset {next} in a new segment", sh.dir.display());
+                (None, 0, next)
+            }
+        };
+        parts.push(Partition {
+            shared: Arc::clone(sh),
+            log: Arc::clone(&shared),
+            cur,
+            slot,
+            next_offset: next,
+            records: 0,
+            refused: 0,
+            batch_sync: cfg.sync == SyncPolicy::EveryBatch,
+            dirty_from: slot,
+        });
+        kparts.push(KeeperPart {
+            sh: Arc::clone(sh),
+            next_first,
+            files,
+            synced_records: 0,
+            last_sync: Instant::now(),
+            retry_at: None,
+        });
+    }
+    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts, _lock: lock };
+    keeper.prime();
+    Ok((parts, keeper, shared, recoveries))
 }

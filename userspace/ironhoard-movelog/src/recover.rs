@@ -1,0 +1,329 @@
+//! Opening a partition after a stop or a crash: every segment is scanned
+//! once. A torn tail (one partial or CRC-failing record after the last good
+//! one, followed only by never-written slots, in the newest segment) is cut.
+//! Any other damage — a bad header, a bad record followed by good ones, a
+//! record with the wrong offset, a file shorter or longer than its header
+//! says — is reported with file and byte, and the segment is set aside
+//! (renamed `…ihlog.damaged-<unix s>`, never deleted); appending continues
+//! after the highest good offset seen anywhere, so offsets are never reused.
+//! Segments that hold no record (prepared, never used) are removed. Nothing
+//! readable is ever erased.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::{decode_header, decode_slot, parse_segment_name, Header, Record, Slot, DAMAGED_INFIX, HEADER_LEN, RECORD_LEN};
+
+/// Damage found in a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub path: PathBuf,
+    /// Byte position in the file.
+    pub byte: u64,
+    pub why: String,
+    /// Where the damaged segment was moved (if it was set aside).
+    pub set_aside: Option<PathBuf>,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}: {}", self.path.display(), self.byte, self.why)?;
+        if let Some(p) = &self.set_aside {
+            write!(f, " (set aside as {})", p.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// What opening a partition found and did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// The offset the next appended record gets.
+    pub next_offset: u64,
+    /// Keep appending in this segment at this slot (else start a new
+    /// segment at `next_offset`).
+    pub resume: Option<(PathBuf, Header, u64)>,
+    /// Valid records found (in kept and set-aside segments).
+    pub records: u64,
+    pub damage: Vec<Damage>,
+    /// A torn record cut at the end: (segment, byte).
+    pub torn_cut: Option<(PathBuf, u64)>,
+    /// Offsets no kept segment covers (first, end exclusive): records lost
+    /// before this start or set aside with a damaged segment.
+    pub gaps: Vec<(u64, u64)>,
+    /// Segments with no record, removed.
+    pub removed_empty: Vec<PathBuf>,
+    /// Files in the partition directory that are not segments (left alone).
+    pub stray: Vec<PathBuf>,
+}
+
+/// How a segment's record area ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// Every slot holds a good record.
+    Full,
+    /// Good records, then only never-written slots.
+    Open,
+    /// Good records, one bad slot, then only never-written slots.
+    Torn { byte: u64 },
+    /// Anything else: the byte and what is wrong.
+    Damaged { byte: u64, why: String },
+}
+
+enum Stop {
+    Empty,
+    Crc(String),
+    Damaged(String),
+}
+
+struct Scan {
+    path: PathBuf,
+    header: Header,
+    good: u64,
+    end: End,
+}
+
+fn io_err(path: &Path, what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+/// Scans one segment, calling `visit` on every valid record (also those
+/// after damage: they were accepted moves). `Err(why)` for a bad header.
+fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn FnMut(&Record)) -> io::Result<Result<Scan, (u64, String)>> {
+    let mut f = File::open(path).map_err(|e| io_err(path, "opening", e))?;
+    let len = f.metadata().map_err(|e| io_err(path, "stat", e))?.len();
+    let mut hb = [0u8; HEADER_LEN];
+    if len < HEADER_LEN as u64 || f.read_exact(&mut hb).is_err() {
+        return Ok(Err((0, format!("file of {len} bytes has no whole header"))));
+    }
+    let header = match decode_header(&hb) {
+        Ok(h) => h,
+        Err(why) => return Ok(Err((0, why))),
+    };
+    if header.first != name_first {
+        return Ok(Err((16, format!("header says first offset {}, the name {name_first}", header.first))));
+    }
+    if header.partition != partition {
+        return Ok(Err((32, format!("header says partition {}, the directory q{partition}", header.partition))));
+    }
+    let cap = header.capacity();
+    let mut good = 0u64;
+    // where the dense run of good records ends, and why
+    let mut first_bad: Option<(u64, Stop)> = None;
+    let mut bad_slots = 0u64;
+    let mut data_after_bad = false;
+    let mut buf = vec![0u8; RECORD_LEN * 4096];
+    let mut slot = 0u64;
+    let mut pos = HEADER_LEN as u64;
+    while slot < cap {
+        let want = ((cap - slot) as usize).min(4096) * RECORD_LEN;
+        let got = read_full(&f, &mut buf[..want], pos).map_err(|e| io_err(path, "reading", e))?;
+        let whole = got / RECORD_LEN;
+        for i in 0..whole {
+            let b: &[u8; RECORD_LEN] = buf[i * RECORD_LEN..(i + 1) * RECORD_LEN].try_into().expect("record size");
+            let s = slot + i as u64;
+            let byte = HEADER_LEN as u64 + s * RECORD_LEN as u64;
+            match decode_slot(b) {
+                Slot::Valid(r) => {
+                    visit(&r);
+                    if first_bad.is_none() && r.offset == header.first + s {
+                        good += 1;
+                    } else if first_bad.is_none() {
+                        first_bad = Some((byte, Stop::Damaged(format!("slot {s} holds offset {}, expected {}", r.offset, header.first + s))));
+                        bad_slots += 1;
+                    } else {
+                        data_after_bad = true;
+                    }
+                }
+                Slot::Empty => {
+                    if first_bad.is_none() {
+                        first_bad = Some((byte, Stop::Empty)); // end of the written records
+                    }
+                }
+                Slot::Bad => {
+                    if first_bad.is_none() {
+                        first_bad = Some((byte, Stop::Crc(format!("record at slot {s} (offset {}) fails its CRC", header.first + s))));
+                        bad_slots += 1;
+                    } else {
+                        bad_slots += 1;
+                        data_after_bad = true;
+                    }
+                }
+            }
+        }
+        slot += whole as u64;
+        pos += (whole * RECORD_LEN) as u64;
+        if got < want {
+            break; // file ends early
+        }
+    }
+    let end = if len != header.segment_bytes {
+        End::Damaged { byte: len.min(header.segment_bytes), why: format!("file is {len} bytes, its header says {}", header.segment_bytes) }
+    } else {
+        match first_bad {
+            None => End::Full,
+            Some((_, Stop::Empty)) if !data_after_bad && bad_slots == 0 => End::Open,
+            Some((byte, Stop::Empty)) => {
+                End::Damaged { byte, why: format!("never-written slot at offset {} followed by data", header.first + good) }
+            }
+            Some((byte, Stop::Crc(_))) if bad_slots == 1 && !data_after_bad => End::Torn { byte },
+            Some((byte, Stop::Crc(why) | Stop::Damaged(why))) => {
+                End::Damaged { byte, why: format!("{why}{}", if data_after_bad { ", followed by more data" } else { "" }) }
+            }
+        }
+    };
+    Ok(Ok(Scan { path: path.to_path_buf(), header, good, end }))
+}
+
+fn read_full(f: &File, buf: &mut [u8], mut pos: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], pos) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    let secs = crate::unix_ns() / 1_000_000_000;
+    let mut to = PathBuf::from(format!("{}{DAMAGED_INFIX}{secs}", path.display()));
+    let mut n = 1;
+    while to.exists() {
+        to = PathBuf::from(format!("{}{DAMAGED_INFIX}{secs}.{n}", path.display()));
+        n += 1;
+    }
+    fs::rename(path, &to).map_err(|e| io_err(path, "setting aside (rename)", e))?;
+    Ok(to)
+}
+
+/// fsyncs a directory (after creating, renaming or removing entries).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err(dir, "fsync of directory", e))
+}
+
+/// Opens partition directory `pdir` of queue `partition` for appending:
+/// scans every segment (calling `visit` on every valid record), cuts a torn
+/// tail, sets damaged segments aside, removes empty ones, and says where
+/// appending continues. Creates the directory if missing.
+pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Record)) -> io::Result<Recovery> {
+    fs::create_dir_all(pdir).map_err(|e| io_err(pdir, "creating partition directory", e))?;
+    let mut rec = Recovery::default();
+    let mut segs: Vec<(u64, PathBuf)> = Vec::new();
+    for e in fs::read_dir(pdir).map_err(|e| io_err(pdir, "listing", e))? {
+        let e = e.map_err(|e| io_err(pdir, "listing", e))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        match parse_segment_name(&name) {
+            Some(first) if e.file_type().map(|t| t.is_file()).unwrap_or(false) => segs.push((first, e.path())),
+            _ if name.contains(DAMAGED_INFIX) => {} // set aside earlier
+            _ => rec.stray.push(e.path()),
+        }
+    }
+    segs.sort();
+    rec.stray.sort();
+    let mut count = 0u64;
+    let mut highest: Option<u64> = None;
+    let mut visit_all = |r: &Record| {
+        count += 1;
+        highest = Some(highest.map_or(r.offset, |h: u64| h.max(r.offset)));
+        visit(r);
+    };
+    let mut kept: Vec<Scan> = Vec::new();
+    for (first, path) in &segs {
+        match scan_segment(path, *first, partition, &mut visit_all)? {
+            Err((byte, why)) => {
+                let to = set_aside(path)?;
+                rec.damage.push(Damage { path: path.clone(), byte, why: format!("bad header: {why}"), set_aside: Some(to) });
+            }
+            Ok(s) => kept.push(s),
+        }
+    }
+    // the newest segment holding data: only it may end torn or open
+    let last_data = kept.iter().rposition(|s| s.good > 0 || !matches!(s.end, End::Open));
+    let mut resume = None;
+    let mut keep: Vec<&Scan> = Vec::new();
+    for (i, s) in kept.iter().enumerate() {
+        let newest = Some(i) == last_data;
+        match &s.end {
+            End::Damaged { byte, why } => {
+                let to = set_aside(&s.path)?;
+                rec.damage.push(Damage { path: s.path.clone(), byte: *byte, why: why.clone(), set_aside: Some(to) });
+            }
+            End::Torn { byte } if !newest => {
+                let to = set_aside(&s.path)?;
+                rec.damage.push(Damage {
+                    path: s.path.clone(),
+                    byte: *byte,
+                    why: "bad record at the end of a segment older than the newest".into(),
+                    set_aside: Some(to),
+                });
+            }
+            End::Torn { byte } => {
+                let f = OpenOptions::new().write(true).open(&s.path).map_err(|e| io_err(&s.path, "opening", e))?;
+                f.write_all_at(&[0u8; RECORD_LEN], *byte).map_err(|e| io_err(&s.path, "cutting torn record", e))?;
+                f.sync_data().map_err(|e| io_err(&s.path, "fsync", e))?;
+                rec.torn_cut = Some((s.path.clone(), *byte));
+                log::warn!("move log {}: cut a torn record at byte {byte} (offset {})", s.path.display(), s.header.first + s.good);
+                resume = Some(i);
+                keep.push(s);
+            }
+            End::Open if s.good == 0 => {} // empty: decided below
+            End::Open => {
+                resume = Some(i);
+                keep.push(s);
+            }
+            End::Full => keep.push(s),
+        }
+    }
+    rec.records = count;
+    rec.next_offset = highest.map_or(0, |h| h + 1);
+    if highest.is_none() {
+        // no record anywhere: continue where the newest segment starts
+        rec.next_offset = kept.iter().map(|s| s.header.first).max().unwrap_or(0);
+    }
+    // resume in the newest written segment if it continues exactly there
+    let mut resume_path = None;
+    if let Some(i) = resume {
+        let s = &kept[i];
+        if s.header.first + s.good == rec.next_offset && Some(i) == last_data && s.path.exists() {
+            rec.resume = Some((s.path.clone(), s.header, s.good));
+            resume_path = Some(s.path.clone());
+        }
+    }
+    // an empty segment at exactly next_offset is where appending continues
+    for s in &kept {
+        if s.good == 0 && s.end == End::Open {
+            if rec.resume.is_none() && s.header.first == rec.next_offset {
+                rec.resume = Some((s.path.clone(), s.header, 0));
+                resume_path = Some(s.path.clone());
+            } else if resume_path.as_ref() != Some(&s.path) {
+                fs::remove_file(&s.path).map_err(|e| io_err(&s.path, "removing empty segment", e))?;
+                rec.removed_empty.push(s.path.clone());
+            }
+        }
+    }
+    // gaps between kept segments (and before the first, if it does not start at 0)
+    let mut expect = 0u64;
+    for s in keep.iter().filter(|s| s.good > 0) {
+        if s.header.first > expect {
+            rec.gaps.push((expect, s.header.first));
+        }
+        expect = s.header.first + s.good;
+    }
+    if rec.next_offset > expect && highest.is_some() {
+        rec.gaps.push((expect, rec.next_offset));
+    }
+    if !rec.damage.is_empty() || !rec.removed_empty.is_empty() || rec.torn_cut.is_some() {
+        sync_dir(pdir)?;
+    }
+    Ok(rec)
+}

@@ -1,0 +1,299 @@
+//! Writer, keeper, recovery and readers together, on real files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::*;
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("ih-movelog-{tag}-{}-{}", std::process::id(), unix_ns()));
+        let _ = fs::remove_dir_all(&p);
+        Dir(p)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Room for 10 records per segment.
+const SEG10: u64 = (HEADER_LEN + 10 * RECORD_LEN) as u64;
+
+fn acc(q: u16, i: u64) -> Accepted {
+    let mut mv = [0u8; 64];
+    mv[..8].copy_from_slice(&i.to_be_bytes());
+    mv[8] = q as u8;
+    Accepted { recv_unix_ns: 1000 + i * 10 + q as u64, queue: q, mv }
+}
+
+struct Open {
+    parts: Vec<Partition>,
+    shared: Arc<LogShared>,
+    keeper: Option<JoinHandle<()>>,
+    rec: Vec<(u16, Recovery)>,
+    visited: Vec<Record>,
+}
+
+fn open(dir: &Path, queues: &[u16], seg: u64, run_keeper: bool) -> std::io::Result<Open> {
+    let mut visited = Vec::new();
+    let cfg = LogConfig { dir: dir.into(), segment_bytes: seg, sync: SyncPolicy::EveryBatch };
+    let (parts, keeper, shared, rec) = open_log(&cfg, queues, &mut |r| visited.push(*r))?;
+    let keeper = if run_keeper { Some(std::thread::spawn(move || keeper.run())) } else { std::mem::forget(keeper); None };
+    Ok(Open { parts, shared, keeper, rec, visited })
+}
+
+impl Open {
+    fn close(mut self) {
+        self.parts.clear();
+        self.shared.request_stop();
+        if let Some(k) = self.keeper.take() {
+            k.join().unwrap();
+        }
+    }
+    /// Appends, waiting for the keeper when no segment is ready.
+    fn append(&mut self, i: usize, a: &Accepted) {
+        let t0 = std::time::Instant::now();
+        while !self.parts[i].append(a) {
+            assert!(t0.elapsed().as_secs() < 5, "no segment prepared: {:?}", self.shared.last_error.lock().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.parts[i].commit();
+    }
+}
+
+fn read_partition(dir: &Path, q: u16, from: u64) -> (Vec<Record>, Vec<String>) {
+    let mut r = PartitionReader::open(dir, q, from);
+    let (mut v, mut errs) = (Vec::new(), Vec::new());
+    loop {
+        match r.next() {
+            Ok(Some(x)) => v.push(x),
+            Ok(None) => break,
+            Err(e) if !e.is_fatal() => errs.push(e.to_string()),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(errs.len() < 100, "{errs:?}");
+    }
+    (v, errs)
+}
+
+fn seg_path(dir: &Path, q: u16, first: u64) -> PathBuf {
+    dir.join(partition_name(q)).join(segment_name(first))
+}
+
+#[test]
+fn partitions_rotate_resume_and_merge_by_time() {
+    let d = Dir::new("rot");
+    let mut o = open(&d.0, &[0, 1], SEG10, true).unwrap();
+    for i in 0..35 {
+        o.append(0, &acc(0, i));
+        if i < 12 {
+            o.append(1, &acc(1, i));
+        }
+    }
+    assert_eq!(o.shared.records(), 47);
+    o.close();
+    let (r0, e0) = read_partition(&d.0, 0, 0);
+    assert!(e0.is_empty(), "{e0:?}");
+    assert_eq!(r0.len(), 35);
+    for (i, r) in r0.iter().enumerate() {
+        assert_eq!((r.offset, r.mv, r.queue), (i as u64, acc(0, i as u64).mv, 0));
+    }
+    assert_eq!(read_partition(&d.0, 0, 23).0.first().unwrap().offset, 23, "resume at an offset");
+    // merged: by server time across partitions
+    let mut m = LogReader::open(&d.0, &[], None).unwrap();
+    let mut all = Vec::new();
+    while let Some(r) = m.next().unwrap() {
+        all.push(r);
+    }
+    assert_eq!(all.len(), 47);
+    assert!(all.windows(2).all(|w| (w[0].recv_unix_ns, w[0].queue) <= (w[1].recv_unix_ns, w[1].queue)));
+    // reopen: each partition continues its own offsets, in the same segment
+    let mut o = open(&d.0, &[0, 1], SEG10, true).unwrap();
+    assert_eq!(o.visited.len(), 47, "recovery visits every record");
+    assert_eq!((o.parts[0].next_offset(), o.parts[1].next_offset()), (35, 12));
+    assert!(o.rec.iter().all(|(_, r)| r.damage.is_empty() && r.torn_cut.is_none()));
+    o.append(0, &acc(0, 35));
+    o.close();
+    assert_eq!(read_partition(&d.0, 0, 0).0.len(), 36);
+    // only whole segments and the resumed one: no empty leftovers
+    let n = fs::read_dir(d.0.join("q0")).unwrap().count();
+    assert!((4..=6).contains(&n), "{n} files");
+}
+
+#[test]
+fn a_second_writer_is_refused() {
+    let d = Dir::new("lock");
+    let o = open(&d.0, &[0], SEG10, false).unwrap();
+    let e = open(&d.0, &[0], SEG10, false).err().unwrap();
+    assert!(e.to_string().contains("locked by another running appliance"), "{e}");
+    assert!(writer_alive(&d.0));
+    drop(o);
+}
+
+#[test]
+fn no_prepared_segment_refuses_until_one_is() {
+    let d = Dir::new("norot");
+    let mut o = open(&d.0, &[0], SEG10, false).unwrap(); // keeper primed, not running
+    // the first segment plus READY_DEPTH-1 more were primed: 2 segments
+    let mut n = 0;
+    while o.parts[0].append(&acc(0, n)) {
+        n += 1;
+    }
+    assert_eq!(n, 20, "two primed segments of 10");
+    assert_eq!(o.shared.partitions[0].refused.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(read_partition(&d.0, 0, 0).0.len(), 20, "nothing written for the refused one");
+}
+
+#[test]
+fn torn_tail_is_reported_by_readers_and_cut_at_start() {
+    let d = Dir::new("torn");
+    let mut o = open(&d.0, &[0], SEG10, true).unwrap();
+    for i in 0..14 {
+        o.append(0, &acc(0, i));
+    }
+    o.close();
+    // a crash mid-copy: part of record 14 in its slot
+    let seg = seg_path(&d.0, 0, 10);
+    let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0xAB; 40], (HEADER_LEN + 4 * RECORD_LEN) as u64).unwrap();
+    let (v, errs) = read_partition(&d.0, 0, 0);
+    assert_eq!(v.len(), 14);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("torn record") && errs[0].contains(&seg.display().to_string()), "{errs:?}");
+    let mut o = open(&d.0, &[0], SEG10, true).unwrap();
+    let r = &o.rec[0].1;
+    assert_eq!(r.torn_cut, Some((seg.clone(), (HEADER_LEN + 4 * RECORD_LEN) as u64)));
+    assert!(r.damage.is_empty());
+    assert_eq!(o.parts[0].next_offset(), 14);
+    o.append(0, &acc(0, 14));
+    o.close();
+    let (v, errs) = read_partition(&d.0, 0, 0);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(v.len(), 15);
+    assert_eq!(v[14].mv, acc(0, 14).mv);
+}
+
+/// Writes 35 records in 4 segments (10, 10, 10, 5), closes.
+fn four_segments(d: &Path) {
+    let mut o = open(d, &[0], SEG10, true).unwrap();
+    for i in 0..35 {
+        o.append(0, &acc(0, i));
+    }
+    o.close();
+}
+
+fn set_aside_files(d: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(d.join("q0")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().contains(DAMAGED_INFIX)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_bad_header_sets_the_segment_aside_and_loses_nothing_readable() {
+    let d = Dir::new("hdr");
+    four_segments(&d.0);
+    let mid = seg_path(&d.0, 0, 10);
+    let f = fs::OpenOptions::new().write(true).open(&mid).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"XX", 0).unwrap();
+    let mut o = open(&d.0, &[0], SEG10, true).unwrap();
+    let r = &o.rec[0].1;
+    assert_eq!(r.damage.len(), 1, "{:?}", r.damage);
+    assert!(r.damage[0].to_string().contains("bad header") && r.damage[0].path == mid, "{}", r.damage[0]);
+    assert_eq!(r.gaps, vec![(10, 20)]);
+    assert_eq!(o.visited.len(), 25, "records outside the bad segment all visited");
+    assert_eq!(o.parts[0].next_offset(), 35, "appending continues after the highest offset");
+    o.append(0, &acc(0, 35));
+    o.close();
+    let aside = set_aside_files(&d.0);
+    assert_eq!(aside.len(), 1);
+    assert!(fs::metadata(&aside[0]).unwrap().len() == SEG10, "set aside whole, never deleted");
+    let (v, errs) = read_partition(&d.0, 0, 0);
+    assert_eq!(v.len(), 26);
+    assert_eq!(errs.len(), 1, "the gap is reported: {errs:?}");
+    assert!(errs[0].contains("offsets 10..20"), "{errs:?}");
+}
+
+#[test]
+fn a_flipped_byte_mid_segment_is_reported_and_set_aside() {
+    let d = Dir::new("flip");
+    four_segments(&d.0);
+    let mid = seg_path(&d.0, 0, 10);
+    let byte = (HEADER_LEN + 3 * RECORD_LEN + 40) as u64;
+    let f = fs::OpenOptions::new().write(true).open(&mid).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0xFF], byte).unwrap();
+    drop(f);
+    // a reader reports it, steps over, and reads everything else
+    let (v, errs) = read_partition(&d.0, 0, 0);
+    assert_eq!(v.len(), 34);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains(&mid.display().to_string()) && errs[0].contains("offset 13"), "{errs:?}");
+    let o = open(&d.0, &[0], SEG10, true).unwrap();
+    let r = &o.rec[0].1;
+    assert_eq!(r.damage.len(), 1);
+    assert_eq!(r.damage[0].byte, (HEADER_LEN + 3 * RECORD_LEN) as u64);
+    assert!(r.damage[0].why.contains("CRC"), "{}", r.damage[0]);
+    assert_eq!(o.visited.len(), 34, "the 9 good records of the damaged segment are visited too");
+    assert_eq!(o.parts[0].next_offset(), 35);
+    o.close();
+    assert_eq!(set_aside_files(&d.0).len(), 1);
+}
+
+#[test]
+fn a_truncated_middle_segment_and_a_stray_file() {
+    let d = Dir::new("trunc");
+    four_segments(&d.0);
+    let mid = seg_path(&d.0, 0, 20);
+    let f = fs::OpenOptions::new().write(true).open(&mid).unwrap();
+    f.set_len((HEADER_LEN + 4 * RECORD_LEN + 10) as u64).unwrap();
+    drop(f);
+    fs::write(d.0.join("q0").join("notes.txt"), b"operator was here").unwrap();
+    let (v, errs) = read_partition(&d.0, 0, 0);
+    assert_eq!(v.len(), 29, "4 of the truncated segment's records still read");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let o = open(&d.0, &[0], SEG10, true).unwrap();
+    let r = &o.rec[0].1;
+    assert_eq!(r.damage.len(), 1, "{:?}", r.damage);
+    assert!(r.damage[0].why.contains("bytes"), "{}", r.damage[0]);
+    assert_eq!(r.stray, vec![d.0.join("q0").join("notes.txt")]);
+    assert_eq!(o.visited.len(), 29);
+    assert_eq!(o.parts[0].next_offset(), 35);
+    o.close();
+    assert!(d.0.join("q0").join("notes.txt").exists(), "stray file left alone");
+}
+
+#[test]
+fn damage_in_the_newest_segment_continues_after_the_highest_offset() {
+    let d = Dir::new("newest");
+    four_segments(&d.0);
+    // slot 1 of the last segment (offset 31) flipped: good records follow
+    let last = seg_path(&d.0, 0, 30);
+    let f = fs::OpenOptions::new().write(true).open(&last).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0x01], (HEADER_LEN + RECORD_LEN + 30) as u64).unwrap();
+    let mut o = open(&d.0, &[0], SEG10, true).unwrap();
+    assert_eq!(o.rec[0].1.damage.len(), 1);
+    assert!(o.rec[0].1.torn_cut.is_none(), "good records after it: damage, not a torn tail");
+    assert_eq!(o.parts[0].next_offset(), 35, "offsets 32..35 are never reused");
+    o.append(0, &acc(0, 35));
+    o.close();
+    let (v, _) = read_partition(&d.0, 0, 0);
+    assert_eq!(v.last().unwrap().offset, 35);
+}
+
+#[test]
+fn partitions_no_queue_writes_are_recovered_and_visited() {
+    let d = Dir::new("oldq");
+    let mut o = open(&d.0, &[0, 1], SEG10, true).unwrap();
+    for i in 0..5 {
+        o.append(1, &acc(1, i));
+    }
+    o.close();
+    let o = open(&d.0, &[0], SEG10, true).unwrap();
+    assert_eq!(o.visited.len(), 5);
+    assert_eq!(o.parts.len(), 1);
+    o.close();
+}
