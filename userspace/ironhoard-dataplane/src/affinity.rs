@@ -30,3 +30,56 @@ pub fn pin_current_thread(core: usize) -> Result<(), PinError> {
 pub fn online_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
+
+/// The CPUs the calling thread may run on (its affinity mask).
+pub fn allowed_cores() -> std::io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 = this thread; `set` is a writable cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: every index is < CPU_SETSIZE, the set's size.
+    Ok((0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect())
+}
+
+/// Restricts the calling thread (and the threads it spawns afterwards) to
+/// `cores`.
+pub fn pin_current_thread_to_set(cores: &[usize]) -> Result<(), PinError> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &core in cores {
+        if core >= libc::CPU_SETSIZE as usize {
+            return Err(PinError { core, source: std::io::Error::from_raw_os_error(libc::EINVAL) });
+        }
+        // SAFETY: `core` < CPU_SETSIZE was checked just above.
+        unsafe { libc::CPU_SET(core, &mut set) };
+    }
+    // SAFETY: pid 0 = this thread; `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(PinError { core: cores.first().copied().unwrap_or(0), source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+/// Keeps the control plane off the pollers' cores: pins the calling thread
+/// (and so every helper thread it spawns later: log keeper, stats,
+/// sampler) to the allowed cores no poller uses, or to `helper_core` when
+/// given. Returns the set used; empty when every allowed core runs a poller
+/// (then helpers share the pollers' cores and the caller should say so).
+pub fn isolate_control_plane(poller_cores: &[usize], helper_core: Option<usize>) -> Result<Vec<usize>, PinError> {
+    let set: Vec<usize> = match helper_core {
+        Some(c) => vec![c],
+        None => allowed_cores()
+            .map_err(|source| PinError { core: 0, source })?
+            .into_iter()
+            .filter(|c| !poller_cores.contains(c))
+            .collect(),
+    };
+    if !set.is_empty() {
+        pin_current_thread_to_set(&set)?;
+    }
+    Ok(set)
+}

@@ -211,6 +211,11 @@ pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, s
                 acks += 1;
             }
         }
+        // the batch's accepted moves are recorded (and synced, per policy)
+        // before any of its acks leaves
+        if acks > 0 {
+            dispatch.commit();
+        }
         let mut sent = 0usize;
         while sent < acks {
             // SAFETY: out_msgs[sent..acks] were filled by push_ack with

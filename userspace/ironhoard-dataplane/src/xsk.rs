@@ -383,8 +383,10 @@ impl XskSocket {
                     }
                 }
             }
-            // 4. send the acks from the frames they are in
+            // 4. send the acks from the frames they are in, once the
+            //    batch's accepted moves are recorded (synced, per policy)
             if acks > 0 {
+                dispatch.commit();
                 let mut sent = 0;
                 for _ in 0..64 {
                     // SAFETY: the frames in tx_batch hold finished acks and

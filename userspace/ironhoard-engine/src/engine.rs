@@ -40,6 +40,19 @@ pub enum Verdict {
 /// client retries. It must not block, lock or allocate.
 pub trait Dispatch {
     fn offer(&mut self, mv: &[u8; MOVE_LEN], recv_ns: u64) -> bool;
+    /// Called by the backend after a batch is judged and before its acks
+    /// are sent (a dispatcher with a per-batch sync policy syncs here).
+    #[inline]
+    fn commit(&mut self) {}
+}
+
+/// Why [`Engine::restore`] could not take a player's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("key_id {0} is not configured (its moves are dropped anyway)")]
+    UnknownKey(u8),
+    #[error("player table full")]
+    TableFull,
 }
 
 /// A dispatcher with unlimited room that keeps nothing: for backends and
@@ -76,6 +89,22 @@ impl Engine {
     /// Players in this worker's table.
     pub fn players(&self) -> usize {
         self.table.len()
+    }
+
+    /// Puts a player's anti-replay window, rebuilt from the move log at
+    /// start, into the table (key derived, bucket full), so a move accepted
+    /// before a restart is DUPLICATE or STALE after it, never accepted again.
+    pub fn restore(&mut self, id: PlayerId, window: ReplayWindow, now_ns: u64) -> Result<(), RestoreError> {
+        let master = self.keys.get(id.key_id).ok_or(RestoreError::UnknownKey(id.key_id))?;
+        let mac = master.player_mac(id.game_id, id.player_id);
+        let st = PlayerState { mac, window, bucket: TokenBucket::full(&self.cfg.bucket, now_ns) };
+        match self.table.lookup(&id) {
+            Slot::Found(slot) => {
+                *self.table.get_mut(slot).expect("found slot holds a state") = st;
+                Ok(())
+            }
+            Slot::Vacant(slot) => self.table.insert(slot, id, st).map(|_| ()).map_err(|_| RestoreError::TableFull),
+        }
     }
 
     /// Judges the UDP payload `buf` received at `now_ns` (monotonic clock)
@@ -382,6 +411,30 @@ mod tests {
         assert_eq!(send(&mut e, &repr(1, 1, u64::MAX)), Verdict::Ack(Status::Accepted));
         assert_eq!(send(&mut e, &repr(1, 1, u64::MAX - 1024)), Verdict::Ack(Status::Stale));
         assert_eq!(send(&mut e, &repr(1, 1, u64::MAX)), Verdict::Ack(Status::Duplicate));
+    }
+
+    #[test]
+    fn a_restored_window_turns_replays_into_duplicates_and_stale() {
+        let mut e = Engine::new(
+            EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() },
+            Arc::new(Keyring::from_secrets(&[SECRET0])),
+            1,
+        );
+        let mut w = ReplayWindow::new();
+        for s in [7u64, 3000, 2990, 1] {
+            w.restore(s); // log order is not seq order; stale ones are ignored
+        }
+        e.restore(PlayerId { game_id: 1, player_id: 1, key_id: 0 }, w, 0).unwrap();
+        assert_eq!(e.players(), 1);
+        assert_eq!(send(&mut e, &repr(1, 1, 3000)), Verdict::Ack(Status::Duplicate));
+        assert_eq!(send(&mut e, &repr(1, 1, 2990)), Verdict::Ack(Status::Duplicate));
+        assert_eq!(send(&mut e, &repr(1, 1, 7)), Verdict::Ack(Status::Stale));
+        assert_eq!(send(&mut e, &repr(1, 1, 2991)), Verdict::Ack(Status::Accepted));
+        assert_eq!(send(&mut e, &repr(1, 2, 3000)), Verdict::Ack(Status::Accepted), "other players untouched");
+        assert_eq!(
+            e.restore(PlayerId { game_id: 1, player_id: 1, key_id: 9 }, ReplayWindow::new(), 0),
+            Err(RestoreError::UnknownKey(9))
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub mod testing;
 pub mod window;
 
 pub use counters::{Counters, SharedCounters, Snapshot};
-pub use engine::{Dispatch, Engine, EngineConfig, NoDispatch, Verdict};
+pub use engine::{Dispatch, Engine, EngineConfig, NoDispatch, RestoreError, Verdict};
+pub use window::ReplayWindow;
 pub use ironhoard_common::DropReason;
 pub use keyring::Keyring;
 pub use table::{PlayerId, PlayerTable};

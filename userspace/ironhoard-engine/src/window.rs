@@ -69,6 +69,15 @@ impl ReplayWindow {
         }
     }
 
+    /// Replays a seq read back from the move log (in any order): recorded
+    /// if the window would still take it, ignored if it is stale or already
+    /// recorded. Rebuilds after a restart the window the live engine had.
+    pub fn restore(&mut self, seq: u64) {
+        if seq != 0 && self.check(seq) == WindowCheck::Fresh {
+            self.accept(seq);
+        }
+    }
+
     /// Records `seq` as accepted. Call only after [`check`](Self::check)
     /// returned [`WindowCheck::Fresh`] for it.
     #[inline]

@@ -177,6 +177,25 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
     Ok(Ok(Scan { path: path.to_path_buf(), header, good, end }))
 }
 
+/// Visits every CRC-valid record in a file's slots, whatever its header says.
+fn visit_slots(path: &Path, visit: &mut dyn FnMut(&Record)) -> io::Result<()> {
+    let f = File::open(path).map_err(|e| io_err(path, "opening", e))?;
+    let mut buf = vec![0u8; RECORD_LEN * 4096];
+    let mut pos = HEADER_LEN as u64;
+    loop {
+        let got = read_full(&f, &mut buf, pos).map_err(|e| io_err(path, "reading", e))?;
+        for c in buf[..got - got % RECORD_LEN].chunks_exact(RECORD_LEN) {
+            if let Slot::Valid(r) = decode_slot(c.try_into().expect("record size")) {
+                visit(&r);
+            }
+        }
+        if got < buf.len() {
+            return Ok(());
+        }
+        pos += got as u64;
+    }
+}
+
 fn read_full(f: &File, buf: &mut [u8], mut pos: u64) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
@@ -241,6 +260,9 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
     for (first, path) in &segs {
         match scan_segment(path, *first, partition, &mut visit_all)? {
             Err((byte, why)) => {
+                // the header cannot be trusted, but every record that passes
+                // its CRC is an accepted move: remember it
+                visit_slots(path, &mut visit_all)?;
                 let to = set_aside(path)?;
                 rec.damage.push(Damage { path: path.clone(), byte, why: format!("bad header: {why}"), set_aside: Some(to) });
             }

@@ -126,6 +126,11 @@ struct Args {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Write every move acked ACCEPTED here, one `key_id game_id player_id
+    /// seq` line each (sorted): what the client saw, to check a move log
+    /// against exactly.
+    #[arg(long)]
+    accepted_out: Option<PathBuf>,
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6]> {
@@ -150,6 +155,8 @@ struct RxResult {
     double_accepted: u64,
     bad_acks: u64,
     hist: Histogram<u64>,
+    /// Every move acked ACCEPTED: (key_id, game, player) -> seqs.
+    accepted: std::collections::HashMap<(u8, u32, u32), std::collections::HashSet<u64>>,
 }
 
 fn main() {
@@ -388,7 +395,23 @@ fn run(a: Args) -> Result<()> {
         let _ = p.join();
     }
     let total_elapsed = t0.elapsed();
+    if let Some(path) = &a.accepted_out {
+        write_accepted(path, &rxr.accepted)?;
+    }
     report(&a, &generated, send_elapsed, total_elapsed, &rxr)
+}
+
+/// `--accepted-out`: the moves acked ACCEPTED, sorted, one per line.
+fn write_accepted(path: &std::path::Path, acc: &std::collections::HashMap<(u8, u32, u32), std::collections::HashSet<u64>>) -> Result<()> {
+    use std::io::Write as _;
+    let mut v: Vec<(u8, u32, u32, u64)> = acc.iter().flat_map(|(&(k, g, p), seqs)| seqs.iter().map(move |&s| (k, g, p, s))).collect();
+    v.sort_unstable();
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    for (k, g, p, s) in v {
+        writeln!(w, "{k} {g} {p} {s}")?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))
 }
 
 /// Which share of the players, rate and count a sender thread has.
@@ -584,9 +607,8 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
         double_accepted: 0,
         bad_acks: 0,
         hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
+        accepted: Default::default(),
     };
-    // accepted seqs per player, for "accepted twice" (a replay acked as new)
-    let mut accepted: std::collections::HashMap<(u32, u32), std::collections::HashSet<u64>> = Default::default();
     let mut bufs = vec![[0u8; 128]; 64];
     let mut lens = [0usize; 64];
     let mut done_at: Option<Instant> = None;
@@ -635,7 +657,8 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
             let sent_ns = ar.client_ts & !HOSTILE_TS;
             let rtt = now.saturating_sub(sent_ns).max(1);
             let _ = r.hist.record(rtt.min(60_000_000_000));
-            if ar.status == Status::Accepted && !accepted.entry((ar.game_id, ar.player_id)).or_default().insert(ar.seq) {
+            // accepted seqs per player, for "accepted twice" (a replay acked as new)
+            if ar.status == Status::Accepted && !r.accepted.entry((ar.key_id, ar.game_id, ar.player_id)).or_default().insert(ar.seq) {
                 r.double_accepted += 1;
             }
         }

@@ -114,8 +114,6 @@ struct RawLog {
     #[serde(default)]
     sync_interval_ms: Option<i64>,
     #[serde(default)]
-    queue_depth: Option<i64>,
-    #[serde(default)]
     core: Option<i64>,
 }
 
@@ -168,9 +166,8 @@ pub struct Config {
     pub log_segment_bytes: u64,
     pub log_sync: LogSync,
     pub log_sync_interval_ms: u64,
-    /// Records each poller's dispatch queue holds.
-    pub log_queue_depth: usize,
-    /// Core the dispatcher thread is pinned to (unpinned if none).
+    /// Core for the helper threads (log keeper, stats); by default every
+    /// allowed core that runs no poller.
     pub log_core: Option<usize>,
 }
 
@@ -312,20 +309,19 @@ impl Config {
             return Err(bad("log.dir", &raw.log.dir, "must be a directory path"));
         }
         let seg = raw.log.segment_bytes.unwrap_or(64 << 20);
-        if !((1 << 16)..=(1 << 40)).contains(&seg) {
-            return Err(bad("log.segment_bytes", &seg, "must be between 65536 and 1099511627776"));
+        if !((1 << 16)..=(1 << 32)).contains(&seg) {
+            return Err(bad("log.segment_bytes", &seg, "must be between 65536 and 4294967296"));
         }
         let sync_ms = raw.log.sync_interval_ms.unwrap_or(200);
         if !(1..=60_000).contains(&sync_ms) {
             return Err(bad("log.sync_interval_ms", &sync_ms, "must be between 1 and 60000"));
         }
-        let depth = raw.log.queue_depth.unwrap_or(262_144);
-        if !(16..=(1 << 24)).contains(&depth) {
-            return Err(bad("log.queue_depth", &depth, "must be between 16 and 16777216"));
-        }
         if let Some(c) = raw.log.core {
             if !(0..=1023).contains(&c) {
                 return Err(bad("log.core", &c, "must be a core number 0..=1023"));
+            }
+            if core_ids.contains(&(c as usize)) {
+                return Err(bad("log.core", &c, "is a poller's core (interface.cores): helper threads must not preempt a poller"));
             }
         }
         let log_dir = PathBuf::from(&raw.log.dir);
@@ -354,7 +350,6 @@ impl Config {
             log_segment_bytes: seg as u64,
             log_sync: raw.log.sync.unwrap_or(LogSync::Interval),
             log_sync_interval_ms: sync_ms as u64,
-            log_queue_depth: depth as usize,
             log_core: raw.log.core.map(|c| c as usize),
         })
     }

@@ -64,23 +64,33 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         key_id: u8,
     },
-    /// Print the move log, one accepted move per line.
+    /// Print the move log, one accepted move per line: every partition
+    /// merged by server time, or one with --queue. Damage and gaps are
+    /// reported on stderr (exit 1 after damage), never skipped silently.
     Tail {
         /// The log directory ([log] dir).
-        #[arg(long)]
-        dir: PathBuf,
+        #[arg(long, required_unless_present = "file")]
+        dir: Option<PathBuf>,
         /// Keep reading as the log grows (and rotates), like tail -f.
         #[arg(long)]
         follow: bool,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
-        /// Start at this log offset (default: the beginning).
-        #[arg(long, default_value_t = 0)]
-        from: u64,
+        /// Only this partition (queue).
+        #[arg(long)]
+        queue: Option<u16>,
+        /// Where to start: QUEUE:OFFSET (repeatable, or comma-separated;
+        /// other partitions from 0), or a bare OFFSET with --queue.
+        #[arg(long, value_delimiter = ',')]
+        from: Vec<String>,
         /// Stop after this many records.
         #[arg(long)]
         limit: Option<u64>,
+        /// Read one segment file instead (also a set-aside damaged one),
+        /// slot by slot, reporting the bad ones.
+        #[arg(long, conflicts_with_all = ["dir", "follow", "queue", "from"])]
+        file: Option<PathBuf>,
     },
     /// Read the running appliance's counters from its stats socket.
     Stats {
@@ -163,7 +173,10 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("{}", hex::encode(k.0));
             Ok(())
         }
-        Cmd::Tail { dir, follow, json, from, limit } => tail(&dir, follow, json, from, limit),
+        Cmd::Tail { dir, follow, json, queue, from, limit, file } => match file {
+            Some(f) => tail_file(&f, json, limit),
+            None => tail(dir.as_deref().expect("clap: --dir or --file"), follow, json, queue, &from, limit),
+        },
         Cmd::Stats { socket, json, prometheus, watch, command } => {
             let once = || -> Result<String> {
                 if let Some(c) = &command {
@@ -198,54 +211,82 @@ fn real_main(cli: Cli) -> Result<()> {
     }
 }
 
+/// One record as `tail` prints it.
+fn record_line(rec: &ironhoard_movelog::Record, json: bool) -> String {
+    let m = ironhoard_wire::Move::new_unchecked(&rec.mv[..]);
+    let kind = ironhoard_wire::Kind::from_u8(m.kind()).map(|k| k.name()).unwrap_or("?");
+    if json {
+        serde_json::json!({
+            "queue": rec.queue,
+            "offset": rec.offset,
+            "game_id": m.game_id(),
+            "player_id": m.player_id(),
+            "seq": m.seq(),
+            "kind": kind,
+            "x": m.x(),
+            "y": m.y(),
+            "payload": hex::encode(m.payload()),
+            "server_ts_ns": rec.recv_unix_ns,
+            "key_id": m.key_id(),
+            "client_ts": m.client_ts(),
+            "tag": hex::encode(m.tag()),
+        })
+        .to_string()
+    } else {
+        format!(
+            "q{}:{} {} game {} player {} seq {} {} ({}, {}) payload {}",
+            rec.queue,
+            rec.offset,
+            rec.recv_unix_ns,
+            m.game_id(),
+            m.player_id(),
+            m.seq(),
+            kind,
+            m.x(),
+            m.y(),
+            hex::encode(m.payload()),
+        )
+    }
+}
+
+/// `--from` values: QUEUE:OFFSET pairs, or one bare OFFSET with --queue.
+fn parse_from(from: &[String], queue: Option<u16>) -> Result<Vec<(u16, u64)>> {
+    let mut v = Vec::new();
+    for f in from {
+        match f.split_once(':') {
+            Some((q, o)) => {
+                let q = q.trim_start_matches('q');
+                v.push((q.parse().with_context(|| format!("--from {f}: bad queue"))?, o.parse().with_context(|| format!("--from {f}: bad offset"))?));
+            }
+            None => match queue {
+                Some(q) => v.push((q, f.parse().with_context(|| format!("--from {f}: bad offset"))?)),
+                None => bail!("--from {f}: give QUEUE:OFFSET (offsets are per partition), or use --queue"),
+            },
+        }
+    }
+    Ok(v)
+}
+
 /// `ironhoard tail`: the move log, one accepted move per line.
-fn tail(dir: &std::path::Path, follow: bool, json: bool, from: u64, limit: Option<u64>) -> Result<()> {
+fn tail(dir: &std::path::Path, follow: bool, json: bool, queue: Option<u16>, from: &[String], limit: Option<u64>) -> Result<()> {
     use std::io::Write as _;
     if !dir.is_dir() {
         bail!("move log directory {} does not exist", dir.display());
     }
-    let mut r = ironhoard_movelog::Reader::open(dir, from);
+    let from = parse_from(from, queue)?;
+    if let Some(q) = queue {
+        if !dir.join(ironhoard_movelog::partition_name(q)).is_dir() && !follow {
+            bail!("move log {}: no partition q{q}", dir.display());
+        }
+    }
+    let mut r = ironhoard_movelog::LogReader::open(dir, &from, queue)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    let mut n = 0u64;
+    let (mut n, mut damaged) = (0u64, 0u64);
     loop {
-        match r.next()? {
-            Some(rec) => {
-                let m = ironhoard_wire::Move::new_unchecked(&rec.mv[..]);
-                let kind = ironhoard_wire::Kind::from_u8(m.kind()).map(|k| k.name()).unwrap_or("?");
-                let line = if json {
-                    serde_json::json!({
-                        "offset": rec.offset,
-                        "game_id": m.game_id(),
-                        "player_id": m.player_id(),
-                        "seq": m.seq(),
-                        "kind": kind,
-                        "x": m.x(),
-                        "y": m.y(),
-                        "payload": hex::encode(m.payload()),
-                        "server_ts_ns": rec.recv_unix_ns,
-                        "queue": rec.queue,
-                        "key_id": m.key_id(),
-                        "client_ts": m.client_ts(),
-                        "tag": hex::encode(m.tag()),
-                    })
-                    .to_string()
-                } else {
-                    format!(
-                        "{} {} game {} player {} seq {} {} ({}, {}) payload {} queue {}",
-                        rec.offset,
-                        rec.recv_unix_ns,
-                        m.game_id(),
-                        m.player_id(),
-                        m.seq(),
-                        kind,
-                        m.x(),
-                        m.y(),
-                        hex::encode(m.payload()),
-                        rec.queue
-                    )
-                };
-                if writeln!(out, "{line}").is_err() {
+        match r.next() {
+            Ok(Some(rec)) => {
+                if writeln!(out, "{}", record_line(&rec, json)).is_err() {
                     return Ok(()); // reader went away (e.g. | head)
                 }
                 n += 1;
@@ -253,16 +294,73 @@ fn tail(dir: &std::path::Path, follow: bool, json: bool, from: u64, limit: Optio
                     break;
                 }
             }
-            None if follow => {
+            Ok(None) if follow => {
                 out.flush()?;
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            None => break,
+            Ok(None) => break,
+            Err(e) if !e.is_fatal() => {
+                out.flush()?;
+                if matches!(e, ironhoard_movelog::ReadError::Damage { .. }) {
+                    damaged += 1;
+                }
+                eprintln!("ironhoard tail: {e}");
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     out.flush()?;
-    if r.torn_skipped > 0 {
-        eprintln!("ironhoard tail: skipped {} torn record(s) left by a crash", r.torn_skipped);
+    if damaged > 0 {
+        bail!("{damaged} damaged record(s) or segment(s) reported above (readable records were all printed)");
+    }
+    Ok(())
+}
+
+/// `ironhoard tail --file`: one segment file, slot by slot.
+fn tail_file(path: &std::path::Path, json: bool, limit: Option<u64>) -> Result<()> {
+    use ironhoard_movelog::{decode_header, decode_slot, Slot, HEADER_LEN, RECORD_LEN};
+    use std::io::Write as _;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bad = 0u64;
+    let hb: [u8; HEADER_LEN] = bytes.get(..HEADER_LEN).and_then(|b| b.try_into().ok()).with_context(|| format!("{}: shorter than a header", path.display()))?;
+    match decode_header(&hb) {
+        Ok(h) => eprintln!("ironhoard tail: {}: partition q{}, first offset {}, {} slots", path.display(), h.partition, h.first, h.capacity()),
+        Err(why) => {
+            bad += 1;
+            eprintln!("ironhoard tail: {}: bad header ({why}); reading its slots anyway", path.display());
+        }
+    }
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let mut n = 0u64;
+    for (i, c) in bytes[HEADER_LEN..].chunks(RECORD_LEN).enumerate() {
+        let byte = HEADER_LEN + i * RECORD_LEN;
+        let Ok(slot) = <&[u8; RECORD_LEN]>::try_from(c) else {
+            eprintln!("ironhoard tail: {}: {} stray bytes at byte {byte}", path.display(), c.len());
+            bad += 1;
+            break;
+        };
+        match decode_slot(slot) {
+            Slot::Valid(rec) => {
+                if writeln!(out, "{}", record_line(&rec, json)).is_err() {
+                    return Ok(());
+                }
+                n += 1;
+                if limit.is_some_and(|l| n >= l) {
+                    break;
+                }
+            }
+            Slot::Empty => {}
+            Slot::Bad => {
+                bad += 1;
+                out.flush()?;
+                eprintln!("ironhoard tail: {}: bad record at byte {byte} (slot {i})", path.display());
+            }
+        }
+    }
+    out.flush()?;
+    if bad > 0 {
+        bail!("{bad} bad slot(s) reported above");
     }
     Ok(())
 }

@@ -124,13 +124,13 @@ pub fn render(src: &StatsSource) -> String {
         e.sample("ironhoard_log_records_total", &[], num(&l["records"]));
         e.family("ironhoard_log_write_errors_total", "counter", "Failed writes (or opens) of the move log.");
         e.sample("ironhoard_log_write_errors_total", &[], num(&l["write_errors"]));
-        e.family("ironhoard_log_pending", "gauge", "Records held by the dispatcher, not yet written.");
-        e.sample("ironhoard_log_pending", &[], num(&l["pending"]));
+        e.family("ironhoard_log_syncs_total", "counter", "fsync/msync calls made for the move log (per sync policy, and at rotation and stop).");
+        e.sample("ironhoard_log_syncs_total", &[], num(&l["syncs"]));
         e.family("ironhoard_log_healthy", "gauge", "1 while the move log is writable (else moves are answered BUSY).");
         e.sample("ironhoard_log_healthy", &[], if l["healthy"].as_bool() == Some(true) { 1.0 } else { 0.0 });
-        e.family("ironhoard_dispatch_refused_total", "counter", "Moves answered BUSY because the dispatch queue was full or the log unwritable.");
+        e.family("ironhoard_log_refused_total", "counter", "Moves answered BUSY because their log partition had no segment ready (disk full, directory unwritable).");
         for q in &qs {
-            e.sample("ironhoard_dispatch_refused_total", &[("queue", &q_label(q))], num(&q["dispatch_refused"]));
+            e.sample("ironhoard_log_refused_total", &[("queue", &q_label(q))], num(&q["log_refused"]));
         }
     }
     for (key, name, help) in [

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ironhoard_dataplane::xsk::{self, XskSocket, ZeroCopyWant};
-use ironhoard_dataplane::dispatch;
+use ironhoard_dataplane::dispatch::{LogDispatch, WallClock};
 use ironhoard_dataplane::{affinity, socket, WorkerShared};
-use ironhoard_movelog::{SyncPolicy, WriterConfig};
+use ironhoard_movelog::{open_log, LogConfig, Record, SyncPolicy};
 use ironhoard_loader::{Steering, WantMode};
 use ironhoard_engine::bucket::BucketConfig;
-use ironhoard_engine::{Engine, EngineConfig, Keyring};
+use ironhoard_engine::{Engine, EngineConfig, Keyring, PlayerId, ReplayWindow};
+use std::collections::HashMap;
 use log::{error, info, warn};
 
 use crate::config::{Backend, Config, LogSync, XdpMode, ZeroCopy};
@@ -74,6 +75,27 @@ fn random_seed() -> Result<u64> {
     Ok(u64::from_ne_bytes(b))
 }
 
+/// Puts the windows rebuilt from the move log into a worker's engine (on
+/// the worker's thread, before it serves).
+fn restore_windows(engine: &mut Engine, queue: u32, restore: Vec<(PlayerId, ReplayWindow)>) {
+    let now = ironhoard_dataplane::monotonic_ns();
+    let (mut unknown, mut full) = (0u64, 0u64);
+    let n = restore.len();
+    for (id, w) in restore {
+        match engine.restore(id, w, now) {
+            Ok(()) => {}
+            Err(ironhoard_engine::RestoreError::UnknownKey(_)) => unknown += 1,
+            Err(ironhoard_engine::RestoreError::TableFull) => full += 1,
+        }
+    }
+    if full > 0 {
+        error!("worker {queue}: player table too small for the {n} players in the move log ({full} not restored): raise [moves] players_per_worker");
+    }
+    if unknown > 0 {
+        info!("worker {queue}: {unknown} players in the move log have a key_id no longer configured (their moves are dropped)");
+    }
+}
+
 /// Runs the appliance until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<()> {
     let cores = affinity::online_cores();
@@ -120,8 +142,11 @@ pub fn run(cfg: Config) -> Result<()> {
         .map(|(&queue, &core)| WorkerInfo { queue, core, shared: Arc::new(WorkerShared::default()) })
         .collect();
 
-    // The dispatcher and one bounded queue per worker, allocated now.
-    let wcfg = WriterConfig {
+    // The move log: lock its directory, recover every partition, and rebuild
+    // each player's anti-replay window from the records (so a move accepted
+    // before a restart is never accepted again). Fails the start, before
+    // anything is served, if the log cannot be opened.
+    let lcfg = LogConfig {
         dir: cfg.log_dir.clone(),
         segment_bytes: cfg.log_segment_bytes,
         sync: match cfg.log_sync {
@@ -130,17 +155,47 @@ pub fn run(cfg: Config) -> Result<()> {
             LogSync::Batch => SyncPolicy::EveryBatch,
         },
     };
-    let (dispatcher, ends, dshared) = dispatch::dispatcher(wcfg, workers.len(), cfg.log_queue_depth);
-    let log_core = cfg.log_core;
-    let dispatcher_handle = thread::Builder::new().name("ih-dispatch".into()).spawn(move || {
-        if let Some(c) = log_core {
-            if let Err(e) = affinity::pin_current_thread(c) {
-                log::warn!("dispatcher: {e}; running unpinned");
-            }
+    let t0 = Instant::now();
+    let mut windows: HashMap<PlayerId, ReplayWindow> = HashMap::new();
+    let part_ids: Vec<u16> = workers.iter().map(|w| w.queue as u16).collect();
+    let (parts, keeper, lshared, recoveries) = open_log(&lcfg, &part_ids, &mut |r: &Record| {
+        let m = ironhoard_wire::Move::new_unchecked(&r.mv[..]);
+        if m.check_header().is_ok() {
+            let id = PlayerId { game_id: m.game_id(), player_id: m.player_id(), key_id: m.key_id() };
+            windows.entry(id).or_default().restore(m.seq());
         }
-        dispatcher.run()
-    })?;
-    let mut ends = ends.into_iter();
+    })
+    .with_context(|| format!("opening the move log ([log] dir = {})", cfg.log_dir.display()))?;
+    let found: u64 = recoveries.iter().map(|(_, r)| r.records).sum();
+    info!(
+        "move log {}: {} partition(s), {found} records, {} players' windows restored, in {} ms",
+        cfg.log_dir.display(),
+        recoveries.len(),
+        windows.len(),
+        t0.elapsed().as_millis()
+    );
+    // each player's window goes to the worker that owns the player (the
+    // XDP pollers' mesh and the socket backend's steering agree)
+    let mut restore: Vec<Vec<(PlayerId, ReplayWindow)>> = (0..workers.len()).map(|_| Vec::new()).collect();
+    for (id, w) in windows {
+        restore[((id.game_id ^ id.player_id) % workers.len() as u32) as usize].push((id, w));
+    }
+    let clock = Arc::new(WallClock::default());
+    let mut ends = parts.into_iter().map(|p| LogDispatch::new(p, Arc::clone(&clock))).collect::<Vec<_>>().into_iter();
+    let mut restore = restore.into_iter();
+
+    // Helper threads (log keeper, stats, sampler, metrics) stay off the
+    // pollers' cores: this thread is pinned to the others before spawning them.
+    match affinity::isolate_control_plane(&cfg.cores, cfg.log_core) {
+        Ok(set) if set.is_empty() => warn!(
+            "every allowed core runs a poller ({:?}): the log keeper and the stats threads will share them; \
+             leave a core free (or set [log] core) so no helper preempts a poller",
+            cfg.cores
+        ),
+        Ok(set) => info!("control plane (log keeper, stats) on cores {set:?}; pollers on {:?}", cfg.cores),
+        Err(e) => warn!("control plane: {e}; helper threads unpinned"),
+    }
+    let keeper_handle = thread::Builder::new().name("ih-logkeep".into()).spawn(move || keeper.run())?;
 
     // The XDP program stays attached while `steering` lives (bpf_link: the
     // kernel also detaches it if this process is killed).
@@ -158,7 +213,8 @@ pub fn run(cfg: Config) -> Result<()> {
             let mut hs = Vec::new();
             for (w, sock) in workers.iter().zip(socks) {
                 let (shared, core, queue, keys) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys));
-                let mut disp = ends.next().expect("one dispatch queue per worker");
+                let mut disp = ends.next().expect("one log partition per worker");
+                let restore = restore.next().expect("one restore list per worker");
                 let seed = seeds.next().expect("one seed per worker");
                 let h = thread::Builder::new()
                     .name(format!("ih-worker-{queue}"))
@@ -167,6 +223,7 @@ pub fn run(cfg: Config) -> Result<()> {
                         // The table is allocated (and first touched) on the
                         // worker's own core.
                         let mut engine = Engine::new(ecfg, keys, seed);
+                        restore_windows(&mut engine, queue, restore);
                         info!("worker {queue}: pinned to core {core}, room for {} players", ecfg.players);
                         socket::serve(sock, &mut engine, &mut disp, &shared)
                             .with_context(|| format!("worker {queue} (core {core})"))
@@ -209,13 +266,15 @@ pub fn run(cfg: Config) -> Result<()> {
             for (i, (w, sock)) in workers.iter().zip(socks).enumerate() {
                 let mesh = mesh.as_ref().map(|m| (Arc::clone(m), i));
                 let (shared, core, queue, keys, port) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys), cfg.port);
-                let mut disp = ends.next().expect("one dispatch queue per worker");
+                let mut disp = ends.next().expect("one log partition per worker");
+                let restore = restore.next().expect("one restore list per worker");
                 let seed = seeds.next().expect("one seed per worker");
                 let h = thread::Builder::new()
                     .name(format!("ih-poller-{queue}"))
                     .spawn(move || -> Result<()> {
                         affinity::pin_current_thread(core)?;
                         let mut engine = Engine::new(ecfg, keys, seed);
+                        restore_windows(&mut engine, queue, restore);
                         info!("poller {queue}: pinned to core {core}, room for {} players", ecfg.players);
                         sock.serve(&mut engine, &mut disp, &shared, port, mesh)
                             .with_context(|| format!("poller {queue} (core {core})"))
@@ -245,7 +304,7 @@ pub fn run(cfg: Config) -> Result<()> {
         xdp_info,
         steering,
         rates: Default::default(),
-        dispatch: Some(Arc::clone(&dshared)),
+        log: Some(Arc::clone(&lshared)),
     });
     {
         let src = Arc::clone(&src);
@@ -254,8 +313,10 @@ pub fn run(cfg: Config) -> Result<()> {
     {
         // per-second rates for `show stats` and `--watch`
         let src = Arc::clone(&src);
+        let clock = Arc::clone(&clock);
         thread::Builder::new().name("ih-sampler".into()).spawn(move || loop {
             src.sample_rates();
+            clock.refresh();
             thread::sleep(Duration::from_secs(1));
         })?;
     }
@@ -271,8 +332,8 @@ pub fn run(cfg: Config) -> Result<()> {
             failed = Some("a worker stopped unexpectedly");
             break;
         }
-        if dispatcher_handle.is_finished() {
-            failed = Some("the dispatcher stopped unexpectedly");
+        if keeper_handle.is_finished() {
+            failed = Some("the move log keeper stopped unexpectedly");
             break;
         }
     }
@@ -292,20 +353,22 @@ pub fn run(cfg: Config) -> Result<()> {
         }
     }
     // Pollers are stopped: drain every dispatch queue into the log and sync.
-    dshared.stop.store(true, Ordering::Release);
-    let unwritten = dispatcher_handle.join().map_err(|_| anyhow::anyhow!("the dispatcher panicked"))?;
-    if unwritten > 0 && result.is_ok() {
-        result = Err(anyhow::anyhow!(
-            "{unwritten} accepted moves could not be written to the move log {} ({})",
-            cfg.log_dir.display(),
-            dshared.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default()
-        ));
+    // Pollers are stopped (their records are in the page cache): the keeper
+    // fsyncs every partition, whatever the policy, and releases the lock.
+    lshared.request_stop();
+    keeper_handle.join().map_err(|_| anyhow::anyhow!("the move log keeper panicked"))?;
+    if lshared.errors.load(Ordering::Relaxed) > 0 {
+        warn!(
+            "move log: {} error(s) while running; last: {}",
+            lshared.errors.load(Ordering::Relaxed),
+            lshared.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default()
+        );
     }
     let _ = std::fs::remove_file(&cfg.stats_socket);
     let s = src.stats();
     info!(
         "stopped: rx {} tx {} accepted {}; move log: {} records written",
-        s["rx"], s["tx"], s["accepted"], dshared.records.load(Ordering::Relaxed)
+        s["rx"], s["tx"], s["accepted"], lshared.records()
     );
     if let (Some(why), Ok(())) = (failed, &result) {
         bail!("{why}");

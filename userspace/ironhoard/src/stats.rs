@@ -72,8 +72,8 @@ pub struct StatsSource {
     /// XDP backend: the loaded program, for its counters.
     pub steering: Option<std::sync::Mutex<ironhoard_loader::Steering>>,
     pub rates: std::sync::Mutex<Rates>,
-    /// The dispatcher's state (move log).
-    pub dispatch: Option<Arc<ironhoard_dataplane::dispatch::DispatchShared>>,
+    /// The move log's state.
+    pub log: Option<Arc<ironhoard_movelog::LogShared>>,
 }
 
 /// Renders counters with the SPEC names.
@@ -167,23 +167,49 @@ impl StatsSource {
                 q["rates_per_sec"] = Value::Object(rq.clone());
             }
         }
-        if let Some(d) = &self.dispatch {
+        if let Some(l) = &self.log {
             use std::sync::atomic::Ordering::Relaxed;
-            for (q, r) in queues.iter_mut().zip(&d.refused) {
-                q["dispatch_refused"] = r.load(Relaxed).into();
+            for q in queues.iter_mut() {
+                let qn = q["queue"].as_u64().unwrap_or(u64::MAX);
+                if let Some(p) = l.partitions.iter().find(|p| p.queue as u64 == qn) {
+                    q["log_refused"] = p.refused.load(Relaxed).into();
+                }
             }
+            let parts: Vec<Value> = l
+                .partitions
+                .iter()
+                .map(|p| {
+                    let first = p.segment_first.load(Relaxed);
+                    json!({
+                        "queue": p.queue,
+                        "dir": p.dir.display().to_string(),
+                        "records": p.records.load(Relaxed),
+                        "next_offset": p.next_offset.load(Relaxed),
+                        "segment_first": if first == u64::MAX { Value::Null } else { first.into() },
+                        "segments_ready": p.ready(),
+                        "refused": p.refused.load(Relaxed),
+                        "rotations": p.rotations.load(Relaxed),
+                        "syncs": p.syncs.load(Relaxed),
+                        "sync_errors": p.sync_errors.load(Relaxed),
+                    })
+                })
+                .collect();
+            let sum = |f: fn(&ironhoard_movelog::PartitionShared) -> u64| l.partitions.iter().map(|p| f(p)).sum::<u64>();
             top.insert(
                 "log".into(),
                 json!({
-                    "healthy": d.healthy.load(Relaxed),
-                    "records": d.records.load(Relaxed),
-                    "pending": d.pending.load(Relaxed),
-                    "write_errors": d.write_errors.load(Relaxed),
-                    "syncs": d.syncs.load(Relaxed),
-                    "rotations": d.rotations.load(Relaxed),
-                    "batches": d.batches.load(Relaxed),
-                    "segment": d.segment.lock().map(|s| s.clone()).unwrap_or_default(),
-                    "last_error": d.last_error.lock().ok().and_then(|e| e.clone()),
+                    "dir": l.dir.display().to_string(),
+                    "sync": l.sync.name(),
+                    "segment_bytes": l.segment_bytes,
+                    "healthy": l.healthy.load(Relaxed),
+                    "records": l.records(),
+                    "refused": sum(|p| p.refused.load(Relaxed)),
+                    "rotations": sum(|p| p.rotations.load(Relaxed)),
+                    "syncs": sum(|p| p.syncs.load(Relaxed)),
+                    "write_errors": l.errors.load(Relaxed),
+                    "last_error": l.last_error.lock().ok().and_then(|e| e.clone()),
+                    "recovery": l.recovery.lock().map(|r| r.clone()).unwrap_or_default(),
+                    "partitions": parts,
                 }),
             );
         }
