@@ -23,7 +23,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::{Advice, MmapMut, MmapOptions};
 
 use crate::recover::{recover_partition, sync_dir, Recovery};
 use crate::{encode_header, encode_record, partition_name, records_per_segment, segment_name, unix_ns, Accepted, DirLock, Header, Record, HEADER_LEN, MIN_SEGMENT_BYTES, RECORD_LEN};
@@ -254,6 +254,19 @@ impl Partition {
     }
 }
 
+impl Drop for Partition {
+    /// The segment being written goes back to the keeper, which syncs and
+    /// unmaps it (it alone unmaps, so its msyncs never meet a gone mapping).
+    fn drop(&mut self) {
+        if let Some(c) = self.cur.take() {
+            if let Err(c) = self.shared.retired.push(c) {
+                drop(c);
+            }
+        }
+        self.log.wake_keeper();
+    }
+}
+
 /// The keeper: prepares segments ahead, syncs per policy, retires full
 /// segments, holds the directory lock. Runs on its own thread (never a
 /// poller's core).
@@ -267,9 +280,13 @@ struct KeeperPart {
     sh: Arc<PartitionShared>,
     /// First offset of the next segment to prepare.
     next_first: u64,
-    /// Open segment files: the one being written and the prepared ones.
-    files: VecDeque<(u64, File)>,
+    /// Open segment files (the one being written and the prepared ones),
+    /// with their mapping's address range.
+    files: VecDeque<(u64, File, MapAddr)>,
     synced_records: u64,
+    /// Interval policy: (segment first offset, bytes synced) of the segment
+    /// being written.
+    synced_to: (u64, usize),
     last_sync: Instant,
     retry_at: Option<Instant>,
 }
@@ -306,7 +323,48 @@ fn map(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
     // out) and preallocated to `len`; nothing truncates it while mapped.
     // Stores through the mapping are plain memory writes into page-cache
     // pages; other processes reading the file see bytes, not Rust objects.
-    unsafe { MmapOptions::new().len(len as usize).populate().map_mut(f) }.map_err(|e| io_err(path, "mmap", e))
+    let m = unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))?;
+    // Take every page's write fault here, on the keeper's core, not in the
+    // poller's hot loop (on ext4 a first write to a page costs microseconds).
+    if let Err(e) = m.advise(Advice::PopulateWrite) {
+        log::debug!("madvise(MADV_POPULATE_WRITE) on {}: {e}; pages will fault in as records are written", path.display());
+    }
+    Ok(m)
+}
+
+/// A mapped segment's address range, for the keeper's msync of what was
+/// written (the keeper alone unmaps segments, so the range stays mapped
+/// while it holds this).
+#[derive(Debug, Clone, Copy)]
+struct MapAddr {
+    addr: usize,
+    len: usize,
+}
+
+impl MapAddr {
+    fn of(m: &MmapMut) -> MapAddr {
+        MapAddr { addr: m.as_ptr() as usize, len: m.len() }
+    }
+
+    /// msync(MS_SYNC) of bytes `from..to` (widened to pages): writes back
+    /// and waits for just that range, and the metadata needed to read it.
+    fn sync(&self, from: usize, to: usize) -> io::Result<()> {
+        let page = 4096;
+        let start = from / page * page;
+        let end = to.min(self.len);
+        if end <= start {
+            return Ok(());
+        }
+        // SAFETY: [addr+start, addr+end) lies inside a mapping that is only
+        // unmapped by the keeper thread, which is the caller; msync reads no
+        // memory, it writes back page-cache pages.
+        let rc = unsafe { libc::msync((self.addr + start) as *mut libc::c_void, end - start, libc::MS_SYNC) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
 }
 
 impl Keeper {
@@ -328,7 +386,7 @@ impl Keeper {
             Ok(m) => {
                 let cap = records_per_segment(bytes);
                 let mapped = Mapped { map: m, first: p.next_first, cap };
-                p.files.push_back((p.next_first, f));
+                p.files.push_back((p.next_first, f, MapAddr::of(&mapped.map)));
                 p.next_first += cap;
                 Ok(mapped)
             }
@@ -368,15 +426,16 @@ impl Keeper {
         }
     }
 
-    /// Full segments handed back by pollers: synced per policy, unmapped.
-    fn retire(&mut self) {
+    /// Segments handed back by pollers (full, or at stop): synced per
+    /// policy (always at stop), unmapped.
+    fn retire(&mut self, stopping: bool) {
         for p in &mut self.parts {
             while let Some(old) = p.sh.retired.pop() {
                 let first = old.first;
                 drop(old); // munmap
-                if let Some(i) = p.files.iter().position(|(f, _)| *f == first) {
-                    let (_, f) = p.files.remove(i).expect("index found");
-                    if self.shared.sync != SyncPolicy::None {
+                if let Some(i) = p.files.iter().position(|(f, _, _)| *f == first) {
+                    let (_, f, _) = p.files.remove(i).expect("index found");
+                    if self.shared.sync != SyncPolicy::None || stopping {
                         match f.sync_data() {
                             Ok(()) => {
                                 p.sh.syncs.fetch_add(1, Ordering::Relaxed);
@@ -389,30 +448,49 @@ impl Keeper {
         }
     }
 
-    /// Interval policy: fdatasync the segment being written when records
-    /// were added since the last sync and the interval has passed.
-    fn sync_due(&mut self, every: Duration, force: bool) {
+    /// Interval policy: msync what was written to the segment being written
+    /// since the last sync, once the interval has passed. Only that range:
+    /// pages prepared ahead stay dirty and writable, so the poller takes no
+    /// write fault on them.
+    fn sync_due(&mut self, every: Duration) {
         for p in &mut self.parts {
             let written = p.sh.records.load(Ordering::Relaxed);
-            if written == p.synced_records || (!force && p.last_sync.elapsed() < every) {
+            if written == p.synced_records || p.last_sync.elapsed() < every {
                 continue;
             }
             let cur = p.sh.segment_first.load(Ordering::Relaxed);
-            let mut ok = true;
-            for (first, f) in &p.files {
-                if *first == cur || force {
-                    if let Err(e) = f.sync_data() {
-                        ok = false;
-                        self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display()));
-                    } else {
-                        p.sh.syncs.fetch_add(1, Ordering::Relaxed);
-                    }
+            let next = p.sh.next_offset.load(Ordering::Relaxed);
+            let Some((_, _, m)) = p.files.iter().find(|(f, _, _)| *f == cur) else { continue };
+            let to = HEADER_LEN + (next.saturating_sub(cur)) as usize * RECORD_LEN;
+            let from = if p.synced_to.0 == cur { p.synced_to.1 } else { 0 };
+            match m.sync(from, to) {
+                Ok(()) => {
+                    p.sh.syncs.fetch_add(1, Ordering::Relaxed);
+                    p.synced_records = written;
+                    p.synced_to = (cur, to);
                 }
-            }
-            if ok {
-                p.synced_records = written;
+                Err(e) => self.shared.error(format!("msync of {} segment {cur}: {e}", p.sh.dir.display())),
             }
             p.last_sync = Instant::now();
+        }
+    }
+
+    /// At stop: fdatasync every segment that holds records (not the
+    /// prepared, empty ones), whatever the policy.
+    fn sync_all(&mut self) {
+        for p in &mut self.parts {
+            let cur = p.sh.segment_first.load(Ordering::Relaxed);
+            for (first, f, _) in &p.files {
+                if *first > cur && cur != u64::MAX {
+                    continue; // prepared, never written
+                }
+                match f.sync_data() {
+                    Ok(()) => {
+                        p.sh.syncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display())),
+                }
+            }
         }
     }
 
@@ -426,14 +504,14 @@ impl Keeper {
         };
         loop {
             let stop = self.shared.stop.load(Ordering::Acquire);
-            self.retire();
+            self.retire(stop);
             if stop {
-                self.sync_due(Duration::ZERO, true);
+                self.sync_all();
                 return;
             }
             self.fill();
             if let Some(d) = interval {
-                self.sync_due(d, false);
+                self.sync_due(d);
             }
             let nap = interval.unwrap_or(Duration::from_millis(100)).min(Duration::from_millis(100));
             std::thread::park_timeout(nap);
@@ -541,7 +619,7 @@ pub fn open_log(
             Some((path, h, slot)) => {
                 let f = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err(&path, "opening", e))?;
                 let m = map(&f, &path, h.segment_bytes)?;
-                files.push_back((h.first, f));
+                files.push_back((h.first, f, MapAddr::of(&m)));
                 sh.segment_first.store(h.first, Ordering::Relaxed);
                 log::info!("move log {}: appending at offset {next} in {}", sh.dir.display(), path.display());
                 (Some(Mapped { map: m, first: h.first, cap: h.capacity() }), slot, h.first + h.capacity())
@@ -567,6 +645,7 @@ pub fn open_log(
             next_first,
             files,
             synced_records: 0,
+            synced_to: (u64::MAX, 0),
             last_sync: Instant::now(),
             retry_at: None,
         });
