@@ -139,14 +139,14 @@ fn a_second_writer_is_refused() {
 fn no_prepared_segment_refuses_until_one_is() {
     let d = Dir::new("norot");
     let mut o = open(&d.0, &[0], SEG10, false).unwrap(); // keeper primed, not running
-    // the first segment plus READY_DEPTH-1 more were primed: 2 segments
+    // at open: the segment being written plus two prepared ahead
     let mut n = 0;
     while o.parts[0].append(&acc(0, n)) {
         n += 1;
     }
-    assert_eq!(n, 20, "two primed segments of 10");
+    assert_eq!(n, 30, "three segments of 10");
     assert_eq!(o.shared.partitions[0].refused.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(read_partition(&d.0, 0, 0).0.len(), 20, "nothing written for the refused one");
+    assert_eq!(read_partition(&d.0, 0, 0).0.len(), 30, "nothing written for the refused one");
 }
 
 #[test]

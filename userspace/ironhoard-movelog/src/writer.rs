@@ -326,8 +326,18 @@ fn map(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
     let m = unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))?;
     // Take every page's write fault here, on the keeper's core, not in the
     // poller's hot loop (on ext4 a first write to a page costs microseconds).
-    if let Err(e) = m.advise(Advice::PopulateWrite) {
-        log::debug!("madvise(MADV_POPULATE_WRITE) on {}: {e}; pages will fault in as records are written", path.display());
+    // In 2 MiB steps, yielding between them, so threads sharing the
+    // keeper's core are not held off for the whole segment.
+    const STEP: usize = 2 << 20;
+    let mut off = 0;
+    while off < m.len() {
+        let n = STEP.min(m.len() - off);
+        if let Err(e) = m.advise_range(Advice::PopulateWrite, off, n) {
+            log::debug!("madvise(MADV_POPULATE_WRITE) on {}: {e}; pages will fault in as records are written", path.display());
+            break;
+        }
+        off += n;
+        std::thread::yield_now();
     }
     Ok(m)
 }
@@ -651,6 +661,17 @@ pub fn open_log(
         });
     }
     let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts, _lock: lock };
+    keeper.prime();
+    // a partition starting a new segment takes it now, so its first rotation
+    // comes only when that segment is full; then refill what it took
+    for p in &mut parts {
+        if p.cur.is_none() {
+            if let Some(m) = p.shared.ready.pop() {
+                p.shared.segment_first.store(m.first, Ordering::Relaxed);
+                p.cur = Some(m);
+            }
+        }
+    }
     keeper.prime();
     Ok((parts, keeper, shared, recoveries))
 }

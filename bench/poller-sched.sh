@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Who takes the poller's core? Runs the appliance (XDP backend, poller on
+# core 0) under ironhoard-pktgen load (core 1), records sched_switch on core
+# 0 for a few seconds with perf, and prints how often and how long the
+# poller was switched out, and by whom; plus the run's loss and the
+# kernel's rx_ring_full.
+#   usage: bench/poller-sched.sh [RATE] [SECONDS]   (root; make release first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lab-lib.sh
+RATE=${1:-200000}
+SECS=${2:-3}
+command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 1; }
+trap lab_down EXIT INT TERM
+lab_up
+appliance_up xdp
+ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" \
+  --rate "$RATE" --duration $((SECS + 3)) --games 10 --players 100 --board 16x16 --replay-ratio 0.05 \
+  --cpu 1 --rx-cpu 1 --report "$DIR/r.json" --quiet 2>/dev/null &
+GPID=$!
+sleep 1.5
+perf record -q -e sched:sched_switch -C 0 -o "$DIR/sched.data" -- sleep "$SECS" 2>/dev/null
+wait "$GPID" || true
+"$BIN" stats --socket "$DIR/stats.sock" --json > "$DIR/stats.json"
+"$BIN" stats --socket "$DIR/stats.sock" --command "show latency" > "$DIR/lat.json"
+perf script -i "$DIR/sched.data" -F time,event,trace 2>/dev/null > "$DIR/sched.txt"
+python3 - "$DIR/sched.txt" "$DIR/r.json" "$DIR/stats.json" "$RATE" "$SECS" "$DIR/lat.json" <<'PY'
+import json, re, sys, collections
+txt, rep, st, rate, secs = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), int(sys.argv[4]), sys.argv[5]
+lat = json.load(open(sys.argv[6]))
+out_by = collections.Counter(); gaps = []; off_at = None
+pat = re.compile(r"([\d.]+):\s+sched:sched_switch:\s+prev_comm=(.*?) prev_pid=\d+ .*?==> next_comm=(.*?) next_pid=")
+for line in open(txt):
+    m = pat.search(line)
+    if not m:
+        continue
+    t, prev, nxt = float(m.group(1)), m.group(2), m.group(3)
+    if prev.startswith("ih-poller"):
+        out_by[nxt] += 1; off_at = t
+    elif nxt.startswith("ih-poller") and off_at is not None:
+        gaps.append(t - off_at); off_at = None
+gaps.sort()
+total = sum(gaps)
+print(f"poller core 0, {secs} s at {rate} moves/s asked (pktgen on core 1):")
+print(f"  switched out {sum(out_by.values())} times; off-CPU {total*1e3:.1f} ms in total; longest gap {gaps[-1]*1e6 if gaps else 0:.0f} us; p99 gap {gaps[int(len(gaps)*0.99)]*1e6 if gaps else 0:.0f} us")
+for comm, n in out_by.most_common(8):
+    print(f"    {n:>7}  by {comm}")
+q = st["queues"][0]
+exp = rep["sent"] - rep["silently_dropped_expected"]
+print(f"  run: offered {rep['offered_pps']}/s acked {rep['acked_pps']}/s, lost {rep['lost']} of {exp} ({100.0*rep['lost']/max(exp,1):.3f} %), busy {rep['by_status']['busy']}")
+x = q.get("xsk", {})
+b = lat["batch_ns"]
+print("  appliance batch time (RX ring to TX ring, whole run): " + ", ".join(f"{k} {v/1e3:.1f} us" for k, v in b.items() if k in ("p50", "p99", "p999", "max")))
+print(f"  AF_XDP rx_ring_full {x.get('rx_ring_full', '?')}, rx_dropped {x.get('rx_dropped', '?')}; log records {st['log'].get('records')}, refused {st['log'].get('refused', '-')}")
+PY
