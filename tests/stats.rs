@@ -103,7 +103,7 @@ fn every_command_with_the_xdp_backend() {
     // table
     let (rc, out, _) = stats(&a, &[]);
     assert_eq!(rc, 0);
-    for k in ["total", "q0", "dropped by reason", "per second", "per-move service", "AF_XDP"] {
+    for k in ["total", "q0", "dropped by reason", "per second", "per-move service", "AF_XDP", "move log", "(sync interval)", "q0: next offset"] {
         assert!(out.contains(k), "table shows {k}:\n{out}");
     }
 

@@ -181,12 +181,11 @@ impl PartitionReader {
     /// The next record, `Ok(None)` at the current end of the partition, or
     /// a non-fatal error (see [`ReadError::is_fatal`]) after which the next
     /// call continues.
+    #[allow(clippy::should_implement_trait)] // fallible, and resumable after an error
     pub fn next(&mut self) -> Result<Option<Record>, ReadError> {
         for _ in 0..1024 {
             if self.cur.is_none() && !self.seek()? {
-                if self.cur.is_none() {
-                    return Ok(None);
-                }
+                return Ok(None);
             }
             let Some(o) = self.cur.as_ref() else { continue };
             let end = o.header.first + o.header.capacity();
@@ -364,6 +363,7 @@ impl LogReader {
 
     /// The next record in server-time order, `Ok(None)` at the current end,
     /// or a non-fatal error after which the next call continues.
+    #[allow(clippy::should_implement_trait)] // fallible, and resumable after an error
     pub fn next(&mut self) -> Result<Option<Record>, ReadError> {
         let mut any_empty = false;
         for (p, head) in &mut self.parts {

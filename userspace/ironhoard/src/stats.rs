@@ -474,6 +474,31 @@ pub fn render_table(v: &Value, lat: Option<&Value>) -> String {
             out.push_str(&format!("q{} AF_XDP: {}  wakeups={}\n", g(q, "queue"), parts.join(" "), g(q, "wakeups")));
         }
     }
+    if let Some(l) = v.get("log").filter(|l| l.is_object()) {
+        out.push_str(&format!(
+            "move log {} (sync {}): {} records this run, {} BUSY for want of a segment, {}{}\n",
+            l["dir"].as_str().unwrap_or("?"),
+            l["sync"].as_str().unwrap_or("?"),
+            g(l, "records"),
+            g(l, "refused"),
+            if l["healthy"].as_bool() == Some(true) { "healthy" } else { "UNHEALTHY" },
+            l["last_error"].as_str().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+        ));
+        for p in l["partitions"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  q{}: next offset {}  segment {}  prepared {}  rotations {}  syncs {}\n",
+                g(p, "queue"),
+                g(p, "next_offset"),
+                p["segment_first"].as_u64().map_or("none".to_string(), |f| f.to_string()),
+                g(p, "segments_ready"),
+                g(p, "rotations"),
+                g(p, "syncs")
+            ));
+        }
+        for r in l["recovery"].as_array().into_iter().flatten() {
+            out.push_str(&format!("  at start: {}\n", r.as_str().unwrap_or("")));
+        }
+    }
     if let Some(l) = lat {
         for (k, name) in [("move_ns", "per-move service"), ("batch_ns", "per batch")] {
             let p = &l[k];
