@@ -399,6 +399,25 @@ fn send_counting(c: &Client, base: u64, n: u64, acc: &mut BTreeSet<MoveId>) -> (
     (ok, busy)
 }
 
+/// After the cause of BUSY went away: moves are ACCEPTED again within 5 s
+/// (the keeper retries every second); then, after a clean stop, the log is
+/// exactly the moves acked ACCEPTED.
+fn accepted_again_then_exact(a: &mut Appliance, c: &Client, mut acc: BTreeSet<MoveId>, dir: &Path, after: &str) {
+    let t0 = Instant::now();
+    loop {
+        let (ok, _) = send_counting(c, 10_000 + t0.elapsed().as_millis() as u64 * 100, 20, &mut acc);
+        if ok == 20 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "still BUSY 5 s after {after}: {}", a.stats()["log"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, _) = a.stop();
+    assert!(st.success(), "{}", a.log());
+    let want: HashSet<MoveId> = acc.into_iter().collect();
+    assert_eq!(check_records(&read_log(dir)), want, "the log is exactly the moves acked ACCEPTED");
+}
+
 /// A tmpfs of fixed size, unmounted on drop.
 struct Tmpfs(PathBuf);
 impl Drop for Tmpfs {
@@ -428,20 +447,7 @@ fn full_disk_means_busy_then_recovers_when_space_returns() {
     assert_eq!(s["log"]["healthy"], false);
     assert!(s["queues"][0]["log_refused"].as_u64().unwrap() >= busy);
     sh(&["mount", "-o", "remount,size=2m", mnt.to_str().unwrap()]);
-    let t0 = Instant::now();
-    loop {
-        let (ok2, _) = send_counting(&c, 10_000 + t0.elapsed().as_millis() as u64 * 100, 20, &mut acc);
-        if ok2 == 20 {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(5), "still BUSY 5 s after space returned: {}", a.stats()["log"]);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (st, _) = a.stop();
-    assert!(st.success(), "{}", a.log());
-    let logged = check_records(&read_log(&mnt));
-    let want: HashSet<MoveId> = acc.into_iter().collect();
-    assert_eq!(logged, want, "the log is exactly the moves acked ACCEPTED");
+    accepted_again_then_exact(&mut a, &c, acc, &mnt, "space returned");
 }
 
 /// A partition directory that stops taking new files (immutable): BUSY once
@@ -466,16 +472,5 @@ fn unwritable_partition_at_runtime_means_busy_then_recovers() {
     assert!(busy > 0 && ok >= 682, "{ok} accepted, {busy} busy");
     assert!(a.stats()["log"]["last_error"].as_str().unwrap_or("").contains(q0.to_str().unwrap()), "{}", a.stats()["log"]);
     drop(guard);
-    let t0 = Instant::now();
-    loop {
-        let (ok2, _) = send_counting(&c, 10_000 + t0.elapsed().as_millis() as u64 * 100, 20, &mut acc);
-        if ok2 == 20 {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(5), "still BUSY after the directory became writable: {}", a.stats()["log"]);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (st, _) = a.stop();
-    assert!(st.success(), "{}", a.log());
-    assert_eq!(check_records(&read_log(&logdir.0)), acc.into_iter().collect::<HashSet<_>>());
+    accepted_again_then_exact(&mut a, &c, acc, &logdir.0, "the directory became writable");
 }

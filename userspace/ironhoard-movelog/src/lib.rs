@@ -227,6 +227,23 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<Header, String> {
     Ok(h)
 }
 
+/// Reads at `pos` until `buf` is full or the file ends; returns the bytes read.
+pub(crate) fn read_full(f: &std::fs::File, buf: &mut [u8], mut pos: u64) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match std::os::unix::fs::FileExt::read_at(f, &mut buf[got..], pos) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// Now, Unix ns.
 pub fn unix_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)

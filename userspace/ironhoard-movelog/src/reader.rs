@@ -10,10 +10,9 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::{decode_header, decode_slot, parse_partition_name, parse_segment_name, partition_name, Header, Record, Slot, HEADER_LEN, RECORD_LEN};
+use crate::{decode_header, decode_slot, read_full, parse_partition_name, parse_segment_name, partition_name, Header, Record, Slot, HEADER_LEN, RECORD_LEN};
 
 /// A segment file of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,21 +303,6 @@ impl PartitionReader {
     }
 }
 
-fn read_full(f: &File, buf: &mut [u8], mut pos: u64) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read_at(&mut buf[got..], pos) {
-            Ok(0) => break,
-            Ok(n) => {
-                got += n;
-                pos += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
 
 /// Every partition of a log, merged by server receive time (ties by
 /// queue). While following, records are merged among those available: a

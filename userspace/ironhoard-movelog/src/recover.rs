@@ -14,7 +14,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::{decode_header, decode_slot, parse_segment_name, Header, Record, Slot, DAMAGED_INFIX, HEADER_LEN, RECORD_LEN};
+use crate::{decode_header, decode_slot, read_full, parse_segment_name, Header, Record, Slot, DAMAGED_INFIX, HEADER_LEN, RECORD_LEN};
 
 /// Damage found in a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,21 +196,6 @@ fn visit_slots(path: &Path, visit: &mut dyn FnMut(&Record)) -> io::Result<()> {
     }
 }
 
-fn read_full(f: &File, buf: &mut [u8], mut pos: u64) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read_at(&mut buf[got..], pos) {
-            Ok(0) => break,
-            Ok(n) => {
-                got += n;
-                pos += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
 
 fn set_aside(path: &Path) -> io::Result<PathBuf> {
     let secs = crate::unix_ns() / 1_000_000_000;
