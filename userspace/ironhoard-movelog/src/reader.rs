@@ -91,6 +91,12 @@ pub struct PartitionReader {
     next_offset: u64,
     /// The torn record already reported (offset), so it is reported once.
     torn_reported: Option<u64>,
+    /// A newest segment with a bad header already reported.
+    header_reported: Option<PathBuf>,
+    /// With no live writer, the offset past which the rest of the segment
+    /// was already found empty (so following a stopped log does not reread
+    /// it on every poll).
+    end_scanned: Option<u64>,
 }
 
 impl PartitionReader {
@@ -103,6 +109,8 @@ impl PartitionReader {
             cur: None,
             next_offset: from,
             torn_reported: None,
+            header_reported: None,
+            end_scanned: None,
         }
     }
 
@@ -152,8 +160,9 @@ impl PartitionReader {
                 let offset = self.next_offset;
                 match to {
                     Some(t) => self.next_offset = t,
-                    None if got < HEADER_LEN && crate::writer_alive(&self.log_dir) => return Ok(false), // being created
-                    None => {}
+                    // the newest segment: report it once, then wait there
+                    None if self.header_reported.as_ref() == Some(&s.path) => return Ok(false),
+                    None => self.header_reported = Some(s.path.clone()),
                 }
                 return Err(ReadError::Damage { path: s.path.clone(), byte: 0, offset, why });
             }
@@ -216,7 +225,17 @@ impl PartitionReader {
                 // is seen (the poller writes slots in order).
                 // (a live writer fills slots in order: a short look suffices)
                 let alive = crate::writer_alive(&self.log_dir);
-                after = self.data_after(byte, if alive { 16 } else { u64::MAX })?;
+                after = if alive {
+                    self.data_after(byte, 16)?
+                } else if self.end_scanned == Some(self.next_offset) {
+                    false
+                } else {
+                    let a = self.data_after(byte, u64::MAX)?;
+                    if !a {
+                        self.end_scanned = Some(self.next_offset);
+                    }
+                    a
+                };
                 let o = self.cur.as_ref().expect("positioned");
                 if read_full(&o.file, &mut b, byte).map_err(|e| self.io(&path, e))? == RECORD_LEN {
                     slot_now = decode_slot(&b);
@@ -241,8 +260,15 @@ impl PartitionReader {
                     // the end, unless the writer has moved on past it
                     if let Some(t) = self.later_segment(first)? {
                         let from = self.next_offset;
-                        self.next_offset = t;
                         self.cur = None;
+                        if t == from {
+                            continue; // this segment was left unfilled, the next one continues it
+                        }
+                        if t < from {
+                            // the later segment overlaps this one: read on from it
+                            return Err(ReadError::Damage { path, byte, offset: from, why: format!("a later segment starts at offset {t}, inside this one") });
+                        }
+                        self.next_offset = t;
                         return Err(ReadError::Gap { dir: self.dir.clone(), from, to: t });
                     }
                     return Ok(None);

@@ -14,7 +14,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::{decode_header, decode_slot, read_full, parse_segment_name, Header, Record, Slot, DAMAGED_INFIX, HEADER_LEN, RECORD_LEN};
+use crate::{decode_header, decode_slot, read_full, SEGMENT_PREFIX, parse_segment_name, Header, Record, Slot, DAMAGED_INFIX, HEADER_LEN, RECORD_LEN};
+
+/// Suffix of a segment being prepared (renamed into place when complete).
+pub const TMP_SUFFIX: &str = ".tmp";
 
 /// Damage found in a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +56,11 @@ pub struct Recovery {
     /// Offsets no kept segment covers (first, end exclusive): records lost
     /// before this start or set aside with a damaged segment.
     pub gaps: Vec<(u64, u64)>,
-    /// Segments with no record, removed.
+    /// Segments with no record, and half-prepared ones, removed.
     pub removed_empty: Vec<PathBuf>,
+    /// Segments set aside at an earlier start (their records still count:
+    /// they rebuild windows, and their offsets are never reused).
+    pub set_aside_earlier: Vec<PathBuf>,
     /// Files in the partition directory that are not segments (left alone).
     pub stray: Vec<PathBuf>,
 }
@@ -222,18 +228,28 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
     fs::create_dir_all(pdir).map_err(|e| io_err(pdir, "creating partition directory", e))?;
     let mut rec = Recovery::default();
     let mut segs: Vec<(u64, PathBuf)> = Vec::new();
+    let mut tmp = Vec::new();
     for e in fs::read_dir(pdir).map_err(|e| io_err(pdir, "listing", e))? {
         let e = e.map_err(|e| io_err(pdir, "listing", e))?;
         let name = e.file_name();
         let name = name.to_string_lossy();
+        let is_file = e.file_type().map(|t| t.is_file()).unwrap_or(false);
         match parse_segment_name(&name) {
-            Some(first) if e.file_type().map(|t| t.is_file()).unwrap_or(false) => segs.push((first, e.path())),
-            _ if name.contains(DAMAGED_INFIX) => {} // set aside earlier
+            Some(first) if is_file => segs.push((first, e.path())),
+            _ if is_file && name.contains(DAMAGED_INFIX) && name.starts_with(SEGMENT_PREFIX) => rec.set_aside_earlier.push(e.path()),
+            _ if is_file && name.ends_with(TMP_SUFFIX) && name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name).is_some() => tmp.push(e.path()),
             _ => rec.stray.push(e.path()),
         }
     }
     segs.sort();
     rec.stray.sort();
+    rec.set_aside_earlier.sort();
+    // a segment whose preparation a crash interrupted: never handed to a
+    // poller (it is renamed into place only when complete), holds nothing
+    for t in tmp {
+        fs::remove_file(&t).map_err(|e| io_err(&t, "removing half-prepared segment", e))?;
+        rec.removed_empty.push(t);
+    }
     let mut count = 0u64;
     let mut highest: Option<u64> = None;
     let mut visit_all = |r: &Record| {
@@ -241,6 +257,9 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
         highest = Some(highest.map_or(r.offset, |h: u64| h.max(r.offset)));
         visit(r);
     };
+    for p in &rec.set_aside_earlier {
+        visit_slots(p, &mut visit_all)?;
+    }
     let mut kept: Vec<Scan> = Vec::new();
     for (first, path) in &segs {
         match scan_segment(path, *first, partition, &mut visit_all)? {
@@ -292,7 +311,7 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
         }
     }
     rec.records = count;
-    rec.next_offset = highest.map_or(0, |h| h + 1);
+    rec.next_offset = highest.map_or(0, |h| h.saturating_add(1));
     if highest.is_none() {
         // no record anywhere: continue where the newest segment starts
         rec.next_offset = kept.iter().map(|s| s.header.first).max().unwrap_or(0);

@@ -297,3 +297,113 @@ fn partitions_no_queue_writes_are_recovered_and_visited() {
     assert_eq!(o.parts.len(), 1);
     o.close();
 }
+
+// Regressions found in review: each failed before its fix.
+
+#[test]
+fn a_segment_set_aside_earlier_still_counts_at_the_next_start() {
+    let d = Dir::new("reuse");
+    four_segments(&d.0);
+    let f = fs::OpenOptions::new().write(true).open(seg_path(&d.0, 0, 30)).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[1], (HEADER_LEN + RECORD_LEN + 30) as u64).unwrap();
+    drop(f);
+    let o = open(&d.0, &[0], SEG10, true).unwrap();
+    assert_eq!((o.parts[0].next_offset(), o.visited.len()), (35, 34));
+    o.close(); // restart again before any move is accepted
+    let mut o = open(&d.0, &[0], SEG10, true).unwrap();
+    assert_eq!(o.parts[0].next_offset(), 35, "offsets of the set-aside segment are never reused");
+    assert_eq!(o.visited.len(), 34, "its records still rebuild windows");
+    assert_eq!(o.rec[0].1.set_aside_earlier.len(), 1);
+    o.append(0, &acc(0, 35));
+    o.close();
+}
+
+#[test]
+fn with_sync_none_a_clean_stop_syncs_every_segment_written() {
+    let d = Dir::new("none");
+    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: SEG10, sync: SyncPolicy::None };
+    let (mut parts, keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
+    let k = std::thread::spawn(move || keeper.run());
+    for i in 0..35 {
+        while !parts[0].append(&acc(0, i)) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let sh = Arc::clone(&shared.partitions[0]);
+    drop(parts);
+    shared.request_stop();
+    k.join().unwrap();
+    assert!(sh.syncs.load(std::sync::atomic::Ordering::Relaxed) >= 4, "the three full segments and the last one were fsynced");
+}
+
+#[test]
+fn a_reader_reports_a_bad_newest_header_once() {
+    let d = Dir::new("loop");
+    let mut o = open(&d.0, &[0], SEG10, true).unwrap();
+    for i in 0..15 {
+        o.append(0, &acc(0, i));
+    }
+    o.close();
+    for first in [20u64, 30] {
+        let _ = fs::remove_file(seg_path(&d.0, 0, first)); // the prepared, empty ones
+    }
+    let f = fs::OpenOptions::new().write(true).open(seg_path(&d.0, 0, 10)).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"X", 0).unwrap();
+    drop(f);
+    let (v, errs) = read_partition(&d.0, 0, 0);
+    assert_eq!(v.len(), 10);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+}
+
+fn open_segment_fds(dir: &Path) -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| p.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn a_poller_outrunning_the_keeper_leaks_nothing_and_is_never_unmapped_under_it() {
+    let d = Dir::new("ovf");
+    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: 65536, sync: SyncPolicy::Interval(std::time::Duration::from_millis(1)) };
+    let (mut parts, keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
+    let k = std::thread::spawn(move || keeper.run());
+    let (mut ok, mut busy) = (0u64, 0u64);
+    while ok < 200_000 {
+        if parts[0].append(&acc(0, ok)) {
+            ok += 1;
+        } else {
+            busy += 1;
+        }
+    }
+    let sh = Arc::clone(&shared.partitions[0]);
+    drop(parts);
+    shared.request_stop();
+    k.join().unwrap();
+    eprintln!("200000 appended, {busy} refused, {} rotations", sh.rotations.load(std::sync::atomic::Ordering::Relaxed));
+    drop(shared);
+    assert_eq!(open_segment_fds(&d.0), 0, "every segment file closed");
+    let (v, errs) = read_partition(&d.0, 0, 0);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(v.len(), 200_000);
+}
+
+#[test]
+fn a_half_prepared_segment_is_removed_not_reported_as_damage() {
+    let d = Dir::new("half");
+    let mut o = open(&d.0, &[0], SEG10, true).unwrap();
+    for i in 0..5 {
+        o.append(0, &acc(0, i));
+    }
+    o.close();
+    // a crash between creating and renaming a segment
+    let tmp = d.0.join("q0").join(format!("{}{}", segment_name(30), crate::recover::TMP_SUFFIX));
+    fs::File::create(&tmp).unwrap().set_len(SEG10).unwrap();
+    let o = open(&d.0, &[0], SEG10, true).unwrap();
+    let r = &o.rec[0].1;
+    assert!(r.damage.is_empty(), "{:?}", r.damage);
+    assert!(r.removed_empty.contains(&tmp));
+    assert!(!tmp.exists());
+    o.close();
+}

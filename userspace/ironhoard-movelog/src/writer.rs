@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,19 +25,22 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use memmap2::{Advice, MmapMut, MmapOptions};
 
-use crate::recover::{recover_partition, sync_dir, Recovery};
+use crate::recover::{recover_partition, sync_dir, Recovery, TMP_SUFFIX};
 use crate::{encode_header, encode_record, partition_name, records_per_segment, segment_name, unix_ns, Accepted, DirLock, Header, Record, HEADER_LEN, MIN_SEGMENT_BYTES, RECORD_LEN};
 
 /// Prepared segments kept ready per partition.
 const READY_DEPTH: usize = 2;
+/// Full segments a partition can hand back before the keeper takes them.
+const RETIRED_DEPTH: usize = 16;
 /// After a failed preparation, try again this much later.
 const RETRY: Duration = Duration::from_secs(1);
 
 /// When records are forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncPolicy {
-    /// Never while running (the kernel writes back when it likes, within
-    /// ~30 s by default); a clean stop still fsyncs.
+    /// The segment being written is left to kernel writeback (within ~30 s
+    /// by default); full segments are fsynced when retired, and a clean
+    /// stop fsyncs the rest.
     None,
     /// The keeper thread fdatasyncs each partition's segment at most this
     /// long after it was written.
@@ -122,6 +125,8 @@ pub struct LogShared {
     /// Set once the pollers stopped: the keeper syncs everything and exits.
     pub stop: AtomicBool,
     keeper: OnceLock<Thread>,
+    /// The directory lock, held while any partition or the keeper lives.
+    _lock: DirLock,
 }
 
 impl LogShared {
@@ -231,6 +236,12 @@ impl Partition {
     /// the keeper). `false` if none is ready.
     #[cold]
     fn rotate(&mut self) -> bool {
+        // the full segment must go back to the keeper (only it unmaps):
+        // no room there (keeper far behind) is no room here
+        if self.shared.retired.is_full() {
+            self.log.wake_keeper();
+            return false;
+        }
         let Some(next) = self.shared.ready.pop() else {
             self.log.wake_keeper();
             return false;
@@ -243,7 +254,9 @@ impl Partition {
         if let Some(old) = self.cur.replace(next) {
             // the keeper syncs it per policy and unmaps it, off this core
             if let Err(old) = self.shared.retired.push(old) {
-                drop(old); // cannot happen (the keeper drains it): unmap here
+                // not reachable (checked not full above, one producer);
+                // leaking the mapping is safe, unmapping under the keeper is not
+                std::mem::forget(old);
             }
         }
         self.slot = 0;
@@ -260,7 +273,7 @@ impl Drop for Partition {
     fn drop(&mut self) {
         if let Some(c) = self.cur.take() {
             if let Err(c) = self.shared.retired.push(c) {
-                drop(c);
+                std::mem::forget(c); // never unmap under the keeper's feet
             }
         }
         self.log.wake_keeper();
@@ -268,12 +281,10 @@ impl Drop for Partition {
 }
 
 /// The keeper: prepares segments ahead, syncs per policy, retires full
-/// segments, holds the directory lock. Runs on its own thread (never a
-/// poller's core).
+/// segments. Runs on its own thread (never a poller's core).
 pub struct Keeper {
     shared: Arc<LogShared>,
     parts: Vec<KeeperPart>,
-    _lock: DirLock,
 }
 
 struct KeeperPart {
@@ -383,12 +394,20 @@ impl Keeper {
     fn prepare(shared: &LogShared, p: &mut KeeperPart) -> io::Result<Mapped> {
         let bytes = shared.segment_bytes;
         let path = p.sh.dir.join(segment_name(p.next_first));
-        let f = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| io_err(&path, "creating segment", e))?;
+        // Built under a temporary name and renamed into place once complete,
+        // so a crash mid-way never leaves a segment without its header.
+        let tmp = p.sh.dir.join(format!("{}{TMP_SUFFIX}", segment_name(p.next_first)));
+        let _ = std::fs::remove_file(&tmp);
+        let f = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp).map_err(|e| io_err(&tmp, "creating segment", e))?;
         let res = (|| {
-            preallocate(&f, &path, bytes)?;
+            preallocate(&f, &tmp, bytes)?;
             let h = Header { first: p.next_first, created_unix_ns: unix_ns(), partition: p.sh.queue, segment_bytes: bytes };
-            f.write_all_at(&encode_header(&h), 0).map_err(|e| io_err(&path, "writing header", e))?;
-            f.sync_all().map_err(|e| io_err(&path, "fsync", e))?;
+            f.write_all_at(&encode_header(&h), 0).map_err(|e| io_err(&tmp, "writing header", e))?;
+            f.sync_all().map_err(|e| io_err(&tmp, "fsync", e))?;
+            if path.exists() {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("segment {} already exists", path.display())));
+            }
+            std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, "renaming new segment into place", e))?;
             sync_dir(&p.sh.dir)?;
             map(&f, &path, bytes)
         })();
@@ -402,20 +421,28 @@ impl Keeper {
             }
             Err(e) => {
                 // it holds no record: remove it, try again later
-                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(&tmp);
+                if !path.exists() || std::fs::metadata(&path).map(|m| m.ino()).ok() == f.metadata().map(|m| m.ino()).ok() {
+                    let _ = std::fs::remove_file(&path);
+                }
                 Err(e)
             }
         }
     }
 
+    /// Prepares what is missing (at most a partition's ready depth per
+    /// call, retiring handed-back segments between preparations, so a
+    /// poller outrunning the keeper never starves retirement and syncs).
     fn fill(&mut self) {
         let now = Instant::now();
-        for p in &mut self.parts {
-            if p.retry_at.is_some_and(|t| now < t) {
-                continue;
-            }
-            p.retry_at = None;
-            while p.sh.ready.len() < READY_DEPTH {
+        for i in 0..self.parts.len() {
+            for _ in 0..READY_DEPTH {
+                self.retire();
+                let p = &mut self.parts[i];
+                if p.retry_at.is_some_and(|t| now < t) || p.sh.ready.len() >= READY_DEPTH {
+                    break;
+                }
+                p.retry_at = None;
                 match Self::prepare(&self.shared, p) {
                     Ok(m) => {
                         let _ = p.sh.ready.push(m);
@@ -436,22 +463,21 @@ impl Keeper {
         }
     }
 
-    /// Segments handed back by pollers (full, or at stop): synced per
-    /// policy (always at stop), unmapped.
-    fn retire(&mut self, stopping: bool) {
+    /// Segments handed back by pollers (full, or at stop): fdatasynced
+    /// (every policy: a full segment is never left to writeback alone),
+    /// unmapped, closed.
+    fn retire(&mut self) {
         for p in &mut self.parts {
             while let Some(old) = p.sh.retired.pop() {
                 let first = old.first;
                 drop(old); // munmap
                 if let Some(i) = p.files.iter().position(|(f, _, _)| *f == first) {
                     let (_, f, _) = p.files.remove(i).expect("index found");
-                    if self.shared.sync != SyncPolicy::None || stopping {
-                        match f.sync_data() {
-                            Ok(()) => {
-                                p.sh.syncs.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display())),
+                    match f.sync_data() {
+                        Ok(()) => {
+                            p.sh.syncs.fetch_add(1, Ordering::Relaxed);
                         }
+                        Err(e) => self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display())),
                     }
                 }
             }
@@ -514,7 +540,7 @@ impl Keeper {
         };
         loop {
             let stop = self.shared.stop.load(Ordering::Acquire);
-            self.retire(stop);
+            self.retire();
             if stop {
                 self.sync_all();
                 return;
@@ -532,6 +558,18 @@ impl Keeper {
     pub fn prime(&mut self) {
         self.fill();
     }
+}
+
+/// Whether appending can continue in an existing segment: its blocks are
+/// reserved again first (a copied segment can be sparse, and a store into a
+/// hole on a full disk would be a SIGBUS). If they cannot be, appending
+/// continues in a new segment instead.
+fn resumable(path: &Path, bytes: u64) -> bool {
+    let res = OpenOptions::new().write(true).open(path).and_then(|f| preallocate(&f, path, bytes));
+    if let Err(e) = &res {
+        log::warn!("move log {}: cannot reserve its blocks again ({e}); continuing in a new segment", path.display());
+    }
+    res.is_ok()
 }
 
 /// Opens the log for the given queues: takes the directory lock, recovers
@@ -583,7 +621,7 @@ pub fn open_log(
                 queue: *q,
                 dir: pdir.clone(),
                 ready: ArrayQueue::new(READY_DEPTH),
-                retired: ArrayQueue::new(READY_DEPTH + 2),
+                retired: ArrayQueue::new(RETIRED_DEPTH),
                 records: AtomicU64::new(0),
                 next_offset: AtomicU64::new(*next),
                 segment_first: AtomicU64::new(u64::MAX),
@@ -620,13 +658,14 @@ pub fn open_log(
         recovery: Mutex::new(notes),
         stop: AtomicBool::new(false),
         keeper: OnceLock::new(),
+        _lock: lock,
     });
     let mut parts = Vec::new();
     let mut kparts = Vec::new();
     for ((_, _, resume, next), sh) in resumes.into_iter().zip(&parts_shared) {
         let mut files = VecDeque::new();
         let (cur, slot, next_first) = match resume {
-            Some((path, h, slot)) => {
+            Some((path, h, slot)) if resumable(&path, h.segment_bytes) => {
                 let f = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err(&path, "opening", e))?;
                 let m = map(&f, &path, h.segment_bytes)?;
                 files.push_back((h.first, f, MapAddr::of(&m)));
@@ -634,7 +673,7 @@ pub fn open_log(
                 log::info!("move log {}: appending at offset {next} in {}", sh.dir.display(), path.display());
                 (Some(Mapped { map: m, first: h.first, cap: h.capacity() }), slot, h.first + h.capacity())
             }
-            None => {
+            _ => {
                 log::info!("move log {}: appending at offset {next} in a new segment", sh.dir.display());
                 (None, 0, next)
             }
@@ -660,7 +699,7 @@ pub fn open_log(
             retry_at: None,
         });
     }
-    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts, _lock: lock };
+    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts };
     keeper.prime();
     // a partition starting a new segment takes it now, so its first rotation
     // comes only when that segment is full; then refill what it took

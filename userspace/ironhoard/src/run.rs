@@ -77,7 +77,7 @@ fn random_seed() -> Result<u64> {
 
 /// Puts the windows rebuilt from the move log into a worker's engine (on
 /// the worker's thread, before it serves).
-fn restore_windows(engine: &mut Engine, queue: u32, restore: Vec<(PlayerId, ReplayWindow)>) {
+fn restore_windows(engine: &mut Engine, queue: u32, restore: Vec<(PlayerId, ReplayWindow)>) -> Result<()> {
     let now = ironhoard_dataplane::monotonic_ns();
     let (mut unknown, mut full) = (0u64, 0u64);
     let n = restore.len();
@@ -88,12 +88,13 @@ fn restore_windows(engine: &mut Engine, queue: u32, restore: Vec<(PlayerId, Repl
             Err(ironhoard_engine::RestoreError::TableFull) => full += 1,
         }
     }
-    if full > 0 {
-        error!("worker {queue}: player table too small for the {n} players in the move log ({full} not restored): raise [moves] players_per_worker");
-    }
     if unknown > 0 {
         info!("worker {queue}: {unknown} players in the move log have a key_id no longer configured (their moves are dropped)");
     }
+    if full > 0 {
+        bail!("worker {queue}: player table too small for the {n} players in the move log ({full} not restored): raise [moves] players_per_worker");
+    }
+    Ok(())
 }
 
 /// Runs the appliance until SIGTERM or SIGINT.
@@ -180,6 +181,18 @@ pub fn run(cfg: Config) -> Result<()> {
     for (id, w) in windows {
         restore[((id.game_id ^ id.player_id) % workers.len() as u32) as usize].push((id, w));
     }
+    for (w, r) in workers.iter().zip(&restore) {
+        if r.len() > cfg.players_per_worker {
+            bail!(
+                "the move log {} holds {} players owned by queue {}'s worker, more than [moves] players_per_worker = {}: \
+                 raise it (players that do not fit could have their logged moves accepted again)",
+                cfg.log_dir.display(),
+                r.len(),
+                w.queue,
+                cfg.players_per_worker
+            );
+        }
+    }
     let clock = Arc::new(WallClock::default());
     let mut ends = parts.into_iter().map(|p| LogDispatch::new(p, Arc::clone(&clock))).collect::<Vec<_>>().into_iter();
     let mut restore = restore.into_iter();
@@ -223,7 +236,7 @@ pub fn run(cfg: Config) -> Result<()> {
                         // The table is allocated (and first touched) on the
                         // worker's own core.
                         let mut engine = Engine::new(ecfg, keys, seed);
-                        restore_windows(&mut engine, queue, restore);
+                        restore_windows(&mut engine, queue, restore)?;
                         info!("worker {queue}: pinned to core {core}, room for {} players", ecfg.players);
                         socket::serve(sock, &mut engine, &mut disp, &shared)
                             .with_context(|| format!("worker {queue} (core {core})"))
@@ -274,7 +287,7 @@ pub fn run(cfg: Config) -> Result<()> {
                     .spawn(move || -> Result<()> {
                         affinity::pin_current_thread(core)?;
                         let mut engine = Engine::new(ecfg, keys, seed);
-                        restore_windows(&mut engine, queue, restore);
+                        restore_windows(&mut engine, queue, restore)?;
                         info!("poller {queue}: pinned to core {core}, room for {} players", ecfg.players);
                         sock.serve(&mut engine, &mut disp, &shared, port, mesh)
                             .with_context(|| format!("poller {queue} (core {core})"))
