@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use ironhoard_wire::{Ack, AckRepr, MasterKey, MoveRepr, PlayerMac, Status};
 
+pub mod logcheck;
 #[path = "scenarios.rs"]
 pub mod scenarios;
 
@@ -173,6 +174,19 @@ pub fn bin(name: &str) -> PathBuf {
         }
     }
     panic!("{name} not built under {}: run `cargo build` first (make test does)", target.display());
+}
+
+/// A child process killed (and reaped) when the guard drops, also when a
+/// test panics: tail --follow, tcpdump, a background generator.
+pub struct ChildGuard(pub Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// A temporary directory removed on drop.

@@ -7,36 +7,15 @@
 use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ironhoard_labtests::logcheck::{assert_log_matches_client, check_records, id_of, read_accepted, read_log, MoveId};
 use ironhoard_labtests::scenarios::{expect_status, Expect};
-use ironhoard_labtests::{bin, secret, sh, Appliance, Client, Lab, Settings, TempDir};
-use ironhoard_movelog::{LogReader, Record};
-use ironhoard_wire::{MasterKey, Move, Status};
+use ironhoard_labtests::{bin, sh, Appliance, ChildGuard, Client, Lab, Settings, TempDir};
+use ironhoard_movelog::LogReader;
+use ironhoard_wire::Status;
 use serde_json::Value;
-
-/// (key_id, game, player, seq)
-type MoveId = (u8, u32, u32, u64);
-
-fn id_of(r: &Record) -> MoveId {
-    let m = Move::new_unchecked(&r.mv[..]);
-    (m.key_id(), m.game_id(), m.player_id(), m.seq())
-}
-
-/// Every record of every partition; panics on any reported damage or gap.
-fn read_log(dir: &Path) -> Vec<Record> {
-    let mut r = LogReader::open(dir, &[], None).expect("log opens");
-    let mut v = Vec::new();
-    loop {
-        match r.next() {
-            Ok(Some(x)) => v.push(x),
-            Ok(None) => break,
-            Err(e) => panic!("reading {}: {e}", dir.display()),
-        }
-    }
-    v
-}
 
 fn with_log(extra: &str, dir: Option<&Path>) -> impl FnOnce(String) -> String {
     let extra = extra.to_string();
@@ -63,36 +42,6 @@ fn with_log(extra: &str, dir: Option<&Path>) -> impl FnOnce(String) -> String {
     }
 }
 
-/// Records unique per move, offsets dense per partition, tags verify,
-/// wall-clock timestamps. Returns the set of moves.
-fn check_records(recs: &[Record]) -> HashSet<MoveId> {
-    let mk = [MasterKey::new(&secret(0)), MasterKey::new(&secret(1))];
-    let mut seen = HashSet::new();
-    let mut next: std::collections::HashMap<u16, u64> = Default::default();
-    let mut by_q: Vec<&Record> = recs.iter().collect();
-    by_q.sort_by_key(|r| (r.queue, r.offset));
-    for r in by_q {
-        let n = next.entry(r.queue).or_insert(r.offset);
-        assert_eq!(r.offset, *n, "offsets dense in partition q{}", r.queue);
-        *n += 1;
-        let m = Move::new_checked(&r.mv[..]).unwrap();
-        assert!(seen.insert(id_of(r)), "move {:?} recorded twice", id_of(r));
-        assert!(m.verify_tag(&mk[m.key_id() as usize].player_mac(m.game_id(), m.player_id())), "record q{}:{} tag verifies", r.queue, r.offset);
-        assert!(r.recv_unix_ns > 1_600_000_000_000_000_000, "server timestamp is wall-clock");
-    }
-    seen
-}
-
-fn read_accepted(path: &Path) -> BTreeSet<MoveId> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            let v: Vec<u64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
-            (v[0] as u8, v[1] as u32, v[2] as u32, v[3])
-        })
-        .collect()
-}
-
 /// ironhoard-pktgen against `target` from the lab's namespace, writing its
 /// report and the set of moves it saw ACCEPTED into `out`.
 fn pktgen_cmd(lab: &Lab, port: u16, secret_file: &Path, out: &Path, args: &[&str]) -> Command {
@@ -105,16 +54,6 @@ fn pktgen_cmd(lab: &Lab, port: u16, secret_file: &Path, out: &Path, args: &[&str
     cmd
 }
 
-/// Kills the pktgen if a test panics while it runs.
-struct Bg(Option<Child>);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn settings(backend: &'static str) -> Settings {
     Settings { backend, players_per_worker: 8192, rate_per_second: 1_000_000, rate_burst: 1_000_000, ..Default::default() }
@@ -135,16 +74,10 @@ fn clean_run_matches_the_clients_view(backend: &'static str) {
     let (st, _) = a.stop();
     assert!(st.success(), "{}", a.log());
     let rep: Value = serde_json::from_str(&std::fs::read_to_string(out.0.join("report.json")).unwrap()).unwrap();
-    let acked = read_accepted(&out.0.join("accepted.txt"));
-    let logged = check_records(&read_log(&a.dir.0.join("log")));
-    assert_eq!(acked.len() as u64, rep["by_status"]["accepted"].as_u64().unwrap(), "the accepted set is every ACCEPTED ack");
-    let missing: Vec<_> = acked.iter().filter(|m| !logged.contains(m)).take(5).collect();
-    assert!(missing.is_empty(), "acked ACCEPTED but not in the log: {missing:?}");
-    let extra = logged.len() - acked.len();
-    let lost = rep["lost"].as_u64().unwrap() as usize;
-    assert!(extra <= lost, "{extra} logged moves the client never saw ACCEPTED, but only {lost} acks were lost");
+    let (acked, logged) = assert_log_matches_client(&a.dir.0.join("log"), &out.0.join("accepted.txt"), rep["lost"].as_u64().unwrap());
+    assert_eq!(acked as u64, rep["by_status"]["accepted"].as_u64().unwrap(), "the accepted set is every ACCEPTED ack");
     assert!(rep["by_status"]["duplicate"].as_u64().unwrap() > 1000, "retransmits were judged: {}", rep["by_status"]);
-    eprintln!("{backend}: {} accepted, {} logged, {lost} acks lost", acked.len(), logged.len());
+    eprintln!("{backend}: {acked} accepted, {logged} logged, {} acks lost", rep["lost"]);
 }
 
 #[test]
@@ -177,7 +110,7 @@ fn kill_9_under_load(backend: &'static str) {
     let mut a = Appliance::start_with(&lab, settings(backend), with_log(cfg, Some(&logdir.0)));
     let secret_file = out.0.join("secret0.hex");
     std::fs::copy(a.dir.0.join("secret0.hex"), &secret_file).unwrap();
-    let mut gen = Bg(Some(
+    let mut gen = ChildGuard(Some(
         pktgen_cmd(&lab, 7777, &secret_file, &out.0, &[
             "--rate", "100000", "--duration", "6", "--games", "10", "--players", "300", "--replay-ratio", "0.1", "--drain-ms", "300",
         ])
@@ -329,7 +262,7 @@ fn rotation_and_follow_across_partitions() {
     s.queues = 2;
     let a = Appliance::start_with(&lab, s, with_log("segment_bytes = 65536\nsync = \"batch\"", None));
     let dir = a.dir.0.join("log");
-    let mut follower = Bg(Some(Command::new(bin("ironhoard")).args(["tail", "--follow", "--json", "--dir"]).arg(&dir).stdout(Stdio::piped()).spawn().unwrap()));
+    let mut follower = ChildGuard(Some(Command::new(bin("ironhoard")).args(["tail", "--follow", "--json", "--dir"]).arg(&dir).stdout(Stdio::piped()).spawn().unwrap()));
     let c = Client::new(&lab, false, 7777);
     let mut e = Expect::new();
     for p in 0..3u32 {

@@ -6,11 +6,14 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use ironhoard_labtests::logcheck::assert_log_matches_client;
 use ironhoard_labtests::{bin, sh, Appliance, Lab, Settings};
 use serde_json::Value;
 
 fn pktgen(lab: &Lab, a: &Appliance, args: &[&str]) -> Value {
-    let report = a.dir.0.join(format!("report-{}.json", rand_suffix()));
+    let suffix = rand_suffix();
+    let report = a.dir.0.join(format!("report-{suffix}.json"));
+    let accepted = a.dir.0.join(format!("accepted-{suffix}.txt"));
     let secret = a.dir.0.join("secret0.hex");
     let target = format!("{}:{}", lab.host_v4, a.settings.port);
     let mut v: Vec<String> = vec![
@@ -26,6 +29,8 @@ fn pktgen(lab: &Lab, a: &Appliance, args: &[&str]) -> Value {
         "--report".into(),
         report.display().to_string(),
         "--quiet".into(),
+        "--accepted-out".into(),
+        accepted.display().to_string(),
         "--board".into(),
         format!("{}x{}", a.settings.board.0, a.settings.board.1),
     ];
@@ -34,7 +39,9 @@ fn pktgen(lab: &Lab, a: &Appliance, args: &[&str]) -> Value {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pktgen failed ({}): {err}", out.status);
     assert!(err.contains("safety: no forged"), "{err}");
-    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+    let mut r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    r["accepted_file"] = accepted.display().to_string().into();
+    r
 }
 
 fn rand_suffix() -> u64 {
@@ -56,20 +63,19 @@ fn brief(v: &Value) -> Value {
 }
 
 /// sent = acked + lost + silently dropped by design; hostile never acked;
-/// no move accepted twice; the appliance accepted exactly what was acked.
-fn check_consistent(r: &Value, stats: &Value) {
+/// no move accepted twice; the move log holds exactly what the client saw
+/// ACCEPTED (plus, at most, moves whose ack was lost).
+fn check_consistent(r: &Value, stats: &Value, a: &Appliance) {
     assert_eq!(u(r, "sent"), u(r, "acked") + u(r, "lost") + u(r, "silently_dropped_expected"), "{}", brief(r));
     assert_eq!(r["hostile"]["acked_when_it_must_not"], 0, "{}", brief(r));
     assert_eq!(r["hostile"]["accepted_twice"], 0, "{}", brief(r));
     assert_eq!(r["unverifiable_acks"], 0, "{}", brief(r));
     let by: u64 = r["by_status"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(by, u(r, "acked"));
-    let (got, made) = (r["by_status"]["accepted"].as_u64().unwrap(), stats["accepted"].as_u64().unwrap());
-    if u(r, "lost") == 0 {
-        assert_eq!(got, made, "every ACCEPTED ack counted once on both sides");
-    } else {
-        assert!(got <= made, "never more ACCEPTED acks than the appliance accepted");
-    }
+    let accepted_file = std::path::PathBuf::from(r["accepted_file"].as_str().unwrap());
+    let (acked, logged) = assert_log_matches_client(&a.dir.0.join("log"), &accepted_file, u(r, "lost"));
+    assert_eq!(acked as u64, r["by_status"]["accepted"].as_u64().unwrap(), "the client's accepted set is its ACCEPTED acks");
+    assert_eq!(logged as u64, stats["accepted"].as_u64().unwrap(), "the appliance's counter agrees with its log");
     assert!(u(stats, "tx") >= u(r, "acked"), "the client cannot get more acks than were sent");
     for k in ["p50", "p99", "p999", "max"] {
         assert!(r["latency_ns"][k].as_u64().unwrap() > 0, "{k}");
@@ -80,10 +86,10 @@ fn check_consistent(r: &Value, stats: &Value) {
 fn hostile_run(backend: &'static str) {
     let lab = Lab::new(1);
     let a = Appliance::start(&lab, Settings { backend, players_per_worker: 4096, ..Default::default() });
-    let r = pktgen(&lab, &a, &["--rate", "20000", "--duration", "2", "--games", "4", "--players", "50", "--invalid-ratio", "0.2"]);
+    let r = pktgen(&lab, &a, &["--rate", "20000", "--count", "40000", "--duration", "60", "--games", "4", "--players", "50", "--invalid-ratio", "0.2"]);
     let s = a.stats();
-    check_consistent(&r, &s);
-    assert!(u(&r, "sent") > 30_000, "{}", brief(&r));
+    check_consistent(&r, &s, &a);
+    assert_eq!(u(&r, "sent"), 40_000, "{}", brief(&r));
     assert!(r["generated"]["forged"].as_u64().unwrap() > 1000);
     assert!(r["by_status"]["duplicate"].as_u64().unwrap() + r["by_status"]["stale"].as_u64().unwrap() > 1000, "replays answered as such");
     // the appliance dropped exactly the hostile datagrams that arrived
@@ -92,7 +98,6 @@ fn hostile_run(backend: &'static str) {
         assert_eq!(dropped, u(&r, "silently_dropped_expected"), "{}", brief(&s));
         assert_eq!(u(&s, "rx"), u(&r, "sent"), "{}", brief(&s));
     }
-    assert!((u(&r, "offered_pps") as f64) > 19_000.0, "{}", brief(&r));
 }
 
 #[test]
@@ -112,11 +117,11 @@ fn xdp_mode_generator_against_the_xdp_backend() {
     let r = pktgen(
         &lab,
         &a,
-        &["--mode", "xdp", "--iface", &lab.peer_if, "--rate", "20000", "--duration", "2", "--players", "100", "--invalid-ratio", "0.2"],
+        &["--mode", "xdp", "--iface", &lab.peer_if, "--rate", "20000", "--count", "40000", "--duration", "60", "--players", "100", "--invalid-ratio", "0.2"],
     );
     let s = a.stats();
-    check_consistent(&r, &s);
-    assert!(u(&r, "acked") > 30_000, "{}", brief(&r));
+    check_consistent(&r, &s, &a);
+    assert_eq!(u(&r, "sent"), 40_000, "{}", brief(&r));
     // the generator's own XDP program is gone with it
     let link = lab.exec(&["ip", "-d", "link", "show", "dev", &lab.peer_if]);
     assert!(!link.contains("prog/xdp"), "{link}");
@@ -166,18 +171,21 @@ fn replays_a_tcpdump_capture() {
     let lab = Lab::new(1);
     let a = Appliance::start(&lab, Settings { backend: "xdp", ..Default::default() });
     let cap = a.dir.0.join("tcpdump.pcap");
-    let mut td = Command::new("ip")
-        .args(["netns", "exec", &lab.ns, "tcpdump", "-i", &lab.peer_if, "-w", cap.to_str().unwrap(), "-U", "udp and dst port 7777"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut td = ironhoard_labtests::ChildGuard(Some(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns, "tcpdump", "-i", &lab.peer_if, "-w", cap.to_str().unwrap(), "-U", "udp and dst port 7777"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     std::thread::sleep(Duration::from_millis(700));
     let r1 = pktgen(&lab, &a, &["--rate", "2000", "--count", "400", "--duration", "5", "--players", "10", "--forged-ratio", "0.1"]);
     std::thread::sleep(Duration::from_millis(300));
+    let mut tdc = td.0.take().unwrap();
     // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(td.id() as i32, libc::SIGINT) };
-    td.wait().unwrap();
+    unsafe { libc::kill(tdc.id() as i32, libc::SIGINT) };
+    tdc.wait().unwrap();
     let accepted_before = u(&a.stats(), "accepted");
     let r2 = pktgen(&lab, &a, &["--replay", cap.to_str().unwrap(), "--speed", "4"]);
     assert_eq!(u(&r2, "sent"), 400, "every captured datagram replayed: {r2}");
@@ -204,9 +212,109 @@ fn two_sender_threads_share_players_rate_and_count() {
     let a = Appliance::start(&lab, Settings { backend: "xdp", players_per_worker: 4096, ..Default::default() });
     let r = pktgen(&lab, &a, &["--threads", "2", "--rate", "20000", "--count", "20001", "--duration", "5", "--players", "100", "--burst", "8"]);
     let s = a.stats();
-    check_consistent(&r, &s);
+    check_consistent(&r, &s, &a);
     assert_eq!(u(&r, "sent"), 20001, "{}", brief(&r));
     // each player's seqs come from one thread, in order: nothing is a duplicate
     assert_eq!(r["by_status"]["duplicate"], 0, "{}", brief(&r));
     assert_eq!(r["by_status"]["accepted"].as_u64().unwrap(), u(&r, "acked"));
+}
+
+/// How a test responder misbehaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Responder {
+    /// SPEC behaviour: a bad tag gets nothing; a seq is ACCEPTED once,
+    /// DUPLICATE after.
+    Honest,
+    /// Also acks moves whose tag does not verify (forged, wrong key).
+    AcksForged,
+    /// Verifies tags, but ACCEPTS a replayed seq again.
+    AcceptsTwice,
+}
+
+/// A small UDP responder on 127.0.0.1 (in this test, not the appliance),
+/// answering as `mode` says, until dropped.
+struct Fake {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Fake {
+    fn start(mode: Responder, secret: [u8; 32]) -> Fake {
+        use ironhoard_wire::{ack_in_place, MasterKey, Move, Status};
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let st = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mk = MasterKey::new(&secret);
+            let mut seen: std::collections::HashSet<(u32, u32, u64)> = Default::default();
+            let mut buf = [0u8; 2048];
+            while !st.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let Ok(m) = Move::new_checked(&buf[..n]) else { continue };
+                if m.check_header().is_err() {
+                    continue;
+                }
+                let (g, p, s) = (m.game_id(), m.player_id(), m.seq());
+                let mac = mk.player_mac(g, p);
+                // one master secret, key_id 0: anything else is unknown
+                if (m.key_id() != 0 || !m.verify_tag(&mac)) && mode != Responder::AcksForged {
+                    continue;
+                }
+                let fresh = seen.insert((g, p, s));
+                let status = if fresh || mode == Responder::AcceptsTwice { Status::Accepted } else { Status::Duplicate };
+                ack_in_place(&mut buf[..n], status, &mac);
+                let _ = sock.send_to(&buf[..48], from);
+            }
+        });
+        Fake { addr, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// ironhoard-pktgen with a hostile mix against a responder: exit code and stderr.
+fn pktgen_against(mode: Responder) -> (Option<i32>, String) {
+    let t = ironhoard_labtests::TempDir::new("fake");
+    let secret = ironhoard_labtests::secret(0);
+    let sf = t.0.join("secret0.hex");
+    std::fs::write(&sf, format!("{}\n", hex::encode(secret))).unwrap();
+    sh(&["chmod", "600", sf.to_str().unwrap()]);
+    let fake = Fake::start(mode, secret);
+    let out = Command::new(bin("ironhoard-pktgen"))
+        .args(["--target", &fake.addr.to_string(), "--quiet", "--rate", "2000", "--count", "3000", "--duration", "10"])
+        .args(["--games", "2", "--players", "20", "--invalid-ratio", "0.2", "--replay-ratio", "0.2", "--drain-ms", "200"])
+        .arg("--secret-file")
+        .arg(&sf)
+        .arg("--report")
+        .arg(t.0.join("r.json"))
+        .output()
+        .unwrap();
+    drop(fake);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The generator's safety detectors fire: a responder that acks forged
+/// moves, and one that accepts a move twice, each make it exit 3; an honest
+/// one does not (so the 0 reported against the appliance means "looked").
+#[test]
+fn the_generators_safety_detectors_fire() {
+    let (code, err) = pktgen_against(Responder::Honest);
+    assert_eq!(code, Some(0), "honest responder: {err}");
+    assert!(err.contains("safety: no forged"), "{err}");
+    let (code, err) = pktgen_against(Responder::AcksForged);
+    assert_eq!(code, Some(3), "a responder acking forged moves: {err}");
+    assert!(err.contains("SAFETY VIOLATION") && !err.contains(" 0 hostile datagrams answered"), "{err}");
+    let (code, err) = pktgen_against(Responder::AcceptsTwice);
+    assert_eq!(code, Some(3), "a responder accepting replays: {err}");
+    assert!(err.contains("SAFETY VIOLATION") && !err.contains(" 0 moves accepted twice"), "{err}");
 }
