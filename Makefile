@@ -18,11 +18,9 @@ build: setup
 release: setup
 	$(CARGO) build --release --bins
 
-# every test; the last line sums cargo's per-binary results ("N passed, N failed")
+# every test, each in its own process with a time limit (.config/nextest.toml)
 test: build
-	@mkdir -p target
-	set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log; rc=$$?; \
-	  awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log; exit $$rc
+	$(CARGO) nextest run --workspace --no-fail-fast
 
 # tests that need no root
 unit:

@@ -7,6 +7,7 @@
 #     -Z build-std=core for the bpfel target).
 #   - bpf-linker, built against the nightly toolchain's own LLVM (Debian has
 #     no matching system LLVM).
+#   - cargo-nextest (make test's runner: per-test processes and time limits).
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -71,7 +72,17 @@ install_bpf_linker() {
     cargo +stable install bpf-linker --locked --no-default-features --features "llvm-$major"
 }
 
+install_nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    log "cargo-nextest present: $(cargo nextest --version 2>&1 | head -1)"
+    return
+  fi
+  log "building cargo-nextest (the test runner of make test)"
+  cargo +stable install cargo-nextest --locked
+}
+
 install_apt
+install_nextest
 install_rust_src
 install_bpf_linker
 log "done"

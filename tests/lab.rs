@@ -70,7 +70,9 @@ impl Lab {
     pub fn new(queues: u32) -> Lab {
         require_root();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let id = format!("{}x{}", std::process::id() % 100_000, n);
+        // pid and a random part: parallel runs, test processes and a crashed
+        // earlier run never share a name (interface names stay ≤ 15 bytes)
+        let id = format!("{}{:03x}{}", std::process::id() % 100_000, random_u32() & 0xfff, n);
         let ns = format!("ih{id}");
         let host_if = format!("ih{id}a");
         let peer_if = format!("ih{id}b");
@@ -189,13 +191,20 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Random bits from the kernel.
+pub fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).expect("/dev/urandom");
+    u32::from_ne_bytes(b)
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("ih-{tag}-{}-{n}", std::process::id()));
+        let p = std::env::temp_dir().join(format!("ih-{tag}-{}-{n}-{:08x}", std::process::id(), random_u32()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
         TempDir(p)

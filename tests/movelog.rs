@@ -281,13 +281,22 @@ fn rotation_and_follow_across_partitions() {
     assert_eq!(st["log"]["records"], 3000);
     assert!(st["log"]["syncs"].as_u64().unwrap() >= 1, "batch policy syncs: {}", st["log"]);
     // the follower saw all 3000 once, each partition in offset order
-    let mut lines = BufReader::new(follower.0.as_mut().unwrap().stdout.take().unwrap()).lines();
+    // read on a thread, so a follower that stalls fails here, by name, not
+    // by hanging the run
+    let stdout = follower.0.as_mut().unwrap().stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
     let mut last: std::collections::HashMap<u64, u64> = Default::default();
     let mut seen = HashSet::new();
-    let t0 = Instant::now();
     for _ in 0..3000 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "follower stalled after {} lines", seen.len());
-        let v: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        let l = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("tail --follow stalled after {} lines", seen.len()));
+        let v: Value = serde_json::from_str(&l.unwrap()).unwrap();
         let (q, off) = (v["queue"].as_u64().unwrap(), v["offset"].as_u64().unwrap());
         if let Some(prev) = last.insert(q, off) {
             assert_eq!(off, prev + 1, "q{q} in order");
