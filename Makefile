@@ -20,7 +20,7 @@ release: setup
 
 # every test, each in its own process with a time limit (.config/nextest.toml)
 test: build
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; bash scripts/sweep-labs.sh; exit $$rc
 
 # tests that need no root
 unit:

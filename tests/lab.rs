@@ -94,6 +94,8 @@ impl Lab {
             peer_v6: format!("2001:2:0:{k:x}::2").parse().unwrap(),
         };
         // From here on, Drop cleans up whatever was created.
+        sweep_dead_labs();
+        register_lab(&ns, &host_if);
         sh(&["ip", "netns", "add", &ns]);
         let q = queues.to_string();
         sh(&[
@@ -159,6 +161,55 @@ impl Drop for Lab {
     fn drop(&mut self) {
         sh_quiet(&["ip", "link", "del", &self.host_if]);
         sh_quiet(&["ip", "netns", "del", &self.ns]);
+        let _ = fs::remove_file(Path::new(LAB_REGISTRY).join(&self.ns));
+    }
+}
+
+/// Every lab a test process made is listed here (namespace, owner pid,
+/// host interface) until it is removed. A test killed by its time limit
+/// runs no destructor: the next lab made by any test removes what dead
+/// processes left (`sweep_dead_labs`), and so does `make test` at its end.
+pub const LAB_REGISTRY: &str = "/run/ironhoard-labtests";
+
+fn register_lab(ns: &str, host_if: &str) {
+    let _ = fs::create_dir_all(LAB_REGISTRY);
+    let _ = fs::write(Path::new(LAB_REGISTRY).join(ns), format!("{}\n{host_if}\n", std::process::id()));
+}
+
+/// Removes the labs whose owning process is gone. Returns how many.
+pub fn sweep_dead_labs() -> usize {
+    let Ok(rd) = fs::read_dir(LAB_REGISTRY) else { return 0 };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let ns = e.file_name().to_string_lossy().into_owned();
+        let Ok(text) = fs::read_to_string(e.path()) else { continue };
+        let mut lines = text.lines();
+        let (Some(pid), Some(host_if)) = (lines.next().and_then(|p| p.parse::<i32>().ok()), lines.next()) else { continue };
+        // SAFETY: kill with signal 0 only checks whether the pid exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            sh_quiet(&["ip", "link", "del", host_if]);
+            sh_quiet(&["ip", "netns", "del", &ns]);
+            let _ = fs::remove_file(e.path());
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Makes a child die with the test process that spawned it (a test killed
+/// by its time limit runs no destructor that could stop it).
+pub fn dies_with_test(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
     }
 }
 
@@ -327,7 +378,7 @@ dir = "{logdir}"
         )
         .unwrap();
         let log = fs::File::create(dir.0.join("ironhoard.log")).unwrap();
-        let child = Command::new(bin("ironhoard"))
+        let child = dies_with_test(&mut Command::new(bin("ironhoard")))
             .args(["run", "--config"])
             .arg(&config)
             .arg("--stats-socket")

@@ -46,6 +46,7 @@ fn with_log(extra: &str, dir: Option<&Path>) -> impl FnOnce(String) -> String {
 /// report and the set of moves it saw ACCEPTED into `out`.
 fn pktgen_cmd(lab: &Lab, port: u16, secret_file: &Path, out: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("ip");
+    ironhoard_labtests::dies_with_test(&mut cmd);
     cmd.args(["netns", "exec", &lab.ns]).arg(bin("ironhoard-pktgen"));
     cmd.args(["--target", &format!("{}:{port}", lab.host_v4), "--quiet", "--board", "64x32"]);
     cmd.arg("--secret-file").arg(secret_file);
@@ -262,7 +263,7 @@ fn rotation_and_follow_across_partitions() {
     s.queues = 2;
     let a = Appliance::start_with(&lab, s, with_log("segment_bytes = 65536\nsync = \"batch\"", None));
     let dir = a.dir.0.join("log");
-    let mut follower = ChildGuard(Some(Command::new(bin("ironhoard")).args(["tail", "--follow", "--json", "--dir"]).arg(&dir).stdout(Stdio::piped()).spawn().unwrap()));
+    let mut follower = ChildGuard(Some(ironhoard_labtests::dies_with_test(&mut Command::new(bin("ironhoard"))).args(["tail", "--follow", "--json", "--dir"]).arg(&dir).stdout(Stdio::piped()).spawn().unwrap()));
     let c = Client::new(&lab, false, 7777);
     let mut e = Expect::new();
     for p in 0..3u32 {

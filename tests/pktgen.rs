@@ -174,7 +174,7 @@ fn replays_a_tcpdump_capture() {
     let a = Appliance::start(&lab, Settings { backend: "xdp", ..Default::default() });
     let cap = a.dir.0.join("tcpdump.pcap");
     let mut td = ironhoard_labtests::ChildGuard(Some(
-        Command::new("ip")
+        ironhoard_labtests::dies_with_test(&mut Command::new("ip"))
             .args(["netns", "exec", &lab.ns, "tcpdump", "-i", &lab.peer_if, "-w", cap.to_str().unwrap(), "-U", "udp and dst port 7777"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
