@@ -67,16 +67,22 @@ def main():
         ("key1-invalid", "ironhoard test secret 1", 1, 1000, 2000, 77, 0xDEADBEEF, 1, 9, 10, b"payload-1234", 3),
         ("key1-rate-limited", "ironhoard test secret 1", 1, 3, 4, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF, 2, 65535, 65535, b"\x01" * 12, 4),
         ("key255-busy", "ironhoard test secret 255", 255, 0x01020304, 0x0A0B0C0D, 1 << 40, 42, 3, 1, 2, b"abcdefghijkl", 5),
+        # distinct nonzero flags and reserved bytes, so their positions are
+        # checked too (such a move is INVALID)
+        ("flags-reserved-invalid", "ironhoard test secret 0", 0, 0x11223344, 0x55667788, 0x0102030405060708, 99, 2, 5, 6, b"\x5a" * 12, 3, 0xA5, 0x5AC3),
     ]
-    for name, label, key_id, game, player, seq, ts, kind, x, y, payload, status in specs:
+    for spec in specs:
+        name, label, key_id, game, player, seq, ts, kind, x, y, payload, status = spec[:12]
+        flags, reserved = (spec[12], spec[13]) if len(spec) > 12 else (0, 0)
         master = secret(label)
         pk = player_key(master, game, player)
-        mv = move_bytes(pk, key_id, kind, game, player, seq, ts, x, y, payload)
+        mv = move_bytes(pk, key_id, kind, game, player, seq, ts, x, y, payload, flags, reserved)
         ak = ack_bytes(pk, key_id, status, game, player, seq, ts)
         cases.append({
             "move_field_hex": field_values(mv, MOVE_FIELDS),
             "ack_field_hex": field_values(ak, ACK_FIELDS),
             "name": name,
+            "note": "ack encoding for this status byte; whether the move earns it is in scenarios",
             "master_secret_hex": master.hex(),
             "key_id": key_id,
             "game_id": game,
@@ -163,7 +169,8 @@ def scenarios():
         step(0, a.move(1, kind=0), "invalid", a),         # unknown kind
         step(0, a.move(1, kind=4), "invalid", a),
         step(0, a.move(1, flags=1), "invalid", a),        # nonzero flags
-        step(0, a.move(1, reserved=0x0100), "invalid", a),  # nonzero reserved
+        step(0, a.move(1, reserved=0x0100), "invalid", a),  # nonzero reserved, either byte
+        step(0, a.move(1, reserved=0x0001), "invalid", a),
         step(0, a.move(1, x=64), "invalid", a),           # x = board_width
         step(0, a.move(1, y=32), "invalid", a),           # y = board_height
         step(0, a.move(1, x=63, y=31, kind=3), "accepted", a),
@@ -182,6 +189,9 @@ def scenarios():
         step(0, a.move(1, x=99), "invalid", a),           # INVALID is judged before STALE
         step(0, a.move(3100), "accepted", a),             # the window slides past 2000
         step(0, a.move(2000), "stale", a),
+        step(0, a.move(3100 + 130), "accepted", a),       # two 64-seq words ahead ...
+        step(0, a.move(3100), "duplicate", a),            # ... and 3100 is still remembered
+        step(0, a.move(3101), "accepted", a),             # never seen, inside the window
     ]
     out.append({"name": "window", "master_secrets_hex": [m.hex() for m in masters], "config": cfg, "steps": steps})
 
@@ -196,13 +206,14 @@ def scenarios():
         step(0, a.move(3), "rate_limited", a),
         step(0, a.move(1), "duplicate", a),               # judged before RATE_LIMITED
         step(SEC // 2, a.move(3), "rate_limited", a),     # half a token
+        step(SEC - 1, a.move(3), "rate_limited", a),      # 1 ns short of a token
         step(SEC, a.move(3), "accepted", a),              # one token after 1 s
         step(SEC, a.move(4), "rate_limited", a),
         step(SEC, b.move(1), "accepted", b),              # another player's own bucket
-        step(0, c.move(2000), "accepted", c),             # 1 token left
-        step(0, c.move(1), "stale", c),                   # costs no token ...
-        step(0, c.move(2001), "accepted", c),             # ... so this one still gets the last
-        step(0, c.move(2002), "rate_limited", c),
+        step(SEC, c.move(2000), "accepted", c),           # a new player: full bucket, 1 token left after
+        step(SEC, c.move(1), "stale", c),                 # costs no token ...
+        step(SEC, c.move(2001), "accepted", c),           # ... so this one still gets the last
+        step(SEC, c.move(2002), "rate_limited", c),
     ]
     out.append({"name": "rate-limit", "master_secrets_hex": [m.hex() for m in masters], "config": rl, "steps": steps})
 
