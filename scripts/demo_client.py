@@ -84,7 +84,10 @@ def main():
             lost += 1
             continue
         tag = hmac.new(keys[p], ack[:32], hashlib.sha256).digest()[:16]
-        if len(ack) != 48 or not hmac.compare_digest(tag, ack[32:48]) or ack[16:24] != m[16:24]:
+        # every field of the ack (SPEC section 1): magic, version, key_id
+        # echo, status, three zero bytes, game/player/seq/client_ts echoed
+        if (len(ack) != 48 or not hmac.compare_digest(tag, ack[32:48]) or ack[0:3] != b"IA\x01"
+                or ack[3] != m[3] or ack[4] >= len(STATUS) or ack[5:8] != b"\0\0\0" or ack[8:32] != m[8:32]):
             bad_ack_tags += 1
             continue
         st = STATUS[ack[4]]
@@ -94,7 +97,8 @@ def main():
     el = time.time() - t0
     rep = {"sent": a.moves, "elapsed_s": round(el, 3), "by_status": counts, "lost": lost,
            "forged_sent": forged_sent, "forged_acked": forged_acked, "replays_sent": replays_sent,
-           "replays_accepted": replays_accepted, "bad_ack_tags": bad_ack_tags}
+           "replays_accepted": replays_accepted, "bad_ack_tags": bad_ack_tags,
+           "fresh_sent": a.moves - forged_sent - replays_sent}
     print(json.dumps(rep, indent=2))
     if a.report:
         json.dump(rep, open(a.report, "w"))
