@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# Removes the labs (network namespace + veth) of test processes that are
-# gone: a test killed by its time limit runs no destructor. The lab tests
-# list each lab they make in /run/ironhoard-labtests (tests/lab.rs).
+# Undoes what test processes that are gone left on the machine: a test
+# killed by its time limit runs no destructor. The lab tests list each
+# change they make in /run/ironhoard-labtests, one file per change named
+# KIND.PID.RANDOM holding what to undo (tests/lab.rs: register, sweep_dead).
 REG=/run/ironhoard-labtests
 [ -d "$REG" ] || exit 0
-for f in "$REG"/*; do
-  [ -f "$f" ] || continue
-  pid=$(sed -n 1p "$f"); host_if=$(sed -n 2p "$f"); ns=$(basename "$f")
-  if ! kill -0 "$pid" 2>/dev/null; then
-    ip link del "$host_if" 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
+for kind in immutable mount lab hugepages tempdir; do
+  for f in "$REG"/"$kind".*; do
+    [ -f "$f" ] || continue
+    pid=$(basename "$f" | cut -d. -f2)
+    kill -0 "$pid" 2>/dev/null && continue
+    a1=$(sed -n 1p "$f"); a2=$(sed -n 2p "$f")
+    case $kind in
+      immutable) chattr -i "$a1" 2>/dev/null ;;
+      mount) umount "$a1" 2>/dev/null ;;
+      lab) ip link del "$a2" 2>/dev/null; ip netns del "$a1" 2>/dev/null ;;
+      hugepages) echo "$a1" > /proc/sys/vm/nr_hugepages ;;
+      tempdir) case $a1 in /tmp/ih-*) rm -rf "$a1" ;; esac ;;
+    esac
     rm -f "$f"
-    echo "sweep-labs: removed lab $ns left by dead test process $pid"
-  fi
-done
-# tmpfs mounts of the full-disk test (source "ihlogfull", under a temp dir
-# named after the test process's pid)
-awk '$1 == "ihlogfull" {print $2}' /proc/mounts | while read -r mnt; do
-  pid=$(echo "$mnt" | sed -n 's/.*ih-log-full-\([0-9]*\)-.*/\1/p')
-  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-    umount "$mnt" && echo "sweep-labs: unmounted $mnt left by dead test process $pid"
-  fi
+    echo "sweep-labs: undid $kind ($a1) left by dead test process $pid"
+  done
 done
 exit 0

@@ -63,6 +63,8 @@ pub struct Lab {
     pub peer_v4: Ipv4Addr,
     pub host_v6: Ipv6Addr,
     pub peer_v6: Ipv6Addr,
+    /// Listed until dropped (after Drop removed the namespace and link).
+    _registered: Registered,
 }
 
 impl Lab {
@@ -84,7 +86,9 @@ impl Lab {
             .map(|i| (start + i) % 250 + 1)
             .find(|k| !used.contains(&format!("198.18.{k}.")))
             .expect("a free 198.18.k.0/24 for the lab");
+        sweep_dead();
         let lab = Lab {
+            _registered: register(Undo::Lab, &[&ns, &host_if]),
             ns: ns.clone(),
             host_if: host_if.clone(),
             peer_if: peer_if.clone(),
@@ -94,8 +98,6 @@ impl Lab {
             peer_v6: format!("2001:2:0:{k:x}::2").parse().unwrap(),
         };
         // From here on, Drop cleans up whatever was created.
-        sweep_dead_labs();
-        register_lab(&ns, &host_if);
         sh(&["ip", "netns", "add", &ns]);
         let q = queues.to_string();
         sh(&[
@@ -161,37 +163,106 @@ impl Drop for Lab {
     fn drop(&mut self) {
         sh_quiet(&["ip", "link", "del", &self.host_if]);
         sh_quiet(&["ip", "netns", "del", &self.ns]);
-        let _ = fs::remove_file(Path::new(LAB_REGISTRY).join(&self.ns));
     }
 }
 
-/// Every lab a test process made is listed here (namespace, owner pid,
-/// host interface) until it is removed. A test killed by its time limit
-/// runs no destructor: the next lab made by any test removes what dead
-/// processes left (`sweep_dead_labs`), and so does `make test` at its end.
+/// Machine state a test changes is listed here (one file per change: kind,
+/// owner pid, what to undo) until the test undoes it. A test killed by its
+/// time limit runs no destructor: the next lab made by any test undoes
+/// what dead processes left (`sweep_dead`), and so does `make test` at its
+/// end (scripts/sweep-labs.sh, which reads the same files).
 pub const LAB_REGISTRY: &str = "/run/ironhoard-labtests";
 
-fn register_lab(ns: &str, host_if: &str) {
-    let _ = fs::create_dir_all(LAB_REGISTRY);
-    let _ = fs::write(Path::new(LAB_REGISTRY).join(ns), format!("{}\n{host_if}\n", std::process::id()));
+/// What a registry entry undoes, in the order a sweep undoes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undo {
+    /// `chattr -i PATH`
+    Immutable,
+    /// `umount PATH`
+    Mount,
+    /// `ip link del HOST_IF; ip netns del NS`
+    Lab,
+    /// write VALUE to /proc/sys/vm/nr_hugepages
+    Hugepages,
+    /// `rm -rf PATH`
+    TempDir,
 }
 
-/// Removes the labs whose owning process is gone. Returns how many.
-pub fn sweep_dead_labs() -> usize {
+impl Undo {
+    const ALL: [Undo; 5] = [Undo::Immutable, Undo::Mount, Undo::Lab, Undo::Hugepages, Undo::TempDir];
+    fn name(self) -> &'static str {
+        match self {
+            Undo::Immutable => "immutable",
+            Undo::Mount => "mount",
+            Undo::Lab => "lab",
+            Undo::Hugepages => "hugepages",
+            Undo::TempDir => "tempdir",
+        }
+    }
+    fn run(self, args: &[&str]) {
+        match (self, args) {
+            (Undo::Immutable, [p, ..]) => sh_quiet(&["chattr", "-i", p]),
+            (Undo::Mount, [p, ..]) => sh_quiet(&["umount", p]),
+            (Undo::Lab, [ns, host_if, ..]) => {
+                sh_quiet(&["ip", "link", "del", host_if]);
+                sh_quiet(&["ip", "netns", "del", ns]);
+            }
+            (Undo::Hugepages, [v, ..]) => {
+                let _ = fs::write("/proc/sys/vm/nr_hugepages", v);
+            }
+            (Undo::TempDir, [p, ..]) if p.starts_with("/tmp/ih-") => {
+                let _ = fs::remove_dir_all(p);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A registry entry; dropping it (after the test undid the change itself)
+/// removes it.
+pub struct Registered(PathBuf);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Lists a change this process made (`args`: what `kind` needs to undo it).
+pub fn register(kind: Undo, args: &[&str]) -> Registered {
+    let _ = fs::create_dir_all(LAB_REGISTRY);
+    let p = Path::new(LAB_REGISTRY).join(format!("{}.{}.{:08x}", kind.name(), std::process::id(), random_u32()));
+    let _ = fs::write(&p, args.join("\n") + "\n");
+    Registered(p)
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the pid exists.
+    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
+}
+
+/// Undoes what dead test processes left. Returns how many changes.
+pub fn sweep_dead() -> usize {
     let Ok(rd) = fs::read_dir(LAB_REGISTRY) else { return 0 };
+    let entries: Vec<(Undo, PathBuf)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let mut it = name.split('.');
+            let kind = Undo::ALL.into_iter().find(|k| Some(k.name()) == it.next())?;
+            let pid: i32 = it.next()?.parse().ok()?;
+            (!pid_alive(pid)).then(|| (kind, e.path()))
+        })
+        .collect();
     let mut n = 0;
-    for e in rd.flatten() {
-        let ns = e.file_name().to_string_lossy().into_owned();
-        let Ok(text) = fs::read_to_string(e.path()) else { continue };
-        let mut lines = text.lines();
-        let (Some(pid), Some(host_if)) = (lines.next().and_then(|p| p.parse::<i32>().ok()), lines.next()) else { continue };
-        // SAFETY: kill with signal 0 only checks whether the pid exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive {
-            sh_quiet(&["ip", "link", "del", host_if]);
-            sh_quiet(&["ip", "netns", "del", &ns]);
-            let _ = fs::remove_file(e.path());
-            n += 1;
+    for kind in Undo::ALL {
+        for (k, path) in entries.iter().filter(|(k, _)| *k == kind) {
+            if let Ok(text) = fs::read_to_string(path) {
+                let args: Vec<&str> = text.lines().collect();
+                k.run(&args);
+                n += 1;
+            }
+            let _ = fs::remove_file(path);
         }
     }
     n
@@ -250,7 +321,7 @@ pub fn random_u32() -> u32 {
 }
 
 /// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
+pub struct TempDir(pub PathBuf, #[allow(dead_code)] Registered);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
@@ -258,7 +329,8 @@ impl TempDir {
         let p = std::env::temp_dir().join(format!("ih-{tag}-{}-{n}-{:08x}", std::process::id(), random_u32()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        let r = register(Undo::TempDir, &[p.to_str().unwrap()]);
+        TempDir(p, r)
     }
 }
 

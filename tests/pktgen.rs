@@ -210,11 +210,22 @@ fn replays_a_tcpdump_capture() {
         ironhoard_labtests::dies_with_test(&mut Command::new("ip"))
             .args(["netns", "exec", &lab.ns, "tcpdump", "-i", &lab.peer_if, "-w", cap.to_str().unwrap(), "-U", "udp and dst port 7777"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     ));
-    std::thread::sleep(Duration::from_millis(700));
+    // capture starts when tcpdump says it listens (not after a guessed delay)
+    let err = td.0.as_mut().unwrap().stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if l.contains("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30)).expect("tcpdump says it is listening");
     let r1 = pktgen(&lab, &a, &["--rate", "2000", "--count", "400", "--duration", "5", "--players", "10", "--forged-ratio", "0.1"]);
     std::thread::sleep(Duration::from_millis(300));
     let mut tdc = td.0.take().unwrap();

@@ -109,7 +109,7 @@ fn two_queues_a_replay_from_another_port_lands_on_the_owner_and_is_a_duplicate()
 }
 
 /// Restores vm.nr_hugepages on drop (SPEC §3: leave it as found).
-struct HugepagesGuard(String);
+struct HugepagesGuard(String, #[allow(dead_code)] ironhoard_labtests::Registered);
 impl Drop for HugepagesGuard {
     fn drop(&mut self) {
         let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.0);
@@ -119,7 +119,7 @@ impl Drop for HugepagesGuard {
 #[test]
 fn umem_on_hugepages_when_reserved() {
     let before = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap().trim().to_string();
-    let _g = HugepagesGuard(before.clone());
+    let _g = HugepagesGuard(before.clone(), ironhoard_labtests::register(ironhoard_labtests::Undo::Hugepages, &[&before]));
     let want: u64 = before.parse::<u64>().unwrap() + 8;
     std::fs::write("/proc/sys/vm/nr_hugepages", want.to_string()).unwrap();
     // what counts is free pages (others may be in use), 4 for one 8 MiB UMEM
