@@ -324,8 +324,10 @@ fn with_sync_none_a_clean_stop_syncs_every_segment_written() {
     let cfg = LogConfig { dir: d.0.clone(), segment_bytes: SEG10, sync: SyncPolicy::None };
     let (mut parts, keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
     let k = std::thread::spawn(move || keeper.run());
+    let t0 = std::time::Instant::now();
     for i in 0..35 {
         while !parts[0].append(&acc(0, i)) {
+            assert!(t0.elapsed().as_secs() < 10, "no segment prepared: {:?}", shared.last_error.lock().unwrap());
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
