@@ -198,16 +198,24 @@ impl Partition {
         self.slot += 1;
         self.next_offset += 1;
         self.records += 1;
-        self.shared.records.store(self.records, Ordering::Relaxed);
-        self.shared.next_offset.store(self.next_offset, Ordering::Relaxed);
         true
     }
 
-    /// Before a batch's acks are sent: with the batch policy, msyncs the
-    /// records written since the last commit. Otherwise nothing (the
-    /// records are already in the page cache).
+    /// Publishes the counts for the keeper and the stats (once per batch:
+    /// no cache line shared with another thread is written per record).
+    #[inline]
+    fn publish(&self) {
+        self.shared.records.store(self.records, Ordering::Relaxed);
+        self.shared.next_offset.store(self.next_offset, Ordering::Relaxed);
+    }
+
+    /// Before a batch's acks are sent: publishes the counts and, with the
+    /// batch policy, msyncs the records written since the last commit
+    /// (otherwise the records are already where they need to be: in the
+    /// page cache).
     #[inline]
     pub fn commit(&mut self) {
+        self.publish();
         if !self.batch_sync {
             return;
         }
@@ -271,6 +279,7 @@ impl Drop for Partition {
     /// The segment being written goes back to the keeper, which syncs and
     /// unmaps it (it alone unmaps, so its msyncs never meet a gone mapping).
     fn drop(&mut self) {
+        self.publish();
         if let Some(c) = self.cur.take() {
             if let Err(c) = self.shared.retired.push(c) {
                 std::mem::forget(c); // never unmap under the keeper's feet
