@@ -47,6 +47,10 @@ pub struct WorkerShared {
     /// owning their player, and those it could not (that mailbox full).
     pub handoffs: AtomicU64,
     pub handoffs_dropped: AtomicU64,
+    /// Set by the worker's thread once its socket is bound and its engine
+    /// restored, just before it enters its serve loop: the control plane
+    /// reports READY to systemd only when every worker has set it.
+    pub serving: AtomicBool,
 }
 
 /// Names of [`WorkerShared::xsk_stats`], in order.

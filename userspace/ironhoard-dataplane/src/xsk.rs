@@ -123,6 +123,16 @@ pub struct XskSocket {
     pub mode: XskMode,
 }
 
+/// The soft RLIMIT_MEMLOCK in KiB (u64::MAX when unlimited), for error messages.
+fn memlock_kib() -> u64 {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
+        return 0;
+    }
+    if r.rlim_cur == libc::RLIM_INFINITY { u64::MAX } else { r.rlim_cur / 1024 }
+}
+
 impl XskSocket {
     /// Opens a socket on `iface`/`queue` with libxdp's own XDP program
     /// inhibited (ours steers into our XSKMAP), need_wakeup, zero-copy per
@@ -151,7 +161,17 @@ impl XskSocket {
                     "AF_XDP {iface} queue {queue}: no 2 MiB hugepages for the UMEM ({e}); using 4 KiB pages. \
                      Reserve some with: echo 64 > /proc/sys/vm/nr_hugepages (4 per queue)"
                 );
-                let (u, f) = Umem::new(ucfg, count, false).map_err(|e| err("UMEM", e.to_string()))?;
+                let (u, f) = Umem::new(ucfg, count, false).map_err(|e| {
+                    err(
+                        "UMEM registration",
+                        format!(
+                            "{e}: the {} KiB area must be locked (the process needs CAP_IPC_LOCK, or RLIMIT_MEMLOCK above it: \
+                             it is {} KiB; systemd: LimitMEMLOCK=infinity), and the AF_XDP socket needs CAP_NET_RAW",
+                            FRAMES as u64 * FRAME_SIZE as u64 / 1024,
+                            memlock_kib()
+                        ),
+                    )
+                })?;
                 (u, f, false)
             }
         };

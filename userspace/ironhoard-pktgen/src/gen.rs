@@ -51,24 +51,35 @@ pub struct Keys {
     pub players: u32,
     macs: Vec<PlayerMac>,
     extra: HashMap<(u32, u32), PlayerMac>,
+    /// The first game id (games are game_base..game_base+games).
+    pub game_base: u32,
+    /// Each player's first seq.
+    pub first_seq: u64,
 }
 
 impl Keys {
+    #[cfg(test)]
     pub fn new(secret: &[u8; 32], key_id: u8, games: u32, players: u32) -> Keys {
+        Self::with_base(secret, key_id, games, players, 1, 1)
+    }
+
+    /// The same population with game ids from `game_base` and seqs from
+    /// `first_seq` (a probe: its own game id, seqs no earlier run used).
+    pub fn with_base(secret: &[u8; 32], key_id: u8, games: u32, players: u32, game_base: u32, first_seq: u64) -> Keys {
         let master = MasterKey::new(secret);
         let mut macs = Vec::with_capacity((games * players) as usize);
         for g in 0..games {
             for p in 0..players {
-                macs.push(master.player_mac(g + 1, p + 1));
+                macs.push(master.player_mac(game_base + g, p + 1));
             }
         }
-        Keys { master, key_id, games, players, macs, extra: HashMap::new() }
+        Keys { master, key_id, games, players, macs, extra: HashMap::new(), game_base, first_seq }
     }
 
     /// Index of a generated player (games and players count from 1).
     pub fn index(&self, game: u32, player: u32) -> Option<usize> {
-        if (1..=self.games).contains(&game) && (1..=self.players).contains(&player) {
-            Some(((game - 1) * self.players + (player - 1)) as usize)
+        if (self.game_base..self.game_base.saturating_add(self.games)).contains(&game) && (1..=self.players).contains(&player) {
+            Some(((game - self.game_base) * self.players + (player - 1)) as usize)
         } else {
             None
         }
@@ -168,9 +179,10 @@ impl Generator {
     /// per sender thread: each player's seqs stay in one thread, in order).
     pub fn new_subset(keys: std::sync::Arc<Keys>, mix: Mix, board: (u16, u16), seed: u64, first: usize, stride: usize) -> Generator {
         let n = keys.population();
+        let first_seq = keys.first_seq;
         Generator {
             keys,
-            next_seq: vec![1; n],
+            next_seq: vec![first_seq; n],
             cursor: first % n,
             first: first % n,
             stride: stride.max(1),
@@ -224,8 +236,8 @@ impl Generator {
             return (len, class);
         }
         let seq = match class {
-            Class::Replay if self.next_seq[i] > 1 => {
-                let back = 1 + self.rng.next() % (self.next_seq[i] - 1).min(64);
+            Class::Replay if self.next_seq[i] > self.keys.first_seq => {
+                let back = 1 + self.rng.next() % (self.next_seq[i] - self.keys.first_seq).min(64);
                 self.next_seq[i] - back
             }
             Class::Replay => {
@@ -237,7 +249,7 @@ impl Generator {
             _ => self.next_seq[i] + 1_000_000_000,
         };
         let r = self.rng.next();
-        let (game, player) = ((i as u32 / self.keys.players) + 1, (i as u32 % self.keys.players) + 1);
+        let (game, player) = ((i as u32 / self.keys.players) + self.keys.game_base, (i as u32 % self.keys.players) + 1);
         let hostile = matches!(class, Class::Forged | Class::WrongKey);
         let repr = MoveRepr {
             key_id: if class == Class::WrongKey { self.keys.key_id.wrapping_add(1 + (r % 254) as u8) } else { self.keys.key_id },
@@ -310,5 +322,20 @@ mod tests {
             assert_eq!(keys.index(r.game_id, r.player_id).unwrap() % 3, 1);
         }
         assert!(gn.forged > 300 && gn.junk > 300 && gn.wrong_key > 300 && gn.replay > 300, "{gn:?}");
+    }
+
+    #[test]
+    fn a_probe_population_has_its_own_game_ids_and_seqs() {
+        let keys = Arc::new(Keys::with_base(&[5; 32], 0, 2, 3, 4_000_000_000, 1_000_000));
+        let mut g = Generator::new(Arc::clone(&keys), Mix::default(), (8, 8), 7);
+        let mut buf = [0u8; 256];
+        let master = MasterKey::new(&[5; 32]);
+        for n in 0..12u64 {
+            let (len, _) = g.next(&mut buf, n);
+            let m = ironhoard_wire::Move::new_checked(&buf[..len]).unwrap();
+            assert!((4_000_000_000..4_000_000_002).contains(&m.game_id()), "game {}", m.game_id());
+            assert!(m.seq() >= 1_000_000 && m.seq() < 1_000_002, "seq {}", m.seq());
+            assert!(m.verify_tag(&master.player_mac(m.game_id(), m.player_id())));
+        }
     }
 }

@@ -57,6 +57,14 @@ struct Args {
     burst: u64,
     #[arg(long, default_value_t = 1)]
     games: u32,
+    /// The first game id: games are GAME_BASE..GAME_BASE+games (a probe
+    /// uses a game id of its own so its moves are told apart downstream).
+    #[arg(long, default_value_t = 1)]
+    game_base: u32,
+    /// Every player's first seq (a probe starts above any seq it used
+    /// before, e.g. the time in seconds, so its moves are ACCEPTED again).
+    #[arg(long, default_value_t = 1)]
+    first_seq: u64,
     #[arg(long, default_value_t = 100)]
     players: u32,
     /// Board size the moves' x/y are drawn from (WIDTHxHEIGHT).
@@ -287,11 +295,17 @@ fn run(a: Args) -> Result<()> {
     if a.games == 0 || a.players == 0 {
         bail!("--games and --players must be at least 1");
     }
+    if a.game_base == 0 || a.game_base.checked_add(a.games - 1).is_none() {
+        bail!("--game-base {} with --games {}: game ids must be 1..=4294967295", a.game_base, a.games);
+    }
+    if a.first_seq == 0 || a.first_seq >= 1 << 62 {
+        bail!("--first-seq {}: must be 1..2^62", a.first_seq);
+    }
     if (a.games as u64) * (a.players as u64) > 10_000_000 {
         bail!("--games × --players must be at most 10000000 (one pre-keyed MAC each)");
     }
     let mix = mix_of(&a)?;
-    let keys = Arc::new(Keys::new(&secret, a.key_id, a.games, a.players));
+    let keys = Arc::new(Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq));
     let live = Arc::new(Live::default());
     // Keep the XDP program (xdp mode) attached until the run ends.
     let mut _steering = None;
@@ -324,7 +338,7 @@ fn run(a: Args) -> Result<()> {
     // receiver
     let rx_handle = {
         let live = Arc::clone(&live);
-        let mut keys_rx = Keys::new(&secret, a.key_id, a.games, a.players);
+        let mut keys_rx = Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq);
         let (rx_cpu, fifo, drain) = (a.rx_cpu, a.rx_fifo, Duration::from_millis(a.drain_ms));
         std::thread::Builder::new().name("pktgen-rx".into()).spawn(move || -> Result<RxResult> {
             if let Some(c) = rx_cpu {
@@ -356,7 +370,7 @@ fn run(a: Args) -> Result<()> {
         _ => unreachable!("one sender per mode"),
     };
     let (generated, send_elapsed) = match &a.replay {
-        Some(path) => replay(&a, path, &mut sender, &mut Keys::new(&secret, a.key_id, a.games, a.players), &live)?,
+        Some(path) => replay(&a, path, &mut sender, &mut Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq), &live)?,
         None if threads == 1 => generate(&a, mix, &keys, &mut sender, local, (bw, bh), &live, Share { index: 0, of: 1 })?,
         None => {
             let socks = sock_tx.as_ref().expect("socket mode");

@@ -1,6 +1,7 @@
 //! `ironhoard`: the appliance and its control commands (SPEC §2).
 
 mod config;
+mod notify;
 mod prometheus;
 mod run;
 mod stats;
@@ -41,6 +42,10 @@ enum Cmd {
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
+        /// Also check it against this host: the interface and its rx queues
+        /// exist, every core is online (what `run` would refuse at start).
+        #[arg(long)]
+        on_host: bool,
     },
     /// Print a new random master secret (64 hex characters).
     Keygen {
@@ -126,8 +131,11 @@ fn real_main(cli: Cli) -> Result<()> {
             let cfg = Config::load(&config, &Overrides { iface, port, stats_socket })?;
             run::run(cfg)
         }
-        Cmd::CheckConfig { config } => {
+        Cmd::CheckConfig { config, on_host } => {
             let c = Config::load(&config, &Overrides::default())?;
+            if on_host {
+                host_check(&c).with_context(|| format!("config {} on this host", config.display()))?;
+            }
             println!(
                 "{}: ok (backend {}, interface {}, {} queue(s), port {}, {} key_id(s))",
                 config.display(),
@@ -209,6 +217,37 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// What `run` would refuse on this host, checked without starting: the
+/// interface exists, it has every configured rx queue (XDP backend), and
+/// every core named is online.
+fn host_check(c: &Config) -> Result<()> {
+    let dev = std::path::Path::new("/sys/class/net").join(&c.iface);
+    if !dev.exists() {
+        bail!("interface.name = \"{}\": no such network interface", c.iface);
+    }
+    if c.backend == config::Backend::Xdp {
+        for q in &c.queues {
+            if !dev.join(format!("queues/rx-{q}")).exists() {
+                let n = std::fs::read_dir(dev.join("queues"))
+                    .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
+                    .unwrap_or(0);
+                bail!(
+                    "interface.queues: {} has {n} rx queue(s), no queue {q} (raise its channels: ethtool -L {} combined N)",
+                    c.iface,
+                    c.iface
+                );
+            }
+        }
+    }
+    let online = ironhoard_dataplane::affinity::online_cores();
+    for &core in c.cores.iter().chain(c.log_core.iter()) {
+        if core >= online {
+            bail!("interface.cores / log.core: core {core} is not online here ({online} cores: 0..={})", online - 1);
+        }
+    }
+    Ok(())
 }
 
 /// One record as `tail` prints it.

@@ -17,6 +17,7 @@ use ironhoard_engine::{Engine, EngineConfig, Keyring, PlayerId, ReplayWindow};
 use std::collections::HashMap;
 use log::{error, info, warn};
 
+use crate::notify;
 use crate::config::{Backend, Config, LogSync, XdpMode, ZeroCopy};
 use crate::stats::{self, Info, StatsSource, WorkerInfo};
 
@@ -238,6 +239,7 @@ pub fn run(cfg: Config) -> Result<()> {
                         let mut engine = Engine::new(ecfg, keys, seed);
                         restore_windows(&mut engine, queue, restore)?;
                         info!("worker {queue}: pinned to core {core}, room for {} players", ecfg.players);
+                        shared.serving.store(true, Ordering::Release);
                         socket::serve(sock, &mut engine, &mut disp, &shared)
                             .with_context(|| format!("worker {queue} (core {core})"))
                     })
@@ -289,6 +291,7 @@ pub fn run(cfg: Config) -> Result<()> {
                         let mut engine = Engine::new(ecfg, keys, seed);
                         restore_windows(&mut engine, queue, restore)?;
                         info!("poller {queue}: pinned to core {core}, room for {} players", ecfg.players);
+                        shared.serving.store(true, Ordering::Release);
                         sock.serve(&mut engine, &mut disp, &shared, port, mesh)
                             .with_context(|| format!("poller {queue} (core {core})"))
                     })
@@ -339,8 +342,23 @@ pub fn run(cfg: Config) -> Result<()> {
     }
 
     let mut failed = None;
+    let mut ready = false;
     while !term.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
+        if !ready && src.workers.iter().all(|w| w.shared.serving.load(Ordering::Acquire)) {
+            // Every worker is in its serve loop (sockets bound, XDP attached,
+            // windows restored): `systemctl start` may return now.
+            ready = true;
+            let status = format!(
+                "serving {} queue(s) of {} on UDP port {} ({} backend)",
+                src.workers.len(),
+                cfg.iface,
+                cfg.port,
+                cfg.backend
+            );
+            info!("ready: {status}");
+            notify::notify(&format!("READY=1\nSTATUS={status}\nMAINPID={}", std::process::id()));
+        }
         if handles.iter().any(|h| h.is_finished()) {
             failed = Some("a worker stopped unexpectedly");
             break;
@@ -351,6 +369,7 @@ pub fn run(cfg: Config) -> Result<()> {
         }
     }
     info!("stopping workers");
+    notify::notify("STOPPING=1\nSTATUS=stopping: draining the workers and syncing the move log");
     for w in &src.workers {
         w.shared.request_stop();
     }

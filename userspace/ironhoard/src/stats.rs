@@ -360,7 +360,12 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
         .with_context(|| format!("chmod 0660 {}", path.display()))?;
     if let Some(g) = group {
         let gid = group_id(g).with_context(|| format!("[stats] group = {g:?}"))?;
-        std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| format!("chgrp {g} {}", path.display()))?;
+        // Under systemd (Group=ironhoard) the socket is born in its group:
+        // no chown, which the unit's system-call filter does not allow.
+        let now = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?);
+        if now != gid {
+            std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| format!("chgrp {g} {}", path.display()))?;
+        }
     }
     Ok(l)
 }

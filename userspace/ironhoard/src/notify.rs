@@ -1,0 +1,60 @@
+//! systemd's service notification protocol (sd_notify(3)), spoken directly:
+//! one datagram of `KEY=VALUE` lines to the socket named by `$NOTIFY_SOCKET`
+//! (a path, or an abstract name written with a leading `@`). Without the
+//! variable (not started by systemd with `Type=notify`) it does nothing.
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+/// Sends `state` (e.g. `"READY=1\nSTATUS=serving"`) to systemd, if it
+/// listens. Failures are logged, never fatal: the data path does not
+/// depend on the service manager.
+pub fn notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    if let Err(e) = send(&path, state) {
+        log::warn!("sd_notify to NOTIFY_SOCKET={}: {e}", path.to_string_lossy());
+    }
+}
+
+fn send(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let sock = UnixDatagram::unbound()?;
+    let b = path.as_bytes();
+    let addr = match b.first() {
+        Some(b'@') => SocketAddr::from_abstract_name(&b[1..])?,
+        Some(b'/') => SocketAddr::from_pathname(path)?,
+        _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "neither a path nor an @abstract name")),
+    };
+    let n = sock.send_to_addr(state.as_bytes(), &addr)?;
+    if n != state.len() {
+        return Err(std::io::Error::other("short datagram"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_to_a_path_and_to_an_abstract_name() {
+        let dir = std::env::temp_dir().join(format!("ih-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&p);
+        let rx = UnixDatagram::bind(&p).unwrap();
+        send(p.as_os_str(), "READY=1\nSTATUS=x").unwrap();
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1\nSTATUS=x");
+
+        let name = format!("ih-notify-test-{}", std::process::id());
+        let rx = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+        send(std::ffi::OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STOPPING=1");
+
+        assert!(send(std::ffi::OsStr::new("relative"), "READY=1").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
