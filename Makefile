@@ -4,8 +4,10 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
+# Ansible's scripts sit next to the python3 that setup.sh installs them into
+PYBIN := $(shell python3 -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null)
 
-.PHONY: all setup build release test unit lab bench lab-bench clean
+.PHONY: all setup build release deb test test-deploy ansible-lint unit lab bench lab-bench clean
 
 all: build
 
@@ -18,9 +20,24 @@ build: setup
 release: setup
 	$(CARGO) build --release --bins
 
-# every test, each in its own process with a time limit (.config/nextest.toml)
-test: build
-	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; bash scripts/sweep-labs.sh; exit $$rc
+# the Debian package: target/deb/ironhoard_<version>_<arch>.deb
+deb: release
+	bash scripts/build-deb.sh
+
+# every test: the workspace's (each in its own process with a time limit,
+# .config/nextest.toml), then the Ansible role's lint and its deployment
+# onto a booted systemd scratch host
+test: build release
+	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; bash scripts/sweep-labs.sh; \
+	$(MAKE) --no-print-directory test-deploy || rc=1; exit $$rc
+
+ansible-lint: setup
+	cd ansible && $(PYBIN)/ansible-lint --profile production && \
+	$(PYBIN)/ansible-playbook -i inventory/example/hosts.yml site.yml --syntax-check
+
+# the role onto a scratch host booted with systemd-nspawn (tests/deploy/)
+test-deploy: ansible-lint release
+	bash tests/deploy/deploy-test.sh; rc=$$?; bash scripts/sweep-labs.sh; exit $$rc
 
 # tests that need no root
 unit:

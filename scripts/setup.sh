@@ -19,7 +19,7 @@ need_root() {
   fi
 }
 
-APT_PKGS=(python3 clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq)
+APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq)
 
 install_apt() {
   local missing=()
@@ -81,7 +81,26 @@ install_nextest() {
   cargo +stable install cargo-nextest --locked
 }
 
+# Ansible for the deployment role and its test, pinned, into the python3
+# that is first on PATH (pyenv's here; its scripts are run from next to
+# sys.executable, never through a shim).
+ANSIBLE_CORE=2.19.14
+ANSIBLE_LINT=26.10.1
+install_ansible() {
+  local bin
+  bin=$(python3 -c 'import os, sys; print(os.path.dirname(sys.executable))')
+  if [ "$(python3 -c 'import ansible.release; print(ansible.release.__version__)' 2>/dev/null)" = "$ANSIBLE_CORE" ] &&
+     "$bin/ansible-lint" --version 2>/dev/null | grep -q "$ANSIBLE_LINT"; then
+    log "ansible-core $ANSIBLE_CORE and ansible-lint $ANSIBLE_LINT present"
+    return
+  fi
+  log "installing ansible-core==$ANSIBLE_CORE ansible-lint==$ANSIBLE_LINT from PyPI"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    "ansible-core==$ANSIBLE_CORE" "ansible-lint==$ANSIBLE_LINT"
+}
+
 install_apt
+install_ansible
 install_nextest
 install_rust_src
 install_bpf_linker

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Runs inside the booted scratch host (deploy-test.sh): a veth lab, the
+# playbook, and every check the deployment issue names. /srv/ihdeploy holds
+# the artifacts (read-only), /srv/ihrepo the repository (read-only).
+set -euo pipefail
+ART=/srv/ihdeploy
+export ANSIBLE_CONFIG=/srv/ihrepo/ansible/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+export ANSIBLE_LOCAL_TEMP=/root/.ansible/tmp ANSIBLE_REMOTE_TEMP=/root/.ansible/tmp
+OUT=/root/ihdeploy; mkdir -p "$OUT"
+SECRET_HEX=$(cat $ART/secret0.hex)
+step() { printf '\n=== deploy-test: %s\n' "$*"; }
+ok() { printf '  ok: %s\n' "$*"; }
+fail() {
+    printf '  FAIL: %s\n' "$*" >&2
+    echo "--- journalctl -u ironhoard (last 40 lines)" >&2
+    journalctl -u ironhoard.service --no-pager -n 40 >&2 || true
+    exit 1
+}
+
+play() { # play NAME [ansible-playbook args...]: the output goes to $OUT/NAME.log
+    local name=$1; shift
+    ( cd /srv/ihrepo && "$ANSIBLE_BIN/ansible-playbook" -i $ART/inventory.yml ansible/site.yml \
+        --skip-tags tune --vault-password-file $ART/vault-pass "$@" ) >"$OUT/$name.log" 2>&1
+}
+recap() { grep -A1 '^PLAY RECAP' "$OUT/$1.log" | tail -1; }
+no_secret_in() { if grep -q "$SECRET_HEX" "$OUT/$1.log"; then fail "the master secret appears in the output of $1"; fi; }
+
+# moves NAME FIRST_SEQ COUNT: sends COUNT moves from the client namespace,
+# prints "acked accepted"
+moves() {
+    ip netns exec ihdc ironhoard-pktgen --target 198.18.220.1:7777 --secret-file /etc/ironhoard/secrets/secret0.hex \
+        --games 2 --players 50 --board 32x32 --first-seq "$2" --count "$3" --rate 2000 --duration 20 --quiet \
+        --report "$OUT/$1.json" >/dev/null 2>"$OUT/$1.err" || { cat "$OUT/$1.err"; fail "pktgen $1"; }
+    jq -r '"\(.acked) \(.by_status.accepted)"' "$OUT/$1.json"
+}
+main_pid() { systemctl show -p MainPID --value ironhoard.service; }
+
+step "lab: veth ihdA (host side, 198.18.220.1) and client namespace ihdc (198.18.220.2)"
+ip link add ihdA type veth peer name ihdB
+ip netns add ihdc
+ip link set ihdB netns ihdc
+ip addr add 198.18.220.1/24 dev ihdA && ip link set ihdA up
+ip netns exec ihdc ip addr add 198.18.220.2/24 dev ihdB
+ip netns exec ihdc ip link set ihdB up && ip netns exec ihdc ip link set lo up
+useradd --system --no-create-home ihops
+ok "lab up; operator user ihops"
+
+step "first run of the playbook"
+play run1 --diff || { tail -40 "$OUT/run1.log"; fail "first run failed"; }
+recap run1
+no_secret_in run1
+ok "play succeeded; the secret is nowhere in its output"
+
+step "the service"
+[ "$(systemctl is-active ironhoard.service)" = active ] || fail "ironhoard.service is not active"
+[ "$(systemctl is-enabled ironhoard.service)" = enabled ] || fail "ironhoard.service is not enabled"
+PID=$(main_pid)
+uid=$(awk '/^Uid:/{print $2}' /proc/$PID/status)
+[ "$uid" = "$(id -u ironhoard)" ] && [ "$uid" != 0 ] || fail "the appliance runs as uid $uid"
+capeff=$(awk '/^CapEff:/{print $2}' /proc/$PID/status)
+# CAP_NET_ADMIN(12) CAP_NET_RAW(13) CAP_BPF(39) CAP_PERFMON(38)
+[ "$capeff" = 000000c000003000 ] || fail "effective capabilities $capeff, want 000000c000003000"
+ok "active, enabled, pid $PID runs as ironhoard (uid $uid) with CapEff $capeff (NET_ADMIN NET_RAW PERFMON BPF)"
+stat -c '%U %a' /etc/ironhoard/secrets/secret0.hex | grep -qx 'ironhoard 600' || fail "secret file is $(stat -c '%U %a' /etc/ironhoard/secrets/secret0.hex)"
+ok "secret0.hex: owner ironhoard, mode 600"
+ironhoard stats --command "show info" | jq -e '.xdp.xdp_mode == "native"' >/dev/null || fail "XDP not native"
+ok "XDP attached in native mode"
+
+step "moves from the client namespace"
+read -r acked accepted < <(moves m1 1 400)
+[ "$acked" = 400 ] && [ "$accepted" = 400 ] || fail "400 sent: $acked acked, $accepted accepted"
+ok "400 moves sent, 400 acked ACCEPTED"
+runuser -u ihops -- ironhoard stats --json | jq -e '.accepted >= 400' >/dev/null || fail "ihops (group ironhoard) cannot read stats"
+if runuser -u nobody -- ironhoard stats --json >/dev/null 2>&1; then fail "nobody can read the stats socket"; fi
+ok "stats readable by group member ihops, refused to nobody"
+
+step "second run: nothing changes"
+play run2 || { tail -40 "$OUT/run2.log"; fail "second run failed"; }
+recap run2
+recap run2 | grep -q 'changed=0 ' || { grep -B3 '^changed:' "$OUT/run2.log" | head -30; fail "second run changed something"; }
+[ "$(main_pid)" = "$PID" ] || fail "second run restarted the appliance"
+ok "changed=0, same pid"
+
+step "a bad variable fails the play; the running appliance keeps serving"
+sum=$(sha256sum /etc/ironhoard/ironhoard.toml)
+if play bad1 -e '{"ironhoard_board_width": 0}'; then fail "a play with board_width 0 succeeded"; fi
+grep -q 'moves.board_width' "$OUT/bad1.log" || { tail -20 "$OUT/bad1.log"; fail "the failure does not name moves.board_width"; }
+grep -q 'check-config' "$OUT/bad1.log" || fail "the failure is not check-config's"
+[ "$(sha256sum /etc/ironhoard/ironhoard.toml)" = "$sum" ] || fail "the config was replaced"
+ok "check-config refused it (moves.board_width); config unchanged"
+if play bad2 -e '{"ironhoard_port": "seventy"}'; then fail "a play with a non-numeric port succeeded"; fi
+grep -q 'ironhoard_port' "$OUT/bad2.log" || { tail -20 "$OUT/bad2.log"; fail "the argument spec failure does not name ironhoard_port"; }
+ok "argument spec refused ironhoard_port=seventy, naming it"
+if play bad3 -e '{"ironhoard_cores": [0, 1]}'; then fail "a play with 2 cores for 1 queue succeeded"; fi
+grep -q 'ironhoard_cores' "$OUT/bad3.log" || fail "the preflight failure does not name ironhoard_cores"
+ok "preflight refused 2 cores for 1 queue, naming ironhoard_cores"
+[ "$(systemctl is-active ironhoard.service)" = active ] && [ "$(main_pid)" = "$PID" ] || fail "the appliance did not keep running"
+read -r acked accepted < <(moves m2 1000 400)
+[ "$acked" = 400 ] && [ "$accepted" = 400 ] || fail "after the failed plays: $acked acked, $accepted accepted of 400"
+ok "same pid $PID still acks: 400 of 400 ACCEPTED"
+
+step "upgrade to $DEB2_NAME through the play"
+logged_before=$(ironhoard tail --dir /var/lib/ironhoard/moves | wc -l)
+play upgrade -e "{\"ironhoard_package\": \"$ART/$DEB2_NAME\"}" || { tail -40 "$OUT/upgrade.log"; fail "upgrade run failed"; }
+recap upgrade
+NEWPID=$(main_pid)
+[ "$NEWPID" != "$PID" ] || fail "the upgrade did not restart the appliance"
+dpkg-query -W -f='${Version}\n' ironhoard | grep -q '+upgrade1' || fail "the package was not upgraded"
+journalctl -u ironhoard.service --no-pager -o cat | grep -q "stopped: .* move log: $logged_before records written" \
+    || { journalctl -u ironhoard.service --no-pager -o cat | grep stopped; fail "the old appliance did not drain ($logged_before records)"; }
+logged_after=$(ironhoard tail --dir /var/lib/ironhoard/moves | wc -l)
+[ "$logged_after" -ge "$logged_before" ] || fail "records lost across the upgrade: $logged_before -> $logged_after"
+read -r acked accepted < <(moves m3 1 400)
+acked_dup=$(jq '.by_status.duplicate' "$OUT/m3.json")
+[ "$acked" = 400 ] && [ "$acked_dup" = 400 ] || fail "replayed seqs after the upgrade: $acked acked, $acked_dup DUPLICATE of 400"
+ok "upgraded: pid $PID -> $NEWPID, SIGTERM drain logged ($logged_before records), log kept ($logged_after), replays of pre-upgrade moves DUPLICATE"
+play run3 -e "{\"ironhoard_package\": \"$ART/$DEB2_NAME\"}" || fail "run after the upgrade failed"
+recap run3 | grep -q 'changed=0 ' || fail "the run after the upgrade changed something: $(recap run3)"
+ok "the next run changes nothing"
+
+step "removal"
+apt-get remove -y -q ironhoard >"$OUT/remove.log" 2>&1 || { cat "$OUT/remove.log"; fail "apt-get remove"; }
+if systemctl is-active --quiet ironhoard.service; then fail "still running after removal"; fi
+[ ! -e /usr/bin/ironhoard ] && [ ! -e /lib/systemd/system/ironhoard.service ] || fail "files left after removal"
+[ -d /var/lib/ironhoard/moves ] || fail "the move log was removed"
+if ip -d link show ihdA | grep -q 'prog/xdp'; then fail "XDP program still attached"; fi
+ok "stopped, binary and unit gone, XDP detached, move log kept"
