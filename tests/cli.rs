@@ -62,6 +62,39 @@ fn bad_configs_fail_with_one_line_naming_the_key() {
 }
 
 #[test]
+fn check_config_on_host_checks_the_interface_its_queues_and_the_cores() {
+    let d = TempDir::new("cli");
+    let example = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/ironhoard.example.toml")).unwrap();
+    ironhoard(&["keygen", "--out", d.0.join("secret0.hex").to_str().unwrap()]);
+    let cfg = d.0.join("ironhoard.toml");
+    let check = |text: String, on_host: bool| {
+        fs::write(&cfg, text).unwrap();
+        let mut args = vec!["check-config", "--config", cfg.to_str().unwrap()];
+        if on_host {
+            args.push("--on-host");
+        }
+        ironhoard(&args)
+    };
+    let cores = std::thread::available_parallelism().unwrap().get();
+    // lo exists everywhere and has one rx queue
+    let lo = example.replace("name = \"eth0\"", "name = \"lo\"").replace("cores = [1]", "cores = [0]");
+    let (rc, out, err) = check(lo.clone(), true);
+    assert_eq!(rc, 0, "{out}{err}");
+    let (rc, _, err) = check(example.replace("name = \"eth0\"", "name = \"ihnosuch0\""), true);
+    assert_eq!(rc, 1);
+    assert!(err.contains("interface.name") && err.contains("ihnosuch0"), "{err}");
+    // without --on-host the same file is fine (validated off the host)
+    let (rc, _, err) = check(example.replace("name = \"eth0\"", "name = \"ihnosuch0\""), false);
+    assert_eq!(rc, 0, "{err}");
+    let (rc, _, err) = check(lo.replace("queues = 1", "queues = [5]"), true);
+    assert_eq!(rc, 1);
+    assert!(err.contains("interface.queues") && err.contains("no queue 5"), "{err}");
+    let (rc, _, err) = check(lo.replace("cores = [0]", &format!("cores = [{cores}]")), true);
+    assert_eq!(rc, 1);
+    assert!(err.contains(&format!("core {cores} is not online")), "{err}");
+}
+
+#[test]
 fn player_key_matches_the_derivation() {
     let d = TempDir::new("cli");
     let f = d.0.join("s.hex");

@@ -118,6 +118,16 @@ play run3 -e "{\"ironhoard_package\": \"$ART/$DEB2_NAME\"}" || fail "run after t
 recap run3 | grep -q 'changed=0 ' || fail "the run after the upgrade changed something: $(recap run3)"
 ok "the next run changes nothing"
 
+step "roll back to the first package through the play"
+DEB1_NAME=$(basename "$(awk '/ironhoard_package:/{print $2}' $ART/inventory.yml)")
+play rollback || { tail -40 "$OUT/rollback.log"; fail "rollback run failed"; }
+dpkg-query -W -f='${Version}\n' ironhoard | grep -q '+upgrade1' && fail "still the upgraded version after the rollback"
+OLDPID=$NEWPID; NEWPID=$(main_pid)
+[ "$NEWPID" != "$OLDPID" ] || fail "the rollback did not restart the appliance"
+read -r acked accepted < <(moves m4 1 400)
+[ "$acked" = 400 ] && [ "$(jq '.by_status.duplicate' "$OUT/m4.json")" = 400 ] || fail "after the rollback: replays not all DUPLICATE"
+ok "rolled back to $DEB1_NAME: pid $OLDPID -> $NEWPID, replays of earlier moves still DUPLICATE"
+
 step "removal"
 apt-get remove -y -q ironhoard >"$OUT/remove.log" 2>&1 || { cat "$OUT/remove.log"; fail "apt-get remove"; }
 if systemctl is-active --quiet ironhoard.service; then fail "still running after removal"; fi
