@@ -120,7 +120,11 @@ ok "the next run changes nothing"
 
 step "roll back to the first package through the play"
 DEB1_NAME=$(basename "$(awk '/ironhoard_package:/{print $2}' $ART/inventory.yml)")
-play rollback || { tail -40 "$OUT/rollback.log"; fail "rollback run failed"; }
+if play rollback0; then fail "a downgrade went through without ironhoard_allow_downgrade"; fi
+grep -q 'A later version is already installed' "$OUT/rollback0.log" || { tail -20 "$OUT/rollback0.log"; fail "the refused downgrade does not say why"; }
+[ "$(main_pid)" = "$NEWPID" ] || fail "the refused downgrade restarted the appliance"
+ok "without ironhoard_allow_downgrade the older package is refused, the appliance untouched"
+play rollback -e ironhoard_allow_downgrade=true || { tail -40 "$OUT/rollback.log"; fail "rollback run failed"; }
 dpkg-query -W -f='${Version}\n' ironhoard | grep -q '+upgrade1' && fail "still the upgraded version after the rollback"
 OLDPID=$NEWPID; NEWPID=$(main_pid)
 [ "$NEWPID" != "$OLDPID" ] || fail "the rollback did not restart the appliance"
