@@ -37,6 +37,7 @@ ansible-lint: setup
 
 # the role onto a scratch host booted with systemd-nspawn (tests/deploy/)
 test-deploy: ansible-lint release
+	bash tests/deploy/tune-test.sh
 	bash tests/deploy/deploy-test.sh; rc=$$?; bash scripts/sweep-labs.sh; exit $$rc
 
 # tests that need no root
