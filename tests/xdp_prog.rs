@@ -92,27 +92,36 @@ fn moves_are_steered_and_everything_else_passes() {
     let p = Prog::new();
     for v6 in [false, true] {
         for vlan in [None, Some(7)] {
-            for opts in if v6 { vec![0] } else { vec![0, 4, 40] } {
-                let what = format!("v6={v6} vlan={vlan:?} ipv4 options={opts}");
-                let f = frame(&spec(v6, vlan, opts, PORT), &move_payload());
-                // no AF_XDP socket on queue 0: passed to the kernel
-                p.check(&what, &f, action::PASS, Some(XdpCounter::NoSocket));
-                let mut m = move_payload();
-                m[0] = b'X';
-                p.check(&format!("{what} bad magic"), &frame(&spec(v6, vlan, opts, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
-                let mut m = move_payload();
-                m[1] = 0x41;
-                p.check(&format!("{what} ack magic"), &frame(&spec(v6, vlan, opts, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
-                let mut m = move_payload();
-                m[2] = 2;
-                p.check(&format!("{what} version"), &frame(&spec(v6, vlan, opts, PORT), &m), action::DROP, Some(XdpCounter::BadVersion));
-                for len in [0usize, 3, 48, 63, 65, 200] {
-                    let mut pl = vec![0u8; len];
-                    pl[..len.min(3)].copy_from_slice(&move_payload()[..len.min(3)]);
-                    p.check(&format!("{what} payload {len}"), &frame(&spec(v6, vlan, opts, PORT), &pl), action::DROP, Some(XdpCounter::WrongLength));
+            let what = format!("v6={v6} vlan={vlan:?}");
+            let f = frame(&spec(v6, vlan, 0, PORT), &move_payload());
+            // no AF_XDP socket on queue 0: dropped (the kernel has no socket
+            // on the port either and would answer with ICMP)
+            p.check(&what, &f, action::DROP, Some(XdpCounter::NoSocket));
+            let mut m = move_payload();
+            m[0] = b'X';
+            p.check(&format!("{what} bad magic"), &frame(&spec(v6, vlan, 0, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
+            let mut m = move_payload();
+            m[1] = 0x41;
+            p.check(&format!("{what} ack magic"), &frame(&spec(v6, vlan, 0, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
+            let mut m = move_payload();
+            m[2] = 2;
+            p.check(&format!("{what} version"), &frame(&spec(v6, vlan, 0, PORT), &m), action::DROP, Some(XdpCounter::BadVersion));
+            for len in [0usize, 3, 48, 63, 65, 200] {
+                let mut pl = vec![0u8; len];
+                pl[..len.min(3)].copy_from_slice(&move_payload()[..len.min(3)]);
+                p.check(&format!("{what} payload {len}"), &frame(&spec(v6, vlan, 0, PORT), &pl), action::DROP, Some(XdpCounter::WrongLength));
+            }
+            // other port, untouched
+            p.check(&format!("{what} other port"), &frame(&spec(v6, vlan, 0, 53), &move_payload()), action::PASS, None);
+        }
+        if !v6 {
+            // IPv4 options are never echoed into an ack: dropped; passed to another port
+            for opts in [4, 40] {
+                for vlan in [None, Some(7)] {
+                    let what = format!("ipv4 options {opts} vlan={vlan:?}");
+                    p.check(&what, &frame(&spec(false, vlan, opts, PORT), &move_payload()), action::DROP, Some(XdpCounter::IpOptions));
+                    p.check(&format!("{what} other port"), &frame(&spec(false, vlan, opts, 53), &move_payload()), action::PASS, None);
                 }
-                // other port, untouched
-                p.check(&format!("{what} other port"), &frame(&spec(v6, vlan, opts, 53), &move_payload()), action::PASS, None);
             }
         }
     }
@@ -129,30 +138,45 @@ fn truncation_at_every_byte() {
         // header (EINVAL), and no NIC hands XDP such a frame: start there.
         for cut in 14..f.len() {
             let what = format!("v6={v6} vlan={vlan:?} opts={opts} cut at {cut}/{}", f.len());
-            if cut < l4 + 6 {
-                // destination port and length not both there: not ours to judge
+            if cut < l4 + 4 {
+                // destination port not there: not ours to judge
                 p.check(&what, &f[..cut], action::PASS, None);
+            } else if opts > 0 {
+                p.check(&what, &f[..cut], action::DROP, Some(XdpCounter::IpOptions));
             } else {
-                // to the move port but the frame cannot hold the move
-                p.check(&what, &f[..cut], action::DROP, Some(XdpCounter::WrongLength));
+                // to the move port, but the IP length runs past the frame
+                p.check(&what, &f[..cut], action::DROP, Some(XdpCounter::BadIpHeader));
             }
         }
     }
 }
 
+/// Recomputes the IPv4 header checksum of `f` (header at 14, no options).
+fn fix_v4_checksum(f: &mut [u8]) {
+    f[24] = 0;
+    f[25] = 0;
+    let mut acc: u32 = f[14..34].chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    f[24..26].copy_from_slice(&(!(acc as u16)).to_be_bytes());
+}
+
 #[test]
-fn fragments_arp_tcp_and_ipv6_extension_headers_pass() {
+fn move_port_datagrams_it_will_not_serve_are_dropped_by_reason_the_rest_passes() {
     let p = Prog::new();
     let base = frame(&spec(false, None, 0, PORT), &move_payload());
-    // non-first fragment (offset 8): the kernel's
+    // non-first fragment (offset 8): no UDP header, the kernel's
     let mut f = base.clone();
     f[14 + 6] = 0x00;
     f[14 + 7] = 0x01;
+    fix_v4_checksum(&mut f);
     p.check("non-first fragment", &f, action::PASS, None);
-    // a first fragment (MF set) to the move port can never be a 64-byte move
+    // a first fragment (MF set) to the move port
     let mut f = base.clone();
     f[14 + 6] = 0x20;
-    p.check("first fragment", &f, action::DROP, Some(XdpCounter::WrongLength));
+    fix_v4_checksum(&mut f);
+    p.check("first fragment", &f, action::DROP, Some(XdpCounter::Fragment));
     // TCP
     let mut f = base.clone();
     f[14 + 9] = 6;
@@ -162,19 +186,59 @@ fn fragments_arp_tcp_and_ipv6_extension_headers_pass() {
     arp.extend_from_slice(&[2, 0, 0, 0, 0, 2, 0x08, 0x06]);
     arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 2, 198, 18, 0, 2, 0, 0, 0, 0, 0, 0, 198, 18, 0, 1]);
     p.check("arp", &arp, action::PASS, None);
-    // IPv6 with a hop-by-hop extension header: not parsed, passed
-    let mut f = frame(&spec(true, None, 0, PORT), &move_payload());
-    f[14 + 6] = 0;
-    p.check("ipv6 extension header", &f, action::PASS, None);
-    // IPv4 header claiming IHL < 5
+    // IPv6 with a destination-options header in front of UDP
+    let v6 = frame(&spec(true, None, 0, PORT), &move_payload());
+    let ext = |dport: u16| {
+        let mut f = frame(&spec(true, None, 0, dport), &move_payload());
+        f[14 + 6] = 60;
+        let plen = u16::from_be_bytes([f[18], f[19]]) + 8;
+        f[18..20].copy_from_slice(&plen.to_be_bytes());
+        f.splice(54..54, [17u8, 0, 1, 4, 0, 0, 0, 0]); // next = UDP, PadN
+        f
+    };
+    p.check("ipv6 extension header", &ext(PORT), action::DROP, Some(XdpCounter::IpOptions));
+    p.check("ipv6 extension header, other port", &ext(53), action::PASS, None);
+    let mut f = v6.clone();
+    f[14] = 0x40;
+    p.check("ipv6 ethertype, version 4", &f, action::DROP, Some(XdpCounter::BadIpHeader));
+    let mut f = v6.clone();
+    f[22..38].copy_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    p.check("ipv6 multicast source", &f, action::DROP, Some(XdpCounter::MartianSource));
+    // IPv4 header claiming IHL < 5; a bad checksum; a total length past the frame
     let mut f = base.clone();
     f[14] = 0x44;
-    p.check("bad ihl", &f, action::PASS, None);
-    // QinQ / unknown ethertype
+    fix_v4_checksum(&mut f);
+    p.check("bad ihl", &f, action::DROP, Some(XdpCounter::BadIpHeader));
+    let mut f = base.clone();
+    f[24] ^= 0x55;
+    p.check("bad ipv4 checksum", &f, action::DROP, Some(XdpCounter::BadIpHeader));
+    let mut f = base.clone();
+    f[16..18].copy_from_slice(&600u16.to_be_bytes());
+    fix_v4_checksum(&mut f);
+    p.check("total length 600 in a 106-byte frame", &f, action::DROP, Some(XdpCounter::BadIpHeader));
+    // martian sources: loopback, multicast, broadcast, 0/8; a multicast source MAC
+    for src in [[127, 0, 0, 1], [224, 0, 0, 5], [255, 255, 255, 255], [0, 0, 0, 0]] {
+        let mut f = base.clone();
+        f[26..30].copy_from_slice(&src);
+        fix_v4_checksum(&mut f);
+        p.check(&format!("source {src:?}"), &f, action::DROP, Some(XdpCounter::MartianSource));
+    }
+    let mut f = base.clone();
+    f[6] = 0x01;
+    p.check("multicast source mac", &f, action::DROP, Some(XdpCounter::MartianSource));
+    // QinQ to the move port: dropped; to another port: passed
+    let qinq = |dport: u16| {
+        let mut f = frame(&spec(false, None, 0, dport), &move_payload());
+        f.splice(12..12, [0x88u8, 0xa8, 0, 5, 0x81, 0x00, 0, 7]);
+        f
+    };
+    p.check("802.1ad + 802.1Q", &qinq(PORT), action::DROP, Some(XdpCounter::VlanStack));
+    p.check("802.1ad + 802.1Q, other port", &qinq(53), action::PASS, None);
+    // a lone 802.1ad ethertype over an IP header: unknown inner type
     let mut f = base.clone();
     f[12] = 0x88;
     f[13] = 0xa8;
-    p.check("802.1ad", &f, action::PASS, None);
+    p.check("802.1ad over nothing", &f, action::PASS, None);
     // broadcast / multicast destination MAC
     let mut f = base.clone();
     f[0..6].copy_from_slice(&[0xff; 6]);
@@ -196,7 +260,7 @@ fn redirect_to_a_bound_socket_and_port_zero_disables() {
     let f = frame(&spec(false, None, 0, PORT), &move_payload());
     p.check("socket in the slot", &f, action::REDIRECT, Some(XdpCounter::Redirected));
     p.st.remove_socket(0).unwrap();
-    p.check("slot emptied", &f, action::PASS, Some(XdpCounter::NoSocket));
+    p.check("slot emptied", &f, action::DROP, Some(XdpCounter::NoSocket));
     p.st.set_port(0).unwrap();
     p.check("port 0 steers nothing", &f, action::PASS, None);
     // SAFETY: closing the fd we opened.
@@ -211,8 +275,8 @@ fn ack_mode_steers_acks_and_drops_moves() {
     ack[0] = 0x49;
     ack[1] = 0x41;
     ack[2] = 1;
-    p.check("ack", &frame(&spec(false, None, 0, PORT), &ack), action::PASS, Some(XdpCounter::NoSocket));
-    p.check("ack v6", &frame(&spec(true, Some(2), 0, PORT), &ack), action::PASS, Some(XdpCounter::NoSocket));
+    p.check("ack", &frame(&spec(false, None, 0, PORT), &ack), action::DROP, Some(XdpCounter::NoSocket));
+    p.check("ack v6", &frame(&spec(true, Some(2), 0, PORT), &ack), action::DROP, Some(XdpCounter::NoSocket));
     p.check("move in ack mode", &frame(&spec(false, None, 0, PORT), &move_payload()), action::DROP, Some(XdpCounter::WrongLength));
     let mut m = [0u8; 48];
     m[..3].copy_from_slice(&move_payload()[..3]);

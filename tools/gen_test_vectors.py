@@ -217,6 +217,24 @@ def scenarios():
     ]
     out.append({"name": "rate-limit", "master_secrets_hex": [m.hex() for m in masters], "config": rl, "steps": steps})
 
+    # replies to DUPLICATE/STALE take a reply token (same rate and burst,
+    # separate from the move tokens); without one the replay is dropped
+    # unanswered, so a captured move cannot be used to reflect signed acks
+    steps = [
+        step(0, a.move(1), "accepted", a),                # move tokens: 1 left
+        step(0, a.move(1), "duplicate", a),               # reply tokens: 1 left
+        step(0, a.move(1), "duplicate", a),               # reply tokens: 0 left
+        step(0, a.move(1), "drop:replay_over_limit"),     # no answer
+        step(0, a.move(2000), "accepted", a),             # move tokens are separate
+        step(0, a.move(1), "drop:replay_over_limit"),     # stale, no reply token
+        step(SEC, a.move(1), "stale", a),                 # one reply token after 1 s
+        step(SEC, a.move(2000), "drop:replay_over_limit"),
+        step(SEC, a.move(2001), "accepted", a),           # one move token after 1 s
+        step(SEC, b.move(1), "accepted", b),              # another player's own buckets
+        step(SEC, b.move(1), "duplicate", b),
+    ]
+    out.append({"name": "replay-reply-budget", "master_secrets_hex": [m.hex() for m in masters], "config": rl, "steps": steps})
+
     # BUSY: the player table is full (room for 1 player); nothing recorded
     busy = dict(cfg, players=1)
     steps = [

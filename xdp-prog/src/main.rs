@@ -1,12 +1,16 @@
 //! IronHoard's XDP program.
 //!
-//! For each frame: Ethernet, at most one 802.1Q tag, IPv4 (any IHL) or IPv6
-//! (no extension headers), UDP. A datagram to the move port is checked for
-//! what can never be a move (UDP length, magic, version; dropped and counted
-//! per CPU) and redirected to the AF_XDP socket bound on its rx queue — or
-//! passed to the kernel if none is. Everything else passes untouched: ARP,
-//! SSH, other ports, non-first fragments, frames too short to parse. The host
-//! must never be cut off its own network.
+//! For each frame, the shared classifier (`ironhoard_common::frame`, the
+//! same code the pollers and the generator run) decides: not a datagram to
+//! the move port — ARP, SSH, other ports, non-first fragments — passes to
+//! the kernel untouched (the host must never be cut off its own network); a
+//! datagram to the move port that the appliance does not serve (QinQ, IP
+//! options or IPv6 extension headers, bad IP header or lengths, fragments,
+//! martian sources) is dropped and counted by reason, never passed to a
+//! closed kernel port that would answer with ICMP. A served datagram is
+//! checked for what can never be a move (magic, version; dropped and
+//! counted per CPU) and redirected to the AF_XDP socket bound on its rx
+//! queue, or dropped (counted) if there is none.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -24,30 +28,56 @@ static CONFIG: Array<u32> = Array::with_max_entries(XdpConfig::COUNT, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::COUNT, 0);
 
-use ironhoard_common::net::{ETH_HLEN, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, IPV6_HLEN, UDP_HLEN, VLAN_HLEN};
+use aya_ebpf::cty::c_void;
+use aya_ebpf::helpers::generated::bpf_xdp_load_bytes;
+use ironhoard_common::frame::{classify, Bytes, Class};
+use ironhoard_common::net::ETH_HLEN;
 
-/// Bounds-checked pointer into the frame (the verifier needs the check).
-#[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*const T> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + off + core::mem::size_of::<T>() > end {
-        return None;
+/// How many leading bytes of a frame the classifier sees: Ethernet, two
+/// tags, IPv6 with extension headers, UDP and the move's first bytes fit;
+/// a move-port header beyond it is not seen (the frame passes, and the
+/// appliance's sink socket keeps the kernel from answering).
+const HEAD: usize = 128;
+
+/// Per-CPU scratch the frame's head is copied into: the shared classifier
+/// then reads a map value at checked offsets, which the verifier follows
+/// whatever LLVM does with the bounds checks (packet-pointer checks it
+/// rewrites into forms the verifier cannot use).
+#[map]
+static SCRATCH: PerCpuArray<[u8; HEAD]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The frame's head (a copy) and its true length.
+struct Head<'a> {
+    buf: &'a [u8; HEAD],
+    len: usize,
+}
+
+impl Bytes for Head<'_> {
+    #[inline(always)]
+    fn u8_at(&self, off: usize) -> Option<u8> {
+        if off >= self.len {
+            return None;
+        }
+        self.buf.get(off).copied()
     }
-    Some((start + off) as *const T)
-}
-
-#[inline(always)]
-fn read_u8(ctx: &XdpContext, off: usize) -> Option<u8> {
-    // SAFETY: ptr_at checked that the byte lies inside the frame.
-    Some(unsafe { *ptr_at::<u8>(ctx, off)? })
-}
-
-#[inline(always)]
-fn read_be16(ctx: &XdpContext, off: usize) -> Option<u16> {
-    // SAFETY: ptr_at checked that both bytes lie inside the frame; the read
-    // is unaligned-safe.
-    Some(u16::from_be(unsafe { core::ptr::read_unaligned(ptr_at::<u16>(ctx, off)?) }))
+    #[inline(always)]
+    fn be16_at(&self, off: usize) -> Option<u16> {
+        if off + 2 > self.len || off + 2 > HEAD {
+            return None;
+        }
+        Some(u16::from_be_bytes([self.buf[off], self.buf[off + 1]]))
+    }
+    #[inline(always)]
+    fn be32_at(&self, off: usize) -> Option<u32> {
+        if off + 4 > self.len || off + 4 > HEAD {
+            return None;
+        }
+        Some(u32::from_be_bytes([self.buf[off], self.buf[off + 1], self.buf[off + 2], self.buf[off + 3]]))
+    }
+    #[inline(always)]
+    fn frame_len(&self) -> usize {
+        self.len
+    }
 }
 
 #[inline(always)]
@@ -83,83 +113,40 @@ pub fn ironhoard_xdp(ctx: XdpContext) -> u32 {
     steer(&ctx).unwrap_or(XDP_PASS)
 }
 
-/// `None` means "could not parse this far": the frame is passed.
+/// `None` means "could not read this far": the frame is passed.
 #[inline(always)]
 fn steer(ctx: &XdpContext) -> Option<u32> {
     let port = match CONFIG.get(XdpConfig::MovePort as u32) {
         Some(p) if *p != 0 => *p as u16,
         _ => return Some(XDP_PASS),
     };
-    let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0)?;
-    // SAFETY: ptr_at checked that the whole Ethernet header is in the frame.
-    let (dst0, mut proto) = unsafe { ((*eth)[0], u16::from_be_bytes([(*eth)[12], (*eth)[13]])) };
-    // Broadcast and multicast frames are the kernel's: an ack needs a
-    // unicast destination to swap into its source.
-    if dst0 & 1 != 0 {
-        return Some(XDP_PASS);
-    }
-    let mut l3 = ETH_HLEN;
-    if proto == ETH_P_8021Q {
-        proto = read_be16(ctx, ETH_HLEN + 2)?;
-        l3 += VLAN_HLEN;
-    }
-    let l4;
-    let first_fragment;
-    match proto {
-        ETH_P_IP => {
-            let vihl = read_u8(ctx, l3)?;
-            let ihl = ((vihl & 0x0f) as usize) * 4;
-            if vihl >> 4 != 4 || ihl < 20 {
-                return Some(XDP_PASS);
-            }
-            if read_u8(ctx, l3 + 9)? != IPPROTO_UDP {
-                return Some(XDP_PASS);
-            }
-            let frag = read_be16(ctx, l3 + 6)?;
-            if frag & 0x1fff != 0 {
-                return Some(XDP_PASS); // non-first fragment: the kernel's
-            }
-            first_fragment = frag & 0x2000 != 0; // MF set, offset 0
-            l4 = l3 + ihl;
-        }
-        ETH_P_IPV6 => {
-            if read_u8(ctx, l3 + 6)? != IPPROTO_UDP {
-                return Some(XDP_PASS); // extension headers, TCP, ICMPv6...
-            }
-            first_fragment = false;
-            l4 = l3 + IPV6_HLEN;
-        }
-        _ => return Some(XDP_PASS),
-    }
-    if read_be16(ctx, l4 + 2)? != port {
-        return Some(XDP_PASS);
-    }
-    // A datagram to the move port: from here on it is ours.
-    let udp_len = read_be16(ctx, l4 + 4)? as usize;
-    let payload = l4 + UDP_HLEN;
     let (magic, plen) = expected();
-    // One bounds check for the whole datagram, and every read through that
-    // same pointer (re-deriving it would lose the verifier's range).
-    let head: [u8; 3] = if plen == ACK_LEN {
-        match ptr_at::<[u8; ACK_LEN]>(ctx, payload) {
-            // SAFETY: ptr_at checked that all ACK_LEN bytes are in the frame.
-            Some(p) if !first_fragment && udp_len == UDP_HLEN + ACK_LEN => unsafe { [(*p)[0], (*p)[1], (*p)[2]] },
-            _ => return Some(drop_as(XdpCounter::WrongLength)),
-        }
-    } else {
-        match ptr_at::<[u8; MOVE_LEN]>(ctx, payload) {
-            // SAFETY: ptr_at checked that all MOVE_LEN bytes are in the frame.
-            Some(p) if !first_fragment && udp_len == UDP_HLEN + MOVE_LEN => unsafe { [(*p)[0], (*p)[1], (*p)[2]] },
-            _ => return Some(drop_as(XdpCounter::WrongLength)),
-        }
+    let len = ctx.data_end() - ctx.data();
+    if len < ETH_HLEN {
+        return Some(XDP_PASS);
+    }
+    let n = if len < HEAD { len } else { HEAD };
+    let buf = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: `buf` is this CPU's scratch slot (HEAD bytes, nothing else
+    // uses it while this program runs on this CPU); 14 <= n <= HEAD.
+    if unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, buf as *mut c_void, n as u32) } != 0 {
+        return Some(XDP_PASS);
+    }
+    // SAFETY: the slot lives as long as the map; filled above.
+    let frame = Head { buf: unsafe { &*buf }, len };
+    let at = match classify(&frame, port, plen) {
+        Class::Pass => return Some(XDP_PASS),
+        Class::Drop(r) => return Some(drop_as(XdpCounter::of_drop(r))),
+        Class::Serve(at) => at,
     };
-    if head[0] != magic[0] || head[1] != magic[1] {
+    let head = frame.be16_at(at.payload())?;
+    if head != u16::from_be_bytes(magic) {
         return Some(drop_as(XdpCounter::BadMagic));
     }
-    if head[2] != VERSION {
+    if frame.u8_at(at.payload() + 2)? != VERSION {
         return Some(drop_as(XdpCounter::BadVersion));
     }
-    match XSKS.redirect(ctx.rx_queue_index(), XDP_PASS as u64) {
+    match XSKS.redirect(ctx.rx_queue_index(), XDP_DROP as u64) {
         Ok(action) => {
             count(XdpCounter::Redirected);
             Some(action)

@@ -20,11 +20,30 @@ pub enum DropReason {
     UnknownKeyId = 3,
     /// The tag does not verify under the player's key.
     BadTag = 4,
+    /// More than one VLAN tag (QinQ): acks would go out with one.
+    VlanStack = 5,
+    /// IPv4 options or IPv6 extension headers: never echoed into an ack.
+    IpOptions = 6,
+    /// IPv4 IHL < 5, wrong IP version, IP length past the frame or too
+    /// short for UDP, or a bad IPv4 header checksum.
+    BadIpHeader = 7,
+    /// A fragment (a 64-byte move is never fragmented).
+    Fragment = 8,
+    /// Source MAC group or zero, or source IP unspecified, loopback,
+    /// multicast, broadcast or otherwise martian: an ack would be a
+    /// reflection.
+    MartianSource = 9,
+    /// XDP: no AF_XDP socket on the rx queue.
+    NoSocket = 10,
+    /// A DUPLICATE or STALE answer beyond the player's token bucket: a
+    /// captured move replayed (with spoofed sources) must not turn the
+    /// appliance into a reflector of signed acks.
+    ReplayOverLimit = 11,
 }
 
 impl DropReason {
     /// Number of reasons (size of the counter arrays).
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 12;
     /// All reasons in index order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::WrongLength,
@@ -32,6 +51,22 @@ impl DropReason {
         DropReason::BadVersion,
         DropReason::UnknownKeyId,
         DropReason::BadTag,
+        DropReason::VlanStack,
+        DropReason::IpOptions,
+        DropReason::BadIpHeader,
+        DropReason::Fragment,
+        DropReason::MartianSource,
+        DropReason::NoSocket,
+        DropReason::ReplayOverLimit,
+    ];
+    /// The reasons the engine itself gives (the rest are the frame's).
+    pub const ENGINE: [DropReason; 6] = [
+        DropReason::WrongLength,
+        DropReason::BadMagic,
+        DropReason::BadVersion,
+        DropReason::UnknownKeyId,
+        DropReason::BadTag,
+        DropReason::ReplayOverLimit,
     ];
 
     /// The name used in stats JSON and Prometheus labels.
@@ -42,6 +77,13 @@ impl DropReason {
             DropReason::BadVersion => "bad_version",
             DropReason::UnknownKeyId => "unknown_key_id",
             DropReason::BadTag => "bad_tag",
+            DropReason::VlanStack => "vlan_stack",
+            DropReason::IpOptions => "ip_options",
+            DropReason::BadIpHeader => "bad_ip_header",
+            DropReason::Fragment => "fragment",
+            DropReason::MartianSource => "martian_source",
+            DropReason::NoSocket => "no_socket",
+            DropReason::ReplayOverLimit => "replay_over_limit",
         }
     }
 }
@@ -75,34 +117,63 @@ impl XdpConfig {
 }
 
 /// What the XDP program counts, per CPU, for datagrams to the move port.
-/// The first three are its early drops and share their index and name with
-/// [`DropReason`].
+/// A drop counts at its [`DropReason`]'s index (the same name in `show
+/// xdp` and `show stats`); `Redirected` after the last reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum XdpCounter {
-    /// UDP length is not 8 + 64, the frame is shorter than the datagram, or
-    /// it is an IPv4 first fragment (a 64-byte move is never fragmented).
+    /// UDP length is not 8 + 64, or disagrees with the IP layer or the frame.
     WrongLength = 0,
     BadMagic = 1,
     BadVersion = 2,
+    VlanStack = 5,
+    IpOptions = 6,
+    BadIpHeader = 7,
+    Fragment = 8,
+    MartianSource = 9,
+    /// No socket bound on the rx queue: dropped (the kernel has no socket
+    /// on the port either, and would answer with ICMP).
+    NoSocket = 10,
     /// Redirected to the AF_XDP socket of the rx queue.
-    Redirected = 3,
-    /// No socket bound on the rx queue: passed to the kernel.
-    NoSocket = 4,
+    Redirected = 12,
 }
 
 impl XdpCounter {
-    pub const COUNT: u32 = 5;
-    pub const ALL: [XdpCounter; 5] =
-        [XdpCounter::WrongLength, XdpCounter::BadMagic, XdpCounter::BadVersion, XdpCounter::Redirected, XdpCounter::NoSocket];
+    /// Size of the per-CPU counter array (indices 3, 4 and 11 stay 0).
+    pub const COUNT: u32 = 13;
+    pub const ALL: [XdpCounter; 10] = [
+        XdpCounter::WrongLength,
+        XdpCounter::BadMagic,
+        XdpCounter::BadVersion,
+        XdpCounter::VlanStack,
+        XdpCounter::IpOptions,
+        XdpCounter::BadIpHeader,
+        XdpCounter::Fragment,
+        XdpCounter::MartianSource,
+        XdpCounter::NoSocket,
+        XdpCounter::Redirected,
+    ];
+
+    /// The counter of a drop reason the XDP program gives.
+    pub const fn of_drop(r: DropReason) -> XdpCounter {
+        match r {
+            DropReason::WrongLength => XdpCounter::WrongLength,
+            DropReason::BadMagic => XdpCounter::BadMagic,
+            DropReason::BadVersion => XdpCounter::BadVersion,
+            DropReason::VlanStack => XdpCounter::VlanStack,
+            DropReason::IpOptions => XdpCounter::IpOptions,
+            DropReason::BadIpHeader => XdpCounter::BadIpHeader,
+            DropReason::Fragment => XdpCounter::Fragment,
+            DropReason::MartianSource => XdpCounter::MartianSource,
+            // never given by the program (key and tag checks are userspace's)
+            _ => XdpCounter::NoSocket,
+        }
+    }
 
     pub const fn name(self) -> &'static str {
-        match self {
-            XdpCounter::WrongLength => "wrong_length",
-            XdpCounter::BadMagic => "bad_magic",
-            XdpCounter::BadVersion => "bad_version",
-            XdpCounter::Redirected => "redirected",
-            XdpCounter::NoSocket => "no_socket",
+        match self.drop_reason() {
+            Some(r) => r.name(),
+            None => "redirected",
         }
     }
 
@@ -112,10 +183,18 @@ impl XdpCounter {
             XdpCounter::WrongLength => Some(DropReason::WrongLength),
             XdpCounter::BadMagic => Some(DropReason::BadMagic),
             XdpCounter::BadVersion => Some(DropReason::BadVersion),
-            _ => None,
+            XdpCounter::VlanStack => Some(DropReason::VlanStack),
+            XdpCounter::IpOptions => Some(DropReason::IpOptions),
+            XdpCounter::BadIpHeader => Some(DropReason::BadIpHeader),
+            XdpCounter::Fragment => Some(DropReason::Fragment),
+            XdpCounter::MartianSource => Some(DropReason::MartianSource),
+            XdpCounter::NoSocket => Some(DropReason::NoSocket),
+            XdpCounter::Redirected => None,
         }
     }
 }
+
+pub mod frame;
 
 /// Link, network and transport constants both the XDP program and the
 /// userspace frame code parse by.

@@ -4,83 +4,26 @@
 
 use ironhoard_wire::ACK_LEN;
 
-use ironhoard_common::net::{ETH_HLEN, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, IPV6_HLEN, UDP_HLEN, VLAN_HLEN};
+use ironhoard_common::net::{ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, UDP_HLEN};
 /// TTL / hop limit of every ack.
 pub const ACK_TTL: u8 = 64;
 
-/// Where a UDP datagram sits in a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Udp {
-    /// Offset of the IP header.
-    pub l3: usize,
-    /// Offset of the UDP header.
-    pub l4: usize,
-    pub v6: bool,
-    /// UDP payload length (from the UDP header, bounded by the frame).
-    pub payload_len: usize,
-}
+/// Where a served datagram sits in a frame (the shared classifier's).
+pub use ironhoard_common::frame::{classify, Class, Located as Udp};
 
-impl Udp {
-    pub fn payload(&self) -> usize {
-        self.l4 + UDP_HLEN
-    }
-}
-
-#[inline]
+#[cfg(test)]
 fn be16(b: &[u8], o: usize) -> u16 {
     u16::from_be_bytes([b[o], b[o + 1]])
 }
 
-/// Parses Ethernet (one optional 802.1Q tag), IPv4 (any IHL, not a
-/// fragment) or IPv6 (no extension headers), and UDP to `port`. `None` for
-/// anything else or anything truncated.
-pub fn parse_udp(f: &[u8], port: u16) -> Option<Udp> {
-    // Only frames to a unicast MAC: an ack to a broadcast or multicast
-    // source would be an invalid frame.
-    if f.len() < ETH_HLEN || f[0] & 1 != 0 {
-        return None;
+/// The datagram to `port` with a `payload_len`-byte payload that the
+/// appliance serves (the same decision the XDP program makes: see
+/// `ironhoard_common::frame`), or `None`.
+pub fn parse_udp(f: &[u8], port: u16, payload_len: usize) -> Option<Udp> {
+    match classify(f, port, payload_len) {
+        Class::Serve(u) => Some(u),
+        _ => None,
     }
-    let mut l3 = ETH_HLEN;
-    let mut proto = be16(f, 12);
-    if proto == ETH_P_8021Q {
-        if f.len() < ETH_HLEN + 4 {
-            return None;
-        }
-        proto = be16(f, 16);
-        l3 += VLAN_HLEN;
-    }
-    let (l4, v6, ip_payload_end) = match proto {
-        ETH_P_IP => {
-            if f.len() < l3 + 20 || f[l3] >> 4 != 4 {
-                return None;
-            }
-            let ihl = (f[l3] & 0x0f) as usize * 4;
-            if ihl < 20 || f.len() < l3 + ihl || f[l3 + 9] != IPPROTO_UDP || be16(f, l3 + 6) & 0x3fff != 0 {
-                return None;
-            }
-            (l3 + ihl, false, l3 + be16(f, l3 + 2) as usize)
-        }
-        ETH_P_IPV6 => {
-            if f.len() < l3 + IPV6_HLEN || f[l3 + 6] != IPPROTO_UDP {
-                return None;
-            }
-            (l3 + IPV6_HLEN, true, l3 + IPV6_HLEN + be16(f, l3 + 4) as usize)
-        }
-        _ => return None,
-    };
-    if f.len() < l4 + UDP_HLEN || be16(f, l4 + 2) != port {
-        return None;
-    }
-    let udp_len = be16(f, l4 + 4) as usize;
-    if udp_len < UDP_HLEN {
-        return None;
-    }
-    // The datagram as the headers describe it, cut to what the frame holds.
-    let end = (l4 + udp_len).min(ip_payload_end).min(f.len());
-    if end < l4 + UDP_HLEN {
-        return None;
-    }
-    Some(Udp { l3, l4, v6, payload_len: end - l4 - UDP_HLEN })
 }
 
 /// Ones' complement sum of 16-bit big-endian words (odd tail padded).
@@ -127,7 +70,10 @@ pub fn udp_checksum(src: &[u8], dst: &[u8], udp: &[u8]) -> u16 {
 /// 48-byte ack (written by the engine), into the ack frame: MACs, IP
 /// addresses and ports swapped, VLAN tag kept, lengths set, TTL / hop limit
 /// 64, IPv4 header checksum and UDP checksum computed. Returns the new
-/// frame length.
+/// frame length. Only frames the classifier served reach it: IPv4 without
+/// options (IHL 5), IPv6 without extension headers, unicast non-martian
+/// sources — so nothing the sender chose beyond addresses and ports is
+/// echoed.
 pub fn rewrite_to_ack(f: &mut [u8], u: &Udp) -> usize {
     let mut mac = [0u8; 6];
     mac.copy_from_slice(&f[0..6]);
@@ -288,16 +234,21 @@ mod tests {
                     let mut f = [0u8; 256];
                     let payload = [0xabu8; 64];
                     let n = build_udp(&mut f, &s, &payload);
-                    let u = parse_udp(&f[..n], 7777).expect("parses");
+                    if opts > 0 {
+                        // options are never served (nor echoed into an ack)
+                        assert_eq!(classify(&f[..n], 7777, 64), Class::Drop(ironhoard_common::DropReason::IpOptions));
+                        continue;
+                    }
+                    let u = parse_udp(&f[..n], 7777, 64).expect("parses");
                     assert_eq!(u.payload_len, 64);
                     assert_eq!(&f[u.payload()..u.payload() + 64], &payload[..]);
                     verify_checksums(&f[..n], &u);
-                    assert!(parse_udp(&f[..n], 7778).is_none(), "other port");
+                    assert_eq!(classify(&f[..n], 7778, 64), Class::Pass, "other port");
                     // the engine writes the ack over the payload
                     f[u.payload()..u.payload() + 48].fill(0x5a);
                     let m = rewrite_to_ack(&mut f, &u);
                     assert_eq!(m, u.payload() + 48);
-                    let back = parse_udp(&f[..m], 40000).expect("ack parses, to the client port");
+                    let back = parse_udp(&f[..m], 40000, 48).expect("ack parses, to the client port");
                     assert_eq!(back.payload_len, 48);
                     assert_eq!(&f[0..6], &s.src_mac);
                     assert_eq!(&f[6..12], &s.dst_mac);
@@ -323,24 +274,25 @@ mod tests {
     }
 
     #[test]
-    fn truncations_and_other_protocols_do_not_parse() {
-        let s = spec(false, Some(1), 8);
+    fn truncations_and_other_protocols_are_not_served() {
+        use ironhoard_common::DropReason;
+        let s = spec(false, Some(1), 0);
         let mut f = [0u8; 256];
         let n = build_udp(&mut f, &s, &[1; 64]);
-        let u = parse_udp(&f[..n], 7777).unwrap();
-        for cut in 0..u.payload() {
-            assert!(parse_udp(&f[..cut], 7777).is_none(), "cut at {cut}");
+        let u = parse_udp(&f[..n], 7777, 64).unwrap();
+        for cut in 0..n {
+            assert!(parse_udp(&f[..cut], 7777, 64).is_none(), "cut at {cut}");
         }
-        // a frame shorter than its UDP length: payload bounded by the frame
-        assert_eq!(parse_udp(&f[..u.payload() + 10], 7777).unwrap().payload_len, 10);
+        // a frame shorter than its IP length
+        assert_eq!(classify(&f[..u.payload() + 10], 7777, 64), Class::Drop(DropReason::BadIpHeader));
         let mut g = f;
         g[u.l3 + 9] = 6; // TCP
-        assert!(parse_udp(&g[..n], 7777).is_none());
+        assert_eq!(classify(&g[..n], 7777, 64), Class::Pass);
         let mut g = f;
-        g[u.l3 + 6] = 0x20; // MF: a first fragment
-        assert!(parse_udp(&g[..n], 7777).is_none());
+        g[u.l3 + 6] = 0x20; // MF: a first fragment (checksum now wrong too: either is a drop)
+        assert!(matches!(classify(&g[..n], 7777, 64), Class::Drop(_)));
         let mut g = f;
         g[0] = 0xff; // broadcast destination MAC
-        assert!(parse_udp(&g[..n], 7777).is_none());
+        assert_eq!(classify(&g[..n], 7777, 64), Class::Pass);
     }
 }

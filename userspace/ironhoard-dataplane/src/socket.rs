@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironhoard_engine::{Dispatch, Engine, Verdict};
+use ironhoard_engine::{DropReason, Dispatch, Engine, Verdict};
 use ironhoard_wire::ACK_LEN;
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -69,6 +69,24 @@ pub fn bind_group(iface: Option<&str>, port: u16, workers: usize) -> Result<Vec<
         out.push(s);
     }
     Ok(out)
+}
+
+/// The XDP backend's sink: a UDP socket on the move port of `iface`,
+/// never read, with the smallest receive buffer. Datagrams to the port that
+/// the XDP program passes (a non-first fragment the kernel reassembles,
+/// headers beyond what it parses) or that arrive while the program is being
+/// attached or detached find an open port, so the kernel never answers an
+/// unauthenticated sender with ICMP port unreachable; they are dropped
+/// when the tiny buffer is full.
+pub fn bind_sink(iface: &str, port: u16) -> Result<Socket, SocketError> {
+    let err = |what: &'static str| move |source| SocketError::Setup { what, port, iface: iface.to_string(), source };
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket(AF_INET6)"))?;
+    s.set_only_v6(false).map_err(err("IPV6_V6ONLY=0"))?;
+    s.set_recv_buffer_size(0).map_err(err("SO_RCVBUF"))?;
+    s.bind_device(Some(iface.as_bytes())).map_err(err("SO_BINDTODEVICE"))?;
+    let addr = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+    s.bind(&addr.into()).map_err(err("bind"))?;
+    Ok(s)
 }
 
 fn set_int(s: &Socket, level: libc::c_int, opt: libc::c_int) -> io::Result<()> {
@@ -183,6 +201,33 @@ impl Batch {
 
 /// Serves `sock` until `shared.stop` is set. Blocking; run it on the
 /// worker's pinned thread. The engine and dispatcher are owned by the worker.
+/// A source no ack may be sent to (the same rule as the XDP path's
+/// classifier): unspecified, loopback, multicast, broadcast. The dual-stack
+/// socket reports IPv4 clients as ::ffff:a.b.c.d: judged as IPv4.
+fn martian_source(a: &libc::sockaddr_storage) -> bool {
+    use ironhoard_common::frame::{martian_v4, martian_v6};
+    match a.ss_family as i32 {
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 source;
+            // sockaddr_storage is large and aligned enough for it.
+            let sin6 = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let b = sin6.sin6_addr.s6_addr;
+            let w = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+            if w(0) == 0 && w(4) == 0 && w(8) == 0xffff {
+                martian_v4(w(12))
+            } else {
+                martian_v6([w(0), w(4), w(8), w(12)])
+            }
+        }
+        libc::AF_INET => {
+            // SAFETY: as above, a sockaddr_in for an AF_INET source.
+            let sin = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            martian_v4(u32::from_be(sin.sin_addr.s_addr))
+        }
+        _ => true,
+    }
+}
+
 pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, shared: &Arc<WorkerShared>) -> io::Result<()> {
     let fd = sock.as_raw_fd();
     let mut b = Batch::new();
@@ -206,6 +251,10 @@ pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, s
         engine.counters.rx += n as u64;
         for i in 0..n {
             let len = (b.msgs[i].msg_len as usize).min(BUF_LEN);
+            if martian_source(&b.addrs[i]) {
+                engine.counters.count_drop(DropReason::MartianSource);
+                continue;
+            }
             if let Verdict::Ack(_) = engine.process(&mut b.bufs[i][..len], now, dispatch) {
                 b.push_ack(acks, i);
                 acks += 1;

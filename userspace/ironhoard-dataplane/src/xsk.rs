@@ -21,7 +21,8 @@ use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, So
 use crossbeam_queue::ArrayQueue;
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-use crate::frame::{parse_udp, rewrite_to_ack};
+use crate::frame::{classify, rewrite_to_ack, Class};
+use ironhoard_wire::MOVE_LEN;
 use crate::{monotonic_ns, WorkerShared};
 
 /// Frames per UMEM: 4096 × 2048 B = 8 MiB, a whole number of 2 MiB pages.
@@ -327,8 +328,8 @@ impl XskSocket {
                 // until we put it on TX or back on the fill ring.
                 let mut data = unsafe { self.umem.data_mut(d) };
                 let f = data.contents_mut();
-                let verdict = match parse_udp(f, port) {
-                    Some(u) => {
+                let verdict = match classify(f, port, MOVE_LEN) {
+                    Class::Serve(u) => {
                         let p = u.payload();
                         let owner = mesh.as_ref().and_then(|(m, me)| m.owner(&f[p..p + u.payload_len]).filter(|o| o != me));
                         match owner {
@@ -355,7 +356,14 @@ impl XskSocket {
                             },
                         }
                     }
-                    None => {
+                    // The XDP program made the same decision before
+                    // redirecting; a frame it served and this did not
+                    // would be a bug in one of them: counted, never acked.
+                    Class::Drop(r) => {
+                        engine.counters.count_drop(r);
+                        None
+                    }
+                    Class::Pass => {
                         engine.counters.count_drop(DropReason::WrongLength);
                         None
                     }
@@ -383,15 +391,15 @@ impl XskSocket {
                     let f = data.contents_mut();
                     let len = h.len as usize;
                     f[..len].copy_from_slice(&h.frame[..len]);
-                    let verdict = match parse_udp(&f[..len], port) {
-                        Some(u) => {
+                    let verdict = match classify(&f[..len], port, MOVE_LEN) {
+                        Class::Serve(u) => {
                             let p = u.payload();
                             match engine.process(&mut f[p..p + u.payload_len], h.recv_ns, dispatch) {
                                 Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
                                 Verdict::Drop(_) => None,
                             }
                         }
-                        None => None,
+                        _ => None,
                     };
                     match verdict {
                         Some(l) => {

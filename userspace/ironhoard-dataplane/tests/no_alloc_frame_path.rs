@@ -43,14 +43,14 @@ fn frame_path_allocates_nothing() {
     }
     let mut work = frames.clone();
     for f in work.iter_mut().take(64) {
-        let u = parse_udp(f, 7777).unwrap();
+        let u = parse_udp(f, 7777, 64).unwrap();
         e.process(&mut f[u.payload()..u.payload() + u.payload_len], 0, &mut NoDispatch);
     }
     let mut work = frames.clone();
     let before = A.count();
     let mut acks = 0;
     for f in work.iter_mut() {
-        let u = parse_udp(f, 7777).expect("parses");
+        let u = parse_udp(f, 7777, 64).expect("parses");
         let p = u.payload();
         if let Verdict::Ack(_) = e.process(&mut f[p..p + u.payload_len], 1000, &mut NoDispatch) {
             rewrite_to_ack(f, &u);

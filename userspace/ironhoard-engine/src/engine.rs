@@ -97,7 +97,12 @@ impl Engine {
     pub fn restore(&mut self, id: PlayerId, window: ReplayWindow, now_ns: u64) -> Result<(), RestoreError> {
         let master = self.keys.get(id.key_id).ok_or(RestoreError::UnknownKey(id.key_id))?;
         let mac = master.player_mac(id.game_id, id.player_id);
-        let st = PlayerState { mac, window, bucket: TokenBucket::full(&self.cfg.bucket, now_ns) };
+        let st = PlayerState {
+            mac,
+            window,
+            bucket: TokenBucket::full(&self.cfg.bucket, now_ns),
+            replies: TokenBucket::full(&self.cfg.bucket, now_ns),
+        };
         match self.table.lookup(&id) {
             Slot::Found(slot) => {
                 *self.table.get_mut(slot).expect("found slot holds a state") = st;
@@ -136,7 +141,10 @@ impl Engine {
                 if !m.verify_tag(&st.mac) {
                     return Verdict::Drop(DropReason::BadTag);
                 }
-                let status = judge_known(&cfg, st, &m, now_ns, dispatch);
+                let status = match judge_known(&cfg, st, &m, now_ns, dispatch) {
+                    Ok(s) => s,
+                    Err(r) => return Verdict::Drop(r),
+                };
                 ack_in_place(buf, status, &st.mac);
                 Verdict::Ack(status)
             }
@@ -158,9 +166,16 @@ impl Engine {
                 if self.table.is_full() {
                     return ack_with(buf, Status::Busy, &mac);
                 }
-                let mut st =
-                    PlayerState { mac, window: ReplayWindow::new(), bucket: TokenBucket::full(&cfg.bucket, now_ns) };
-                let status = judge_known(&cfg, &mut st, &m, now_ns, dispatch);
+                let mut st = PlayerState {
+                    mac,
+                    window: ReplayWindow::new(),
+                    bucket: TokenBucket::full(&cfg.bucket, now_ns),
+                    replies: TokenBucket::full(&cfg.bucket, now_ns),
+                };
+                let status = match judge_known(&cfg, &mut st, &m, now_ns, dispatch) {
+                    Ok(s) => s,
+                    Err(r) => return Verdict::Drop(r),
+                };
                 ack_in_place(buf, status, &st.mac);
                 // Only a player whose move was accepted has state worth a
                 // slot; a BUSY first move leaves the table unchanged.
@@ -190,7 +205,10 @@ fn is_invalid<T: AsRef<[u8]>>(cfg: &EngineConfig, m: &Move<T>) -> bool {
 }
 
 /// The SPEC's order after the tag: INVALID, STALE/DUPLICATE, RATE_LIMITED,
-/// BUSY, ACCEPTED. Only ACCEPTED changes the window or takes a token.
+/// BUSY, ACCEPTED. Only ACCEPTED changes the window or takes a move token.
+/// A STALE or DUPLICATE answer takes a reply token instead; without one
+/// the move is dropped unanswered (`Err(ReplayOverLimit)`), so replays of a
+/// captured move cannot make the appliance a reflector of signed acks.
 #[inline]
 fn judge_known<T: AsRef<[u8]>, D: Dispatch>(
     cfg: &EngineConfig,
@@ -198,26 +216,33 @@ fn judge_known<T: AsRef<[u8]>, D: Dispatch>(
     m: &Move<T>,
     now_ns: u64,
     dispatch: &mut D,
-) -> Status {
+) -> Result<Status, DropReason> {
     if is_invalid(cfg, m) {
-        return Status::Invalid;
+        return Ok(Status::Invalid);
     }
     let seq = m.seq();
-    match st.window.check(seq) {
-        WindowCheck::Stale => return Status::Stale,
-        WindowCheck::Duplicate => return Status::Duplicate,
-        WindowCheck::Fresh => {}
+    let replay = match st.window.check(seq) {
+        WindowCheck::Stale => Some(Status::Stale),
+        WindowCheck::Duplicate => Some(Status::Duplicate),
+        WindowCheck::Fresh => None,
+    };
+    if let Some(status) = replay {
+        if !st.replies.has_token(&cfg.bucket, now_ns) {
+            return Err(DropReason::ReplayOverLimit);
+        }
+        st.replies.take();
+        return Ok(status);
     }
     if !st.bucket.has_token(&cfg.bucket, now_ns) {
-        return Status::RateLimited;
+        return Ok(Status::RateLimited);
     }
     let bytes: &[u8; MOVE_LEN] = m.as_bytes().try_into().expect("length checked");
     if !dispatch.offer(bytes, now_ns) {
-        return Status::Busy;
+        return Ok(Status::Busy);
     }
     st.bucket.take();
     st.window.accept(seq);
-    Status::Accepted
+    Ok(Status::Accepted)
 }
 
 const _: () = assert!(ACK_LEN < MOVE_LEN);

@@ -28,6 +28,10 @@ pub struct PlayerState {
     pub mac: PlayerMac,
     pub window: ReplayWindow,
     pub bucket: TokenBucket,
+    /// Answers to DUPLICATE and STALE moves, with the same rate and burst:
+    /// a captured move replayed (from spoofed sources) is answered at most
+    /// at the player's own rate, then dropped (`replay_over_limit`).
+    pub replies: TokenBucket,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,6 +158,7 @@ mod tests {
 
     fn state() -> PlayerState {
         PlayerState {
+            replies: crate::bucket::TokenBucket::full(&crate::bucket::BucketConfig { rate_per_second: 1, burst: 1 }, 0),
             mac: MasterKey::new(&[1; 32]).player_mac(0, 0),
             window: ReplayWindow::new(),
             bucket: TokenBucket::full(&BucketConfig { rate_per_second: 1, burst: 1 }, 0),

@@ -638,7 +638,7 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
             RxSource::Xsk(rx, port) => {
                 let mut k = 0;
                 rx.recv(20, |f| {
-                    if let Some(u) = frame::parse_udp(f, *port) {
+                    if let Some(u) = frame::parse_udp(f, *port, ironhoard_wire::ACK_LEN) {
                         let l = u.payload_len.min(128);
                         bufs[k][..l].copy_from_slice(&f[u.payload()..u.payload() + l]);
                         lens[k] = l;

@@ -213,6 +213,9 @@ pub fn run(cfg: Config) -> Result<()> {
 
     // The XDP program stays attached while `steering` lives (bpf_link: the
     // kernel also detaches it if this process is killed).
+    // Declared before the steering: dropped after it, so the move port
+    // stays open until the XDP program is gone.
+    let mut _sink = None;
     let mut steering: Option<Steering> = None;
     let mut xdp_info = serde_json::Value::Null;
     let handles: Vec<JoinHandle<Result<()>>> = match cfg.backend {
@@ -251,6 +254,13 @@ pub fn run(cfg: Config) -> Result<()> {
         Backend::Xdp => {
             raise_memlock_limit();
             warn_unserved_queues(&cfg.iface, &cfg.queues);
+            match socket::bind_sink(&cfg.iface, cfg.port) {
+                Ok(s) => _sink = Some(s),
+                Err(e) => warn!(
+                    "{e}: move-port datagrams the XDP program passes to the kernel (non-first fragments) \
+                     may be answered with ICMP port unreachable"
+                ),
+            }
             let mut st = Steering::load(cfg.port).context("loading the XDP program")?;
             let zc = match cfg.zero_copy {
                 ZeroCopy::Auto => ZeroCopyWant::Auto,
