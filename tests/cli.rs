@@ -91,19 +91,54 @@ fn check_config_on_host_checks_the_interface_its_queues_and_the_cores() {
     assert!(err.contains("interface.queues") && err.contains("no queue 5"), "{err}");
     let (rc, _, err) = check(lo.replace("cores = [0]", &format!("cores = [{cores}]")), true);
     assert_eq!(rc, 1);
-    assert!(err.contains(&format!("core {cores} is not online")), "{err}");
+    assert!(err.contains(&format!("core(s) [{cores}] are not in this process's allowed CPU set")), "{err}");
+    // under a CPU mask (taskset, CPUAffinity=, cpuset), the cores in the
+    // mask are usable even when they are not the first ones
+    if cores >= 2 {
+        let last = cores - 1;
+        let (cfg1, cfg0) = (lo.replace("cores = [0]", &format!("cores = [{last}]")), lo.clone());
+        for (text, ok) in [(cfg1, true), (cfg0, false)] {
+            fs::write(&cfg, text).unwrap();
+            let o = Command::new("taskset")
+                .args(["-c", &last.to_string()])
+                .arg(bin("ironhoard"))
+                .args(["check-config", "--on-host", "--config", cfg.to_str().unwrap()])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.success(), ok, "taskset -c {last}, ok={ok}: {err}");
+            if !ok {
+                assert!(err.contains(&format!("allowed CPU set {last}")), "{err}");
+            }
+        }
+    }
 }
 
 #[test]
 fn player_key_matches_the_derivation() {
     let d = TempDir::new("cli");
     let f = d.0.join("s.hex");
-    fs::write(&f, "0101010101010101010101010101010101010101010101010101010101010101\n").unwrap();
+    let secret: [u8; 32] = std::array::from_fn(|i| i as u8 * 7 + 1);
+    fs::write(&f, format!("{}\n", hex::encode(secret))).unwrap();
     fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
     let (rc, out, err) = ironhoard(&["player-key", "--secret-file", f.to_str().unwrap(), "--game", "7", "--player", "9"]);
     assert_eq!(rc, 0, "{err}");
-    let want = hex::encode(MasterKey::new(&[1; 32]).player_key(7, 9).0);
+    let want = hex::encode(MasterKey::new(&secret).player_key(7, 9).0);
     assert_eq!(out.trim(), want);
+    // a degenerate secret is refused here too
+    fs::write(&f, "0101010101010101010101010101010101010101010101010101010101010101\n").unwrap();
+    let (rc, _, err) = ironhoard(&["player-key", "--secret-file", f.to_str().unwrap(), "--game", "7", "--player", "9"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("distinct byte"), "{err}");
+}
+
+#[test]
+fn stats_watch_refuses_nonsense_intervals() {
+    for v in ["inf", "NaN", "0", "1e9"] {
+        let (rc, _, err) = ironhoard(&["stats", "--socket", "/nonexistent.sock", "--watch", v]);
+        assert_eq!(rc, 1, "--watch {v}: {err}");
+        assert!(err.contains("--watch") && !err.contains("panicked"), "--watch {v}: {err}");
+    }
 }
 
 #[test]

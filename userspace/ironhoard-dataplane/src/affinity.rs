@@ -33,6 +33,41 @@ pub fn online_cores() -> usize {
 
 /// The CPUs the calling thread may run on (its affinity mask).
 pub fn allowed_cores() -> std::io::Result<Vec<usize>> {
+    allowed_cores_of()
+}
+
+/// Checks that every core in `wanted` is one this process may run on (its
+/// affinity mask: taskset, systemd CPUAffinity=, a cpuset cgroup), not
+/// merely below the number of online cores. Says which are not, and the set.
+pub fn check_cores(wanted: &[usize]) -> Result<(), String> {
+    let allowed = allowed_cores().map_err(|e| format!("reading this process's CPU affinity: {e}"))?;
+    let missing: Vec<usize> = wanted.iter().copied().filter(|c| !allowed.contains(c)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "core(s) {missing:?} are not in this process's allowed CPU set {} (online: {}; the set comes from taskset, systemd CPUAffinity= or a cpuset cgroup)",
+        ranges(&allowed),
+        std::fs::read_to_string("/sys/devices/system/cpu/online").map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into())
+    ))
+}
+
+/// `[0, 1, 2, 5]` as "0-2,5".
+pub fn ranges(v: &[usize]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
+        i = j + 1;
+    }
+    out.join(",")
+}
+
+fn allowed_cores_of() -> std::io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: pid 0 = this thread; `set` is a writable cpu_set_t of the size passed.

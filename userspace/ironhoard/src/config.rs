@@ -151,7 +151,7 @@ pub struct Config {
     /// Secret files, index = key_id (absolute paths).
     pub secret_files: Vec<PathBuf>,
     /// The master secrets, index = key_id.
-    pub secrets: Vec<[u8; 32]>,
+    pub secrets: Vec<Secret>,
     pub board_width: u16,
     pub board_height: u16,
     pub rate_per_second: u32,
@@ -355,10 +355,50 @@ impl Config {
     }
 }
 
+/// A master secret: redacted in Debug, zeroed when dropped.
+#[derive(Clone)]
+pub struct Secret(pub [u8; 32]);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+/// Overwrites `b` with zeros in a way the optimizer keeps.
+pub(crate) fn wipe(b: &mut [u8]) {
+    for x in b.iter_mut() {
+        // SAFETY: a valid, aligned, exclusive reference to one byte.
+        unsafe { std::ptr::write_volatile(x, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
 /// Reads a master secret: 64 lowercase hex characters on one line, in a
-/// file no one but its owner can read or write. Returns why not, in words.
-pub fn read_secret_file(file: &Path) -> Result<[u8; 32], String> {
-    let meta = fs::metadata(file).map_err(|e| e.to_string())?;
+/// regular file owned by this process's user (or root) that no one else
+/// may read or write. The file is opened once, without following a
+/// symlink, and every check is made on the open descriptor (no window
+/// between check and read); at most 80 bytes are read; the text is wiped
+/// after parsing; a degenerate secret (a repeated byte, too few distinct
+/// bytes to be random) is refused. Returns why not, in words.
+pub fn read_secret_file(file: &Path) -> Result<Secret, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(file)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => "is a symbolic link (give the file itself)".to_string(),
+            _ => e.to_string(),
+        })?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
@@ -369,8 +409,39 @@ pub fn read_secret_file(file: &Path) -> Result<[u8; 32], String> {
             file.display()
         ));
     }
-    let text = fs::read_to_string(file).map_err(|e| e.to_string())?;
-    parse_secret_hex(&text)
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(format!("owned by uid {}, not by this process's user (uid {euid}) or root", meta.uid()));
+    }
+    let mut text = [0u8; 80];
+    let mut n = 0;
+    loop {
+        match f.read(&mut text[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if n == text.len() {
+                    wipe(&mut text);
+                    return Err("longer than one line of 64 hex characters".into());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let r = std::str::from_utf8(&text[..n]).map_err(|_| "not text".to_string()).and_then(parse_secret_hex);
+    wipe(&mut text);
+    let s = Secret(r?);
+    let mut seen = [false; 256];
+    s.0.iter().for_each(|&b| seen[b as usize] = true);
+    let distinct = seen.iter().filter(|&&x| x).count();
+    if distinct < 8 {
+        return Err(format!(
+            "holds only {distinct} distinct byte value(s): not a random secret (make one with: ironhoard keygen --out FILE)"
+        ));
+    }
+    Ok(s)
 }
 
 /// Parses one line of 64 lowercase hex characters (a trailing newline is
@@ -439,7 +510,9 @@ dir = "/var/lib/ironhoard/moves"
         assert_eq!(c.cores, vec![1]);
         assert_eq!(c.port, 7777);
         assert_eq!(c.secrets.len(), 1);
-        assert_eq!(c.secrets[0][1], 0x11);
+        assert_eq!(c.secrets[0].0[1], 0x11);
+        assert!(!format!("{c:?}").contains("17, 34"), "no raw secret bytes in Debug");
+        assert!(format!("{c:?}").contains("Secret(<redacted>)"));
         assert_eq!(c.players_per_worker, DEFAULT_PLAYERS_PER_WORKER);
         assert_eq!(c.backend, Backend::Socket);
         let c = parse(d.path(), &good(d.path()).replace("backend = \"socket\"\n", "")).unwrap();
@@ -510,5 +583,23 @@ dir = "/var/lib/ironhoard/moves"
         assert!(e.contains("missing.hex") && e.contains("No such file"), "{e}");
         let e = err(p, "[\"s0.hex\"]", "[]");
         assert!(e.contains("moves.secrets"), "{e}");
+        // degenerate secrets
+        secret_file(p, "s0.hex", 0o600, &"00".repeat(32));
+        let e = parse(p, &t).unwrap_err().to_string();
+        assert!(e.contains("1 distinct byte"), "{e}");
+        secret_file(p, "s0.hex", 0o600, &"0102".repeat(16));
+        assert!(parse(p, &t).is_err());
+        // a symlink to a good secret is refused; so is a file too long
+        secret_file(p, "real.hex", 0o600, HEX);
+        let _ = fs::remove_file(p.join("s0.hex"));
+        std::os::unix::fs::symlink(p.join("real.hex"), p.join("s0.hex")).unwrap();
+        let e = parse(p, &t).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        let _ = fs::remove_file(p.join("s0.hex"));
+        secret_file(p, "s0.hex", 0o600, &format!("{HEX}\n{}", "0".repeat(100)));
+        let e = parse(p, &t).unwrap_err().to_string();
+        assert!(e.contains("longer than one line"), "{e}");
+        secret_file(p, "s0.hex", 0o600, HEX);
+        assert!(parse(p, &t).is_ok());
     }
 }

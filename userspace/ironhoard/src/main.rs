@@ -171,13 +171,13 @@ fn real_main(cli: Cli) -> Result<()> {
                 (None, Some(c)) => {
                     let cfg = Config::load(&c, &Overrides::default())?;
                     match cfg.secrets.get(key_id as usize) {
-                        Some(s) => *s,
+                        Some(s) => s.clone(),
                         None => bail!("config {}: no secret for key_id {key_id} ({} configured)", c.display(), cfg.secrets.len()),
                     }
                 }
                 (None, None) => bail!("give --secret-file or --config"),
             };
-            let k = ironhoard_wire::MasterKey::new(&secret).player_key(game, player);
+            let k = ironhoard_wire::MasterKey::new(&secret.0).player_key(game, player);
             println!("{}", hex::encode(k.0));
             Ok(())
         }
@@ -204,6 +204,9 @@ fn real_main(cli: Cli) -> Result<()> {
             match watch {
                 None => print!("{}", once()?),
                 Some(secs) => {
+                    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+                        bail!("--watch {secs}: give a number of seconds between 0.2 and 86400");
+                    }
                     let every = std::time::Duration::from_secs_f64(secs.max(0.2));
                     loop {
                         let body = once()?;
@@ -241,12 +244,8 @@ fn host_check(c: &Config) -> Result<()> {
             }
         }
     }
-    let online = ironhoard_dataplane::affinity::online_cores();
-    for &core in c.cores.iter().chain(c.log_core.iter()) {
-        if core >= online {
-            bail!("interface.cores / log.core: core {core} is not online here ({online} cores: 0..={})", online - 1);
-        }
-    }
+    let wanted: Vec<usize> = c.cores.iter().chain(c.log_core.iter()).copied().collect();
+    ironhoard_dataplane::affinity::check_cores(&wanted).map_err(|e| anyhow::anyhow!("interface.cores / log.core: {e}"))?;
     Ok(())
 }
 

@@ -100,16 +100,8 @@ fn restore_windows(engine: &mut Engine, queue: u32, restore: Vec<(PlayerId, Repl
 
 /// Runs the appliance until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<()> {
-    let cores = affinity::online_cores();
-    for &c in cfg.cores.iter().chain(cfg.log_core.iter()) {
-        if c >= cores {
-            bail!(
-                "config {}: interface.cores names core {c}, but this host has {cores} (0..={})",
-                cfg.path.display(),
-                cores - 1
-            );
-        }
-    }
+    let wanted: Vec<usize> = cfg.cores.iter().chain(cfg.log_core.iter()).copied().collect();
+    affinity::check_cores(&wanted).map_err(|e| anyhow::anyhow!("config {}: interface.cores / log.core: {e}", cfg.path.display()))?;
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&term)).context("installing signal handlers")?;
@@ -135,7 +127,12 @@ pub fn run(cfg: Config) -> Result<()> {
         seeds.push(random_seed()?);
     }
     let mut seeds = seeds.into_iter();
-    let keys = Arc::new(Keyring::from_secrets(&cfg.secrets));
+    let keys = {
+        let mut raw: Vec<[u8; 32]> = cfg.secrets.iter().map(|s| s.0).collect();
+        let k = Arc::new(Keyring::from_secrets(&raw));
+        raw.iter_mut().for_each(|s| crate::config::wipe(s));
+        k
+    };
     let ecfg = engine_config(&cfg);
     let workers: Vec<WorkerInfo> = cfg
         .queues
