@@ -168,3 +168,49 @@ fn socket_backend_has_no_xdp_section_and_a_non_member_is_refused() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot open stats socket") || err.contains("Permission denied"), "{err}");
 }
+
+/// Clients that connect and say nothing, or trickle a byte at a time, hold
+/// neither the stats socket nor /metrics: each exchange has one deadline
+/// (2 s), at most 8 are served at once, and a well-behaved client is still
+/// answered while they try.
+#[test]
+fn slow_clients_hold_neither_the_stats_socket_nor_metrics() {
+    use std::time::Instant;
+    let lab = Lab::new(1);
+    let port = free_port();
+    let a = Appliance::start_with(&lab, Settings::default(), |c| c.replace("[stats]\n", &format!("[stats]\nprometheus_listen = \"{port}\"\n")));
+    // 20 idle clients on each
+    let idle_unix: Vec<_> = (0..20).map(|_| std::os::unix::net::UnixStream::connect(&a.stats_socket).unwrap()).collect();
+    let idle_tcp: Vec<_> = (0..20).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    // a trickler: one byte every 300 ms, never a newline
+    let mut trickle = std::os::unix::net::UnixStream::connect(&a.stats_socket).unwrap();
+    let t0 = Instant::now();
+    let mut cut_after = None;
+    for _ in 0..40 {
+        if trickle.write_all(b"x").is_err() {
+            cut_after = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let cut = cut_after.expect("a client trickling bytes was never cut off");
+    assert!(cut < Duration::from_secs(5), "trickler held the socket for {cut:?}");
+    // the idle ones were cut off by their deadline too: all slots are free
+    std::thread::sleep(Duration::from_millis(2500));
+    let t1 = Instant::now();
+    let v = json(&a, "show stats");
+    assert!(v["rx"].is_u64(), "{v}");
+    let (head, body) = http_get(port, "/metrics");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    check_exposition(&body).unwrap();
+    assert!(t1.elapsed() < Duration::from_secs(2), "answered in {:?}", t1.elapsed());
+    for mut s in idle_unix {
+        let mut b = [0u8; 1];
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        assert!(matches!(s.read(&mut b), Ok(0) | Err(_)), "an idle stats client was not closed");
+    }
+    drop(idle_tcp);
+    // /metrics on a bare port listens on 127.0.0.1 only
+    let listening = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    assert!(listening.contains(&format!("0100007F:{port:04X} 00000000:0000 0A")), "not listening on 127.0.0.1:{port} alone");
+}

@@ -296,9 +296,14 @@ impl Config {
         }
         let prometheus_listen = match &raw.stats.prometheus_listen {
             None => None,
-            Some(a) => Some(a.parse::<std::net::SocketAddr>().map_err(|_| {
-                bad("stats.prometheus_listen", a, "must be an IP:PORT address, e.g. \"127.0.0.1:9477\"")
-            })?),
+            // a bare port is loopback: reachable from elsewhere only when
+            // an address says so
+            Some(a) => Some(match a.parse::<u16>() {
+                Ok(p) if p > 0 => std::net::SocketAddr::from(([127, 0, 0, 1], p)),
+                _ => a.parse::<std::net::SocketAddr>().map_err(|_| {
+                    bad("stats.prometheus_listen", a, "must be a port (on 127.0.0.1) or an IP:PORT address, e.g. \"127.0.0.1:9477\"")
+                })?,
+            }),
         };
         if let Some(g) = &raw.stats.group {
             if g.is_empty() || g.contains(char::is_whitespace) {

@@ -4,6 +4,7 @@ mod config;
 mod notify;
 mod prometheus;
 mod run;
+mod serve;
 mod stats;
 
 use std::io::Write;

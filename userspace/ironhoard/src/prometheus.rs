@@ -2,10 +2,10 @@
 //! and a minimal HTTP `/metrics` endpoint served off the hot path.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+
 
 use serde_json::Value;
 
@@ -154,27 +154,17 @@ pub fn render(src: &StatsSource) -> String {
     e.finish()
 }
 
-/// Serves `GET /metrics` on `listener` until the process ends.
+/// Serves `GET /metrics` on `listener` until the process ends: each
+/// connection on its own thread, at most 8 at once (then 503), 2 s for the
+/// whole exchange, 8 KiB of request at most (`crate::serve`).
 pub fn serve_http(listener: TcpListener, src: Arc<StatsSource>) {
-    for conn in listener.incoming() {
-        let Ok(mut c) = conn else { continue };
-        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-        let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
-        let mut line = String::new();
-        // bounded: a request line and headers of at most 8 KiB
-        let mut r = BufReader::new(Read::take(&c, 8192));
-        if r.read_line(&mut line).is_err() {
-            continue;
-        }
-        // drain the headers
-        loop {
-            let mut h = String::new();
-            match r.read_line(&mut h) {
-                Ok(0) | Err(_) => break,
-                Ok(_) if h == "\r\n" || h == "\n" => break,
-                Ok(_) => {}
-            }
-        }
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let limits = crate::serve::Limits::CONTROL;
+    crate::serve::serve("metrics", listener.incoming(), limits, Some(BUSY), move |c, deadline| {
+        let end_of_headers = |b: &[u8]| b.windows(4).any(|w| w == b"\r\n\r\n") || b.windows(2).any(|w| w == b"\n\n");
+        let Ok(req) = crate::serve::read_request(c, deadline, limits.max_request, end_of_headers) else { return };
+        let text = String::from_utf8_lossy(&req);
+        let line = text.lines().next().unwrap_or("");
         let mut parts = line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let resp = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
@@ -187,8 +177,8 @@ pub fn serve_http(listener: TcpListener, src: Arc<StatsSource>) {
             let body = "not found: try /metrics\n";
             format!("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
         };
-        let _ = c.write_all(resp.as_bytes());
-    }
+        let _ = crate::serve::write_answer(c, deadline, resp.as_bytes());
+    });
 }
 
 #[cfg(test)]

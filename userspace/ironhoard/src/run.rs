@@ -118,6 +118,9 @@ pub fn run(cfg: Config) -> Result<()> {
         Some(addr) => {
             let l = std::net::TcpListener::bind(addr).with_context(|| format!("[stats] prometheus_listen = \"{addr}\": bind"))?;
             info!("Prometheus metrics at http://{addr}/metrics");
+            if !addr.ip().is_loopback() {
+                warn!("[stats] prometheus_listen = {addr}: /metrics is reachable from the network (no authentication); prefer a loopback address and a scraper on the host");
+            }
             Some(l)
         }
         None => None,

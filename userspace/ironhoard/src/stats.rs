@@ -9,7 +9,7 @@
 //! (table fill per queue), `show metrics` (Prometheus text). An empty line
 //! means `show stats`. Anything else gets `{"error": "..."}`.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -387,18 +387,17 @@ fn group_id(name: &str) -> Result<u32> {
     Ok(unsafe { (*g).gr_gid })
 }
 
-/// Serves clients one at a time until the process ends. Runs on the
-/// control thread's helper, never on a worker.
+/// Serves clients until the process ends, off the workers' cores: each on
+/// its own thread, at most 8 at once, 2 s for the whole exchange
+/// (`crate::serve`), so no client can hold the socket.
 pub fn serve(listener: UnixListener, src: Arc<StatsSource>) {
-    for conn in listener.incoming() {
-        let Ok(mut c) = conn else { continue };
-        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-        let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
-        let mut line = String::new();
-        let _ = BufReader::new((&c).take(4096)).read_line(&mut line);
+    let limits = crate::serve::Limits::CONTROL;
+    crate::serve::serve("stats", listener.incoming(), limits, None, move |c, deadline| {
+        let Ok(req) = crate::serve::read_request(c, deadline, 4096, |b| b.contains(&b'\n')) else { return };
+        let line = String::from_utf8_lossy(&req);
         let v = src.answer(line.trim());
-        let _ = writeln!(c, "{v}");
-    }
+        let _ = crate::serve::write_answer(c, deadline, format!("{v}\n").as_bytes());
+    });
 }
 
 /// Client side: sends `command`, returns the JSON answer.
