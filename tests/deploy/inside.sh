@@ -81,6 +81,27 @@ recap run2 | grep -q 'changed=0 ' || { grep -B3 '^changed:' "$OUT/run2.log" | he
 [ "$(main_pid)" = "$PID" ] || fail "second run restarted the appliance"
 ok "changed=0, same pid"
 
+step "a limit change and a second key_id are applied by a reload, not a restart"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > /root/secret1.hex; echo >> /root/secret1.hex
+"$ANSIBLE_BIN/ansible-vault" encrypt --vault-password-file $ART/vault-pass --output /root/secret1.hex.vault /root/secret1.hex >/dev/null
+CHANGE='{"ironhoard_rate_per_second": 5000, "ironhoard_secret_files": ["/srv/ihdeploy/secret0.hex.vault", "/root/secret1.hex.vault"]}'
+play reload1 -e "$CHANGE" || { tail -40 "$OUT/reload1.log"; fail "the reload run failed"; }
+recap reload1
+no_secret_in reload1
+grep -q "$(head -c 64 /root/secret1.hex)" "$OUT/reload1.log" && fail "the new secret appears in the output"
+grep -q 'RUNNING HANDLER \[ironhoard : Reload ironhoard\]' "$OUT/reload1.log" || fail "no reload handler ran"
+[ "$(main_pid)" = "$PID" ] || fail "the change restarted the appliance (pid $PID -> $(main_pid))"
+info=$(ironhoard stats --command "show info")
+jq -e '.key_ids == 2 and .config_in_force.rate_per_second == 5000 and .config_in_force.reloads >= 1' <<<"$info" >/dev/null || fail "not applied: $info"
+read -r acked accepted < <(moves m1b 500 200)
+[ "$acked" = 200 ] && [ "$accepted" = 200 ] || fail "after the reload: $acked acked, $accepted accepted of 200"
+play reload2 -e "$CHANGE" || fail "rerun with the change failed"
+recap reload2 | grep -q 'changed=0 ' || fail "rerun with the change changed something: $(recap reload2)"
+play reload3 || fail "the run back to one key failed"
+[ "$(main_pid)" = "$PID" ] || fail "going back restarted the appliance"
+ironhoard stats --command "show info" | jq -e '.key_ids == 1 and .config_in_force.rate_per_second == 100000' >/dev/null || fail "not back to the inventory's values"
+ok "rate 5000/s and key_id 1 applied by 'ironhoard reload' (same pid $PID), rerun changed=0, and back again"
+
 step "a bad variable fails the play; the running appliance keeps serving"
 sum=$(sha256sum /etc/ironhoard/ironhoard.toml)
 if play bad1 -e '{"ironhoard_board_width": 0}'; then fail "a play with board_width 0 succeeded"; fi

@@ -16,7 +16,9 @@ pub mod xsk;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ironhoard_engine::SharedCounters;
+use std::sync::{Arc, Mutex};
+
+use ironhoard_engine::{Engine, EngineConfig, Keyring, SharedCounters};
 
 use crate::hist::AtomicHistogram;
 
@@ -51,6 +53,27 @@ pub struct WorkerShared {
     /// restored, just before it enters its serve loop: the control plane
     /// reports READY to systemd only when every worker has set it.
     pub serving: AtomicBool,
+    /// A reloaded configuration for the worker (set by the control plane,
+    /// then `reload_gen` bumped); the worker applies it between batches.
+    pub reload: Mutex<Option<Reload>>,
+    pub reload_gen: AtomicU64,
+    /// The last `reload_gen` the worker applied.
+    pub reload_applied: AtomicU64,
+    /// Players reclaimed by reloads (their key_id retired or re-keyed).
+    pub reclaimed: AtomicU64,
+}
+
+/// What a reload changes in a running worker.
+#[derive(Clone)]
+pub struct Reload {
+    pub cfg: EngineConfig,
+    pub keys: Arc<Keyring>,
+}
+
+impl std::fmt::Debug for Reload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reload {{ cfg: {:?}, key_ids: {} }}", self.cfg, self.keys.len())
+    }
 }
 
 /// Names of [`WorkerShared::xsk_stats`], in order.
@@ -61,6 +84,29 @@ impl WorkerShared {
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+    /// Called by the worker once per turn of its loop: one atomic load,
+    /// and when a reload is pending, its application (no lock is waited
+    /// for: a busy slot is tried again next turn).
+    #[inline]
+    pub fn apply_reload(&self, seen: &mut u64, engine: &mut Engine) {
+        let g = self.reload_gen.load(Ordering::Acquire);
+        if g != *seen {
+            self.apply_reload_slow(g, seen, engine);
+        }
+    }
+
+    #[cold]
+    fn apply_reload_slow(&self, g: u64, seen: &mut u64, engine: &mut Engine) {
+        let Ok(slot) = self.reload.try_lock() else { return };
+        if let Some(r) = slot.as_ref() {
+            let n = engine.reconfigure(r.cfg, Arc::clone(&r.keys), monotonic_ns());
+            self.reclaimed.fetch_add(n as u64, Ordering::Relaxed);
+            self.players.store(engine.players() as u64, Ordering::Relaxed);
+        }
+        *seen = g;
+        self.reload_applied.store(g, Ordering::Release);
+    }
+
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }

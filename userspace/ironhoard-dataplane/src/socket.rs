@@ -231,7 +231,9 @@ fn martian_source(a: &libc::sockaddr_storage) -> bool {
 pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, shared: &Arc<WorkerShared>) -> io::Result<()> {
     let fd = sock.as_raw_fd();
     let mut b = Batch::new();
+    let mut reload_seen = 0u64;
     while !shared.stop_requested() {
+        shared.apply_reload(&mut reload_seen, engine);
         b.arm_recv();
         // SAFETY: `msgs` holds BATCH headers whose pointers (set by arm_recv)
         // point into `b`'s boxed buffers, alive and unaliased for the call.

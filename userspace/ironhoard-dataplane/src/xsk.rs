@@ -272,7 +272,9 @@ impl XskSocket {
         let mut idle_since: Option<u64> = None;
         let mut next_stats = 0u64;
         shared.has_xsk_stats.store(true, Ordering::Relaxed);
+        let mut reload_seen = 0u64;
         while !shared.stop_requested() {
+            shared.apply_reload(&mut reload_seen, engine);
             // 1. completed TX frames come back to the stash
             // SAFETY: comp is ours to overwrite; the ring hands back frames we sent.
             let c = unsafe { self.cq.consume(&mut comp) };

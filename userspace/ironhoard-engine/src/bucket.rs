@@ -62,6 +62,12 @@ impl TokenBucket {
         self.units = self.units.saturating_sub(NS_PER_SEC);
     }
 
+    /// Brings the bucket under a new configuration (a reload): refilled up
+    /// to now and capped at the new burst.
+    pub fn recap(&mut self, cfg: &BucketConfig, now_ns: u64) {
+        self.refill(cfg, now_ns);
+    }
+
     /// Whole tokens available now (after the last refill).
     pub fn tokens(&self) -> u64 {
         self.units / NS_PER_SEC

@@ -86,6 +86,26 @@ impl Engine {
         &self.cfg
     }
 
+    /// Applies a reloaded configuration without losing a window: new board
+    /// and rate limits (`cfg.players` is fixed at start and ignored), a new
+    /// keyring. Players whose key_id is gone, or whose key_id now has
+    /// another secret, are reclaimed from the table (their moves no longer
+    /// verify, so no window is needed for them); every other player keeps
+    /// its window and buckets, the buckets re-capped at the new burst.
+    /// Returns the number of players reclaimed. No allocation.
+    pub fn reconfigure(&mut self, cfg: EngineConfig, keys: Arc<Keyring>, now_ns: u64) -> usize {
+        let old = Arc::clone(&self.keys);
+        let reclaimed = self.table.retain(|id| old.same_secret(&keys, id.key_id));
+        self.cfg = EngineConfig { players: self.cfg.players, ..cfg };
+        self.keys = keys;
+        let b = self.cfg.bucket;
+        self.table.for_each_mut(|_, st| {
+            st.bucket.recap(&b, now_ns);
+            st.replies.recap(&b, now_ns);
+        });
+        reclaimed
+    }
+
     /// Players in this worker's table.
     pub fn players(&self) -> usize {
         self.table.len()
@@ -541,5 +561,34 @@ mod tests {
         assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
         assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Duplicate));
         assert_eq!(e.players(), 2);
+    }
+
+    #[test]
+    fn reconfigure_keeps_windows_reclaims_retired_key_ids_and_applies_limits() {
+        let keys0 = Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1]));
+        let mut e = Engine::new(cfg(), Arc::clone(&keys0), 1);
+        let p0 = MasterKey::new(&SECRET0).player_mac(1, 1);
+        let p1 = MasterKey::new(&SECRET1).player_mac(1, 2);
+        let mv = |key_id: u8, player: u32, seq: u64, x: u16| MoveRepr { key_id, kind: 1, game_id: 1, player_id: player, seq, x, ..Default::default() };
+        let run = |e: &mut Engine, r: MoveRepr, mac: &PlayerMac| {
+            let mut b = r.to_bytes(mac);
+            e.process(&mut b, 0, &mut NoDispatch)
+        };
+        assert_eq!(run(&mut e, mv(0, 1, 1, 0), &p0), Verdict::Ack(Status::Accepted));
+        assert_eq!(run(&mut e, mv(1, 2, 1, 0), &p1), Verdict::Ack(Status::Accepted));
+        assert_eq!(e.players(), 2);
+        // key_id 1 retired, the board widened
+        let keys1 = Arc::new(Keyring::from_secrets(&[SECRET0]));
+        let wide = EngineConfig { board_width: 100, ..cfg() };
+        assert_eq!(e.reconfigure(wide, keys1, 0), 1, "the key_id 1 player is reclaimed");
+        assert_eq!(e.players(), 1);
+        assert_eq!(run(&mut e, mv(0, 1, 1, 0), &p0), Verdict::Ack(Status::Duplicate), "the window survived");
+        assert_eq!(run(&mut e, mv(0, 1, 2, 99), &p0), Verdict::Ack(Status::Accepted), "x = 99 fits the new board");
+        assert_eq!(run(&mut e, mv(1, 2, 2, 0), &p1), Verdict::Drop(DropReason::UnknownKeyId));
+        // key_id 0 given a new secret: its players are reclaimed too
+        let keys2 = Arc::new(Keyring::from_secrets(&[SECRET1]));
+        assert_eq!(e.reconfigure(cfg(), keys2, 0), 1);
+        assert_eq!(e.players(), 0);
+        assert_eq!(run(&mut e, mv(0, 1, 3, 0), &p0), Verdict::Drop(DropReason::BadTag), "old secret no longer verifies");
     }
 }

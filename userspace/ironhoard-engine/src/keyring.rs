@@ -7,11 +7,14 @@ use ironhoard_wire::MasterKey;
 #[derive(Clone)]
 pub struct Keyring {
     keys: Vec<Option<MasterKey>>,
+    /// A fingerprint of each secret (not the secret): tells a reload which
+    /// key_ids kept their secret and which got a new one.
+    prints: Vec<Option<[u8; 16]>>,
 }
 
 impl Default for Keyring {
     fn default() -> Self {
-        Keyring { keys: vec![None; 256] }
+        Keyring { keys: vec![None; 256], prints: vec![None; 256] }
     }
 }
 
@@ -24,9 +27,24 @@ impl Keyring {
         assert!(secrets.len() <= 256, "at most 256 master secrets");
         let mut k = Keyring::default();
         for (i, s) in secrets.iter().enumerate() {
-            k.keys[i] = Some(MasterKey::new(s));
+            let m = MasterKey::new(s);
+            // the derivation of a fixed, reserved identity: a one-way
+            // fingerprint of the secret
+            k.prints[i] = Some(m.player_key(u32::MAX, u32::MAX).0[..16].try_into().expect("16 bytes"));
+            k.keys[i] = Some(m);
         }
         k
+    }
+
+    /// Whether `key_id` has the same secret here and in `other` (both
+    /// configured).
+    pub fn same_secret(&self, other: &Keyring, key_id: u8) -> bool {
+        matches!((&self.prints[key_id as usize], &other.prints[key_id as usize]), (Some(a), Some(b)) if a == b)
+    }
+
+    /// The configured key_ids.
+    pub fn ids(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..=255u8).filter(|&i| self.keys[i as usize].is_some())
     }
 
     /// The master key for a key_id, if one is configured.

@@ -143,6 +143,58 @@ impl PlayerTable {
         Ok(self.states[slot].insert(state))
     }
 
+    /// Removes every player for which `keep` is false (backward-shift
+    /// deletion: no tombstones, probes stay as short as before). Returns
+    /// how many were removed. No allocation.
+    pub fn retain(&mut self, mut keep: impl FnMut(&PlayerId) -> bool) -> usize {
+        let mut removed = 0;
+        let mut i = 0;
+        while i <= self.mask {
+            let k = self.keys[i];
+            if k.used && !keep(&PlayerId { game_id: k.game_id, player_id: k.player_id, key_id: k.key_id }) {
+                self.remove_at(i);
+                removed += 1;
+                // another entry may have moved into slot i: look again
+                continue;
+            }
+            i += 1;
+        }
+        removed
+    }
+
+    fn remove_at(&mut self, mut hole: usize) {
+        self.keys[hole].used = false;
+        self.states[hole] = None;
+        self.len -= 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & self.mask;
+            let k = self.keys[j];
+            if !k.used {
+                return;
+            }
+            let home = self.hash(&PlayerId { game_id: k.game_id, player_id: k.player_id, key_id: k.key_id }) as usize & self.mask;
+            // the entry at j stays if its home lies cyclically in (hole, j]
+            let stays = if hole <= j { hole < home && home <= j } else { hole < home || home <= j };
+            if stays {
+                continue;
+            }
+            self.keys[hole] = k;
+            self.states[hole] = self.states[j].take();
+            self.keys[j].used = false;
+            hole = j;
+        }
+    }
+
+    /// Every stored player's id and state.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&PlayerId, &mut PlayerState)) {
+        for (k, s) in self.keys.iter().zip(self.states.iter_mut()) {
+            if let (true, Some(s)) = (k.used, s.as_mut()) {
+                f(&PlayerId { game_id: k.game_id, player_id: k.player_id, key_id: k.key_id }, s);
+            }
+        }
+    }
+
     /// The state in a slot `lookup` found.
     #[inline]
     pub fn get_mut(&mut self, slot: usize) -> Option<&mut PlayerState> {
@@ -196,5 +248,32 @@ mod tests {
         t.insert(i, a, state()).unwrap();
         assert!(matches!(t.lookup(&a), Slot::Found(_)));
         assert!(matches!(t.lookup(&b), Slot::Vacant(_)));
+    }
+
+    #[test]
+    fn retain_removes_and_keeps_every_other_player_findable() {
+        // a small table, so clusters wrap around the end
+        let mut t = PlayerTable::new(40, 7);
+        let id = |n: u32| PlayerId { game_id: n % 5, player_id: n, key_id: (n % 3) as u8 };
+        for n in 0..40 {
+            let Slot::Vacant(s) = t.lookup(&id(n)) else { panic!("dup") };
+            t.insert(s, id(n), state()).unwrap();
+        }
+        let removed = t.retain(|p| p.key_id != 1);
+        assert_eq!(removed, (0..40).filter(|n| n % 3 == 1).count());
+        assert_eq!(t.len(), 40 - removed);
+        for n in 0..40 {
+            let found = matches!(t.lookup(&id(n)), Slot::Found(_));
+            assert_eq!(found, n % 3 != 1, "player {n}");
+        }
+        // and the freed room is usable again
+        for n in 100..100 + removed as u32 {
+            let Slot::Vacant(s) = t.lookup(&id(n)) else { panic!("dup") };
+            t.insert(s, id(n), state()).unwrap();
+        }
+        assert!(t.is_full());
+        for n in (0..40).filter(|n| n % 3 != 1).chain(100..100 + removed as u32) {
+            assert!(matches!(t.lookup(&id(n)), Slot::Found(_)), "player {n}");
+        }
     }
 }

@@ -386,7 +386,8 @@ pub(crate) fn wipe(b: &mut [u8]) {
 }
 
 /// Reads a master secret: 64 lowercase hex characters on one line, in a
-/// regular file owned by this process's user (or root) that no one else
+/// regular file owned by this process's user, root, or (for root) a system
+/// account, that no one else
 /// may read or write. The file is opened once, without following a
 /// symlink, and every check is made on the open descriptor (no window
 /// between check and read); at most 80 bytes are read; the text is wiped
@@ -416,8 +417,17 @@ pub fn read_secret_file(file: &Path) -> Result<Secret, String> {
     }
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    if meta.uid() != euid && meta.uid() != 0 {
-        return Err(format!("owned by uid {}, not by this process's user (uid {euid}) or root", meta.uid()));
+    // Whoever owns the file chose the secret. The service's own user and
+    // root are trusted; root (check-config in a deployment, or an appliance
+    // run as root) also trusts system accounts (uid < 1000: the service
+    // user), never a login user who could have planted a known secret.
+    let owner = meta.uid();
+    let trusted = owner == euid || owner == 0 || (euid == 0 && owner < 1000);
+    if !trusted {
+        return Err(format!(
+            "owned by uid {owner}, not by this process's user (uid {euid}), root{}",
+            if euid == 0 { " or a system account (uid < 1000)" } else { "" }
+        ));
     }
     let mut text = [0u8; 80];
     let mut n = 0;
@@ -606,5 +616,15 @@ dir = "/var/lib/ironhoard/moves"
         assert!(e.contains("longer than one line"), "{e}");
         secret_file(p, "s0.hex", 0o600, HEX);
         assert!(parse(p, &t).is_ok());
+        // the owner: as root, a login user's file is refused, a system
+        // account's accepted (the service user)
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(p.join("s0.hex"), Some(1000), None).unwrap();
+            let e = parse(p, &t).unwrap_err().to_string();
+            assert!(e.contains("owned by uid 1000"), "{e}");
+            std::os::unix::fs::chown(p.join("s0.hex"), Some(103), None).unwrap();
+            assert!(parse(p, &t).is_ok());
+        }
     }
 }

@@ -3,6 +3,7 @@
 mod config;
 mod notify;
 mod prometheus;
+mod reload;
 mod run;
 mod serve;
 mod stats;
@@ -98,6 +99,15 @@ enum Cmd {
         #[arg(long, conflicts_with_all = ["dir", "follow", "queue", "from"])]
         file: Option<PathBuf>,
     },
+    /// Make the running appliance re-read its config (as SIGHUP does):
+    /// secrets, board and rate limits change without a restart. Exit 0 when
+    /// applied, 1 when the new config is refused (the old one keeps
+    /// serving), 3 when what changed needs a restart, 4 when no appliance
+    /// answers on the socket.
+    Reload {
+        #[arg(long, default_value = config::DEFAULT_STATS_SOCKET)]
+        socket: PathBuf,
+    },
     /// Read the running appliance's counters from its stats socket.
     Stats {
         #[arg(long, default_value = config::DEFAULT_STATS_SOCKET)]
@@ -129,8 +139,9 @@ fn main() {
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Run { config, iface, port, stats_socket } => {
-            let cfg = Config::load(&config, &Overrides { iface, port, stats_socket })?;
-            run::run(cfg)
+            let ov = Overrides { iface, port, stats_socket };
+            let cfg = Config::load(&config, &ov)?;
+            run::run(cfg, ov)
         }
         Cmd::CheckConfig { config, on_host } => {
             let c = Config::load(&config, &Overrides::default())?;
@@ -186,6 +197,22 @@ fn real_main(cli: Cli) -> Result<()> {
             Some(f) => tail_file(&f, json, limit),
             None => tail(dir.as_deref().expect("clap: --dir or --file"), follow, json, queue, &from, limit),
         },
+        Cmd::Reload { socket } => {
+            let v = match stats::query_with_timeout(&socket, "reload", std::time::Duration::from_secs(15)) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("ironhoard: reload: {e:#}");
+                    std::process::exit(4);
+                }
+            };
+            if v["ok"].as_bool() == Some(true) {
+                println!("reloaded: {}", v["message"].as_str().unwrap_or_default());
+                Ok(())
+            } else {
+                eprintln!("ironhoard: reload refused: {}", v["error"].as_str().unwrap_or("unknown error"));
+                std::process::exit(if v["restart_needed"].as_bool() == Some(true) { 3 } else { 1 });
+            }
+        }
         Cmd::Stats { socket, json, prometheus, watch, command } => {
             let once = || -> Result<String> {
                 if let Some(c) = &command {

@@ -21,7 +21,7 @@ use crate::notify;
 use crate::config::{Backend, Config, LogSync, XdpMode, ZeroCopy};
 use crate::stats::{self, Info, StatsSource, WorkerInfo};
 
-fn engine_config(cfg: &Config) -> EngineConfig {
+pub fn engine_config(cfg: &Config) -> EngineConfig {
     EngineConfig {
         board_width: cfg.board_width,
         board_height: cfg.board_height,
@@ -99,13 +99,15 @@ fn restore_windows(engine: &mut Engine, queue: u32, restore: Vec<(PlayerId, Repl
 }
 
 /// Runs the appliance until SIGTERM or SIGINT.
-pub fn run(cfg: Config) -> Result<()> {
+pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
     let wanted: Vec<usize> = cfg.cores.iter().chain(cfg.log_core.iter()).copied().collect();
     affinity::check_cores(&wanted).map_err(|e| anyhow::anyhow!("config {}: interface.cores / log.core: {e}", cfg.path.display()))?;
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&term)).context("installing signal handlers")?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing the SIGHUP handler")?;
 
     // The stats socket first: it doubles as the single-instance lock, so a
     // second `ironhoard run` stops here before touching the data path
@@ -314,6 +316,11 @@ pub fn run(cfg: Config) -> Result<()> {
     };
     let steering = steering.map(std::sync::Mutex::new);
 
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        cfg.clone(),
+        overrides,
+        workers.iter().map(|w| Arc::clone(&w.shared)).collect(),
+    ));
     let src = Arc::new(StatsSource {
         info: Info {
             backend: cfg.backend.to_string(),
@@ -331,6 +338,7 @@ pub fn run(cfg: Config) -> Result<()> {
         steering,
         rates: Default::default(),
         log: Some(Arc::clone(&lshared)),
+        reloader: Some(Arc::clone(&reloader)),
     });
     {
         let src = Arc::clone(&src);
@@ -355,6 +363,13 @@ pub fn run(cfg: Config) -> Result<()> {
     let mut ready = false;
     while !term.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
+        if hup.swap(false, Ordering::Relaxed) {
+            info!("SIGHUP: reloading {}", cfg.path.display());
+            match reloader.reload() {
+                Ok(m) => info!("reloaded: {m}"),
+                Err(e) => error!("reload refused: {e}"),
+            }
+        }
         if !ready && src.workers.iter().all(|w| w.shared.serving.load(Ordering::Acquire)) {
             // Every worker is in its serve loop (sockets bound, XDP attached,
             // windows restored): `systemctl start` may return now.

@@ -74,6 +74,8 @@ pub struct StatsSource {
     pub rates: std::sync::Mutex<Rates>,
     /// The move log's state.
     pub log: Option<Arc<ironhoard_movelog::LogShared>>,
+    /// Reloads the config (the `reload` command, SIGHUP).
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// Renders counters with the SPEC names.
@@ -279,8 +281,10 @@ impl StatsSource {
             "interface": self.info.iface,
             "port": self.info.port,
             "config": self.info.config_path.display().to_string(),
-            "key_ids": self.info.key_ids,
-            "secret_files": self.info.secret_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "key_ids": self.reloader.as_ref().map(|r| r.info()["key_ids"].clone()).unwrap_or(self.info.key_ids.into()),
+            "secret_files": self.reloader.as_ref().map(|r| r.info()["secret_files"].clone())
+                .unwrap_or_else(|| self.info.secret_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().into()),
+            "config_in_force": self.reloader.as_ref().map(|r| r.info()),
             "log_dir": self.info.log_dir.display().to_string(),
             "players_per_worker": self.info.players_per_worker,
             "xdp": self.xdp_info,
@@ -296,7 +300,11 @@ impl StatsSource {
             ["show", "players"] => self.players(),
             ["show", "latency"] => self.latency(),
             ["show", "metrics"] => json!({"prometheus": self.prometheus()}),
-            _ => json!({"error": format!("unknown command {command:?}; try: show stats | show info | show latency | show xdp | show players | show metrics")}),
+            ["reload"] => match &self.reloader {
+                Some(r) => r.reload_json(),
+                None => json!({"ok": false, "error": "this appliance cannot reload"}),
+            },
+            _ => json!({"error": format!("unknown command {command:?}; try: show stats | show info | show latency | show xdp | show players | show metrics | reload")}),
         }
     }
 }
@@ -395,6 +403,8 @@ pub fn serve(listener: UnixListener, src: Arc<StatsSource>) {
     crate::serve::serve("stats", listener.incoming(), limits, None, move |c, deadline| {
         let Ok(req) = crate::serve::read_request(c, deadline, 4096, |b| b.contains(&b'\n')) else { return };
         let line = String::from_utf8_lossy(&req);
+        // a reload waits for every worker to take it (at most 5 s)
+        let deadline = if line.trim() == "reload" { std::time::Instant::now() + Duration::from_secs(10) } else { deadline };
         let v = src.answer(line.trim());
         let _ = crate::serve::write_answer(c, deadline, format!("{v}\n").as_bytes());
     });
@@ -402,6 +412,15 @@ pub fn serve(listener: UnixListener, src: Arc<StatsSource>) {
 
 /// Client side: sends `command`, returns the JSON answer.
 pub fn query(path: &Path, command: &str) -> Result<Value> {
+    let v = query_with_timeout(path, command, Duration::from_secs(5))?;
+    if let Some(e) = v.get("error") {
+        bail!("stats socket {}: {}", path.display(), e.as_str().unwrap_or("error"));
+    }
+    Ok(v)
+}
+
+/// Sends `command`, returns the JSON answer as is (an `error` key included).
+pub fn query_with_timeout(path: &Path, command: &str, timeout: Duration) -> Result<Value> {
     let mut c = UnixStream::connect(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
             "no appliance is serving stats at {} ({e}); is `ironhoard run` running with this stats socket?",
@@ -413,14 +432,11 @@ pub fn query(path: &Path, command: &str) -> Result<Value> {
         ),
         _ => anyhow::anyhow!("stats socket {}: {e}", path.display()),
     })?;
-    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    c.set_read_timeout(Some(timeout))?;
     writeln!(c, "{command}")?;
     let mut s = String::new();
     c.read_to_string(&mut s).with_context(|| format!("reading from stats socket {}", path.display()))?;
     let v: Value = serde_json::from_str(s.trim()).with_context(|| format!("stats socket {} sent {s:?}", path.display()))?;
-    if let Some(e) = v.get("error") {
-        bail!("stats socket {}: {}", path.display(), e.as_str().unwrap_or("error"));
-    }
     Ok(v)
 }
 
