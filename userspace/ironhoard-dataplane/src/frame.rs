@@ -2,11 +2,8 @@
 //! payload in a received frame, and turn the frame, in place, into the ack
 //! that goes back to its source. Pure functions over byte slices, no I/O.
 
-use ironhoard_wire::ACK_LEN;
 
 use ironhoard_common::net::{ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, UDP_HLEN};
-/// TTL / hop limit of every ack.
-pub const ACK_TTL: u8 = 64;
 
 /// Where a served datagram sits in a frame (the shared classifier's).
 pub use ironhoard_common::frame::{classify, Class, Located as Udp};
@@ -26,102 +23,9 @@ pub fn parse_udp(f: &[u8], port: u16, payload_len: usize) -> Option<Udp> {
     }
 }
 
-/// Ones' complement sum of 16-bit big-endian words (odd tail padded).
-#[inline]
-fn sum16(b: &[u8], mut acc: u32) -> u32 {
-    let mut chunks = b.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    if let [last] = chunks.remainder() {
-        acc += (*last as u32) << 8;
-    }
-    acc
-}
-
-#[inline]
-fn fold(mut acc: u32) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
-/// The IPv4 header checksum of `h` (its checksum field must be zero).
-pub fn ipv4_checksum(h: &[u8]) -> u16 {
-    fold(sum16(h, 0))
-}
-
-/// The UDP checksum over the pseudo-header and `udp` (header + payload,
-/// checksum field zero). 0 is sent as 0xffff.
-pub fn udp_checksum(src: &[u8], dst: &[u8], udp: &[u8]) -> u16 {
-    let mut acc = sum16(src, 0);
-    acc = sum16(dst, acc);
-    acc += IPPROTO_UDP as u32;
-    acc += udp.len() as u32;
-    acc = sum16(udp, acc);
-    match fold(acc) {
-        0 => 0xffff,
-        c => c,
-    }
-}
-
-/// Turns the frame of a received move, whose UDP payload already holds the
-/// 48-byte ack (written by the engine), into the ack frame: MACs, IP
-/// addresses and ports swapped, VLAN tag kept, lengths set, TTL / hop limit
-/// 64, IPv4 header checksum and UDP checksum computed. Returns the new
-/// frame length. Only frames the classifier served reach it: IPv4 without
-/// options (IHL 5), IPv6 without extension headers, unicast non-martian
-/// sources — so nothing the sender chose beyond addresses and ports is
-/// echoed.
-pub fn rewrite_to_ack(f: &mut [u8], u: &Udp) -> usize {
-    let mut mac = [0u8; 6];
-    mac.copy_from_slice(&f[0..6]);
-    f.copy_within(6..12, 0);
-    f[6..12].copy_from_slice(&mac);
-    let udp_len = UDP_HLEN + ACK_LEN;
-    let l3 = u.l3;
-    if u.v6 {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&f[l3 + 8..l3 + 24]);
-        f.copy_within(l3 + 24..l3 + 40, l3 + 8);
-        f[l3 + 24..l3 + 40].copy_from_slice(&a);
-        f[l3 + 4..l3 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        f[l3 + 7] = ACK_TTL;
-        f[l3 + 1] &= 0xcf; // ECN of the traffic class: not ECN-capable
-    } else {
-        let ihl = u.l4 - l3;
-        let mut a = [0u8; 4];
-        a.copy_from_slice(&f[l3 + 12..l3 + 16]);
-        f.copy_within(l3 + 16..l3 + 20, l3 + 12);
-        f[l3 + 16..l3 + 20].copy_from_slice(&a);
-        f[l3 + 1] &= 0xfc; // ECN: not ECN-capable
-        f[l3 + 2..l3 + 4].copy_from_slice(&((ihl + udp_len) as u16).to_be_bytes());
-        f[l3 + 6] &= 0x40; // keep DF, clear MF and offset
-        f[l3 + 7] = 0;
-        f[l3 + 8] = ACK_TTL;
-        f[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-        let c = ipv4_checksum(&f[l3..l3 + ihl]);
-        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-    }
-    let l4 = u.l4;
-    let mut p = [0u8; 2];
-    p.copy_from_slice(&f[l4..l4 + 2]);
-    f.copy_within(l4 + 2..l4 + 4, l4);
-    f[l4 + 2..l4 + 4].copy_from_slice(&p);
-    f[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    f[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
-    let end = l4 + udp_len;
-    let c = if u.v6 {
-        let (ip, udp) = f.split_at(l4);
-        udp_checksum(&ip[l3 + 8..l3 + 24], &ip[l3 + 24..l3 + 40], &udp[..udp_len])
-    } else {
-        let (ip, udp) = f.split_at(l4);
-        udp_checksum(&ip[l3 + 12..l3 + 16], &ip[l3 + 16..l3 + 20], &udp[..udp_len])
-    };
-    f[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
-    end
-}
+pub use ironhoard_common::frame::{ipv4_checksum, rewrite_to_ack, udp_checksum, ACK_TTL};
+#[cfg(test)]
+use ironhoard_common::frame::{fold, sum16};
 
 /// Addresses of a frame to build (tests, generator).
 #[derive(Debug, Clone, Copy)]
