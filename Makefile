@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Ansible's scripts sit next to the python3 that setup.sh installs them into
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null)
 
-.PHONY: all setup build release deb test test-deploy ansible-lint unit lab bench lab-bench clean
+.PHONY: all setup build release deb test test-deploy ansible-lint fuzz unit lab bench lab-bench clean
 
 all: build
 
@@ -29,7 +29,12 @@ deb: release
 # onto a booted systemd scratch host
 test: build release
 	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; bash scripts/sweep-labs.sh; \
+	$(MAKE) --no-print-directory fuzz || rc=1; \
 	$(MAKE) --no-print-directory test-deploy || rc=1; exit $$rc
+
+# every fuzz target for FUZZ_SECS (default 20) seconds; long runs: docs/fuzzing.md
+fuzz: setup
+	bash scripts/fuzz.sh
 
 ansible-lint: setup
 	cd ansible && $(PYBIN)/ansible-lint --profile production && \

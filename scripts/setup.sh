@@ -99,8 +99,18 @@ install_ansible() {
     "ansible-core==$ANSIBLE_CORE" "ansible-lint==$ANSIBLE_LINT"
 }
 
+install_cargo_fuzz() {
+  if cargo fuzz --version >/dev/null 2>&1; then
+    log "cargo-fuzz present: $(cargo fuzz --version 2>&1 | head -1)"
+    return
+  fi
+  log "building cargo-fuzz (the fuzz targets in tests/fuzz)"
+  cargo +stable install cargo-fuzz --locked
+}
+
 install_apt
 install_ansible
+install_cargo_fuzz
 install_nextest
 install_rust_src
 install_bpf_linker

@@ -363,3 +363,43 @@ fn xdp_replays_are_answered_at_the_players_rate() {
 fn socket_replays_are_answered_at_the_players_rate() {
     replays_are_answered_at_the_players_rate("socket");
 }
+
+/// The XDP shield in a lab: one source floods (a generator at 20 000/s
+/// against a limit of 500/s per source) while another client keeps every
+/// ack; the flood is contained in XDP and counted.
+#[test]
+fn xdp_shield_contains_a_flooding_source() {
+    use std::process::{Command, Stdio};
+    let lab = Lab::new(1);
+    let a = Appliance::start_with(&lab, Settings { backend: "xdp", rate_per_second: 100_000, rate_burst: 100_000, ..Default::default() }, |c| {
+        format!("{c}\n[shield]\nrate_per_source = 500\nburst_per_source = 500\nrate_per_address = 0\n")
+    });
+    let mut flood = Command::new("ip");
+    ironhoard_labtests::dies_with_test(&mut flood);
+    let flood = flood
+        .args(["netns", "exec", &lab.ns])
+        .arg(ironhoard_labtests::bin("ironhoard-pktgen"))
+        .args(["--target", &format!("{}:{PORT}", lab.host_v4), "--quiet", "--board", "64x32", "--rate", "20000", "--duration", "3"])
+        .args(["--game-base", "700", "--players", "100", "--report", "/dev/null", "--secret-file"])
+        .arg(a.dir.0.join("secret0.hex"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let c = Client::new(&lab, false, PORT);
+    let mut answered = 0;
+    for s in 1..=50 {
+        if c.send(&Client::mv(0, 701, 1, s)) == Some(ironhoard_wire::Status::Accepted) {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut flood = flood;
+    flood.wait().unwrap();
+    assert_eq!(answered, 50, "the other client lost acks during the flood");
+    let limited = drops(&a, "source_limited");
+    let accepted = a.stats()["accepted"].as_u64().unwrap();
+    assert!(limited > 30_000, "the flood was not contained: source_limited {limited}");
+    assert!(accepted < 50 + 500 * 4 + 1000, "the flood got through: {accepted} accepted");
+}

@@ -282,3 +282,32 @@ fn ack_mode_steers_acks_and_drops_moves() {
     m[..3].copy_from_slice(&move_payload()[..3]);
     p.check("48 bytes with a move's magic", &frame(&spec(false, None, 0, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
 }
+
+/// The shield: a source over its rate is dropped in XDP (counted), another
+/// source (another port) is not; the per-address level counts every port
+/// of an address together.
+#[test]
+fn the_shield_contains_one_source_and_spares_the_others() {
+    let mut p = Prog::new();
+    let with_port = |sport: u16| {
+        let mut f = frame(&spec(false, None, 0, PORT), &move_payload());
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f
+    };
+    p.st.set_shield((5, 5), (0, 0)).unwrap();
+    for i in 0..5 {
+        p.check(&format!("source A move {i}"), &with_port(40000), action::DROP, Some(XdpCounter::NoSocket));
+    }
+    p.check("source A over its burst", &with_port(40000), action::DROP, Some(XdpCounter::SourceLimited));
+    p.check("source B (another port)", &with_port(40001), action::DROP, Some(XdpCounter::NoSocket));
+    // per address: every port counts
+    p.st.set_shield((0, 0), (3, 3)).unwrap();
+    let v6 = frame(&spec(true, None, 0, PORT), &move_payload());
+    p.check("v6 address, 1", &v6, action::DROP, Some(XdpCounter::NoSocket));
+    p.check("v6 address, 2", &v6, action::DROP, Some(XdpCounter::NoSocket));
+    p.check("v6 address, 3", &v6, action::DROP, Some(XdpCounter::NoSocket));
+    p.check("v6 address over its burst", &v6, action::DROP, Some(XdpCounter::AddressLimited));
+    // off again: nothing limited
+    p.st.set_shield((0, 0), (0, 0)).unwrap();
+    p.check("shield off", &with_port(40000), action::DROP, Some(XdpCounter::NoSocket));
+}

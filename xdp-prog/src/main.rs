@@ -16,10 +16,10 @@
 
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::macros::{map, xdp};
-use aya_ebpf::maps::{Array, PerCpuArray, XskMap};
+use aya_ebpf::maps::{Array, LruHashMap, PerCpuArray, XskMap};
 use aya_ebpf::programs::XdpContext;
 use ironhoard_common::wire::{ACK_LEN, MOVE_LEN, MOVE_MAGIC, VERSION};
-use ironhoard_common::{XdpConfig, XdpCounter, MAX_QUEUES};
+use ironhoard_common::{ShieldBucket, ShieldKey, XdpConfig, XdpCounter, MAX_QUEUES, SHIELD_ENTRIES};
 
 #[map]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
@@ -27,9 +27,59 @@ static XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
 static CONFIG: Array<u32> = Array::with_max_entries(XdpConfig::COUNT, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::COUNT, 0);
+/// The shield's token buckets: per source (address or /64, and port) and
+/// per address (port 0), least recently seen evicted.
+#[map]
+static SHIELD: LruHashMap<ShieldKey, ShieldBucket> = LruHashMap::with_max_entries(SHIELD_ENTRIES, 0);
+
+const NS: u64 = 1_000_000_000;
+
+#[inline(always)]
+fn config(slot: XdpConfig) -> u64 {
+    match CONFIG.get(slot as u32) {
+        Some(v) => *v as u64,
+        None => 0,
+    }
+}
+
+/// Takes a token from the bucket of `key` (rate per second, burst); a new
+/// source starts full. `false`: over its rate. Off when `rate` is 0.
+#[inline(always)]
+fn shield_take(key: &ShieldKey, rate: u64, burst: u64, now: u64) -> bool {
+    if rate == 0 {
+        return true;
+    }
+    let cap = (if burst == 0 { rate } else { burst }) * NS;
+    match SHIELD.get_ptr_mut(key) {
+        Some(b) => {
+            // SAFETY: a value pointer the map handed out for this key;
+            // concurrent CPUs may race on it, which only blurs the count.
+            let b = unsafe { &mut *b };
+            let elapsed = now.saturating_sub(b.last_ns);
+            // clamp before multiplying: more than a full refill is moot
+            let full_after = cap / rate + 1;
+            let add = (if elapsed < full_after { elapsed } else { full_after }) * rate;
+            let mut units = b.units + add;
+            if units > cap {
+                units = cap;
+            }
+            b.last_ns = now;
+            if units < NS {
+                b.units = units;
+                return false;
+            }
+            b.units = units - NS;
+            true
+        }
+        None => {
+            let _ = SHIELD.insert(key, &ShieldBucket { units: cap - NS, last_ns: now }, 0);
+            true
+        }
+    }
+}
 
 use aya_ebpf::cty::c_void;
-use aya_ebpf::helpers::generated::bpf_xdp_load_bytes;
+use aya_ebpf::helpers::generated::{bpf_ktime_get_ns, bpf_xdp_load_bytes};
 use ironhoard_common::frame::{classify, Bytes, Class};
 use ironhoard_common::net::ETH_HLEN;
 
@@ -145,6 +195,32 @@ fn steer(ctx: &XdpContext) -> Option<u32> {
     }
     if frame.u8_at(at.payload() + 2)? != VERSION {
         return Some(drop_as(XdpCounter::BadVersion));
+    }
+    // The shield: per source (address or IPv6 /64, and port) and per
+    // address (all its ports: players behind one carrier-grade NAT share an
+    // address, so its limit is the higher one).
+    let src_rate = config(XdpConfig::SourceRate);
+    let addr_rate = config(XdpConfig::AddressRate);
+    if src_rate != 0 || addr_rate != 0 {
+        let mut key = ShieldKey { family: 4, _pad: 0, port: 0, addr: [0; 8] };
+        if at.v6 {
+            key.family = 6;
+            let hi = frame.be32_at(at.l3 + 8)?;
+            let lo = frame.be32_at(at.l3 + 12)?;
+            key.addr[..4].copy_from_slice(&hi.to_be_bytes());
+            key.addr[4..].copy_from_slice(&lo.to_be_bytes());
+        } else {
+            key.addr[..4].copy_from_slice(&frame.be32_at(at.l3 + 12)?.to_be_bytes());
+        }
+        // SAFETY: a helper with no arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        if !shield_take(&key, addr_rate, config(XdpConfig::AddressBurst), now) {
+            return Some(drop_as(XdpCounter::AddressLimited));
+        }
+        key.port = frame.be16_at(at.l4)?;
+        if !shield_take(&key, src_rate, config(XdpConfig::SourceBurst), now) {
+            return Some(drop_as(XdpCounter::SourceLimited));
+        }
     }
     match XSKS.redirect(ctx.rx_queue_index(), XDP_DROP as u64) {
         Ok(action) => {

@@ -39,11 +39,17 @@ pub enum DropReason {
     /// captured move replayed (with spoofed sources) must not turn the
     /// appliance into a reflector of signed acks.
     ReplayOverLimit = 11,
+    /// XDP shield: the source (IPv4 address or IPv6 /64, and UDP port)
+    /// sent faster than `[shield] rate_per_source`.
+    SourceLimited = 12,
+    /// XDP shield: the source address (all its ports together) sent faster
+    /// than `[shield] rate_per_address`.
+    AddressLimited = 13,
 }
 
 impl DropReason {
     /// Number of reasons (size of the counter arrays).
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 14;
     /// All reasons in index order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::WrongLength,
@@ -58,6 +64,8 @@ impl DropReason {
         DropReason::MartianSource,
         DropReason::NoSocket,
         DropReason::ReplayOverLimit,
+        DropReason::SourceLimited,
+        DropReason::AddressLimited,
     ];
     /// The reasons the engine itself gives (the rest are the frame's).
     pub const ENGINE: [DropReason; 6] = [
@@ -84,6 +92,8 @@ impl DropReason {
             DropReason::MartianSource => "martian_source",
             DropReason::NoSocket => "no_socket",
             DropReason::ReplayOverLimit => "replay_over_limit",
+            DropReason::SourceLimited => "source_limited",
+            DropReason::AddressLimited => "address_limited",
         }
     }
 }
@@ -110,11 +120,41 @@ pub enum XdpConfig {
     Magic = 1,
     /// Expected UDP payload length; 0 = a move's 64. The generator sets 48.
     PayloadLen = 2,
+    /// Shield: moves per second per source (address or /64, and port); 0 = off.
+    SourceRate = 3,
+    SourceBurst = 4,
+    /// Shield: moves per second per source address (all ports); 0 = off.
+    AddressRate = 5,
+    AddressBurst = 6,
 }
 
 impl XdpConfig {
-    pub const COUNT: u32 = 3;
+    pub const COUNT: u32 = 7;
 }
+
+/// Key of the shield's per-source LRU map: an IPv4 address or an IPv6 /64
+/// (family 4 or 6), and a UDP source port (0 in the per-address entry).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShieldKey {
+    pub family: u8,
+    pub _pad: u8,
+    pub port: u16,
+    pub addr: [u8; 8],
+}
+
+/// A token bucket in the shield map: tokens in 1e-9 units, last refill.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShieldBucket {
+    pub units: u64,
+    pub last_ns: u64,
+}
+
+/// Name of the shield's LRU map.
+pub const MAP_SHIELD: &str = "SHIELD";
+/// Sources the shield tracks at once (least recently seen evicted).
+pub const SHIELD_ENTRIES: u32 = 65536;
 
 /// What the XDP program counts, per CPU, for datagrams to the move port.
 /// A drop counts at its [`DropReason`]'s index (the same name in `show
@@ -134,14 +174,16 @@ pub enum XdpCounter {
     /// No socket bound on the rx queue: dropped (the kernel has no socket
     /// on the port either, and would answer with ICMP).
     NoSocket = 10,
+    SourceLimited = 12,
+    AddressLimited = 13,
     /// Redirected to the AF_XDP socket of the rx queue.
-    Redirected = 12,
+    Redirected = 14,
 }
 
 impl XdpCounter {
     /// Size of the per-CPU counter array (indices 3, 4 and 11 stay 0).
-    pub const COUNT: u32 = 13;
-    pub const ALL: [XdpCounter; 10] = [
+    pub const COUNT: u32 = 15;
+    pub const ALL: [XdpCounter; 12] = [
         XdpCounter::WrongLength,
         XdpCounter::BadMagic,
         XdpCounter::BadVersion,
@@ -151,6 +193,8 @@ impl XdpCounter {
         XdpCounter::Fragment,
         XdpCounter::MartianSource,
         XdpCounter::NoSocket,
+        XdpCounter::SourceLimited,
+        XdpCounter::AddressLimited,
         XdpCounter::Redirected,
     ];
 
@@ -165,6 +209,8 @@ impl XdpCounter {
             DropReason::BadIpHeader => XdpCounter::BadIpHeader,
             DropReason::Fragment => XdpCounter::Fragment,
             DropReason::MartianSource => XdpCounter::MartianSource,
+            DropReason::SourceLimited => XdpCounter::SourceLimited,
+            DropReason::AddressLimited => XdpCounter::AddressLimited,
             // never given by the program (key and tag checks are userspace's)
             _ => XdpCounter::NoSocket,
         }
@@ -189,6 +235,8 @@ impl XdpCounter {
             XdpCounter::Fragment => Some(DropReason::Fragment),
             XdpCounter::MartianSource => Some(DropReason::MartianSource),
             XdpCounter::NoSocket => Some(DropReason::NoSocket),
+            XdpCounter::SourceLimited => Some(DropReason::SourceLimited),
+            XdpCounter::AddressLimited => Some(DropReason::AddressLimited),
             XdpCounter::Redirected => None,
         }
     }

@@ -96,6 +96,24 @@ impl Steering {
         })
     }
 
+    /// Sets the shield's limits (moves per second and burst, per source and
+    /// per address; a rate of 0 turns that level off).
+    pub fn set_shield(&mut self, source: (u32, u32), address: (u32, u32)) -> Result<(), LoaderError> {
+        let m = self.ebpf.map_mut(MAP_CONFIG).ok_or(LoaderError::MissingMap(MAP_CONFIG))?;
+        let mut cfg: Array<_, u32> =
+            Array::try_from(m).map_err(|source| LoaderError::Map { map: MAP_CONFIG, what: "open".into(), source })?;
+        for (slot, v) in [
+            (XdpConfig::SourceRate, source.0),
+            (XdpConfig::SourceBurst, source.1),
+            (XdpConfig::AddressRate, address.0),
+            (XdpConfig::AddressBurst, address.1),
+        ] {
+            cfg.set(slot as u32, v, 0)
+                .map_err(|e| LoaderError::Map { map: MAP_CONFIG, what: format!("set shield {slot:?} = {v}"), source: e })?;
+        }
+        Ok(())
+    }
+
     /// Makes the program steer acks (magic "IA", 48-byte payload) instead of
     /// moves: the generator uses this to receive acks on AF_XDP.
     pub fn expect_acks(&mut self) -> Result<(), LoaderError> {

@@ -126,6 +126,19 @@ pub enum LogSync {
     Batch,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShield {
+    #[serde(default)]
+    rate_per_source: Option<i64>,
+    #[serde(default)]
+    burst_per_source: Option<i64>,
+    #[serde(default)]
+    rate_per_address: Option<i64>,
+    #[serde(default)]
+    burst_per_address: Option<i64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -133,6 +146,8 @@ struct RawConfig {
     moves: RawMoves,
     stats: RawStats,
     log: RawLog,
+    #[serde(default)]
+    shield: RawShield,
 }
 
 /// A validated configuration, secrets loaded.
@@ -169,6 +184,10 @@ pub struct Config {
     /// Core for the helper threads (log keeper, stats); by default every
     /// allowed core that runs no poller.
     pub log_core: Option<usize>,
+    /// XDP shield: (rate, burst) per source (address or /64, and port) and
+    /// per address; a rate of 0 is off.
+    pub shield_source: (u32, u32),
+    pub shield_address: (u32, u32),
 }
 
 /// Command-line values that replace the file's (SPEC §2).
@@ -329,6 +348,20 @@ impl Config {
                 return Err(bad("log.core", &c, "is a poller's core (interface.cores): helper threads must not preempt a poller"));
             }
         }
+        let shield_val = |key: &str, v: Option<i64>, default: u64| -> Result<u32, ConfigError> {
+            let v = v.unwrap_or(default.min(1_000_000_000) as i64);
+            if (0..=1_000_000_000).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(bad(key, &v, "must be between 0 (off) and 1000000000"))
+            }
+        };
+        // defaults: a source may send 4 players' worth; an address (a
+        // carrier-grade NAT) 50 000 moves/s
+        let src_rate = shield_val("shield.rate_per_source", raw.shield.rate_per_source, (rate_per_second as u64 * 4).max(1000))?;
+        let src_burst = shield_val("shield.burst_per_source", raw.shield.burst_per_source, (rate_burst as u64 * 4).max(src_rate as u64))?;
+        let addr_rate = shield_val("shield.rate_per_address", raw.shield.rate_per_address, 50_000)?;
+        let addr_burst = shield_val("shield.burst_per_address", raw.shield.burst_per_address, (addr_rate as u64).max(1))?;
         let log_dir = PathBuf::from(&raw.log.dir);
         let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
 
@@ -356,6 +389,8 @@ impl Config {
             log_sync: raw.log.sync.unwrap_or(LogSync::Interval),
             log_sync_interval_ms: sync_ms as u64,
             log_core: raw.log.core.map(|c| c as usize),
+            shield_source: (src_rate, src_burst),
+            shield_address: (addr_rate, addr_burst),
         })
     }
 }

@@ -264,6 +264,11 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
                 ),
             }
             let mut st = Steering::load(cfg.port).context("loading the XDP program")?;
+            st.set_shield(cfg.shield_source, cfg.shield_address).context("configuring the XDP shield")?;
+            info!(
+                "XDP shield: {}/s (burst {}) per source, {}/s (burst {}) per address (0 = off)",
+                cfg.shield_source.0, cfg.shield_source.1, cfg.shield_address.0, cfg.shield_address.1
+            );
             let zc = match cfg.zero_copy {
                 ZeroCopy::Auto => ZeroCopyWant::Auto,
                 ZeroCopy::On => ZeroCopyWant::On,
