@@ -249,5 +249,25 @@ pub fn replay_from_other_port_is_duplicate(backend: &'static str, queues: u32) {
         assert!(handed > 0, "no move was handed between pollers: the test proved nothing: {s}");
         assert!(qs.iter().all(|q| q["rx"].as_u64().unwrap() > 0), "both queues received moves: {s}");
         assert_eq!(qs.iter().map(|q| q["handoffs_dropped"].as_u64().unwrap()).sum::<u64>(), 0);
+        // one move at a time: the owner was asleep in poll(2) and was woken
+        // by the handing poller, not left to its 10 ms timeout
+        let wakes: u64 = qs.iter().map(|q| q["peer_wakes"].as_u64().unwrap()).sum();
+        assert!(wakes > 0, "no owner was woken by a handoff: {s}");
+
+        // forgeries for players of the other poller never reach its mailbox:
+        // dropped (bad_tag) by the poller they arrive on
+        let before = handed;
+        for p in 0..32u32 {
+            let c = Client::new(&lab, false, 7777);
+            c.sock.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+            let mut b = Client::mv(0, 5, p, 99).to_bytes(&Client::mac(0, 5, p));
+            b[63] ^= 1;
+            c.send_raw(&b);
+            assert!(c.recv().is_none(), "a forgery was answered");
+        }
+        let s2 = a.stats();
+        let handed2: u64 = s2["queues"].as_array().unwrap().iter().map(|q| q["handoffs"].as_u64().unwrap()).sum();
+        assert_eq!(handed2, before, "forgeries were handed between pollers");
+        assert!(s2["dropped"]["bad_tag"].as_u64().unwrap() >= 32, "{s2}");
     }
 }

@@ -48,7 +48,11 @@ pub struct WorkerShared {
     /// AF_XDP, several pollers: moves this poller handed to the poller
     /// owning their player, and those it could not (that mailbox full).
     pub handoffs: AtomicU64,
+    /// Moves whose owner's mailbox was full: answered BUSY by this poller.
     pub handoffs_dropped: AtomicU64,
+    /// Times this poller was woken from poll(2) by a peer that handed it
+    /// moves (instead of sleeping out its 10 ms).
+    pub peer_wakes: AtomicU64,
     /// Set by the worker's thread once its socket is bound and its engine
     /// restored, just before it enters its serve loop: the control plane
     /// reports READY to systemd only when every worker has set it.

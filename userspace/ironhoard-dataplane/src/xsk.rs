@@ -64,12 +64,44 @@ pub struct Handoff {
 /// for a datagram (a replay from another address or port included).
 pub struct Mesh {
     inboxes: Vec<ArrayQueue<Handoff>>,
+    /// One eventfd per poller: written by a poller that handed moves to a
+    /// sleeping owner, polled by the owner beside its socket.
+    wakers: Vec<std::os::fd::OwnedFd>,
+    /// Set by a poller about to sleep in poll(2), cleared when it wakes.
+    sleeping: Vec<std::sync::atomic::AtomicBool>,
 }
 
 impl Mesh {
     /// Mailboxes of `depth` frames for `pollers` pollers (allocated once).
     pub fn new(pollers: usize, depth: usize) -> Arc<Mesh> {
-        Arc::new(Mesh { inboxes: (0..pollers).map(|_| ArrayQueue::new(depth.max(1))).collect() })
+        use std::os::fd::FromRawFd;
+        let wakers = (0..pollers)
+            .map(|_| {
+                // SAFETY: eventfd(2) with valid flags; the fd is owned below.
+                let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+                assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
+                // SAFETY: a fresh fd nobody else owns.
+                unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+            })
+            .collect();
+        Arc::new(Mesh {
+            inboxes: (0..pollers).map(|_| ArrayQueue::new(depth.max(1))).collect(),
+            wakers,
+            sleeping: (0..pollers).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
+        })
+    }
+
+    /// Wakes poller `o` if it sleeps (one write to its eventfd).
+    fn wake(&self, o: usize) {
+        use std::os::fd::AsRawFd;
+        // the push before, then the flag: ordered against the sleeper's
+        // flag-then-mailbox (both sequentially consistent)
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.sleeping[o].load(Ordering::SeqCst) {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a u64 to our eventfd.
+            let _ = unsafe { libc::write(self.wakers[o].as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
     }
 
     pub fn pollers(&self) -> usize {
@@ -87,6 +119,30 @@ impl Mesh {
         let g = u32::from_be_bytes([payload[8], payload[9], payload[10], payload[11]]);
         let p = u32::from_be_bytes([payload[12], payload[13], payload[14], payload[15]]);
         Some(((g ^ p) % self.inboxes.len() as u32) as usize)
+    }
+}
+
+impl XskSocket {
+    /// Sleeps in poll(2) on this socket and the poller's eventfd (a peer
+    /// that hands it a move writes there), up to IDLE_POLL_MS. The sleeping
+    /// flag is raised before the mailbox is looked at one last time, so a
+    /// move pushed meanwhile is either seen here or wakes the poll.
+    fn sleep_or_wake(&mut self, m: &Mesh, me: usize) -> bool {
+        use std::os::fd::AsRawFd;
+        m.sleeping[me].store(true, Ordering::SeqCst);
+        if m.inboxes[me].is_empty() {
+            let mut fds = [
+                libc::pollfd { fd: self.rx.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: m.wakers[me].as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: two valid pollfds of the count passed.
+            let _ = unsafe { libc::poll(fds.as_mut_ptr(), 2, IDLE_POLL_MS) };
+        }
+        m.sleeping[me].store(false, Ordering::SeqCst);
+        let mut v = 0u64;
+        // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd (drains it).
+        let n = unsafe { libc::read(m.wakers[me].as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        n == 8 && v > 0
     }
 }
 
@@ -313,7 +369,16 @@ impl XskSocket {
                 }
                 let since = *idle_since.get_or_insert(t);
                 if t - since >= SPIN_IDLE_NS && in_flight == 0 {
-                    let _ = self.rx.poll(IDLE_POLL_MS);
+                    match mesh.as_ref() {
+                        None => {
+                            let _ = self.rx.poll(IDLE_POLL_MS);
+                        }
+                        Some((m, me)) => {
+                            if self.sleep_or_wake(m, *me) {
+                                shared.peer_wakes.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
                     shared.count_wakeups(1);
                     idle_since = None;
                 } else {
@@ -325,6 +390,8 @@ impl XskSocket {
             engine.counters.rx += n as u64;
             let now = monotonic_ns();
             let mut acks = 0usize;
+            // owners handed moves in this batch (bit o % 64), woken after it
+            let mut woken = 0u64;
             for d in rx_batch[..n].iter_mut() {
                 // SAFETY: the RX ring handed us this frame; it is in no ring
                 // until we put it on TX or back on the fill ring.
@@ -336,21 +403,31 @@ impl XskSocket {
                         let owner = mesh.as_ref().and_then(|(m, me)| m.owner(&f[p..p + u.payload_len]).filter(|o| o != me));
                         match owner {
                             Some(o) => {
-                                // not our player: hand a copy to its owner
+                                // not our player: authenticated first (a forgery
+                                // never reaches another poller's mailbox), then a
+                                // copy to its owner; a full mailbox is answered
+                                // BUSY here, never dropped unanswered
                                 let (m, _) = mesh.as_ref().expect("owner implies mesh");
                                 let len = p + u.payload_len;
-                                if len <= HANDOFF_MAX {
-                                    let mut h = Handoff { len: len as u16, recv_ns: now, frame: [0; HANDOFF_MAX] };
-                                    h.frame[..len].copy_from_slice(&f[..len]);
-                                    if m.inboxes[o].push(h).is_ok() {
-                                        shared.count_handoff();
-                                    } else {
-                                        shared.count_handoff_dropped();
+                                match engine.authenticate(&f[p..p + u.payload_len]) {
+                                    Err(r) => {
+                                        engine.counters.count_drop(r);
+                                        None
                                     }
-                                } else {
-                                    engine.counters.count_drop(DropReason::WrongLength);
+                                    Ok(mac) => {
+                                        let mut h = Handoff { len: len as u16, recv_ns: now, frame: [0; HANDOFF_MAX] };
+                                        h.frame[..len].copy_from_slice(&f[..len]);
+                                        if m.inboxes[o].push(h).is_ok() {
+                                            shared.count_handoff();
+                                            woken |= 1u64 << (o % 64);
+                                            None
+                                        } else {
+                                            shared.count_handoff_dropped();
+                                            engine.answer_busy(&mut f[p..p + u.payload_len], &mac);
+                                            Some(rewrite_to_ack(f, &u))
+                                        }
+                                    }
                                 }
-                                None
                             }
                             None => match engine.process(&mut f[p..p + u.payload_len], now, dispatch) {
                                 Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
@@ -377,6 +454,15 @@ impl XskSocket {
                         acks += 1;
                     }
                     None => stash.push(*d),
+                }
+            }
+            if woken != 0 {
+                if let Some((m, _)) = mesh.as_ref() {
+                    for o in 0..m.pollers() {
+                        if woken & (1u64 << (o % 64)) != 0 {
+                            m.wake(o);
+                        }
+                    }
                 }
             }
             // moves handed to us: copied into our own frames, served the same way

@@ -86,6 +86,35 @@ impl Engine {
         &self.cfg
     }
 
+    /// Checks a move's header and tag without judging it (no state
+    /// touched): the player's key on success, the drop reason otherwise.
+    /// A poller runs it on a move it hands to the player's owner, so
+    /// forgeries never reach another poller's mailbox. Derives the key (one
+    /// HMAC): for moves that change queue, not the common path.
+    pub fn authenticate(&self, buf: &[u8]) -> Result<PlayerMac, DropReason> {
+        let m = Move::new_unchecked(buf);
+        if let Err(e) = m.check_header() {
+            return Err(match e {
+                WireError::WrongLength(_) => DropReason::WrongLength,
+                WireError::BadMagic(_) => DropReason::BadMagic,
+                WireError::BadVersion(_) => DropReason::BadVersion,
+            });
+        }
+        let master = self.keys.get(m.key_id()).ok_or(DropReason::UnknownKeyId)?;
+        let mac = master.player_mac(m.game_id(), m.player_id());
+        if !m.verify_tag(&mac) {
+            return Err(DropReason::BadTag);
+        }
+        Ok(mac)
+    }
+
+    /// Answers an authenticated move BUSY in place (a poller whose handoff
+    /// to the owner failed: the move is answered, never dropped silently).
+    pub fn answer_busy(&mut self, buf: &mut [u8], mac: &PlayerMac) {
+        ack_in_place(buf, Status::Busy, mac);
+        self.counters.count_status(Status::Busy);
+    }
+
     /// Applies a reloaded configuration without losing a window: new board
     /// and rate limits (`cfg.players` is fixed at start and ignored), a new
     /// keyring. Players whose key_id is gone, or whose key_id now has

@@ -133,6 +133,7 @@ impl StatsSource {
             q.insert("wakeups".into(), w.shared.wakeups.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("handoffs".into(), w.shared.handoffs.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("handoffs_dropped".into(), w.shared.handoffs_dropped.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("peer_wakes".into(), w.shared.peer_wakes.load(std::sync::atomic::Ordering::Relaxed).into());
             if w.shared.has_xsk_stats.load(std::sync::atomic::Ordering::Relaxed) {
                 let m: Map<String, Value> = XSK_STAT_NAMES
                     .iter()
