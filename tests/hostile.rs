@@ -403,3 +403,22 @@ fn xdp_shield_contains_a_flooding_source() {
     assert!(limited > 30_000, "the flood was not contained: source_limited {limited}");
     assert!(accepted < 50 + 500 * 4 + 1000, "the flood got through: {accepted} accepted");
 }
+
+/// Receive VLAN offload (the NIC strips 802.1Q tags before XDP): warned
+/// about at start by default, turned off with rx_vlan_offload = "off".
+#[test]
+fn xdp_rx_vlan_offload_is_detected_and_can_be_turned_off() {
+    use ironhoard_dataplane::nic;
+    let lab = Lab::new(1);
+    // veth has receive VLAN offload on by default
+    assert_eq!(nic::rx_vlan_offload(&lab.host_if), Some(true), "veth's rxvlan flag");
+    let mut a = Appliance::start(&lab, Settings { backend: "xdp", ..Default::default() });
+    assert!(a.log().contains("receive VLAN offload is on"), "{}", a.log());
+    a.stop();
+    assert_eq!(nic::rx_vlan_offload(&lab.host_if), Some(true), "warn leaves it alone");
+    let a = Appliance::start_with(&lab, Settings { backend: "xdp", ..Default::default() }, |c| {
+        c.replace("backend = \"xdp\"", "backend = \"xdp\"\nrx_vlan_offload = \"off\"")
+    });
+    assert!(a.log().contains("receive VLAN offload turned off"), "{}", a.log());
+    assert_eq!(nic::rx_vlan_offload(&lab.host_if), Some(false));
+}

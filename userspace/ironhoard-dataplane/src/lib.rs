@@ -8,6 +8,7 @@
 //! - [`socket`]: kernel UDP sockets (SO_REUSEPORT group, recvmmsg/sendmmsg).
 
 pub mod affinity;
+pub mod nic;
 pub mod dispatch;
 pub mod frame;
 pub mod hist;

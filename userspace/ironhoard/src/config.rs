@@ -78,6 +78,21 @@ struct RawInterface {
     zero_copy: ZeroCopy,
     #[serde(default)]
     backend: Option<Backend>,
+    #[serde(default)]
+    rx_vlan_offload: Option<VlanOffload>,
+}
+
+/// `[interface] rx_vlan_offload`: what to do when the NIC strips VLAN tags
+/// before XDP (acks to tagged clients would leave untagged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VlanOffload {
+    /// Say so at start (default).
+    Warn,
+    /// Turn it off at start (CAP_NET_ADMIN, which the XDP backend has).
+    Off,
+    /// Say nothing: no client sends tagged frames.
+    Ignore,
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,6 +203,7 @@ pub struct Config {
     /// per address; a rate of 0 is off.
     pub shield_source: (u32, u32),
     pub shield_address: (u32, u32),
+    pub rx_vlan_offload: VlanOffload,
 }
 
 /// Command-line values that replace the file's (SPEC §2).
@@ -389,6 +405,7 @@ impl Config {
             log_sync: raw.log.sync.unwrap_or(LogSync::Interval),
             log_sync_interval_ms: sync_ms as u64,
             log_core: raw.log.core.map(|c| c as usize),
+            rx_vlan_offload: raw.interface.rx_vlan_offload.unwrap_or(VlanOffload::Warn),
             shield_source: (src_rate, src_burst),
             shield_address: (addr_rate, addr_burst),
         })

@@ -61,6 +61,7 @@ fn fixed(c: &Config) -> Vec<(&'static str, String)> {
         ("log.sync", format!("{:?}", c.log_sync)),
         ("log.sync_interval_ms", c.log_sync_interval_ms.to_string()),
         ("log.core", format!("{:?}", c.log_core)),
+        ("interface.rx_vlan_offload", format!("{:?}", c.rx_vlan_offload)),
         ("shield", format!("{:?} {:?}", c.shield_source, c.shield_address)),
     ]
 }

@@ -50,6 +50,28 @@ fn warn_unserved_queues(iface: &str, served: &[u32]) {
     }
 }
 
+/// NIC receive VLAN offload strips 802.1Q tags before XDP sees the frame:
+/// an ack built from it would leave untagged. Warn, or turn it off.
+fn check_vlan_offload(iface: &str, want: crate::config::VlanOffload) {
+    use crate::config::VlanOffload;
+    use ironhoard_dataplane::nic;
+    if want == VlanOffload::Ignore || nic::rx_vlan_offload(iface) != Some(true) {
+        return;
+    }
+    if want == VlanOffload::Off {
+        match nic::disable_rx_vlan_offload(iface) {
+            Ok(()) => info!("{iface}: receive VLAN offload turned off ([interface] rx_vlan_offload = \"off\")"),
+            Err(e) => warn!("{iface}: could not turn receive VLAN offload off ({e}): acks to 802.1Q-tagged clients may leave untagged"),
+        }
+    } else {
+        warn!(
+            "{iface}: receive VLAN offload is on: if clients send 802.1Q-tagged moves, the NIC may strip the tag before XDP and their \
+             acks would leave untagged. Turn it off (ethtool -K {iface} rxvlan off, or [interface] rx_vlan_offload = \"off\"), \
+             or set rx_vlan_offload = \"ignore\" if no client is tagged"
+        );
+    }
+}
+
 /// AF_XDP UMEM pages are charged to RLIMIT_MEMLOCK on kernels and setups
 /// that account it; lift it (root/CAP_IPC_LOCK may; otherwise the service
 /// needs LimitMEMLOCK=infinity).
@@ -256,6 +278,7 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
         Backend::Xdp => {
             raise_memlock_limit();
             warn_unserved_queues(&cfg.iface, &cfg.queues);
+            check_vlan_offload(&cfg.iface, cfg.rx_vlan_offload);
             match socket::bind_sink(&cfg.iface, cfg.port) {
                 Ok(s) => _sink = Some(s),
                 Err(e) => warn!(
