@@ -372,7 +372,7 @@ fn xdp_shield_contains_a_flooding_source() {
     use std::process::{Command, Stdio};
     let lab = Lab::new(1);
     let a = Appliance::start_with(&lab, Settings { backend: "xdp", rate_per_second: 100_000, rate_burst: 100_000, ..Default::default() }, |c| {
-        format!("{c}\n[shield]\nrate_per_source = 500\nburst_per_source = 500\nrate_per_address = 0\n")
+        c.replace("rate_per_source = 0\n", "rate_per_source = 500\nburst_per_source = 500\n")
     });
     let mut flood = Command::new("ip");
     ironhoard_labtests::dies_with_test(&mut flood);

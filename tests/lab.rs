@@ -432,6 +432,10 @@ players_per_worker = {players}
 socket = "/nonexistent/overridden.sock"
 [log]
 dir = "{logdir}"
+[shield]
+# one generator address stands for many clients in a lab: no shield
+rate_per_source = 0
+rate_per_address = 0
 "#,
                 iface = lab.host_if,
                 queues = s.queues,
