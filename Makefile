@@ -32,7 +32,7 @@ test: build release
 	$(MAKE) --no-print-directory fuzz || rc=1; \
 	$(MAKE) --no-print-directory test-deploy || rc=1; exit $$rc
 
-# every fuzz target for FUZZ_SECS (default 20) seconds; long runs: docs/fuzzing.md
+# every fuzz target for FUZZ_SECS (default 20) seconds; long runs: docs/hardening.md
 fuzz: setup
 	bash scripts/fuzz.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (tests/fuzz, cargo-fuzz on nightly) for FUZZ_SECS
-# seconds each (default 20: the short run of make test; docs/fuzzing.md has
+# seconds each (default 20: the short run of make test; docs/hardening.md has
 # the long one). The committed corpus seeds each run; what a run adds goes
 # to a scratch directory (tests/fuzz/corpus-new/<target> with FUZZ_KEEP=1,
 # to review and commit), so the tree stays clean. A crash fails the script
