@@ -283,6 +283,69 @@ pub const fn martian_v6(w: [u32; 4]) -> bool {
     (low && w[2] == 0 && (w[3] == 0 || w[3] == 1)) || (w[0] >> 24) == 0xff || (low && w[2] == 0xffff)
 }
 
+/// The destination port and UDP length of the datagram in an Ethernet
+/// frame, found the way [`classify`] finds them (at most two tags, IPv4 of
+/// any IHL, IPv6 behind up to three extension headers, first fragments
+/// only). With [`classify_udp`], other tools judge any datagram by the
+/// appliance's own rules.
+pub fn udp_port_and_len<B: Bytes + ?Sized>(f: &B) -> Option<(u16, usize)> {
+    let mut l3 = ETH_HLEN;
+    let mut proto = f.be16_at(12)?;
+    let mut tags = 0;
+    while (proto == ETH_P_8021Q || proto == ETH_P_8021AD) && tags < 2 {
+        proto = f.be16_at(l3 + 2)?;
+        l3 += VLAN_HLEN;
+        tags += 1;
+    }
+    let l4 = match proto {
+        ETH_P_IP => {
+            if f.u8_at(l3 + 9)? != IPPROTO_UDP || f.be16_at(l3 + 6)? & 0x1fff != 0 {
+                return None;
+            }
+            let ihl = (f.u8_at(l3)? & 0x0f) as usize * 4;
+            if ihl < 20 { l3 + 20 } else { l3 + ihl }
+        }
+        ETH_P_IPV6 => {
+            let mut next = f.u8_at(l3 + 6)?;
+            let mut l4 = l3 + IPV6_HLEN;
+            let mut i = 0;
+            while i < 3 {
+                match next {
+                    IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
+                        next = f.u8_at(l4)?;
+                        l4 += (f.u8_at(l4 + 1)? as usize + 1) * 8;
+                    }
+                    IPV6_FRAGMENT => {
+                        if f.be16_at(l4 + 2)? & 0xfff8 != 0 {
+                            return None;
+                        }
+                        next = f.u8_at(l4)?;
+                        l4 += 8;
+                    }
+                    _ => break,
+                }
+                i += 1;
+            }
+            if next != IPPROTO_UDP {
+                return None;
+            }
+            l4
+        }
+        _ => return None,
+    };
+    Some((f.be16_at(l4 + 2)?, f.be16_at(l4 + 4)? as usize))
+}
+
+/// [`classify`] for whatever port and payload length the frame's own UDP
+/// header names: `Pass` for what is not UDP.
+pub fn classify_udp<B: Bytes + ?Sized>(f: &B) -> Class {
+    match udp_port_and_len(f) {
+        Some((port, len)) if len >= UDP_HLEN => classify(f, port, len - UDP_HLEN),
+        Some(_) => Class::Drop(DropReason::WrongLength),
+        None => Class::Pass,
+    }
+}
+
 /// TTL / hop limit of every ack.
 pub const ACK_TTL: u8 = 64;
 
@@ -543,5 +606,30 @@ mod tests {
         assert!(martian_v6([0, 0, 0, 0]) && martian_v6([0, 0, 0, 1]) && martian_v6([0xff02_0000, 0, 0, 1]));
         assert!(martian_v6([0, 0, 0xffff, 0x0a000001]));
         assert!(!martian_v6([0x2001_0db8, 0, 0, 1]) && !martian_v6([0xfe80_0000, 0, 0, 1]));
+    }
+
+    #[test]
+    fn classify_udp_judges_any_port_and_length_by_the_same_rules() {
+        let f = v4_frame();
+        assert!(matches!(classify_udp(&f[..]), Class::Serve(Located { payload_len: 64, .. })));
+        // another port and a 10-byte payload
+        let mut g = [0u8; 14 + 20 + 8 + 10];
+        g[..34].copy_from_slice(&f[..34]);
+        g[16..18].copy_from_slice(&38u16.to_be_bytes());
+        fix_v4_checksum(&mut g, 14);
+        g[34..36].copy_from_slice(&40000u16.to_be_bytes());
+        g[36..38].copy_from_slice(&53u16.to_be_bytes());
+        g[38..40].copy_from_slice(&18u16.to_be_bytes());
+        assert!(matches!(classify_udp(&g[..]), Class::Serve(Located { payload_len: 10, .. })));
+        assert_eq!(udp_port_and_len(&g[..]), Some((53, 18)));
+        // a martian source is judged as the appliance judges it
+        let mut m = g;
+        m[26..30].copy_from_slice(&[127, 0, 0, 1]);
+        fix_v4_checksum(&mut m, 14);
+        assert_eq!(classify_udp(&m[..]), Class::Drop(DropReason::MartianSource));
+        // TCP is not UDP
+        let mut t = g;
+        t[23] = 6;
+        assert_eq!(classify_udp(&t[..]), Class::Pass);
     }
 }

@@ -6,7 +6,7 @@
 use ironhoard_common::net::{ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, UDP_HLEN};
 
 /// Where a served datagram sits in a frame (the shared classifier's).
-pub use ironhoard_common::frame::{classify, Class, Located as Udp};
+pub use ironhoard_common::frame::{classify, classify_udp, Class, Located as Udp};
 
 #[cfg(test)]
 fn be16(b: &[u8], o: usize) -> u16 {

@@ -109,74 +109,47 @@ pub fn read_udp(path: &Path) -> Result<(Vec<Datagram>, usize)> {
         buf.resize(incl, 0);
         r.read_exact(&mut buf).with_context(|| format!("{}: truncated record", path.display()))?;
         let base = *first.get_or_insert(ts);
-        let l3 = match linktype {
-            LINKTYPE_ETHERNET => ethernet_l3(&buf),
-            LINKTYPE_RAW | LINKTYPE_RAW_ALT => Some(0),
-            LINKTYPE_LINUX_SLL => (buf.len() >= 16).then_some(16),
-            LINKTYPE_LINUX_SLL2 => (buf.len() >= 20).then_some(20),
+        // Every record is judged by the appliance's own classifier
+        // (ironhoard_common::frame): IP records get an Ethernet header
+        // first. What the appliance would not serve is skipped and counted.
+        let frame: std::borrow::Cow<'_, [u8]> = match linktype {
+            LINKTYPE_ETHERNET => std::borrow::Cow::Borrowed(&buf[..]),
+            LINKTYPE_RAW | LINKTYPE_RAW_ALT => with_ethernet(&buf[..]),
+            LINKTYPE_LINUX_SLL if buf.len() >= 16 => with_ethernet(&buf[16..]),
+            LINKTYPE_LINUX_SLL2 if buf.len() >= 20 => with_ethernet(&buf[20..]),
+            LINKTYPE_LINUX_SLL | LINKTYPE_LINUX_SLL2 => {
+                skipped += 1;
+                continue;
+            }
             other => bail!("{}: link type {other} is not supported (Ethernet, raw IP, Linux cooked)", path.display()),
         };
-        match l3.and_then(|o| udp_in_ip(&buf[o..])) {
-            Some((_src, dst, payload)) => {
-                out.push(Datagram { rel_ns: ts.saturating_sub(base), dst, payload: payload.to_vec() })
+        match ironhoard_dataplane::frame::classify_udp(&frame[..]) {
+            ironhoard_dataplane::frame::Class::Serve(at) => {
+                let f = &frame[..];
+                let dst_ip = if at.v6 {
+                    IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&f[at.l3 + 24..at.l3 + 40]).expect("16 bytes")))
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(f[at.l3 + 16], f[at.l3 + 17], f[at.l3 + 18], f[at.l3 + 19]))
+                };
+                let dport = u16::from_be_bytes([f[at.l4 + 2], f[at.l4 + 3]]);
+                let payload = f[at.payload()..at.payload() + at.payload_len].to_vec();
+                out.push(Datagram { rel_ns: ts.saturating_sub(base), dst: SocketAddr::new(dst_ip, dport), payload })
             }
-            None => skipped += 1,
+            _ => skipped += 1,
         }
     }
     Ok((out, skipped))
 }
 
-fn ethernet_l3(f: &[u8]) -> Option<usize> {
-    if f.len() < 14 {
-        return None;
-    }
-    let mut o = 12;
-    let mut et = u16::from_be_bytes([f[o], f[o + 1]]);
-    while et == 0x8100 || et == 0x88a8 {
-        o += 4;
-        if f.len() < o + 2 {
-            return None;
-        }
-        et = u16::from_be_bytes([f[o], f[o + 1]]);
-    }
-    Some(o + 2)
-}
-
-fn udp_in_ip(p: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8])> {
-    let v = p.first()? >> 4;
-    let (src, dst, l4, end) = match v {
-        4 => {
-            if p.len() < 20 || p[9] != 17 {
-                return None;
-            }
-            let ihl = (p[0] & 0x0f) as usize * 4;
-            if ihl < 20 || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
-                return None; // fragment
-            }
-            let tot = u16::from_be_bytes([p[2], p[3]]) as usize;
-            let s = IpAddr::V4(Ipv4Addr::new(p[12], p[13], p[14], p[15]));
-            let d = IpAddr::V4(Ipv4Addr::new(p[16], p[17], p[18], p[19]));
-            (s, d, ihl, tot.min(p.len()))
-        }
-        6 => {
-            if p.len() < 40 || p[6] != 17 {
-                return None;
-            }
-            let s: [u8; 16] = p[8..24].try_into().ok()?;
-            let d: [u8; 16] = p[24..40].try_into().ok()?;
-            let plen = u16::from_be_bytes([p[4], p[5]]) as usize;
-            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), 40, (40 + plen).min(p.len()))
-        }
-        _ => return None,
-    };
-    if end < l4 + 8 {
-        return None;
-    }
-    let u = &p[l4..end];
-    let sp = u16::from_be_bytes([u[0], u[1]]);
-    let dp = u16::from_be_bytes([u[2], u[3]]);
-    let ulen = (u16::from_be_bytes([u[4], u[5]]) as usize).clamp(8, u.len());
-    Some((SocketAddr::new(src, sp), SocketAddr::new(dst, dp), &u[8..ulen]))
+/// An IP packet behind a made-up Ethernet header (unicast MACs, the
+/// ethertype from the IP version), so one classifier judges every link type.
+fn with_ethernet(ip: &[u8]) -> std::borrow::Cow<'static, [u8]> {
+    let et: u16 = if ip.first().map(|b| b >> 4) == Some(6) { 0x86dd } else { 0x0800 };
+    let mut f = Vec::with_capacity(14 + ip.len());
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+    f.extend_from_slice(&et.to_be_bytes());
+    f.extend_from_slice(ip);
+    std::borrow::Cow::Owned(f)
 }
 
 #[cfg(test)]
