@@ -422,3 +422,73 @@ fn xdp_rx_vlan_offload_is_detected_and_can_be_turned_off() {
     assert!(a.log().contains("receive VLAN offload turned off"), "{}", a.log());
     assert_eq!(nic::rx_vlan_offload(&lab.host_if), Some(false));
 }
+
+/// A queue with no AF_XDP socket: the appliance serves queue 0 of a 2-queue
+/// interface; moves the NIC puts on queue 1 are dropped in XDP (counted
+/// `no_socket`), never passed to the kernel's closed port: no answer of
+/// any kind reaches the client.
+#[test]
+fn xdp_moves_on_an_unserved_queue_get_no_icmp() {
+    let lab = Lab::new(2);
+    let a = Appliance::start_with(&lab, Settings { backend: "xdp", ..Default::default() }, |c| c.replace("queues = 1", "queues = [0]"));
+    let w = Wire::open(&lab);
+    w.drain();
+    // many flows: the veth spreads them over both queues
+    let mut seq = 0;
+    for port in 41000..41064u16 {
+        seq += 1;
+        let mut f = v4(&w, &lab, lab.peer_v4, &[], &signed(3, seq));
+        f[34..36].copy_from_slice(&port.to_be_bytes());
+        // the UDP checksum covers the port: zero it (optional for IPv4)
+        f[40] = 0;
+        f[41] = 0;
+        w.send(&f);
+    }
+    let got = w.replies(Duration::from_millis(800));
+    let s = a.stats();
+    let no_socket = s["xdp"]["no_socket"].as_u64().unwrap();
+    let answered = got.len() as u64;
+    assert!(no_socket > 0, "no flow landed on the unserved queue: the test proved nothing: {s}");
+    assert_eq!(answered + no_socket, 64, "{answered} answered, {no_socket} dropped for no socket: {s}");
+    assert!(
+        got.iter().all(|f| f[23] == 17),
+        "an ICMP (or other) answer left the appliance's side: {:02x?}",
+        got.iter().find(|f| f[23] != 17).map(|f| &f[..f.len().min(48)])
+    );
+}
+
+/// A full mailbox between pollers: with a mailbox of one frame
+/// (IRONHOARD_MESH_DEPTH, a test knob) and bursts from many flows, moves
+/// for the other poller's players overflow it; each is answered BUSY by the
+/// poller it arrived on, none is left unanswered.
+#[test]
+fn xdp_full_mailbox_answers_busy_never_silence() {
+    // SAFETY: set before the appliance is spawned; nothing else reads it.
+    unsafe { std::env::set_var("IRONHOARD_MESH_DEPTH", "1") };
+    let lab = Lab::new(2);
+    let a = Appliance::start(&lab, Settings { backend: "xdp", queues: 2, rate_per_second: 100_000, rate_burst: 100_000, ..Default::default() });
+    let clients: Vec<Client> = (0..32).map(|_| Client::new(&lab, false, PORT)).collect();
+    let mut sent = 0u64;
+    for (i, c) in clients.iter().enumerate() {
+        for s in 1..=32u64 {
+            let r = Client::mv(0, 950, i as u32 * 100 + (s as u32 % 8), s);
+            c.send_raw(&r.to_bytes(&Client::mac(0, 950, r.player_id)));
+            sent += 1;
+        }
+    }
+    let (mut busy, mut answered) = (0u64, 0u64);
+    for c in &clients {
+        c.sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        while let Some(b) = c.recv() {
+            answered += 1;
+            if b[4] == ironhoard_wire::Status::Busy as u8 {
+                busy += 1;
+            }
+        }
+    }
+    let s = a.stats();
+    let dropped: u64 = s["queues"].as_array().unwrap().iter().map(|q| q["handoffs_dropped"].as_u64().unwrap()).sum();
+    assert_eq!(answered, sent, "every move answered: {s}");
+    assert!(dropped > 0, "the mailbox never overflowed: the test proved nothing: {s}");
+    assert_eq!(busy, dropped, "each overflow answered BUSY: {s}");
+}

@@ -1,7 +1,8 @@
 //! Reloading the configuration in a running appliance (SIGHUP, or
 //! `ironhoard reload` through the stats socket): the file is read and
 //! validated again; what a running data path can take — master secrets
-//! (add, retire, re-key key_ids), board size, rate limits — is handed to
+//! (add, retire, re-key key_ids), board size, rate limits, the XDP
+//! shield's limits — is handed to
 //! every worker, which applies it between two batches (no restart, no
 //! move dropped, every other player's window kept; players of a retired
 //! or re-keyed key_id are reclaimed). Anything else changed, or a config
@@ -33,6 +34,8 @@ pub struct Reloader {
     overrides: Overrides,
     current: Mutex<State>,
     workers: Vec<Arc<WorkerShared>>,
+    /// The XDP program (backend xdp): its shield limits are reloadable.
+    steering: Option<Arc<Mutex<ironhoard_loader::Steering>>>,
 }
 
 struct State {
@@ -62,13 +65,17 @@ fn fixed(c: &Config) -> Vec<(&'static str, String)> {
         ("log.sync_interval_ms", c.log_sync_interval_ms.to_string()),
         ("log.core", format!("{:?}", c.log_core)),
         ("interface.rx_vlan_offload", format!("{:?}", c.rx_vlan_offload)),
-        ("shield", format!("{:?} {:?}", c.shield_source, c.shield_address)),
     ]
 }
 
 impl Reloader {
-    pub fn new(cfg: Config, overrides: Overrides, workers: Vec<Arc<WorkerShared>>) -> Reloader {
-        Reloader { overrides, current: Mutex::new(State { cfg, generation: 0, reloads: 0, last: None }), workers }
+    pub fn new(
+        cfg: Config,
+        overrides: Overrides,
+        workers: Vec<Arc<WorkerShared>>,
+        steering: Option<Arc<Mutex<ironhoard_loader::Steering>>>,
+    ) -> Reloader {
+        Reloader { overrides, current: Mutex::new(State { cfg, generation: 0, reloads: 0, last: None }), workers, steering }
     }
 
     /// Re-reads the file and applies it; returns what changed.
@@ -103,6 +110,15 @@ impl Reloader {
             raw.iter_mut().for_each(|s| crate::config::wipe(s));
             k
         };
+        // the shield's limits: one map write each
+        if (new.shield_source, new.shield_address) != (st.cfg.shield_source, st.cfg.shield_address) {
+            if let Some(sg) = &self.steering {
+                sg.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set_shield(new.shield_source, new.shield_address)
+                    .map_err(|e| ReloadError::Invalid(format!("setting the XDP shield: {e}")))?;
+            }
+        }
         let reload = Reload { cfg: crate::run::engine_config(&new), keys: Arc::clone(&keys) };
         st.generation += 1;
         let g = st.generation;
@@ -129,12 +145,14 @@ impl Reloader {
         let rekeyed: Vec<u8> = keys.ids().filter(|&i| old_keys.get(i).is_some() && !old_keys.same_secret(&keys, i)).collect();
         let msg = format!(
             "key_ids {} (added {added:?}, retired {retired:?}, re-keyed {rekeyed:?}), {reclaimed} player(s) reclaimed; \
-             board {}x{}, rate {}/s burst {}; applied by {} worker(s) in {} ms",
+             board {}x{}, rate {}/s burst {}; shield {:?}/{:?}; applied by {} worker(s) in {} ms",
             keys.len(),
             new.board_width,
             new.board_height,
             new.rate_per_second,
             new.rate_burst,
+            new.shield_source,
+            new.shield_address,
             self.workers.len(),
             t0.elapsed().as_millis()
         );

@@ -316,7 +316,10 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             });
             // Several pollers: each player is owned by one of them (its
             // window is in one table); moves arriving elsewhere are handed over.
-            let mesh = (workers.len() > 1).then(|| xsk::Mesh::new(workers.len(), 4096));
+            // IRONHOARD_MESH_DEPTH: a test knob (a tiny mailbox makes the
+            // full-mailbox path reachable in a lab); 4096 otherwise.
+            let depth = std::env::var("IRONHOARD_MESH_DEPTH").ok().and_then(|v| v.parse().ok()).unwrap_or(4096usize);
+            let mesh = (workers.len() > 1).then(|| xsk::Mesh::new(workers.len(), depth));
             let mut hs = Vec::new();
             for (i, (w, sock)) in workers.iter().zip(socks).enumerate() {
                 let mesh = mesh.as_ref().map(|m| (Arc::clone(m), i));
@@ -342,12 +345,13 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             hs
         }
     };
-    let steering = steering.map(std::sync::Mutex::new);
+    let steering = steering.map(|s| Arc::new(std::sync::Mutex::new(s)));
 
     let reloader = Arc::new(crate::reload::Reloader::new(
         cfg.clone(),
         overrides,
         workers.iter().map(|w| Arc::clone(&w.shared)).collect(),
+        steering.clone(),
     ));
     let src = Arc::new(StatsSource {
         info: Info {

@@ -70,7 +70,7 @@ pub struct StatsSource {
     /// XDP backend: mode obtained, zero-copy, hugepages (Null otherwise).
     pub xdp_info: Value,
     /// XDP backend: the loaded program, for its counters.
-    pub steering: Option<std::sync::Mutex<ironhoard_loader::Steering>>,
+    pub steering: Option<Arc<std::sync::Mutex<ironhoard_loader::Steering>>>,
     pub rates: std::sync::Mutex<Rates>,
     /// The move log's state.
     pub log: Option<Arc<ironhoard_movelog::LogShared>>,
