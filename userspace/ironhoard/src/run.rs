@@ -240,11 +240,18 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
     // Declared before the steering: dropped after it, so the move port
     // stays open until the XDP program is gone.
     let mut _sink = None;
+    let mut _sink_held: Vec<std::os::fd::OwnedFd> = Vec::new();
     let mut steering: Option<Steering> = None;
     let mut xdp_info = serde_json::Value::Null;
     let handles: Vec<JoinHandle<Result<()>>> = match cfg.backend {
         Backend::Socket => {
             let socks = socket::bind_group(Some(&cfg.iface), cfg.port, workers.len())?;
+            // A duplicate of each socket stays open until the process ends:
+            // while the workers have stopped and the log is being synced,
+            // datagrams queue unread instead of meeting a closed port (ICMP).
+            for s in &socks {
+                _sink_held.push(std::os::fd::OwnedFd::from(s.try_clone().context("duplicating a worker socket")?));
+            }
             info!(
                 "socket backend: {} worker(s) on {} UDP port {} (IPv4 and IPv6), steered by player",
                 workers.len(),
