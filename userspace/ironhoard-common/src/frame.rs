@@ -169,34 +169,55 @@ fn ipv4<B: Bytes + ?Sized>(f: &B, l3: usize, tags: u8, port: u16, plen: usize) -
     Some(udp(f, l3, l4, l3 + total, false, plen))
 }
 
+/// What follows an IPv6 fixed header once up to three extension headers
+/// are walked.
+struct Ipv6Walk {
+    /// The next header after them, and where it starts.
+    next: u8,
+    l4: usize,
+    /// Any extension header seen; a fragment header among them.
+    ext: bool,
+    fragment: bool,
+    /// A non-first fragment: no transport header follows.
+    non_first: bool,
+}
+
+/// Walks up to three IPv6 extension headers, unrolled (the verifier wants
+/// no unbounded loop): enough to see the port of anything a client sends.
+/// `None`: the frame ends first.
 #[inline(always)]
-fn ipv6<B: Bytes + ?Sized>(f: &B, l3: usize, tags: u8, port: u16, plen: usize) -> Option<Class> {
-    let mut next = f.u8_at(l3 + 6)?;
-    let mut l4 = l3 + IPV6_HLEN;
-    let mut ext = false;
-    let mut fragment = false;
-    // Up to three extension headers, unrolled (the verifier wants no
-    // unbounded loop): enough to see the port of anything a client sends.
+fn ipv6_walk<B: Bytes + ?Sized>(f: &B, l3: usize) -> Option<Ipv6Walk> {
+    let mut w = Ipv6Walk { next: f.u8_at(l3 + 6)?, l4: l3 + IPV6_HLEN, ext: false, fragment: false, non_first: false };
     let mut i = 0;
     while i < 3 {
-        match next {
+        match w.next {
             IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
-                next = f.u8_at(l4)?;
-                l4 += (f.u8_at(l4 + 1)? as usize + 1) * 8;
-                ext = true;
+                w.next = f.u8_at(w.l4)?;
+                w.l4 += (f.u8_at(w.l4 + 1)? as usize + 1) * 8;
+                w.ext = true;
             }
             IPV6_FRAGMENT => {
-                if f.be16_at(l4 + 2)? & 0xfff8 != 0 {
-                    return Some(Class::Pass); // non-first fragment: the kernel's
+                if f.be16_at(w.l4 + 2)? & 0xfff8 != 0 {
+                    w.non_first = true;
+                    return Some(w);
                 }
-                next = f.u8_at(l4)?;
-                l4 += 8;
-                ext = true;
-                fragment = true;
+                w.next = f.u8_at(w.l4)?;
+                w.l4 += 8;
+                w.ext = true;
+                w.fragment = true;
             }
             _ => break,
         }
         i += 1;
+    }
+    Some(w)
+}
+
+#[inline(always)]
+fn ipv6<B: Bytes + ?Sized>(f: &B, l3: usize, tags: u8, port: u16, plen: usize) -> Option<Class> {
+    let Ipv6Walk { next, l4, ext, fragment, non_first } = ipv6_walk(f, l3)?;
+    if non_first {
+        return Some(Class::Pass); // non-first fragment: the kernel's
     }
     if next != IPPROTO_UDP || f.be16_at(l4 + 2)? != port {
         return Some(Class::Pass);
@@ -306,30 +327,11 @@ pub fn udp_port_and_len<B: Bytes + ?Sized>(f: &B) -> Option<(u16, usize)> {
             if ihl < 20 { l3 + 20 } else { l3 + ihl }
         }
         ETH_P_IPV6 => {
-            let mut next = f.u8_at(l3 + 6)?;
-            let mut l4 = l3 + IPV6_HLEN;
-            let mut i = 0;
-            while i < 3 {
-                match next {
-                    IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
-                        next = f.u8_at(l4)?;
-                        l4 += (f.u8_at(l4 + 1)? as usize + 1) * 8;
-                    }
-                    IPV6_FRAGMENT => {
-                        if f.be16_at(l4 + 2)? & 0xfff8 != 0 {
-                            return None;
-                        }
-                        next = f.u8_at(l4)?;
-                        l4 += 8;
-                    }
-                    _ => break,
-                }
-                i += 1;
-            }
-            if next != IPPROTO_UDP {
+            let w = ipv6_walk(f, l3)?;
+            if w.non_first || w.next != IPPROTO_UDP {
                 return None;
             }
-            l4
+            w.l4
         }
         _ => return None,
     };
