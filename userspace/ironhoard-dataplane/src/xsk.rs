@@ -42,9 +42,11 @@ const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 /// Linux ≥ 6.17: descriptors one copy-mode sendto may transmit (default 32).
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 
-/// Largest frame handed between pollers: Ethernet + VLAN + IPv4 with 40
-/// bytes of options + UDP + a move is 150 bytes.
+/// Largest frame handed between pollers. Only frames the classifier serves
+/// are handed over (one VLAN tag at most, no IP options or extension
+/// headers): Ethernet + VLAN + IPv6 + UDP + a move is 130 bytes.
 const HANDOFF_MAX: usize = 160;
+const _: () = assert!(14 + 4 + 40 + 8 + 64 <= HANDOFF_MAX);
 /// Frames a poller keeps off the fill ring for moves handed to it.
 const HANDOFF_RESERVE: usize = 256;
 
