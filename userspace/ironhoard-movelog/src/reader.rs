@@ -400,3 +400,48 @@ impl LogReader {
         }
     }
 }
+
+/// The end of partition `queue` of the log in `log_dir`: one past the
+/// offset of its last written record (0 when it holds none). Found without
+/// reading the records: the newest segment that holds one, then a binary
+/// search for its last written slot (slots are written in order). A
+/// partition that does not exist yet ends at 0.
+pub fn partition_end(log_dir: &Path, queue: u16) -> Result<u64, ReadError> {
+    let dir = log_dir.join(partition_name(queue));
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let io = |path: &Path, source: io::Error| ReadError::Io { path: path.into(), source };
+    for s in segments(&dir)?.iter().rev() {
+        let file = match File::open(&s.path) {
+            Ok(f) => f,
+            // removed by retention since the listing
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&s.path, e)),
+        };
+        let mut hb = [0u8; HEADER_LEN];
+        if read_full(&file, &mut hb, 0).map_err(|e| io(&s.path, e))? < HEADER_LEN {
+            continue;
+        }
+        let Ok(h) = decode_header(&hb) else { continue };
+        let written = |slot: u64| -> Result<bool, ReadError> {
+            let mut b = [0u8; RECORD_LEN];
+            let got = read_full(&file, &mut b, HEADER_LEN as u64 + slot * RECORD_LEN as u64).map_err(|e| io(&s.path, e))?;
+            Ok(got == RECORD_LEN && decode_slot(&b) != Slot::Empty)
+        };
+        // the number of written slots: the first empty one
+        let (mut lo, mut hi) = (0u64, h.capacity());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if written(mid)? {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo > 0 {
+            return Ok(h.first + lo);
+        }
+    }
+    Ok(0)
+}

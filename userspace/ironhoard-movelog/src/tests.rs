@@ -409,3 +409,23 @@ fn a_half_prepared_segment_is_removed_not_reported_as_damage() {
     assert!(!tmp.exists());
     o.close();
 }
+
+#[test]
+fn partition_end_finds_the_last_record_across_prepared_segments() {
+    let d = Dir::new("end");
+    assert_eq!(reader::partition_end(&d.0, 0).unwrap(), 0, "no log yet");
+    let mut o = open(&d.0, &[0, 1], SEG10, true).unwrap();
+    assert_eq!(reader::partition_end(&d.0, 0).unwrap(), 0, "prepared segments only");
+    for n in 1..=23u64 {
+        o.append(0, &acc(0, n - 1));
+        // every count, across segment boundaries, with empty prepared
+        // segments after the current one
+        assert_eq!(reader::partition_end(&d.0, 0).unwrap(), n);
+    }
+    assert_eq!(reader::partition_end(&d.0, 1).unwrap(), 0);
+    assert_eq!(reader::partition_end(&d.0, 7).unwrap(), 0, "a partition that does not exist");
+    o.close();
+    // retention removed the oldest segments: the end stays
+    fs::remove_file(seg_path(&d.0, 0, 0)).unwrap();
+    assert_eq!(reader::partition_end(&d.0, 0).unwrap(), 23);
+}

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use ironhoard_ship::ShipConfig;
+
 /// Default stats socket (SPEC §2).
 pub const DEFAULT_STATS_SOCKET: &str = "/run/ironhoard/stats.sock";
 /// Default players per worker table.
@@ -156,6 +158,42 @@ struct RawShield {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawShip {
+    servers: Vec<String>,
+    stream: String,
+    subject_prefix: String,
+    host_id: String,
+    checkpoint: String,
+    #[serde(default)]
+    creds: Option<String>,
+    #[serde(default)]
+    nkey: Option<String>,
+    #[serde(default)]
+    tls_ca: Option<String>,
+    #[serde(default)]
+    in_flight: Option<i64>,
+    #[serde(default)]
+    ack_timeout_ms: Option<i64>,
+    #[serde(default)]
+    checkpoint_interval_ms: Option<i64>,
+    #[serde(default)]
+    poll_interval_ms: Option<i64>,
+    #[serde(default)]
+    replicas: Option<i64>,
+    #[serde(default)]
+    duplicate_window_s: Option<i64>,
+    #[serde(default)]
+    max_age_s: Option<i64>,
+    #[serde(default)]
+    core: Option<i64>,
+    #[serde(default)]
+    stats_socket: Option<String>,
+    #[serde(default)]
+    prometheus_listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawConfig {
     interface: RawInterface,
     moves: RawMoves,
@@ -163,6 +201,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     shield: RawShield,
+    #[serde(default)]
+    ship: Option<RawShip>,
 }
 
 /// A validated configuration, secrets loaded.
@@ -204,6 +244,8 @@ pub struct Config {
     pub shield_source: (u32, u32),
     pub shield_address: (u32, u32),
     pub rx_vlan_offload: VlanOffload,
+    /// `[ship]`: the shipper's settings (`ironhoard ship`), if any.
+    pub ship: Option<ShipConfig>,
 }
 
 /// Command-line values that replace the file's (SPEC §2).
@@ -329,17 +371,18 @@ impl Config {
         if stats_socket.as_os_str().is_empty() {
             return Err(bad("stats.socket", &stats_socket, "must be a path"));
         }
-        let prometheus_listen = match &raw.stats.prometheus_listen {
-            None => None,
-            // a bare port is loopback: reachable from elsewhere only when
-            // an address says so
-            Some(a) => Some(match a.parse::<u16>() {
+        // a bare port is loopback: reachable from elsewhere only when an
+        // address says so
+        let listen = |key: &str, a: &Option<String>| -> Result<Option<std::net::SocketAddr>, ConfigError> {
+            let Some(a) = a else { return Ok(None) };
+            Ok(Some(match a.parse::<u16>() {
                 Ok(p) if p > 0 => std::net::SocketAddr::from(([127, 0, 0, 1], p)),
                 _ => a.parse::<std::net::SocketAddr>().map_err(|_| {
-                    bad("stats.prometheus_listen", a, "must be a port (on 127.0.0.1) or an IP:PORT address, e.g. \"127.0.0.1:9477\"")
+                    bad(key, a, "must be a port (on 127.0.0.1) or an IP:PORT address, e.g. \"127.0.0.1:9477\"")
                 })?,
-            }),
+            }))
         };
+        let prometheus_listen = listen("stats.prometheus_listen", &raw.stats.prometheus_listen)?;
         if let Some(g) = &raw.stats.group {
             if g.is_empty() || g.contains(char::is_whitespace) {
                 return Err(bad("stats.group", g, "must be a group name or gid"));
@@ -380,6 +423,117 @@ impl Config {
         let addr_burst = shield_val("shield.burst_per_address", raw.shield.burst_per_address, (addr_rate as u64).max(1))?;
         let log_dir = PathBuf::from(&raw.log.dir);
         let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
+        let abs = |p: &str| -> PathBuf {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        let ship = match raw.ship {
+            None => None,
+            Some(r) => {
+                if r.servers.is_empty() {
+                    return Err(bad("ship.servers", &r.servers, "must list at least one server, e.g. [\"nats://10.0.0.5:4222\"]"));
+                }
+                for s in &r.servers {
+                    let ok = ["nats://", "tls://"].iter().any(|p| s.strip_prefix(p).is_some_and(|rest| !rest.is_empty() && !rest.contains('/')))
+                        && s.parse::<async_nats::ServerAddr>().is_ok();
+                    if !ok {
+                        return Err(bad("ship.servers", s, "must be nats://HOST:PORT or tls://HOST:PORT"));
+                    }
+                }
+                let name_ok = |v: &str| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !name_ok(&r.stream) {
+                    return Err(bad("ship.stream", &r.stream, "must be 1 to 64 letters, digits, - or _"));
+                }
+                if !ironhoard_ship::message::valid_prefix(&r.subject_prefix) {
+                    return Err(bad("ship.subject_prefix", &r.subject_prefix, "must be dot-separated tokens of letters, digits, - or _ (no wildcards), e.g. \"ih.moves\""));
+                }
+                if !name_ok(&r.host_id) {
+                    return Err(bad("ship.host_id", &r.host_id, "must be 1 to 64 letters, digits, - or _ (unique per edge host)"));
+                }
+                if r.checkpoint.is_empty() {
+                    return Err(bad("ship.checkpoint", &r.checkpoint, "must be a file path"));
+                }
+                let checkpoint = abs(&r.checkpoint);
+                if checkpoint.starts_with(&log_dir) {
+                    return Err(bad("ship.checkpoint", &checkpoint, "must not be inside [log] dir (the log is the appliance's)"));
+                }
+                if r.creds.is_some() && r.nkey.is_some() {
+                    return Err(bad("ship.nkey", &r.nkey, "give creds or nkey, not both"));
+                }
+                let private = |key: &str, f: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+                    let Some(f) = f else { return Ok(None) };
+                    let file = abs(f);
+                    check_private_file(&file)
+                        .map_err(|why| ConfigError::Secret { path: path.into(), key: key.into(), file: file.clone(), why })?;
+                    Ok(Some(file))
+                };
+                let creds = private("ship.creds", &r.creds)?;
+                let nkey = private("ship.nkey", &r.nkey)?;
+                let tls_ca = match &r.tls_ca {
+                    None => None,
+                    Some(f) => {
+                        let f = abs(f);
+                        if !f.is_file() {
+                            return Err(bad("ship.tls_ca", &f, "is not a readable file (PEM CA certificates)"));
+                        }
+                        Some(f)
+                    }
+                };
+                let range = |key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64| -> Result<u64, ConfigError> {
+                    let v = v.unwrap_or(default);
+                    if (lo..=hi).contains(&v) {
+                        Ok(v as u64)
+                    } else {
+                        Err(bad(key, &v, &format!("must be between {lo} and {hi}")))
+                    }
+                };
+                let in_flight = range("ship.in_flight", r.in_flight, 4096, 1, 65_536)?;
+                let ack_ms = range("ship.ack_timeout_ms", r.ack_timeout_ms, 5000, 100, 60_000)?;
+                let ckpt_ms = range("ship.checkpoint_interval_ms", r.checkpoint_interval_ms, 100, 10, 60_000)?;
+                let poll_ms = range("ship.poll_interval_ms", r.poll_interval_ms, 2, 1, 1000)?;
+                let replicas = range("ship.replicas", r.replicas, 3, 1, 5)?;
+                let max_age = range("ship.max_age_s", r.max_age_s, 7 * 86_400, 0, 10 * 365 * 86_400)?;
+                // the window must cover a replay after a crash: one
+                // checkpoint interval and one ack timeout, and a restart
+                let min_dup = ((ckpt_ms + ack_ms) / 1000 + 30) as i64;
+                let dup = range("ship.duplicate_window_s", r.duplicate_window_s, 120.max(min_dup), min_dup, 86_400)?;
+                if max_age != 0 && max_age < dup {
+                    return Err(bad("ship.max_age_s", &max_age, "must be 0 (keep forever) or at least duplicate_window_s"));
+                }
+                if let Some(c) = r.core {
+                    if !(0..=1023).contains(&c) {
+                        return Err(bad("ship.core", &c, "must be a core number 0..=1023"));
+                    }
+                    if core_ids.contains(&(c as usize)) {
+                        return Err(bad("ship.core", &c, "is a poller's core (interface.cores): the shipper must not preempt a poller"));
+                    }
+                }
+                let ship_socket = PathBuf::from(r.stats_socket.as_deref().unwrap_or(ironhoard_ship::DEFAULT_STATS_SOCKET));
+                if ship_socket == stats_socket {
+                    return Err(bad("ship.stats_socket", &ship_socket, "must differ from [stats] socket (the appliance's)"));
+                }
+                Some(ShipConfig {
+                    servers: r.servers,
+                    stream: r.stream,
+                    subject_prefix: r.subject_prefix,
+                    host_id: r.host_id,
+                    checkpoint,
+                    creds,
+                    nkey,
+                    tls_ca,
+                    in_flight: in_flight as usize,
+                    ack_timeout: std::time::Duration::from_millis(ack_ms),
+                    checkpoint_interval: std::time::Duration::from_millis(ckpt_ms),
+                    poll_interval: std::time::Duration::from_millis(poll_ms),
+                    replicas: replicas as usize,
+                    duplicate_window: std::time::Duration::from_secs(dup),
+                    max_age: std::time::Duration::from_secs(max_age),
+                    core: r.core.map(|c| c as usize),
+                    stats_socket: ship_socket,
+                    prometheus_listen: listen("ship.prometheus_listen", &r.prometheus_listen)?,
+                })
+            }
+        };
 
         Ok(Config {
             path: path.into(),
@@ -408,6 +562,7 @@ impl Config {
             rx_vlan_offload: raw.interface.rx_vlan_offload.unwrap_or(VlanOffload::Warn),
             shield_source: (src_rate, src_burst),
             shield_address: (addr_rate, addr_burst),
+            ship,
         })
     }
 }
@@ -509,6 +664,37 @@ pub fn read_secret_file(file: &Path) -> Result<Secret, String> {
         ));
     }
     Ok(s)
+}
+
+/// Checks a credentials file (`[ship] creds`, `nkey`) the way secret
+/// files are checked: a regular file, not a symlink, owned by this
+/// process's user or root (or, for root, a system account), that group and
+/// others can neither read nor write. Returns why not, in words.
+pub fn check_private_file(file: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(file)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => "is a symbolic link (give the file itself)".to_string(),
+            _ => e.to_string(),
+        })?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!("mode {mode:04o} lets group or others read or write it; run: chmod 600 {}", file.display()));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let owner = meta.uid();
+    if !(owner == euid || owner == 0 || (euid == 0 && owner < 1000)) {
+        return Err(format!("owned by uid {owner}, not by this process's user (uid {euid}) or root"));
+    }
+    Ok(())
 }
 
 /// Parses one line of 64 lowercase hex characters (a trailing newline is

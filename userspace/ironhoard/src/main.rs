@@ -6,6 +6,7 @@ mod prometheus;
 mod reload;
 mod run;
 mod serve;
+mod ship;
 mod stats;
 
 use std::io::Write;
@@ -98,6 +99,17 @@ enum Cmd {
         /// slot by slot, reporting the bad ones.
         #[arg(long, conflicts_with_all = ["dir", "follow", "queue", "from"])]
         file: Option<PathBuf>,
+    },
+    /// Publish the move log to NATS JetStream ([ship] of the config): one
+    /// message per accepted move, at least once from the log and exactly
+    /// once in the stream. Runs until SIGTERM.
+    Ship {
+        #[arg(long)]
+        config: PathBuf,
+        /// Create the stream if it does not exist, or check it and say what
+        /// differs (exit 2), then exit.
+        #[arg(long)]
+        ensure_stream: bool,
     },
     /// Make the running appliance re-read its config (as SIGHUP does):
     /// secrets, board and rate limits change without a restart. Exit 0 when
@@ -197,6 +209,14 @@ fn real_main(cli: Cli) -> Result<()> {
             Some(f) => tail_file(&f, json, limit),
             None => tail(dir.as_deref().expect("clap: --dir or --file"), follow, json, queue, &from, limit),
         },
+        Cmd::Ship { config, ensure_stream } => {
+            let cfg = Config::load(&config, &Overrides::default())?;
+            if ensure_stream {
+                let code = ship::ensure_stream(&cfg)?;
+                std::process::exit(code);
+            }
+            ship::run(cfg)
+        }
         Cmd::Reload { socket } => {
             let v = match stats::query_with_timeout(&socket, "reload", std::time::Duration::from_secs(15)) {
                 Ok(v) => v,
@@ -225,6 +245,9 @@ fn real_main(cli: Cli) -> Result<()> {
                 let v = stats::query(&socket, "show stats")?;
                 if json {
                     return Ok(format!("{v}\n"));
+                }
+                if v["role"] == "ship" {
+                    return Ok(ship::render_table(&v));
                 }
                 let lat = stats::query(&socket, "show latency").ok();
                 Ok(stats::render_table(&v, lat.as_ref()))

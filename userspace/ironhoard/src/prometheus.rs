@@ -158,6 +158,11 @@ pub fn render(src: &StatsSource) -> String {
 /// connection on its own thread, at most 8 at once (then 503), 2 s for the
 /// whole exchange, 8 KiB of request at most (`crate::serve`).
 pub fn serve_http(listener: TcpListener, src: Arc<StatsSource>) {
+    serve_http_with(listener, move || render(&src));
+}
+
+/// [`serve_http`] with any exposition (the shipper's too).
+pub fn serve_http_with(listener: TcpListener, render: impl Fn() -> String + Send + Sync + 'static) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     let limits = crate::serve::Limits::CONTROL;
     crate::serve::serve("metrics", listener.incoming(), limits, Some(BUSY), move |c, deadline| {
@@ -168,7 +173,7 @@ pub fn serve_http(listener: TcpListener, src: Arc<StatsSource>) {
         let mut parts = line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let resp = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-            let body = render(&src);
+            let body = render();
             format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()

@@ -400,13 +400,18 @@ fn group_id(name: &str) -> Result<u32> {
 /// its own thread, at most 8 at once, 2 s for the whole exchange
 /// (`crate::serve`), so no client can hold the socket.
 pub fn serve(listener: UnixListener, src: Arc<StatsSource>) {
+    serve_with(listener, move |line| src.answer(line));
+}
+
+/// [`serve`] with any answering function (the shipper's socket too).
+pub fn serve_with(listener: UnixListener, answer: impl Fn(&str) -> Value + Send + Sync + 'static) {
     let limits = crate::serve::Limits::CONTROL;
     crate::serve::serve("stats", listener.incoming(), limits, None, move |c, deadline| {
         let Ok(req) = crate::serve::read_request(c, deadline, 4096, |b| b.contains(&b'\n')) else { return };
         let line = String::from_utf8_lossy(&req);
         // a reload waits for every worker to take it (at most 5 s)
         let deadline = if line.trim() == "reload" { std::time::Instant::now() + Duration::from_secs(10) } else { deadline };
-        let v = src.answer(line.trim());
+        let v = answer(line.trim());
         let _ = crate::serve::write_answer(c, deadline, format!("{v}\n").as_bytes());
     });
 }

@@ -1,0 +1,79 @@
+//! The IronHoard shipper (`ironhoard ship`): follows every partition of the
+//! move log from its checkpoint and publishes each record to a NATS
+//! JetStream stream, one message per accepted move (docs/shipping.md).
+//!
+//! At least once from the log, exactly once in the stream: publishes are
+//! pipelined (a window of outstanding PubAcks), the checkpoint only moves
+//! past records whose PubAck arrived, and each message carries the move's
+//! identity as `Nats-Msg-Id`, so what a restarted shipper (or a second edge
+//! host) publishes again is absorbed by the stream's duplicate window. The
+//! appliance never waits for the shipper: the move log is the buffer.
+//!
+//! - [`message`]: subject, message id, headers and payload of a record;
+//! - [`checkpoint`]: the per-partition resume offsets, written atomically;
+//! - [`shipper`]: the publishing loop (reconnects, retries, go-back on error);
+//! - [`stream`]: `--ensure-stream`, creating or checking the stream;
+//! - [`status`]: counters and lag, read by the stats socket.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod checkpoint;
+pub mod message;
+pub mod shipper;
+pub mod status;
+pub mod stream;
+
+/// `[ship]` of the config file, validated (the keys are documented in
+/// `config/ironhoard.example.toml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShipConfig {
+    /// `nats://host:port` (or `tls://`) URLs of the cluster's servers.
+    pub servers: Vec<String>,
+    pub stream: String,
+    pub subject_prefix: String,
+    pub host_id: String,
+    pub checkpoint: PathBuf,
+    /// A NATS credentials file (JWT and nkey seed), mode 0600.
+    pub creds: Option<PathBuf>,
+    /// A file holding an nkey seed (`SU…`), mode 0600.
+    pub nkey: Option<PathBuf>,
+    /// CA certificate(s) to verify the servers with; TLS is then required.
+    pub tls_ca: Option<PathBuf>,
+    /// Publishes awaiting their PubAck, at most.
+    pub in_flight: usize,
+    /// How long a PubAck is waited for before the publish counts as failed.
+    pub ack_timeout: Duration,
+    /// How often the checkpoint is written (when it moved).
+    pub checkpoint_interval: Duration,
+    /// How often the end of the log is polled when everything is shipped.
+    pub poll_interval: Duration,
+    /// `--ensure-stream`: replicas, duplicate window, max age.
+    pub replicas: usize,
+    pub duplicate_window: Duration,
+    pub max_age: Duration,
+    /// Core the shipper runs on (one thread).
+    pub core: Option<usize>,
+    pub stats_socket: PathBuf,
+    pub prometheus_listen: Option<SocketAddr>,
+}
+
+/// Default stats socket of the shipper.
+pub const DEFAULT_STATS_SOCKET: &str = "/run/ironhoard/ship.sock";
+
+impl ShipConfig {
+    /// The longest a record published before a crash can wait to be
+    /// published again by the restarted shipper, not counting how long the
+    /// shipper stays down: one checkpoint interval plus one ack timeout. The
+    /// stream's duplicate window must be longer than this plus the
+    /// longest outage it should absorb.
+    pub fn replay_span(&self) -> Duration {
+        self.checkpoint_interval + self.ack_timeout
+    }
+}
+
+/// Wall-clock time, Unix ns.
+pub fn unix_ns() -> u64 {
+    ironhoard_movelog::unix_ns()
+}

@@ -1,0 +1,513 @@
+//! The publishing loop: one thread, one connection to the cluster.
+//!
+//! Each partition of the log is read in offset order from its checkpoint.
+//! Records are published without waiting (up to `in_flight` PubAcks
+//! outstanding across partitions); a partition's shipped offset moves past
+//! a record only once the PubAcks of it and of every record before it
+//! arrived. When a publish fails (no PubAck within `ack_timeout`, the
+//! connection lost, the stream refusing it), the partition stops
+//! publishing, waits for its outstanding PubAcks, then goes back to its
+//! first unacknowledged record after a backoff: records published after
+//! the failed one are published again and the stream reports them as
+//! duplicates. Nothing is skipped: a record the stream keeps refusing stops
+//! its partition (lag grows, `rejected` and `last_error` say why).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, Context};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
+
+use ironhoard_movelog::reader::partition_end;
+use ironhoard_movelog::{partitions, PartitionReader, ReadError, Record};
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::message;
+use crate::status::{PartitionStatus, Status};
+use crate::{unix_ns, ShipConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("NATS {servers}: {why}")]
+    Connect { servers: String, why: String },
+    #[error("file {path}: {why}")]
+    File { path: PathBuf, why: String },
+    #[error("move log {dir}: partition q{queue}: the checkpoint says offset {checkpoint}, but the log ends at {end}: was the log removed or replaced? Move the checkpoint {path} aside to ship this log from its start")]
+    PastEnd { dir: PathBuf, queue: u16, checkpoint: u64, end: u64, path: PathBuf },
+    #[error("move log {dir}: {source}")]
+    Log { dir: PathBuf, source: ReadError },
+}
+
+/// Connects with what `[ship]` says (servers, credentials, TLS), counting
+/// disconnects and reconnects in `status`. With `retry`, a cluster that is
+/// down at start is retried forever in the background.
+pub async fn connect(cfg: &ShipConfig, status: Option<Arc<Status>>, retry: bool) -> Result<async_nats::Client, ShipError> {
+    let servers = cfg.servers.join(",");
+    let err = |why: String| ShipError::Connect { servers: servers.clone(), why };
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(format!("ironhoard-ship {}", cfg.host_id))
+        .connection_timeout(Duration::from_secs(3))
+        .max_reconnects(None)
+        .client_capacity(cfg.in_flight.max(1024) * 2)
+        .reconnect_delay_callback(|attempt| backoff(attempt as u32, Duration::from_millis(100), Duration::from_secs(2)));
+    if retry {
+        opts = opts.retry_on_initial_connect();
+    }
+    if let Some(st) = status {
+        opts = opts.event_callback(move |ev| {
+            let st = Arc::clone(&st);
+            async move {
+                match ev {
+                    async_nats::Event::Connected => {
+                        if st.connected.swap(true, Relaxed) {
+                            return;
+                        }
+                        if st.disconnects.load(Relaxed) > 0 {
+                            st.reconnects.fetch_add(1, Relaxed);
+                            log::info!("ship: reconnected to the cluster");
+                        } else {
+                            log::info!("ship: connected to the cluster");
+                        }
+                    }
+                    async_nats::Event::Disconnected => {
+                        if st.connected.swap(false, Relaxed) {
+                            st.disconnects.fetch_add(1, Relaxed);
+                            log::warn!("ship: disconnected from the cluster; reconnecting (the move log keeps the moves)");
+                        }
+                    }
+                    other => log::warn!("ship: NATS: {other}"),
+                }
+            }
+        });
+    }
+    if let Some(c) = &cfg.creds {
+        opts = opts.credentials_file(c).await.map_err(|e| ShipError::File { path: c.clone(), why: format!("[ship] creds: {e}") })?;
+    }
+    if let Some(k) = &cfg.nkey {
+        let seed = std::fs::read_to_string(k).map_err(|e| ShipError::File { path: k.clone(), why: format!("[ship] nkey: {e}") })?;
+        opts = opts.nkey(seed.trim().to_string());
+    }
+    if let Some(ca) = &cfg.tls_ca {
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let addrs: Vec<async_nats::ServerAddr> =
+        cfg.servers.iter().map(|s| s.parse().map_err(|e| err(format!("{s}: {e}")))).collect::<Result<_, _>>()?;
+    opts.connect(addrs).await.map_err(|e| err(e.to_string()))
+}
+
+/// `base × 2^attempt`, at most `max`.
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+    base.saturating_mul(1u32 << attempt.min(16)).min(max)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    Pending,
+    Stored,
+    Failed,
+}
+
+struct InFlight {
+    offset: u64,
+    recv_ns: u64,
+    ack: Ack,
+}
+
+struct Part {
+    queue: u16,
+    reader: PartitionReader,
+    /// Read, not yet published.
+    pending: Option<Record>,
+    /// Published, in offset order, until the front is acknowledged.
+    inflight: VecDeque<InFlight>,
+    /// Publishes of this partition whose outcome is not known yet.
+    outstanding: usize,
+    /// A publish failed: publish nothing more until the outstanding ones
+    /// are known, then go back.
+    failed: bool,
+    /// Publish nothing before this (backoff after a failure, or a read error).
+    hold_until: Option<Instant>,
+    log_end: u64,
+    checkpointed: u64,
+}
+
+impl Part {
+    /// First offset not yet known to be in the stream.
+    fn shipped(&self) -> u64 {
+        match (self.inflight.front(), &self.pending) {
+            (Some(f), _) => f.offset,
+            (None, Some(r)) => r.offset,
+            (None, None) => self.reader.position(),
+        }
+    }
+
+    fn oldest_unshipped_ns(&self) -> Option<u64> {
+        self.inflight.front().map(|f| f.recv_ns).or(self.pending.map(|r| r.recv_unix_ns))
+    }
+}
+
+/// A finished publish: partition, offset, outcome.
+type Done = (u16, u64, Result<jetstream::publish::PublishAck, jetstream::context::PublishError>);
+
+pub struct Shipper {
+    cfg: ShipConfig,
+    log_dir: PathBuf,
+    status: Arc<Status>,
+    ckpt: Checkpoint,
+    parts: Vec<Part>,
+    outstanding: usize,
+    failures: u32,
+    last_warn: Option<Instant>,
+}
+
+impl Shipper {
+    /// Loads the checkpoint and checks it against the log.
+    pub fn new(cfg: ShipConfig, log_dir: &Path, status: Arc<Status>) -> Result<Shipper, ShipError> {
+        let ckpt = Checkpoint::load(&cfg.checkpoint, &cfg.host_id, &cfg.stream)?;
+        for (&queue, &checkpoint) in &ckpt.positions {
+            let end = partition_end(log_dir, queue).map_err(|source| ShipError::Log { dir: log_dir.into(), source })?;
+            if checkpoint > end {
+                return Err(ShipError::PastEnd { dir: log_dir.into(), queue, checkpoint, end, path: cfg.checkpoint.clone() });
+            }
+        }
+        let mut s = Shipper { cfg, log_dir: log_dir.into(), status, ckpt, parts: Vec::new(), outstanding: 0, failures: 0, last_warn: None };
+        s.discover();
+        Ok(s)
+    }
+
+    /// Where each partition resumes (from the checkpoint).
+    pub fn resume_positions(&self) -> Vec<(u16, u64)> {
+        self.parts.iter().map(|p| (p.queue, p.reader.position())).collect()
+    }
+
+    /// Picks up partitions that appeared in the log.
+    fn discover(&mut self) {
+        let qs = match partitions(&self.log_dir) {
+            Ok(q) => q,
+            Err(e) => {
+                self.warn(format!("{e}"));
+                return;
+            }
+        };
+        for q in qs {
+            if self.parts.iter().any(|p| p.queue == q) {
+                continue;
+            }
+            let from = self.ckpt.position(q);
+            log::info!("ship: partition q{q} from offset {from}");
+            self.parts.push(Part {
+                queue: q,
+                reader: PartitionReader::open(&self.log_dir, q, from),
+                pending: None,
+                inflight: VecDeque::new(),
+                outstanding: 0,
+                failed: false,
+                hold_until: None,
+                log_end: partition_end(&self.log_dir, q).unwrap_or(from),
+                checkpointed: from,
+            });
+        }
+        self.parts.sort_by_key(|p| p.queue);
+    }
+
+    /// Logs at most one warning a second (the counters have the rest).
+    fn warn(&mut self, msg: String) {
+        let now = Instant::now();
+        if self.last_warn.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            log::warn!("ship: {msg}");
+            self.last_warn = Some(now);
+        }
+        self.status.set_error(msg);
+    }
+
+    /// The next record of partition `i`, `None` at the end of the log (or
+    /// after a read error, retried a second later).
+    fn next_record(&mut self, i: usize) -> Option<Record> {
+        if let Some(r) = self.parts[i].pending.take() {
+            return Some(r);
+        }
+        for _ in 0..1024 {
+            match self.parts[i].reader.next() {
+                Ok(r) => return r,
+                Err(e) if !e.is_fatal() => {
+                    // damage or a gap: reported, counted, stepped over
+                    match e {
+                        ReadError::Gap { .. } => self.status.log_gaps.fetch_add(1, Relaxed),
+                        _ => self.status.log_damage.fetch_add(1, Relaxed),
+                    };
+                    log::error!("ship: {e}");
+                    self.status.set_error(e.to_string());
+                }
+                Err(e) => {
+                    self.warn(format!("{e}; retrying in 1 s"));
+                    self.parts[i].hold_until = Some(Instant::now() + Duration::from_secs(1));
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Publishes records while the window has room; true if any was sent.
+    async fn fill(&mut self, js: &Context, futs: &mut FuturesUnordered<futures_util::future::BoxFuture<'static, Done>>) -> bool {
+        let mut any = false;
+        let now = Instant::now();
+        let n = self.parts.len();
+        for i in 0..n {
+            if self.parts[i].hold_until.is_some_and(|t| t > now) {
+                continue;
+            }
+            self.parts[i].hold_until = None;
+            while !self.parts[i].failed && self.outstanding < self.cfg.in_flight {
+                let Some(r) = self.next_record(i) else { break };
+                let id = message::msg_id(&r.mv);
+                let mut h = async_nats::HeaderMap::new();
+                h.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+                h.insert(message::HOST_HEADER, self.cfg.host_id.as_str());
+                h.insert(message::QUEUE_HEADER, r.queue.to_string().as_str());
+                h.insert(message::OFFSET_HEADER, r.offset.to_string().as_str());
+                let payload = bytes::Bytes::copy_from_slice(&message::payload(&r));
+                let subject = message::subject(&self.cfg.subject_prefix, &r.mv);
+                match js.send_publish(subject, PublishMessage::build().payload(payload).headers(h)).await {
+                    Ok(ack) => {
+                        let p = &mut self.parts[i];
+                        p.inflight.push_back(InFlight { offset: r.offset, recv_ns: r.recv_unix_ns, ack: Ack::Pending });
+                        p.outstanding += 1;
+                        self.outstanding += 1;
+                        self.status.sent.fetch_add(1, Relaxed);
+                        let (q, off) = (p.queue, r.offset);
+                        futs.push(async move { (q, off, ack.await) }.boxed());
+                        any = true;
+                    }
+                    Err(e) => {
+                        // not even sent (the connection's queue is full, or
+                        // the message is too large for the server)
+                        self.parts[i].pending = Some(r);
+                        self.status.errors.fetch_add(1, Relaxed);
+                        self.warn(format!("publish of q{}:{} ({id}): {e}", self.parts[i].queue, r.offset));
+                        self.fail(i);
+                        break;
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    /// Partition `i` had a failure: go back once its outstanding publishes
+    /// are known.
+    fn fail(&mut self, i: usize) {
+        self.parts[i].failed = true;
+        self.maybe_rewind(i);
+    }
+
+    fn maybe_rewind(&mut self, i: usize) {
+        let p = &mut self.parts[i];
+        if !p.failed || p.outstanding > 0 {
+            return;
+        }
+        let from = p.shipped();
+        p.reader = PartitionReader::open(&self.log_dir, p.queue, from);
+        p.inflight.clear();
+        p.pending = None;
+        p.failed = false;
+        let wait = backoff(self.failures, Duration::from_millis(100), Duration::from_secs(5));
+        p.hold_until = Some(Instant::now() + wait);
+        self.failures = self.failures.saturating_add(1);
+        self.status.retries.fetch_add(1, Relaxed);
+        log::debug!("ship: q{} goes back to offset {from} in {wait:?}", p.queue);
+    }
+
+    fn done(&mut self, (q, off, res): Done) {
+        let Some(i) = self.parts.iter().position(|p| p.queue == q) else { return };
+        self.outstanding -= 1;
+        self.parts[i].outstanding -= 1;
+        let idx = self.parts[i].inflight.binary_search_by_key(&off, |f| f.offset).ok();
+        match res {
+            Ok(ack) if ack.stream == self.cfg.stream => {
+                self.status.acked.fetch_add(1, Relaxed);
+                if ack.duplicate {
+                    self.status.duplicates.fetch_add(1, Relaxed);
+                }
+                self.failures = 0;
+                if let Some(k) = idx {
+                    let f = &mut self.parts[i].inflight[k];
+                    f.ack = Ack::Stored;
+                    let lag = unix_ns().saturating_sub(f.recv_ns) / 1000;
+                    let _ = self.status.lag_us.lock().unwrap_or_else(|p| p.into_inner()).record(lag.max(1));
+                }
+            }
+            Ok(ack) => {
+                // another stream captured the subject: stored, but not where
+                // the game servers read
+                self.status.rejected.fetch_add(1, Relaxed);
+                self.warn(format!(
+                    "q{q}:{off}: stored in stream {:?}, not {:?}: another stream's subjects overlap {}.*; not moving on",
+                    ack.stream, self.cfg.stream, self.cfg.subject_prefix
+                ));
+                self.mark_failed(i, idx);
+            }
+            Err(e) => {
+                let refused = matches!(e.kind(), PublishErrorKind::StreamNotFound | PublishErrorKind::Other | PublishErrorKind::MaxPayloadExceeded);
+                let hint = if e.kind() == PublishErrorKind::StreamNotFound {
+                    format!(" (no stream takes subject {}.*: create it with `ironhoard ship --ensure-stream`)", self.cfg.subject_prefix)
+                } else {
+                    String::new()
+                };
+                if refused {
+                    self.status.rejected.fetch_add(1, Relaxed);
+                } else {
+                    self.status.errors.fetch_add(1, Relaxed);
+                }
+                self.warn(format!("publish of q{q}:{off} to stream {}: {e}{hint}; going back to the first unacknowledged record", self.cfg.stream));
+                self.mark_failed(i, idx);
+            }
+        }
+        let p = &mut self.parts[i];
+        while p.inflight.front().is_some_and(|f| f.ack == Ack::Stored) {
+            p.inflight.pop_front();
+        }
+        self.maybe_rewind(i);
+    }
+
+    fn mark_failed(&mut self, i: usize, idx: Option<usize>) {
+        if let Some(k) = idx {
+            self.parts[i].inflight[k].ack = Ack::Failed;
+        }
+        self.parts[i].failed = true;
+    }
+
+    /// Writes the checkpoint if a partition moved.
+    fn checkpoint(&mut self) {
+        let mut moved = false;
+        for p in &self.parts {
+            let s = p.shipped();
+            if self.ckpt.position(p.queue) != s || !self.ckpt.positions.contains_key(&p.queue) {
+                self.ckpt.positions.insert(p.queue, s);
+                moved = true;
+            }
+        }
+        if !moved {
+            return;
+        }
+        match self.ckpt.store(&self.cfg.checkpoint, unix_ns()) {
+            Ok(()) => {
+                self.status.checkpoints.fetch_add(1, Relaxed);
+                for p in &mut self.parts {
+                    p.checkpointed = self.ckpt.position(p.queue);
+                }
+            }
+            Err(e) => {
+                self.status.checkpoint_errors.fetch_add(1, Relaxed);
+                // the positions stay in memory; the next write retries
+                self.ckpt.positions.clear();
+                self.warn(e.to_string());
+            }
+        }
+    }
+
+    fn refresh_ends(&mut self) {
+        for p in &mut self.parts {
+            if let Ok(e) = partition_end(&self.log_dir, p.queue) {
+                p.log_end = e;
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let v = self
+            .parts
+            .iter()
+            .map(|p| {
+                let shipped = p.shipped();
+                PartitionStatus {
+                    queue: p.queue,
+                    shipped,
+                    checkpointed: p.checkpointed,
+                    // the end is sampled each second; what was read is there too
+                    log_end: p.log_end.max(shipped),
+                    oldest_unshipped_ns: p.oldest_unshipped_ns(),
+                    in_flight: p.outstanding as u64,
+                }
+            })
+            .collect();
+        *self.status.partitions.lock().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    /// Ships until `stop` is set, then waits up to one ack timeout for the
+    /// outstanding PubAcks and writes the checkpoint a last time.
+    pub async fn run(mut self, client: async_nats::Client, stop: Arc<AtomicBool>) -> Result<(), ShipError> {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(self.cfg.ack_timeout)
+            .max_ack_inflight(self.cfg.in_flight + 16)
+            .backpressure_on_inflight(true)
+            .build(client);
+        let mut futs: FuturesUnordered<futures_util::future::BoxFuture<'static, Done>> = FuturesUnordered::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_ckpt = Instant::now();
+        let mut last_end = Instant::now() - Duration::from_secs(10);
+        let mut stop_at: Option<Instant> = None;
+        self.refresh_ends();
+        self.publish_status();
+        loop {
+            if stop_at.is_none() && stop.load(Relaxed) {
+                log::info!("ship: stopping: waiting for {} outstanding PubAck(s)", self.outstanding);
+                stop_at = Some(Instant::now() + self.cfg.ack_timeout);
+            }
+            if let Some(t) = stop_at {
+                if self.outstanding == 0 || Instant::now() >= t {
+                    break;
+                }
+            } else {
+                self.fill(&js, &mut futs).await;
+            }
+            let window_full = self.outstanding >= self.cfg.in_flight;
+            tokio::select! {
+                biased;
+                Some(d) = futs.next(), if !futs.is_empty() => {
+                    self.done(d);
+                    // take every PubAck already here before publishing more
+                    while let Some(Some(d)) = futs.next().now_or_never() {
+                        self.done(d);
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now.duration_since(last_ckpt) >= self.cfg.checkpoint_interval {
+                        self.checkpoint();
+                        last_ckpt = now;
+                    }
+                    if now.duration_since(last_end) >= Duration::from_secs(1) {
+                        self.discover();
+                        self.refresh_ends();
+                        last_end = now;
+                    }
+                    self.publish_status();
+                }
+                _ = tokio::time::sleep(self.cfg.poll_interval), if !window_full && stop_at.is_none() => {}
+            }
+        }
+        let left = self.outstanding;
+        self.checkpoint();
+        self.refresh_ends();
+        self.publish_status();
+        let pos: Vec<String> = self.parts.iter().map(|p| format!("q{}:{}", p.queue, p.shipped())).collect();
+        log::info!(
+            "ship: stopped: {} published ({} duplicates), checkpoint {}{}",
+            self.status.acked.load(Relaxed),
+            self.status.duplicates.load(Relaxed),
+            pos.join(" "),
+            if left > 0 { format!("; {left} PubAck(s) never came: those records are published again at the next start") } else { String::new() }
+        );
+        Ok(())
+    }
+}
