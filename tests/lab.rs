@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use ironhoard_wire::{Ack, AckRepr, MasterKey, MoveRepr, PlayerMac, Status};
 
 pub mod logcheck;
+pub mod nats;
 #[path = "scenarios.rs"]
 pub mod scenarios;
 

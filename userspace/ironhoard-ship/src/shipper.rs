@@ -324,6 +324,8 @@ impl Shipper {
         self.failures = self.failures.saturating_add(1);
         self.status.retries.fetch_add(1, Relaxed);
         log::debug!("ship: q{} goes back to offset {from} in {wait:?}", p.queue);
+        // read the first record now: its age is the lag while waiting
+        self.parts[i].pending = self.next_record(i);
     }
 
     fn done(&mut self, (q, off, res): Done) {
