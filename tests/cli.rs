@@ -40,6 +40,8 @@ fn bad_configs_fail_with_one_line_naming_the_key() {
         ("rate_burst = 100", "rate_burst = 100\nbogus = 1", "unknown field `bogus`"),
         ("[log]", "[logs]", "logs"),
         ("port = 7777", "port = \"x", "ironhoard.toml:"),
+        ("subject_prefix = \"ih.moves\"", "subject_prefix = \"ih.>\"", "ship.subject_prefix = \"ih.>\""),
+        ("servers = [\"nats://127.0.0.1:4222\"]", "servers = [\"127.0.0.1:4222\"]", "ship.servers"),
     ];
     for (from, to, want) in cases {
         let cfg = d.0.join("ironhoard.toml");

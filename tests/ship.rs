@@ -194,6 +194,35 @@ fn the_same_signed_move_accepted_by_two_edge_hosts_is_stored_once() {
     let dups = x1["duplicates"].as_u64().unwrap() + x2["duplicates"].as_u64().unwrap();
     assert_eq!(dups, n as u64, "every second copy was reported a duplicate: {x1} {x2}");
     assert_eq!(x1["published"].as_u64().unwrap() + x2["published"].as_u64().unwrap(), 2 * n as u64);
+
+    // the example consumer a game server copies: pulls game 9 with a
+    // durable consumer, verifies every tag, acks; a second run has nothing
+    let consumer = |a: &Appliance| -> (i32, Value) {
+        let o = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("examples/consumer.py"))
+            .args(["--server", &cluster.urls()[0], "--stream", "MOVES", "--game", "9", "--durable", "game-9", "--idle", "1"])
+            .arg("--secret")
+            .arg(format!("0={}", a.dir.0.join("secret0.hex").display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        let summary = err.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| panic!("consumer.py: {err}"));
+        (o.status.code().unwrap_or(-1), summary)
+    };
+    let (code, v) = consumer(&a1);
+    assert_eq!((code, v["consumed"].as_u64(), v["refused"].as_u64()), (0, Some(n as u64), Some(0)), "{v}");
+    let (code, v) = consumer(&a1);
+    assert_eq!((code, v["consumed"].as_u64()), (0, Some(0)), "the durable consumer remembers what it acked: {v}");
+    // a message whose move was altered after signing is refused
+    let mut forged = stored[0].payload.clone();
+    forged[40] ^= 1;
+    let url = cluster.urls()[0].clone();
+    ironhoard_labtests::nats::block_on(async move {
+        let c = async_nats::connect(url).await.unwrap();
+        async_nats::jetstream::new(c).publish("ih.moves.9", forged.into()).await.unwrap().await.unwrap();
+    });
+    let (code, v) = consumer(&a1);
+    assert_eq!((code, v["refused"].as_u64()), (1, Some(1)), "{v}");
     drop((a1, a2));
 }
 

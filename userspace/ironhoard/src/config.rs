@@ -865,4 +865,71 @@ dir = "/var/lib/ironhoard/moves"
             assert!(parse(p, &t).is_ok());
         }
     }
+
+    const SHIP: &str = "\n[ship]\nservers = [\"nats://10.0.0.5:4222\", \"tls://nats-2.example:4222\"]\nstream = \"MOVES\"\nsubject_prefix = \"ih.moves\"\nhost_id = \"edge-1\"\ncheckpoint = \"/var/lib/ironhoard/ship.checkpoint\"\n";
+
+    #[test]
+    fn ship_section_parses_with_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        let c = parse(d.path(), &good(d.path())).unwrap();
+        assert!(c.ship.is_none(), "[ship] is optional");
+        let c = parse(d.path(), &(good(d.path()) + SHIP)).unwrap();
+        let s = c.ship.unwrap();
+        assert_eq!(s.servers.len(), 2);
+        assert_eq!((s.stream.as_str(), s.subject_prefix.as_str(), s.host_id.as_str()), ("MOVES", "ih.moves", "edge-1"));
+        assert_eq!(s.in_flight, 4096);
+        assert_eq!(s.replicas, 3);
+        assert_eq!(s.duplicate_window, std::time::Duration::from_secs(120));
+        assert_eq!(s.stats_socket, PathBuf::from(ironhoard_ship::DEFAULT_STATS_SOCKET));
+        assert!(s.duplicate_window > s.replay_span());
+    }
+
+    #[test]
+    fn ship_errors_name_key_and_value() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let e = |from: &str, to: &str| parse(p, &(good(p) + &SHIP.replace(from, to))).unwrap_err().to_string();
+        let x = e("\"nats://10.0.0.5:4222\", ", "\"http://10.0.0.5:4222\", ");
+        assert!(x.contains("ship.servers") && x.contains("http://"), "{x}");
+        let x = e("servers = [\"nats://10.0.0.5:4222\", \"tls://nats-2.example:4222\"]", "servers = []");
+        assert!(x.contains("ship.servers"), "{x}");
+        let x = e("subject_prefix = \"ih.moves\"", "subject_prefix = \"ih.*\"");
+        assert!(x.contains("ship.subject_prefix = \"ih.*\""), "{x}");
+        let x = e("stream = \"MOVES\"", "stream = \"MO.VES\"");
+        assert!(x.contains("ship.stream"), "{x}");
+        let x = e("host_id = \"edge-1\"", "host_id = \"\"");
+        assert!(x.contains("ship.host_id"), "{x}");
+        let x = e("checkpoint = \"/var/lib/ironhoard/ship.checkpoint\"", "checkpoint = \"/var/lib/ironhoard/moves/ckpt\"");
+        assert!(x.contains("inside [log] dir"), "{x}");
+        let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\nduplicate_window_s = 5");
+        assert!(x.contains("ship.duplicate_window_s = 5") && x.contains("between 35"), "{x}");
+        let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\ncore = 1");
+        assert!(x.contains("ship.core = 1") && x.contains("poller"), "{x}");
+        let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\nin_flight = 0");
+        assert!(x.contains("ship.in_flight = 0"), "{x}");
+        let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\nwindow = 3");
+        assert!(x.contains("unknown field `window`"), "{x}");
+        let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\nstats_socket = \"/run/ironhoard/stats.sock\"");
+        assert!(x.contains("must differ from [stats] socket"), "{x}");
+    }
+
+    #[test]
+    fn ship_credentials_must_be_private() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        secret_file(p, "edge.creds", 0o644, "-----BEGIN NATS USER JWT-----\n");
+        let t = good(p) + SHIP + "creds = \"edge.creds\"\n";
+        let x = parse(p, &t).unwrap_err().to_string();
+        assert!(x.contains("ship.creds") && x.contains("edge.creds") && x.contains("chmod 600"), "{x}");
+        std::fs::set_permissions(p.join("edge.creds"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(parse(p, &t).unwrap().ship.unwrap().creds, Some(p.join("edge.creds")));
+        secret_file(p, "seed.nk", 0o640, "SUAB\n");
+        let x = parse(p, &(good(p) + SHIP + "nkey = \"seed.nk\"\n")).unwrap_err().to_string();
+        assert!(x.contains("ship.nkey") && x.contains("0640"), "{x}");
+        let x = parse(p, &(good(p) + SHIP + "nkey = \"missing.nk\"\n")).unwrap_err().to_string();
+        assert!(x.contains("ship.nkey") && x.contains("missing.nk"), "{x}");
+        std::os::unix::fs::symlink(p.join("edge.creds"), p.join("link.creds")).unwrap();
+        let x = parse(p, &(good(p) + SHIP + "creds = \"link.creds\"\n")).unwrap_err().to_string();
+        assert!(x.contains("symbolic link"), "{x}");
+    }
 }

@@ -217,10 +217,16 @@ pub fn render_table(v: &Value) -> String {
     }
     let _ = writeln!(s, "\n{:>6} {:>14} {:>14} {:>14} {:>10} {:>9}", "queue", "shipped", "checkpoint", "log end", "lag", "in flight");
     for q in v["queues"].as_array().cloned().unwrap_or_default() {
+        let n = |k: &str| q[k].as_u64().unwrap_or(0);
         let _ = writeln!(
             s,
             "{:>6} {:>14} {:>14} {:>14} {:>10} {:>9}",
-            q["queue"], q["shipped_offset"], q["checkpoint_offset"], q["log_end"], q["lag_records"], q["in_flight"]
+            n("queue"),
+            n("shipped_offset"),
+            n("checkpoint_offset"),
+            n("log_end"),
+            n("lag_records"),
+            n("in_flight")
         );
     }
     if let Some(e) = v["last_error"].as_str() {
