@@ -22,10 +22,13 @@ for b in ironhoard ironhoard-pktgen; do
     chmod 755 "$R/usr/bin/$b"
 done
 install -m 644 packaging/systemd/ironhoard.service "$R/lib/systemd/system/ironhoard.service"
+install -m 644 packaging/systemd/ironhoard-ship.service "$R/lib/systemd/system/ironhoard-ship.service"
 install -m 755 packaging/libexec/ironhoard-tune "$R/usr/libexec/ironhoard/ironhoard-tune"
 install -m 644 config/ironhoard.example.toml "$R/usr/share/doc/ironhoard/ironhoard.example.toml"
+install -d "$R/usr/share/doc/ironhoard/examples"
+install -m 644 examples/consumer.py "$R/usr/share/doc/ironhoard/examples/consumer.py"
 install -m 644 README.md "$R/usr/share/doc/ironhoard/README.md"
-for d in operations movelog protocol; do install -m 644 "docs/$d.md" "$R/usr/share/doc/ironhoard/$d.md"; done
+for d in operations movelog protocol shipping; do install -m 644 "docs/$d.md" "$R/usr/share/doc/ironhoard/$d.md"; done
 cat > "$R/usr/share/doc/ironhoard/copyright" <<COPY
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: ironhoard

@@ -89,6 +89,8 @@ ironhoard:
       ironhoard_rate_burst: 100000
       ironhoard_stats_users: [ihops]
       ironhoard_probe_netns: ihdc
+      ironhoard_ship_servers: ["nats://127.0.0.1:4222"]
+      ironhoard_ship_replicas: 1
 INV
 cp tests/deploy/inside.sh "$ART/inside.sh"
 chmod 755 "$ART/inside.sh"
@@ -127,4 +129,4 @@ esac
 
 # --- everything else runs inside ---------------------------------------------
 nsenter -t "$LEADER" -a env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    ANSIBLE_BIN="$ANSIBLE_BIN" DEB2_NAME="$(basename "$DEB2")" /srv/ihdeploy/inside.sh
+    ANSIBLE_BIN="$ANSIBLE_BIN" NATS_BIN="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/nats-server" DEB2_NAME="$(basename "$DEB2")" /srv/ihdeploy/inside.sh

@@ -14,6 +14,8 @@ fail() {
     printf '  FAIL: %s\n' "$*" >&2
     echo "--- journalctl -u ironhoard (last 40 lines)" >&2
     journalctl -u ironhoard.service --no-pager -n 40 >&2 || true
+    echo "--- journalctl -u ironhoard-ship (last 20 lines)" >&2
+    journalctl -u ironhoard-ship.service --no-pager -n 20 >&2 || true
     exit 1
 }
 
@@ -45,6 +47,11 @@ ip netns exec ihdc ip link set ihdB up && ip netns exec ihdc ip link set lo up
 useradd --system --no-create-home ihops
 ok "lab up; operator user ihops"
 
+step "a NATS JetStream server for the shipper (127.0.0.1:4222, inside the scratch host)"
+systemd-run --quiet --unit ihnats "$NATS_BIN" -js -a 127.0.0.1 -p 4222 -sd /var/tmp/ihnats
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
+ok "$("$NATS_BIN" --version) listening"
+
 step "first run of the playbook"
 play run1 --diff || { tail -40 "$OUT/run1.log"; fail "first run failed"; }
 recap run1
@@ -74,12 +81,28 @@ runuser -u ihops -- ironhoard stats --json | jq -e '.accepted >= 400' >/dev/null
 if runuser -u nobody -- ironhoard stats --json >/dev/null 2>&1; then fail "nobody can read the stats socket"; fi
 ok "stats readable by group member ihops, refused to nobody"
 
+step "the shipper"
+[ "$(systemctl is-active ironhoard-ship.service)" = active ] || { journalctl -u ironhoard-ship --no-pager -n 30; fail "ironhoard-ship.service is not active"; }
+[ "$(systemctl is-enabled ironhoard-ship.service)" = enabled ] || fail "ironhoard-ship.service is not enabled"
+SPID=$(systemctl show -p MainPID --value ironhoard-ship.service)
+suid=$(awk '/^Uid:/{print $2}' /proc/$SPID/status)
+scap=$(awk '/^CapEff:/{print $2}' /proc/$SPID/status)
+[ "$suid" = "$(id -u ironhoard)" ] && [ "$scap" = 0000000000000000 ] || fail "the shipper runs as uid $suid with CapEff $scap"
+ship_json() { ironhoard stats --socket /run/ironhoard-ship/ship.sock --json; }
+for _ in $(seq 50); do ship_json | jq -e '.lag_records == 0 and .published >= 405' >/dev/null && break; sleep 0.2; done
+ship_json | jq -e '.connected and .lag_records == 0 and .published >= 405 and .rejected == 0' >/dev/null || fail "not shipped: $(ship_json)"
+ironhoard ship --ensure-stream --config /etc/ironhoard/ironhoard.toml | grep -q 'exists and matches' || fail "the stream does not match the inventory"
+stat -c '%U' /var/lib/ironhoard/ship.checkpoint | grep -qx ironhoard || fail "no checkpoint owned by ironhoard"
+runuser -u ihops -- ironhoard stats --socket /run/ironhoard-ship/ship.sock >/dev/null || fail "ihops cannot read the shipper's stats"
+ok "ironhoard-ship.service active, enabled, pid $SPID as ironhoard with no capability; $(ship_json | jq -r '.published') moves (400 + the probes) in stream MOVES, lag 0"
+
 step "second run: nothing changes"
 play run2 || { tail -40 "$OUT/run2.log"; fail "second run failed"; }
 recap run2
 recap run2 | grep -q 'changed=0 ' || { grep -B3 '^changed:' "$OUT/run2.log" | head -30; fail "second run changed something"; }
 [ "$(main_pid)" = "$PID" ] || fail "second run restarted the appliance"
-ok "changed=0, same pid"
+[ "$(systemctl show -p MainPID --value ironhoard-ship.service)" = "$SPID" ] || fail "second run restarted the shipper"
+ok "changed=0, same pids"
 
 step "a limit change and a second key_id are applied by a reload, not a restart"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > /root/secret1.hex; echo >> /root/secret1.hex
@@ -134,6 +157,10 @@ logged_after=$(ironhoard tail --dir /var/lib/ironhoard/moves | wc -l)
 read -r acked accepted < <(moves m3 1 400)
 acked_dup=$(jq '.by_status.duplicate' "$OUT/m3.json")
 [ "$acked" = 400 ] && [ "$acked_dup" = 400 ] || fail "replayed seqs after the upgrade: $acked acked, $acked_dup DUPLICATE of 400"
+NEWSPID=$(systemctl show -p MainPID --value ironhoard-ship.service)
+[ "$NEWSPID" != "$SPID" ] && [ "$(systemctl is-active ironhoard-ship.service)" = active ] || fail "the upgrade did not restart the shipper"
+for _ in $(seq 50); do ship_json | jq -e '.lag_records == 0' >/dev/null && break; sleep 0.2; done
+ship_json | jq -e '.lag_records == 0' >/dev/null || fail "the upgraded shipper did not catch up: $(ship_json)"
 ok "upgraded: pid $PID -> $NEWPID, SIGTERM drain logged ($logged_before records), log kept ($logged_after), replays of pre-upgrade moves DUPLICATE"
 play run3 -e "{\"ironhoard_package\": \"$ART/$DEB2_NAME\"}" || fail "run after the upgrade failed"
 recap run3 | grep -q 'changed=0 ' || fail "the run after the upgrade changed something: $(recap run3)"
@@ -156,6 +183,7 @@ ok "rolled back to $DEB1_NAME: pid $OLDPID -> $NEWPID, replays of earlier moves 
 step "removal"
 apt-get remove -y -q ironhoard >"$OUT/remove.log" 2>&1 || { cat "$OUT/remove.log"; fail "apt-get remove"; }
 if systemctl is-active --quiet ironhoard.service; then fail "still running after removal"; fi
+if systemctl is-active --quiet ironhoard-ship.service; then fail "the shipper still runs after removal"; fi
 [ ! -e /usr/bin/ironhoard ] && [ ! -e /lib/systemd/system/ironhoard.service ] || fail "files left after removal"
 [ -d /var/lib/ironhoard/moves ] || fail "the move log was removed"
 if ip -d link show ihdA | grep -q 'prog/xdp'; then fail "XDP program still attached"; fi

@@ -60,7 +60,7 @@ pub struct ShipConfig {
 }
 
 /// Default stats socket of the shipper.
-pub const DEFAULT_STATS_SOCKET: &str = "/run/ironhoard/ship.sock";
+pub const DEFAULT_STATS_SOCKET: &str = "/run/ironhoard-ship/ship.sock";
 
 impl ShipConfig {
     /// The longest a record published before a crash can wait to be

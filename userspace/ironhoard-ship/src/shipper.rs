@@ -11,18 +11,19 @@
 //! the failed one are published again and the stream reports them as
 //! duplicates. Nothing is skipped: a record the stream keeps refusing stops
 //! its partition (lag grows, `rejected` and `last_error` say why).
+//!
+//! PubAcks come back on one subscription (`<inbox>.<publish number>`), as
+//! a JetStream asynchronous publisher does, and time out by a scan of the
+//! publishes in send order: no future, timer or channel per message, which
+//! is what lets one core ship faster than the data path records.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{self, Context};
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 
 use ironhoard_movelog::reader::partition_end;
 use ironhoard_movelog::{partitions, PartitionReader, ReadError, Record};
@@ -57,6 +58,8 @@ pub async fn connect(cfg: &ShipConfig, status: Option<Arc<Status>>, retry: bool)
         .connection_timeout(Duration::from_secs(3))
         .max_reconnects(None)
         .client_capacity(cfg.in_flight.max(1024) * 2)
+        // PubAcks arrive on one subscription: room for every one in flight
+        .subscription_capacity((cfg.in_flight * 4).max(65_536))
         .reconnect_delay_callback(|attempt| backoff(attempt as u32, Duration::from_millis(100), Duration::from_secs(2)));
     if retry {
         opts = opts.retry_on_initial_connect();
@@ -154,8 +157,49 @@ impl Part {
     }
 }
 
-/// A finished publish: partition, offset, outcome.
-type Done = (u16, u64, Result<jetstream::publish::PublishAck, jetstream::context::PublishError>);
+/// What the server answered a publish.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Stored (or a duplicate) in `stream`.
+    Stored { stream: String, duplicate: bool },
+    /// The stream refused it (an API error), or no stream takes the subject.
+    Refused(String),
+    /// No answer within the ack timeout.
+    TimedOut,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    code: u32,
+    #[serde(default)]
+    err_code: u32,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PubAck {
+    #[serde(default)]
+    stream: String,
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(default)]
+    error: Option<ApiError>,
+}
+
+/// Decodes the server's answer to a publish (a PubAck, an API error, or a
+/// no-responders status).
+pub fn answer_of(m: &async_nats::Message) -> Answer {
+    if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+        return Answer::Refused("no stream takes the subject (no responders)".into());
+    }
+    match serde_json::from_slice::<PubAck>(&m.payload) {
+        Ok(PubAck { error: Some(e), .. }) => Answer::Refused(format!("{} (code {}, err_code {})", e.description, e.code, e.err_code)),
+        Ok(a) if !a.stream.is_empty() => Answer::Stored { stream: a.stream, duplicate: a.duplicate },
+        _ => Answer::Refused(format!("unexpected answer {:?}", String::from_utf8_lossy(&m.payload))),
+    }
+}
 
 pub struct Shipper {
     cfg: ShipConfig,
@@ -166,6 +210,12 @@ pub struct Shipper {
     outstanding: usize,
     failures: u32,
     last_warn: Option<Instant>,
+    /// Publish number → (partition queue, offset), while its answer is awaited.
+    awaiting: HashMap<u64, (u16, u64)>,
+    /// Publish numbers in send order, with their deadlines.
+    deadlines: VecDeque<(u64, Instant)>,
+    next_publish: u64,
+    inbox: String,
 }
 
 impl Shipper {
@@ -178,7 +228,20 @@ impl Shipper {
                 return Err(ShipError::PastEnd { dir: log_dir.into(), queue, checkpoint, end, path: cfg.checkpoint.clone() });
             }
         }
-        let mut s = Shipper { cfg, log_dir: log_dir.into(), status, ckpt, parts: Vec::new(), outstanding: 0, failures: 0, last_warn: None };
+        let mut s = Shipper {
+            cfg,
+            log_dir: log_dir.into(),
+            status,
+            ckpt,
+            parts: Vec::new(),
+            outstanding: 0,
+            failures: 0,
+            last_warn: None,
+            awaiting: HashMap::new(),
+            deadlines: VecDeque::new(),
+            next_publish: 0,
+            inbox: String::new(),
+        };
         s.discover();
         Ok(s)
     }
@@ -257,8 +320,20 @@ impl Shipper {
     }
 
     /// Publishes records while the window has room; true if any was sent.
-    async fn fill(&mut self, js: &Context, futs: &mut FuturesUnordered<futures_util::future::BoxFuture<'static, Done>>) -> bool {
+    async fn fill(&mut self, client: &async_nats::Client) -> bool {
         let mut any = false;
+        // while disconnected nothing is queued: the client's queue would
+        // fill and block the loop (and its timeouts and stats) until the
+        // cluster is back; the log keeps the records meanwhile
+        if client.connection_state() != async_nats::connection::State::Connected {
+            // but the first record waiting is read: its age is the lag
+            for i in 0..self.parts.len() {
+                if self.parts[i].pending.is_none() && self.parts[i].inflight.is_empty() && self.parts[i].hold_until.is_none() {
+                    self.parts[i].pending = self.next_record(i);
+                }
+            }
+            return false;
+        }
         let now = Instant::now();
         let n = self.parts.len();
         for i in 0..n {
@@ -276,20 +351,26 @@ impl Shipper {
                 h.insert(message::OFFSET_HEADER, r.offset.to_string().as_str());
                 let payload = bytes::Bytes::copy_from_slice(&message::payload(&r));
                 let subject = message::subject(&self.cfg.subject_prefix, &r.mv);
-                match js.send_publish(subject, PublishMessage::build().payload(payload).headers(h)).await {
-                    Ok(ack) => {
+                let num = self.next_publish;
+                let reply = format!("{}.{num}", self.inbox);
+                let queued = tokio::time::timeout(self.cfg.ack_timeout, client.publish_with_reply_and_headers(subject, reply, h, payload))
+                    .await
+                    .unwrap_or_else(|_| Err(async_nats::client::PublishError::new(async_nats::client::PublishErrorKind::Send)));
+                match queued {
+                    Ok(()) => {
+                        self.next_publish += 1;
                         let p = &mut self.parts[i];
                         p.inflight.push_back(InFlight { offset: r.offset, recv_ns: r.recv_unix_ns, ack: Ack::Pending });
                         p.outstanding += 1;
                         self.outstanding += 1;
+                        self.awaiting.insert(num, (p.queue, r.offset));
+                        self.deadlines.push_back((num, Instant::now() + self.cfg.ack_timeout));
                         self.status.sent.fetch_add(1, Relaxed);
-                        let (q, off) = (p.queue, r.offset);
-                        futs.push(async move { (q, off, ack.await) }.boxed());
                         any = true;
                     }
                     Err(e) => {
-                        // not even sent (the connection's queue is full, or
-                        // the message is too large for the server)
+                        // not even queued (the client is closing, or the
+                        // message is too large for the server)
                         self.parts[i].pending = Some(r);
                         self.status.errors.fetch_add(1, Relaxed);
                         self.warn(format!("publish of q{}:{} ({id}): {e}", self.parts[i].queue, r.offset));
@@ -300,6 +381,32 @@ impl Shipper {
             }
         }
         any
+    }
+
+    /// An answer on the inbox subscription.
+    fn answered(&mut self, m: &async_nats::Message) {
+        let Some(num) = m.subject.rsplit('.').next().and_then(|t| t.parse::<u64>().ok()) else { return };
+        // a late answer to a publish already timed out is ignored: the
+        // record is published again and the stream says duplicate
+        let Some((q, off)) = self.awaiting.remove(&num) else { return };
+        self.done(q, off, answer_of(m));
+    }
+
+    /// Fails the publishes whose answer is overdue.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(num, deadline)) = self.deadlines.front() {
+            if !self.awaiting.contains_key(&num) {
+                self.deadlines.pop_front();
+                continue;
+            }
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if let Some((q, off)) = self.awaiting.remove(&num) {
+                self.done(q, off, Answer::TimedOut);
+            }
+        }
     }
 
     /// Partition `i` had a failure: go back once its outstanding publishes
@@ -328,15 +435,15 @@ impl Shipper {
         self.parts[i].pending = self.next_record(i);
     }
 
-    fn done(&mut self, (q, off, res): Done) {
+    fn done(&mut self, q: u16, off: u64, answer: Answer) {
         let Some(i) = self.parts.iter().position(|p| p.queue == q) else { return };
         self.outstanding -= 1;
         self.parts[i].outstanding -= 1;
         let idx = self.parts[i].inflight.binary_search_by_key(&off, |f| f.offset).ok();
-        match res {
-            Ok(ack) if ack.stream == self.cfg.stream => {
+        match answer {
+            Answer::Stored { stream, duplicate } if stream == self.cfg.stream => {
                 self.status.acked.fetch_add(1, Relaxed);
-                if ack.duplicate {
+                if duplicate {
                     self.status.duplicates.fetch_add(1, Relaxed);
                 }
                 self.failures = 0;
@@ -347,29 +454,32 @@ impl Shipper {
                     let _ = self.status.lag_us.lock().unwrap_or_else(|p| p.into_inner()).record(lag.max(1));
                 }
             }
-            Ok(ack) => {
+            Answer::Stored { stream, .. } => {
                 // another stream captured the subject: stored, but not where
                 // the game servers read
                 self.status.rejected.fetch_add(1, Relaxed);
                 self.warn(format!(
-                    "q{q}:{off}: stored in stream {:?}, not {:?}: another stream's subjects overlap {}.*; not moving on",
-                    ack.stream, self.cfg.stream, self.cfg.subject_prefix
+                    "q{q}:{off}: stored in stream {stream:?}, not {:?}: another stream's subjects overlap {}.*; not moving on",
+                    self.cfg.stream, self.cfg.subject_prefix
                 ));
                 self.mark_failed(i, idx);
             }
-            Err(e) => {
-                let refused = matches!(e.kind(), PublishErrorKind::StreamNotFound | PublishErrorKind::Other | PublishErrorKind::MaxPayloadExceeded);
-                let hint = if e.kind() == PublishErrorKind::StreamNotFound {
-                    format!(" (no stream takes subject {}.*: create it with `ironhoard ship --ensure-stream`)", self.cfg.subject_prefix)
+            Answer::Refused(why) => {
+                self.status.rejected.fetch_add(1, Relaxed);
+                let hint = if why.contains("no responders") {
+                    format!(" (create the stream with `ironhoard ship --ensure-stream`; during a leader election this passes)")
                 } else {
                     String::new()
                 };
-                if refused {
-                    self.status.rejected.fetch_add(1, Relaxed);
-                } else {
-                    self.status.errors.fetch_add(1, Relaxed);
-                }
-                self.warn(format!("publish of q{q}:{off} to stream {}: {e}{hint}; going back to the first unacknowledged record", self.cfg.stream));
+                self.warn(format!("publish of q{q}:{off} to stream {}: refused: {why}{hint}; going back to the first unacknowledged record", self.cfg.stream));
+                self.mark_failed(i, idx);
+            }
+            Answer::TimedOut => {
+                self.status.errors.fetch_add(1, Relaxed);
+                self.warn(format!(
+                    "publish of q{q}:{off} to stream {}: no PubAck within {:?}; going back to the first unacknowledged record",
+                    self.cfg.stream, self.cfg.ack_timeout
+                ));
                 self.mark_failed(i, idx);
             }
         }
@@ -447,12 +557,11 @@ impl Shipper {
     /// Ships until `stop` is set, then waits up to one ack timeout for the
     /// outstanding PubAcks and writes the checkpoint a last time.
     pub async fn run(mut self, client: async_nats::Client, stop: Arc<AtomicBool>) -> Result<(), ShipError> {
-        let js = jetstream::ContextBuilder::new()
-            .timeout(self.cfg.ack_timeout)
-            .max_ack_inflight(self.cfg.in_flight + 16)
-            .backpressure_on_inflight(true)
-            .build(client);
-        let mut futs: FuturesUnordered<futures_util::future::BoxFuture<'static, Done>> = FuturesUnordered::new();
+        self.inbox = client.new_inbox();
+        let mut acks = client
+            .subscribe(format!("{}.*", self.inbox))
+            .await
+            .map_err(|e| ShipError::Connect { servers: self.cfg.servers.join(","), why: format!("subscribing to PubAcks: {e}") })?;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_ckpt = Instant::now();
@@ -470,20 +579,21 @@ impl Shipper {
                     break;
                 }
             } else {
-                self.fill(&js, &mut futs).await;
+                self.fill(&client).await;
             }
             let window_full = self.outstanding >= self.cfg.in_flight;
             tokio::select! {
                 biased;
-                Some(d) = futs.next(), if !futs.is_empty() => {
-                    self.done(d);
-                    // take every PubAck already here before publishing more
-                    while let Some(Some(d)) = futs.next().now_or_never() {
-                        self.done(d);
+                Some(m) = acks.next() => {
+                    self.answered(&m);
+                    // take every answer already here before publishing more
+                    while let Some(Some(m)) = acks.next().now_or_never() {
+                        self.answered(&m);
                     }
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
+                    self.expire(now);
                     if now.duration_since(last_ckpt) >= self.cfg.checkpoint_interval {
                         self.checkpoint();
                         last_ckpt = now;
