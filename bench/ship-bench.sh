@@ -130,5 +130,5 @@ for rate in "${RATES[@]}"; do
 done
 jq -n --argjson a "$RESULTS" --argjson l "$LIVE" --arg cores "$(nproc)" --arg cmd "bash bench/ship-bench.sh $N ${RATES[*]}" \
   '$a + {live: $l, machine: {cores: ($cores|tonumber), appliance_core: 0, generator_core: 1, shipper_core: '"$SHIP_CORE"', nats: "3 x nats-server 2.15.1, unpinned, R3 stream, file storage"}, command: $cmd}' \
-  > bench/ship-results.json
-echo "results: bench/ship-results.json"
+  > "${SHIP_RESULTS:-bench/ship-results.json}"
+echo "results: ${SHIP_RESULTS:-bench/ship-results.json}"

@@ -467,7 +467,7 @@ impl Shipper {
             Answer::Refused(why) => {
                 self.status.rejected.fetch_add(1, Relaxed);
                 let hint = if why.contains("no responders") {
-                    format!(" (create the stream with `ironhoard ship --ensure-stream`; during a leader election this passes)")
+                    " (create the stream with `ironhoard ship --ensure-stream`; during a leader election this passes)".to_string()
                 } else {
                     String::new()
                 };
