@@ -94,7 +94,8 @@ ship_json | jq -e '.connected and .lag_records == 0 and .published >= 405 and .r
 ironhoard ship --ensure-stream --config /etc/ironhoard/ironhoard.toml | grep -q 'exists and matches' || fail "the stream does not match the inventory"
 stat -c '%U' /var/lib/ironhoard/ship.checkpoint | grep -qx ironhoard || fail "no checkpoint owned by ironhoard"
 runuser -u ihops -- ironhoard stats --socket /run/ironhoard-ship/ship.sock >/dev/null || fail "ihops cannot read the shipper's stats"
-ok "ironhoard-ship.service active, enabled, pid $SPID as ironhoard with no capability; $(ship_json | jq -r '.published') moves (400 + the probes) in stream MOVES, lag 0"
+exposure=$(systemctl show -p Id ironhoard-ship.service >/dev/null; systemd-analyze security ironhoard-ship.service 2>/dev/null | tail -1 | sed 's/.*exposure level for ironhoard-ship.service: //')
+ok "ironhoard-ship.service active, enabled, pid $SPID as ironhoard with no capability (systemd-analyze security: $exposure); $(ship_json | jq -r '.published') moves (400 + the probes) in stream MOVES, lag 0"
 
 step "second run: nothing changes"
 play run2 || { tail -40 "$OUT/run2.log"; fail "second run failed"; }
