@@ -19,7 +19,7 @@ need_root() {
   fi
 }
 
-APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq)
+APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq openssl bc)
 
 install_apt() {
   local missing=()

@@ -39,6 +39,8 @@ pub struct Node {
 pub struct Cluster {
     pub dir: TempDir,
     pub nodes: Vec<Node>,
+    /// Clients need credentials or TLS (readiness is then only "listening").
+    pub secured: bool,
 }
 
 impl Cluster {
@@ -78,10 +80,29 @@ impl Cluster {
             let log = dir.0.join(format!("{name}.log"));
             nodes.push(Node { name, port, args, child: ChildGuard(None), log });
         }
-        let mut c = Cluster { dir, nodes };
+        let mut c = Cluster { dir, nodes, secured: false };
         for i in 0..n {
             c.spawn(i);
         }
+        c.wait_ready();
+        c
+    }
+
+    /// One server from a config file: `listen`, `server_name` and
+    /// `jetstream` are written here, then `extra` (tls { }, authorization { }).
+    pub fn start_with_config(extra: &str) -> Cluster {
+        let dir = TempDir::new("nats");
+        let port = 20_000 + (std::process::id() % 3000) as u16 * 10;
+        let conf = dir.0.join("n0.conf");
+        std::fs::write(
+            &conf,
+            format!("listen: \"127.0.0.1:{port}\"\nserver_name: n0\njetstream {{ store_dir: \"{}\" }}\n{extra}\n", dir.0.join("n0").display()),
+        )
+        .unwrap();
+        let log = dir.0.join("n0.log");
+        let node = Node { name: "n0".into(), port, args: vec!["-c".into(), conf.display().to_string()], child: ChildGuard(None), log };
+        let mut c = Cluster { dir, nodes: vec![node], secured: true };
+        c.spawn(0);
         c.wait_ready();
         c
     }
@@ -116,6 +137,9 @@ impl Cluster {
                 assert!(t0.elapsed() < Duration::from_secs(20), "nats {} not listening: {}", n.name, self.logs());
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+        if self.secured {
+            return;
         }
         let urls = self.urls();
         let ok = block_on(async move {

@@ -302,3 +302,77 @@ fn a_stream_that_refuses_is_reported_and_nothing_is_skipped() {
     assert!(m.contains("ironhoard_ship_lag_records{host=\"edge-a\",stream=\"MOVES\",queue=\"0\"} 0"), "{m}");
     drop(holder);
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ironhoard test CA"]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext"]);
+}
+
+#[test]
+fn the_shipper_authenticates_with_an_nkey_over_tls() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new(1);
+    let certs = TempDir::new("ship-tls");
+    certificates(&certs.0);
+    let user = nkeys::KeyPair::new_user();
+    let cluster = Cluster::start_with_config(&format!(
+        "tls {{ cert_file: \"{0}/server.pem\", key_file: \"{0}/server.key\" }}\nauthorization {{ users: [ {{ nkey: \"{1}\" }} ] }}",
+        certs.0.display(),
+        user.public_key()
+    ));
+    let seed = certs.0.join("edge.nk");
+    fs::write(&seed, format!("{}\n", user.seed().unwrap())).unwrap();
+    fs::set_permissions(&seed, fs::Permissions::from_mode(0o600)).unwrap();
+    let port = cluster.nodes[0].port;
+    let section = |servers: &str, nkey: &Path, ca: bool| {
+        format!(
+            "\n[ship]\nservers = [\"{servers}\"]\nstream = \"MOVES\"\nsubject_prefix = \"ih.moves\"\nhost_id = \"edge-a\"\ncheckpoint = \"{d}/edge-a.ckpt\"\nstats_socket = \"{d}/edge-a.sock\"\nreplicas = 1\nnkey = \"{}\"\n{}",
+            nkey.display(),
+            if ca { format!("tls_ca = \"{}/ca.pem\"\n", certs.0.display()) } else { String::new() },
+            d = certs.0.display(),
+        )
+    };
+    let url = format!("tls://127.0.0.1:{port}");
+    let a = Appliance::start_with(&lab, settings("socket"), |c| c + &section(&url, &seed, true));
+    let t0 = Instant::now();
+    loop {
+        let (code, out) = ensure_stream(&a.config);
+        if code == 0 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "--ensure-stream over TLS with the nkey: {out}\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let ship = ShipProc::start(&a.config, &certs.0.join("edge-a.sock"), &a.dir.0.join("ship.log"));
+    let c = Client::new(&lab, false, 7777);
+    for p in 0..30 {
+        assert_eq!(c.send(&Client::mv(0, 5, p, 1)), Some(ironhoard_wire::Status::Accepted));
+    }
+    let s = ship.wait_drained(30, Duration::from_secs(20));
+    assert_eq!((s["published"].as_u64(), s["rejected"].as_u64()), (Some(30), Some(0)), "{s}");
+    drop(ship);
+    // another nkey is refused by the server; so is a client that does not
+    // know the CA, and one that does not speak TLS
+    let other = certs.0.join("other.nk");
+    fs::write(&other, format!("{}\n", nkeys::KeyPair::new_user().seed().unwrap())).unwrap();
+    fs::set_permissions(&other, fs::Permissions::from_mode(0o600)).unwrap();
+    let text = fs::read_to_string(&a.config).unwrap();
+    let base = &text[..text.find("\n[ship]").unwrap()];
+    for (servers, nkey, ca, what) in [
+        (url.as_str(), &other, true, "another nkey"),
+        (url.as_str(), &seed, false, "no CA"),
+        (&format!("nats://127.0.0.1:{port}")[..], &seed, false, "plain text"),
+    ] {
+        fs::write(&a.config, format!("{base}{}", section(servers, nkey, ca))).unwrap();
+        let (code, out) = ensure_stream(&a.config);
+        assert_eq!(code, 1, "{what}: {out}");
+        assert!(out.contains("NATS tls://127.0.0.1") || out.contains("NATS nats://127.0.0.1"), "{what}: the error names the servers: {out}");
+    }
+}

@@ -21,8 +21,10 @@ use std::time::Duration;
 
 pub mod checkpoint;
 pub mod message;
+#[cfg(feature = "client")]
 pub mod shipper;
 pub mod status;
+#[cfg(feature = "client")]
 pub mod stream;
 
 /// `[ship]` of the config file, validated (the keys are documented in
@@ -59,6 +61,20 @@ pub struct ShipConfig {
     pub prometheus_listen: Option<SocketAddr>,
 }
 
+/// Whether `s` is a server URL the shipper takes: `nats://HOST:PORT` or
+/// `tls://HOST:PORT` (HOST a name, an IPv4 address or a bracketed IPv6
+/// address).
+pub fn valid_server(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("nats://").or_else(|| s.strip_prefix("tls://")) else { return false };
+    let Some((host, port)) = rest.rsplit_once(':') else { return false };
+    let host_ok = if let Some(h) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        h.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty() && host.len() <= 253 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
 /// Default stats socket of the shipper.
 pub const DEFAULT_STATS_SOCKET: &str = "/run/ironhoard-ship/ship.sock";
 
@@ -76,4 +92,17 @@ impl ShipConfig {
 /// Wall-clock time, Unix ns.
 pub fn unix_ns() -> u64 {
     ironhoard_movelog::unix_ns()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_urls() {
+        for ok in ["nats://127.0.0.1:4222", "tls://nats-1.example:4222", "nats://[::1]:4222"] {
+            assert!(super::valid_server(ok), "{ok}");
+        }
+        for bad in ["127.0.0.1:4222", "http://h:1", "nats://h", "nats://h:0", "nats://h:99999", "nats://:4222", "nats://h:1/x", "nats://a b:1"] {
+            assert!(!super::valid_server(bad), "{bad}");
+        }
+    }
 }

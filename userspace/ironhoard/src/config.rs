@@ -434,9 +434,7 @@ impl Config {
                     return Err(bad("ship.servers", &r.servers, "must list at least one server, e.g. [\"nats://10.0.0.5:4222\"]"));
                 }
                 for s in &r.servers {
-                    let ok = ["nats://", "tls://"].iter().any(|p| s.strip_prefix(p).is_some_and(|rest| !rest.is_empty() && !rest.contains('/')))
-                        && s.parse::<async_nats::ServerAddr>().is_ok();
-                    if !ok {
+                    if !ironhoard_ship::valid_server(s) {
                         return Err(bad("ship.servers", s, "must be nats://HOST:PORT or tls://HOST:PORT"));
                     }
                 }
