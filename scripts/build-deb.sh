@@ -27,6 +27,7 @@ install -m 755 packaging/libexec/ironhoard-tune "$R/usr/libexec/ironhoard/ironho
 install -m 644 config/ironhoard.example.toml "$R/usr/share/doc/ironhoard/ironhoard.example.toml"
 install -d "$R/usr/share/doc/ironhoard/examples"
 install -m 644 examples/consumer.py "$R/usr/share/doc/ironhoard/examples/consumer.py"
+install -m 644 ansible/roles/ironhoard/files/grafana-ironhoard.json "$R/usr/share/doc/ironhoard/grafana-ironhoard.json"
 install -m 644 README.md "$R/usr/share/doc/ironhoard/README.md"
 for d in operations movelog protocol shipping; do install -m 644 "docs/$d.md" "$R/usr/share/doc/ironhoard/$d.md"; done
 cat > "$R/usr/share/doc/ironhoard/copyright" <<COPY

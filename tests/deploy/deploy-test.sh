@@ -91,6 +91,7 @@ ironhoard:
       ironhoard_probe_netns: ihdc
       ironhoard_ship_servers: ["nats://127.0.0.1:4222"]
       ironhoard_ship_replicas: 1
+      ironhoard_grafana_dashboards_dir: /var/tmp/ihgrafana/dashboards
 INV
 cp tests/deploy/inside.sh "$ART/inside.sh"
 chmod 755 "$ART/inside.sh"

@@ -97,6 +97,9 @@ runuser -u ihops -- ironhoard stats --socket /run/ironhoard-ship/ship.sock >/dev
 exposure=$(systemctl show -p Id ironhoard-ship.service >/dev/null; systemd-analyze security ironhoard-ship.service 2>/dev/null | tail -1 | sed 's/.*exposure level for ironhoard-ship.service: //')
 ok "ironhoard-ship.service active, enabled, pid $SPID as ironhoard with no capability (systemd-analyze security: $exposure); $(ship_json | jq -r '.published') moves (400 + the probes) in stream MOVES, lag 0"
 
+jq -e '.uid == "ironhoard" and (.panels | length) > 10' /var/tmp/ihgrafana/dashboards/ironhoard.json >/dev/null || fail "the Grafana dashboard was not provisioned"
+ok "Grafana dashboard provisioned in /var/tmp/ihgrafana/dashboards"
+
 step "second run: nothing changes"
 play run2 || { tail -40 "$OUT/run2.log"; fail "second run failed"; }
 recap run2

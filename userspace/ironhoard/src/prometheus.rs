@@ -199,4 +199,40 @@ mod tests {
         let t = e.finish();
         assert_eq!(t, "# HELP a_total A.\n# TYPE a_total counter\na_total{q=\"0\",r=\"x\\\"y\"} 3\nb 1.5\n");
     }
+
+    /// Metric names in `text`: `ironhoard_` followed by [a-z_].
+    fn names(text: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("ironhoard_") {
+            let tail = &rest[i..];
+            let n = tail.find(|c: char| !(c.is_ascii_lowercase() || c == '_')).unwrap_or(tail.len());
+            out.insert(tail[..n].to_string());
+            rest = &tail[n..];
+        }
+        out
+    }
+
+    #[test]
+    fn the_grafana_dashboard_uses_only_metrics_we_export() {
+        let dash = include_str!("../../../ansible/roles/ironhoard/files/grafana-ironhoard.json");
+        let v: Value = serde_json::from_str(dash).expect("the dashboard is JSON");
+        let exprs: Vec<String> = v["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .map(|t| t["expr"].as_str().unwrap().to_string())
+            .collect();
+        let used = names(&exprs.join("\n"));
+        let exported = names(&[include_str!("prometheus.rs"), include_str!("ship.rs")].join("\n"));
+        for m in &used {
+            let base = m.trim_end_matches("_sum").trim_end_matches("_count");
+            assert!(exported.contains(base), "the dashboard queries {m}, which the appliance and shipper do not export");
+        }
+        // what an SRE opens first is on it
+        for m in ["ironhoard_acks_total", "ironhoard_dropped_total", "ironhoard_xdp_total", "ironhoard_xsk_total", "ironhoard_batch_seconds", "ironhoard_ship_lag_seconds"] {
+            assert!(used.contains(m), "the dashboard has no panel on {m}");
+        }
+    }
 }
