@@ -139,3 +139,21 @@ fn umem_on_hugepages_when_reserved() {
     let mut e = Expect::new();
     expect_status(&c, &mut e, &Client::mv(0, 1, 1, 1), Status::Accepted, "served from hugepage UMEM");
 }
+
+#[test]
+fn umem_and_ring_sizes_come_from_the_config() {
+    let lab = Lab::new(1);
+    let a = Appliance::start(&lab, xdp_settings("umem_frames = 2048\nring_size = 512\n"));
+    let info = a.command("show info");
+    assert_eq!((info["xdp"]["umem_frames"].as_u64(), info["xdp"]["ring_size"].as_u64()), (Some(2048), Some(512)), "{info}");
+    assert!(a.log().contains("UMEM 2048 frames (4 MiB)") && a.log().contains("rings 512"), "{}", a.log());
+    let c = Client::new(&lab, false, 7777);
+    for p in 0..50 {
+        assert_eq!(c.send(&Client::mv(0, 1, p, 1)), Some(Status::Accepted));
+    }
+    // the defaults when the keys are absent
+    drop(a);
+    let a = Appliance::start(&lab, xdp_settings(""));
+    let info = a.command("show info");
+    assert_eq!((info["xdp"]["umem_frames"].as_u64(), info["xdp"]["ring_size"].as_u64()), (Some(4096), Some(2048)), "{info}");
+}

@@ -26,9 +26,11 @@ use ironhoard_wire::MOVE_LEN;
 use crate::{monotonic_ns, WorkerShared};
 
 /// Frames per UMEM: 4096 × 2048 B = 8 MiB, a whole number of 2 MiB pages.
-const FRAMES: u32 = 4096;
+/// Default UMEM frames per socket (`[interface] umem_frames`).
+pub const DEFAULT_FRAMES: u32 = 4096;
 const FRAME_SIZE: u32 = 2048;
-const RING: u32 = 2048;
+/// Default RX and TX ring size (`[interface] ring_size`).
+pub const DEFAULT_RING: u32 = 2048;
 const BATCH: usize = 64;
 /// How long the poller keeps spinning on an empty RX ring before it sleeps
 /// in poll(2) (the core is the poller's own; spinning costs no one).
@@ -163,6 +165,41 @@ pub enum XskError {
     Open { iface: String, queue: u32, what: &'static str, detail: String },
 }
 
+/// A socket's UMEM and ring sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XskSizes {
+    /// UMEM frames of 2 KiB; also the fill and completion ring sizes.
+    pub frames: u32,
+    /// RX and TX ring entries.
+    pub ring: u32,
+}
+
+impl Default for XskSizes {
+    fn default() -> Self {
+        XskSizes { frames: DEFAULT_FRAMES, ring: DEFAULT_RING }
+    }
+}
+
+impl XskSizes {
+    /// Why these sizes cannot work, if they cannot: both powers of two,
+    /// frames 1024..=65536, ring 64..=frames/2 (the TX ring's frames come
+    /// from the same UMEM as the fill ring's).
+    pub fn check(&self) -> Result<(), String> {
+        if !self.frames.is_power_of_two() || !(1024..=65536).contains(&self.frames) {
+            return Err(format!("umem_frames = {}: must be a power of two from 1024 to 65536", self.frames));
+        }
+        if !self.ring.is_power_of_two() || self.ring < 64 || self.ring > self.frames / 2 {
+            return Err(format!("ring_size = {}: must be a power of two from 64 to umem_frames/2 ({})", self.ring, self.frames / 2));
+        }
+        Ok(())
+    }
+
+    /// UMEM bytes.
+    pub fn umem_bytes(&self) -> u64 {
+        self.frames as u64 * FRAME_SIZE as u64
+    }
+}
+
 /// What an opened socket got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct XskMode {
@@ -180,6 +217,7 @@ pub struct XskSocket {
     cq: CompQueue,
     pub queue: u32,
     pub mode: XskMode,
+    pub sizes: XskSizes,
 }
 
 /// The soft RLIMIT_MEMLOCK in KiB (u64::MAX when unlimited), for error messages.
@@ -196,23 +234,25 @@ impl XskSocket {
     /// Opens a socket on `iface`/`queue` with libxdp's own XDP program
     /// inhibited (ours steers into our XSKMAP), need_wakeup, zero-copy per
     /// `zc`, UMEM on 2 MiB hugepages when some are reserved.
-    pub fn open(iface: &str, queue: u32, zc: ZeroCopyWant) -> Result<XskSocket, XskError> {
+    pub fn open(iface: &str, queue: u32, zc: ZeroCopyWant, sizes: XskSizes) -> Result<XskSocket, XskError> {
         // Frames for moves handed over by other pollers stay off the fill
         // ring (a lone poller gives them to it when it starts serving).
-        Self::open_with_fill(iface, queue, zc, FRAMES as usize - HANDOFF_RESERVE)
+        Self::open_with_fill(iface, queue, zc, sizes.frames as usize - HANDOFF_RESERVE, sizes)
     }
 
     /// Like [`open`](Self::open), putting only `fill` frames on the fill
     /// ring (the rest stay free for transmitting: see [`split`](Self::split)).
-    pub fn open_with_fill(iface: &str, queue: u32, zc: ZeroCopyWant, fill: usize) -> Result<XskSocket, XskError> {
+    pub fn open_with_fill(iface: &str, queue: u32, zc: ZeroCopyWant, fill: usize, sizes: XskSizes) -> Result<XskSocket, XskError> {
         let err = |what: &'static str, detail: String| XskError::Open { iface: iface.into(), queue, what, detail };
+        sizes.check().map_err(|e| err("sizes", e))?;
+        let (frames_n, ring) = (sizes.frames, sizes.ring);
         let ucfg = UmemConfig::builder()
             .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| err("frame size", e.to_string()))?)
-            .fill_queue_size(QueueSize::new(FRAMES).map_err(|e| err("fill ring size", e.to_string()))?)
-            .comp_queue_size(QueueSize::new(FRAMES).map_err(|e| err("completion ring size", e.to_string()))?)
+            .fill_queue_size(QueueSize::new(frames_n).map_err(|e| err("fill ring size", e.to_string()))?)
+            .comp_queue_size(QueueSize::new(frames_n).map_err(|e| err("completion ring size", e.to_string()))?)
             .build()
             .map_err(|e| err("UMEM config", e.to_string()))?;
-        let count = NonZeroU32::new(FRAMES).expect("nonzero");
+        let count = NonZeroU32::new(frames_n).expect("nonzero");
         let (umem, frames, hugepages) = match Umem::new(ucfg.clone(), count, true) {
             Ok((u, f)) => (u, f, true),
             Err(e) => {
@@ -226,7 +266,7 @@ impl XskSocket {
                         format!(
                             "{e}: the {} KiB area must be locked (the process needs CAP_IPC_LOCK, or RLIMIT_MEMLOCK above it: \
                              it is {} KiB; systemd: LimitMEMLOCK=infinity), and the AF_XDP socket needs CAP_NET_RAW",
-                            FRAMES as u64 * FRAME_SIZE as u64 / 1024,
+                            sizes.umem_bytes() / 1024,
                             memlock_kib()
                         ),
                     )
@@ -237,8 +277,8 @@ impl XskSocket {
         let ifc: Interface = iface.parse().map_err(|_| err("interface name", iface.into()))?;
         let cfg = |b: BindFlags| {
             SocketConfig::builder()
-                .rx_queue_size(QueueSize::new(RING).expect("power of two"))
-                .tx_queue_size(QueueSize::new(RING).expect("power of two"))
+                .rx_queue_size(QueueSize::new(ring).expect("power of two"))
+                .tx_queue_size(QueueSize::new(ring).expect("power of two"))
                 .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
                 .bind_flags(b | BindFlags::XDP_USE_NEED_WAKEUP)
                 .build()
@@ -270,7 +310,7 @@ impl XskSocket {
         }
         let fd = rx.fd().as_raw_fd();
         let zero_copy = xdp_options(fd).map(|f| f & XDP_OPTIONS_ZEROCOPY != 0).unwrap_or(false);
-        let budget = RING;
+        let budget = ring;
         // SAFETY: fd is our AF_XDP socket; the option value is a u32 read by the kernel.
         let rc = unsafe {
             libc::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, (&budget as *const u32).cast(), 4)
@@ -280,12 +320,13 @@ impl XskSocket {
         }
         let mode = XskMode { zero_copy, hugepages };
         info!(
-            "AF_XDP {iface} queue {queue}: {} mode, UMEM {} MiB on {}",
+            "AF_XDP {iface} queue {queue}: {} mode, UMEM {} frames ({} MiB) on {}, rings {ring}",
             if zero_copy { "zero-copy" } else { "copy" },
-            (FRAMES * FRAME_SIZE) >> 20,
+            frames_n,
+            sizes.umem_bytes() >> 20,
             if hugepages { "2 MiB hugepages" } else { "4 KiB pages" }
         );
-        Ok(XskSocket { umem, frames, rx, tx, fq, cq, queue, mode })
+        Ok(XskSocket { umem, frames, rx, tx, fq, cq, queue, mode, sizes })
     }
 
     /// The socket's fd, for the XSKMAP.
@@ -320,7 +361,7 @@ impl XskSocket {
     ) -> io::Result<()> {
         // Frames not in a kernel ring: all of them at first. Capacity is the
         // frame count, so pushes never reallocate.
-        let mut stash: Vec<FrameDesc> = Vec::with_capacity(self.frames.len() + FRAMES as usize);
+        let mut stash: Vec<FrameDesc> = Vec::with_capacity(self.frames.len() + self.sizes.frames as usize);
         stash.append(&mut self.frames);
         let reserve = if mesh.is_some() { HANDOFF_RESERVE } else { 0 };
         let mut rx_batch = [FrameDesc::default(); BATCH];
@@ -600,7 +641,7 @@ impl XskSocket {
                 umem: self.umem,
                 rx: self.rx,
                 fq: self.fq,
-                stash: Vec::with_capacity(FRAMES as usize),
+                stash: Vec::with_capacity(self.sizes.frames as usize),
                 batch: vec![FrameDesc::default(); BATCH],
             },
         )

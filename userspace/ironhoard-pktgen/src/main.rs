@@ -321,7 +321,7 @@ fn run(a: Args) -> Result<()> {
             let local = SocketAddr::new(guess_source(a.target)?, port);
             let mut st = Steering::load(port).context("loading the XDP program")?;
             st.expect_acks()?;
-            let sock = XskSocket::open_with_fill(&iface, 0, ZeroCopyWant::Auto, 2048)?;
+            let sock = XskSocket::open_with_fill(&iface, 0, ZeroCopyWant::Auto, 2048, ironhoard_dataplane::xsk::XskSizes::default())?;
             st.insert_socket(0, sock.fd())?;
             st.attach(&iface, WantMode::Auto)?;
             _steering = Some(st);

@@ -82,6 +82,10 @@ struct RawInterface {
     backend: Option<Backend>,
     #[serde(default)]
     rx_vlan_offload: Option<VlanOffload>,
+    #[serde(default)]
+    umem_frames: Option<i64>,
+    #[serde(default)]
+    ring_size: Option<i64>,
 }
 
 /// `[interface] rx_vlan_offload`: what to do when the NIC strips VLAN tags
@@ -244,6 +248,10 @@ pub struct Config {
     pub shield_source: (u32, u32),
     pub shield_address: (u32, u32),
     pub rx_vlan_offload: VlanOffload,
+    /// XDP backend: UMEM frames (2 KiB each) and RX/TX ring entries per
+    /// queue's AF_XDP socket.
+    pub umem_frames: u32,
+    pub ring_size: u32,
     /// `[ship]`: the shipper's settings (`ironhoard ship`), if any.
     pub ship: Option<ShipConfig>,
 }
@@ -423,6 +431,15 @@ impl Config {
         let addr_burst = shield_val("shield.burst_per_address", raw.shield.burst_per_address, (addr_rate as u64).max(1))?;
         let log_dir = PathBuf::from(&raw.log.dir);
         let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
+        // the same rule as the data path's (ironhoard_dataplane::xsk::XskSizes::check)
+        let umem_frames = raw.interface.umem_frames.unwrap_or(4096);
+        if !(1024..=65536).contains(&umem_frames) || !(umem_frames as u64).is_power_of_two() {
+            return Err(bad("interface.umem_frames", &umem_frames, "must be a power of two from 1024 to 65536"));
+        }
+        let ring_size = raw.interface.ring_size.unwrap_or(2048);
+        if !(64..=umem_frames / 2).contains(&ring_size) || !(ring_size as u64).is_power_of_two() {
+            return Err(bad("interface.ring_size", &ring_size, &format!("must be a power of two from 64 to umem_frames/2 ({})", umem_frames / 2)));
+        }
         let abs = |p: &str| -> PathBuf {
             let p = PathBuf::from(p);
             if p.is_absolute() { p } else { base.join(p) }
@@ -558,6 +575,8 @@ impl Config {
             log_sync_interval_ms: sync_ms as u64,
             log_core: raw.log.core.map(|c| c as usize),
             rx_vlan_offload: raw.interface.rx_vlan_offload.unwrap_or(VlanOffload::Warn),
+            umem_frames: umem_frames as u32,
+            ring_size: ring_size as u32,
             shield_source: (src_rate, src_burst),
             shield_address: (addr_rate, addr_burst),
             ship,
@@ -929,5 +948,19 @@ dir = "/var/lib/ironhoard/moves"
         std::os::unix::fs::symlink(p.join("edge.creds"), p.join("link.creds")).unwrap();
         let x = parse(p, &(good(p) + SHIP + "creds = \"link.creds\"\n")).unwrap_err().to_string();
         assert!(x.contains("symbolic link"), "{x}");
+    }
+
+    #[test]
+    fn umem_and_ring_sizes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let c = parse(p, &good(p)).unwrap();
+        assert_eq!((c.umem_frames, c.ring_size), (4096, 2048), "defaults");
+        let c = parse(p, &good(p).replace("backend = \"socket\"\n", "backend = \"socket\"\numem_frames = 8192\nring_size = 4096\n")).unwrap();
+        assert_eq!((c.umem_frames, c.ring_size), (8192, 4096));
+        for (frames, ring, key) in [(3000, 1024, "interface.umem_frames = 3000"), (512, 64, "interface.umem_frames = 512"), (4096, 4096, "interface.ring_size = 4096"), (4096, 100, "interface.ring_size = 100"), (4096, 32, "interface.ring_size = 32")] {
+            let e = parse(p, &good(p).replace("backend = \"socket\"\n", &format!("backend = \"socket\"\numem_frames = {frames}\nring_size = {ring}\n"))).unwrap_err().to_string();
+            assert!(e.contains(key), "{frames}/{ring}: {e}");
+        }
     }
 }

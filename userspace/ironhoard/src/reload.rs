@@ -65,6 +65,8 @@ fn fixed(c: &Config) -> Vec<(&'static str, String)> {
         ("log.sync_interval_ms", c.log_sync_interval_ms.to_string()),
         ("log.core", format!("{:?}", c.log_core)),
         ("interface.rx_vlan_offload", format!("{:?}", c.rx_vlan_offload)),
+        ("interface.umem_frames", c.umem_frames.to_string()),
+        ("interface.ring_size", c.ring_size.to_string()),
     ]
 }
 

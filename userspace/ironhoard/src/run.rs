@@ -306,7 +306,8 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             };
             let mut socks = Vec::new();
             for w in &workers {
-                let s = XskSocket::open(&cfg.iface, w.queue, zc)?;
+                let sizes = xsk::XskSizes { frames: cfg.umem_frames, ring: cfg.ring_size };
+                let s = XskSocket::open(&cfg.iface, w.queue, zc, sizes)?;
                 st.insert_socket(w.queue, s.fd()).with_context(|| format!("registering queue {}", w.queue))?;
                 socks.push(s);
             }
@@ -320,6 +321,8 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
                 "xdp_mode": mode.name(),
                 "zero_copy": socks.iter().all(|s| s.mode.zero_copy),
                 "hugepages": socks.iter().all(|s| s.mode.hugepages),
+                "umem_frames": cfg.umem_frames,
+                "ring_size": cfg.ring_size,
             });
             // Several pollers: each player is owned by one of them (its
             // window is in one table); moves arriving elsewhere are handed over.
