@@ -134,7 +134,7 @@ fn umem_on_hugepages_when_reserved() {
     let v = a.command("show info");
     let info = v.to_string();
     assert_eq!(v["xdp"]["hugepages"], true, "{info}\n{}", a.log());
-    assert!(a.log().contains("UMEM 8 MiB on 2 MiB hugepages"), "{}", a.log());
+    assert!(a.log().contains("UMEM 4096 frames (8 MiB) on 2 MiB hugepages"), "{}", a.log());
     let c = Client::new(&lab, false, 7777);
     let mut e = Expect::new();
     expect_status(&c, &mut e, &Client::mv(0, 1, 1, 1), Status::Accepted, "served from hugepage UMEM");
