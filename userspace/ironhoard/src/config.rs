@@ -619,40 +619,7 @@ pub(crate) fn wipe(b: &mut [u8]) {
 /// bytes to be random) is refused. Returns why not, in words.
 pub fn read_secret_file(file: &Path) -> Result<Secret, String> {
     use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(file)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => "is a symbolic link (give the file itself)".to_string(),
-            _ => e.to_string(),
-        })?;
-    let meta = f.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "mode {mode:04o} lets group or others read or write it; run: chmod 600 {}",
-            file.display()
-        ));
-    }
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    // Whoever owns the file chose the secret. The service's own user and
-    // root are trusted; root (check-config in a deployment, or an appliance
-    // run as root) also trusts system accounts (uid < 1000: the service
-    // user), never a login user who could have planted a known secret.
-    let owner = meta.uid();
-    let trusted = owner == euid || owner == 0 || (euid == 0 && owner < 1000);
-    if !trusted {
-        return Err(format!(
-            "owned by uid {owner}, not by this process's user (uid {euid}), root{}",
-            if euid == 0 { " or a system account (uid < 1000)" } else { "" }
-        ));
-    }
+    let mut f = open_private(file)?;
     let mut text = [0u8; 80];
     let mut n = 0;
     loop {
@@ -688,6 +655,15 @@ pub fn read_secret_file(file: &Path) -> Result<Secret, String> {
 /// process's user or root (or, for root, a system account), that group and
 /// others can neither read nor write. Returns why not, in words.
 pub fn check_private_file(file: &Path) -> Result<(), String> {
+    open_private(file).map(drop)
+}
+
+/// Opens a private file — a secret, a credentials file — once, without
+/// following a symlink, and checks it on the open descriptor (no window
+/// between check and use): a regular file, mode 0600 or stricter, owned by
+/// this process's user, root, or (for root) a system account. Returns why
+/// not, in words.
+fn open_private(file: &Path) -> Result<fs::File, String> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let f = fs::OpenOptions::new()
         .read(true)
@@ -703,15 +679,26 @@ pub fn check_private_file(file: &Path) -> Result<(), String> {
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!("mode {mode:04o} lets group or others read or write it; run: chmod 600 {}", file.display()));
+        return Err(format!(
+            "mode {mode:04o} lets group or others read or write it; run: chmod 600 {}",
+            file.display()
+        ));
     }
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
+    // Whoever owns the file chose its content. The service's own user and
+    // root are trusted; root (check-config in a deployment, or an appliance
+    // run as root) also trusts system accounts (uid < 1000: the service
+    // user), never a login user who could have planted a known secret.
     let owner = meta.uid();
-    if !(owner == euid || owner == 0 || (euid == 0 && owner < 1000)) {
-        return Err(format!("owned by uid {owner}, not by this process's user (uid {euid}) or root"));
+    let trusted = owner == euid || owner == 0 || (euid == 0 && owner < 1000);
+    if !trusted {
+        return Err(format!(
+            "owned by uid {owner}, not by this process's user (uid {euid}), root{}",
+            if euid == 0 { " or a system account (uid < 1000)" } else { "" }
+        ));
     }
-    Ok(())
+    Ok(f)
 }
 
 /// Parses one line of 64 lowercase hex characters (a trailing newline is
