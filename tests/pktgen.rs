@@ -57,6 +57,7 @@ fn brief(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("histogram_ns");
+        o.remove("histogram_kernel_ns");
         o.remove("queues");
     }
     v
@@ -116,12 +117,29 @@ fn check_consistent(r: &Value, _stats: &Value, a: &Appliance) {
     assert!(!r["histogram_ns"].as_array().unwrap().is_empty());
 }
 
+/// A socket-mode run: every verified ack has a kernel RTT (its sendmsg's
+/// TX stamp to its own RX stamp), never longer than the same ack's
+/// user-space RTT (the kernel stamps lie inside the user-space interval).
+fn check_kernel_rtt(r: &Value) {
+    let k = &r["latency_kernel_ns"];
+    assert!(k.is_object(), "no kernel RTT: {}", brief(r));
+    assert_eq!(u(r, "kernel_stamped_acks"), u(r, "acked") - r["hostile"]["acked_when_it_must_not"].as_u64().unwrap(), "{}", brief(r));
+    assert_eq!(r["tx_stamps"]["unreported"], 0, "{}", brief(r));
+    for q in ["p50", "p99", "max"] {
+        let (kq, uq) = (k[q].as_u64().unwrap(), r["latency_ns"][q].as_u64().unwrap());
+        assert!(kq > 0 && kq <= uq + uq / 100, "kernel {q} {kq} ns vs user-space {uq} ns: {}", brief(r));
+    }
+    assert!(r["rx_wait_ns"]["p50"].as_u64().unwrap() > 0);
+    assert!(!r["histogram_kernel_ns"].as_array().unwrap().is_empty());
+}
+
 fn hostile_run(backend: &'static str) {
     let lab = Lab::new(1);
     let a = Appliance::start(&lab, Settings { backend, players_per_worker: 4096, ..Default::default() });
     let r = pktgen(&lab, &a, &["--rate", "20000", "--count", "40000", "--duration", "60", "--games", "4", "--players", "50", "--invalid-ratio", "0.2"]);
     let s = a.stats();
     check_consistent(&r, &s, &a);
+    check_kernel_rtt(&r);
     assert_eq!(u(&r, "sent"), 40_000, "{}", brief(&r));
     assert!(r["generated"]["forged"].as_u64().unwrap() > 1000);
     assert!(r["by_status"]["duplicate"].as_u64().unwrap() + r["by_status"]["stale"].as_u64().unwrap() > 1000, "replays answered as such");
@@ -156,6 +174,7 @@ fn xdp_mode_generator_against_the_xdp_backend() {
     );
     let s = a.stats();
     check_consistent(&r, &s, &a);
+    assert!(r["latency_kernel_ns"].is_null(), "AF_XDP has no kernel timestamps: {}", brief(&r));
     assert_eq!(u(&r, "sent"), 40_000, "{}", brief(&r));
     // the generator's own XDP program is gone with it
     let link = lab.exec(&["ip", "-d", "link", "show", "dev", &lab.peer_if]);
@@ -260,6 +279,7 @@ fn two_sender_threads_share_players_rate_and_count() {
     let s = a.stats();
     check_consistent(&r, &s, &a);
     assert_eq!(u(&r, "sent"), 20001, "{}", brief(&r));
+    check_kernel_rtt(&r);
     // each player's seqs come from one thread, in order: nothing is a duplicate
     assert_eq!(r["by_status"]["duplicate"], 0, "{}", brief(&r));
     assert_eq!(r["by_status"]["accepted"].as_u64().unwrap(), u(&r, "acked"));

@@ -5,6 +5,7 @@
 mod gen;
 mod net;
 mod pcap;
+mod tstamp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -162,7 +163,22 @@ struct RxResult {
     hostile_acked: u64,
     double_accepted: u64,
     bad_acks: u64,
+    /// RTT from the user-space clock (send stamp → receive thread's clock read).
     hist: Histogram<u64>,
+    /// RTT from kernel timestamps (sendmsg's TX stamp → ack's RX stamp).
+    hist_kernel: Histogram<u64>,
+    /// Ack's kernel RX stamp → the receive thread's clock read: how long
+    /// acks waited for the receive thread (its scheduling, not the appliance).
+    hist_rx_wait: Histogram<u64>,
+    /// Our send stamp → the kernel's TX stamp of that sendmsg.
+    hist_tx_delay: Histogram<u64>,
+    /// (send stamp, kernel RX stamp) of each verified ack, joined with the
+    /// senders' TX stamps after the run.
+    rx_stamps: Vec<(u64, u64)>,
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC at the start.
+    clock_offset: i64,
+    /// The senders' kernel TX stamps, for the report.
+    tx_stamped: (u64, u64, u64),
     /// Every move acked ACCEPTED: (key_id, game, player) -> seqs.
     accepted: std::collections::HashMap<(u8, u32, u32), std::collections::HashSet<u64>>,
 }
@@ -203,15 +219,24 @@ fn mix_of(a: &Args) -> Result<Mix> {
 
 /// Where datagrams go out: a kernel socket (UDP GSO) or an AF_XDP socket.
 enum Sender<'a> {
-    Socket { sock: &'a std::net::UdpSocket, dst: &'a SockAddr },
+    Socket { sock: &'a std::net::UdpSocket, dst: &'a SockAddr, stamps: tstamp::TxStamps },
     Xsk { tx: Box<XskTx>, spec: frame::FrameSpec },
 }
 
-impl Sender<'_> {
-    /// Sends `count` datagrams of `seg` bytes laid end to end in `buf`.
-    fn send(&mut self, buf: &[u8], seg: usize, count: usize) -> Result<()> {
+impl<'a> Sender<'a> {
+    fn socket(sock: &'a std::net::UdpSocket, dst: &'a SockAddr) -> Sender<'a> {
+        Sender::Socket { sock, dst, stamps: tstamp::TxStamps::new(sock) }
+    }
+
+    /// Sends `count` datagrams of `seg` bytes laid end to end in `buf`,
+    /// the moves among them stamped `stamp` (0: not stamped by us).
+    fn send(&mut self, buf: &[u8], seg: usize, count: usize, stamp: u64) -> Result<()> {
         match self {
-            Sender::Socket { sock, dst } => net::send_gso(sock, dst, buf, seg, count).context("send"),
+            Sender::Socket { sock, dst, stamps } => {
+                net::send_gso(sock, dst, buf, seg, count).context("send")?;
+                stamps.sent(stamp);
+                Ok(())
+            }
             Sender::Xsk { tx, spec } => {
                 let mut done = 0;
                 let mut stalls = 0u32;
@@ -236,9 +261,14 @@ impl Sender<'_> {
         }
     }
 
-    fn finish(&mut self, total: usize) {
-        if let Sender::Xsk { tx, .. } = self {
-            tx.flush(total, 10_000);
+    /// Waits for the last frames (AF_XDP) or the last TX timestamps (socket).
+    fn finish(self, total: usize) -> tstamp::SendTimes {
+        match self {
+            Sender::Xsk { mut tx, .. } => {
+                tx.flush(total, 10_000);
+                tstamp::SendTimes::default()
+            }
+            Sender::Socket { stamps, .. } => stamps.finish(),
         }
     }
 }
@@ -312,6 +342,9 @@ fn run(a: Args) -> Result<()> {
     let (sock_tx, rx_source, local, xsk_tx) = match a.mode {
         Mode::Socket => {
             let (txs, rx) = net::socket_group(a.target, a.threads.max(1))?;
+            if let Err(e) = tstamp::enable_rx(&rx) {
+                eprintln!("no kernel RX timestamps ({e}): only the user-space RTT is reported");
+            }
             let local = txs[0].local_addr()?;
             (Some(txs), RxSource::Socket(rx), local, None)
         }
@@ -365,24 +398,26 @@ fn run(a: Args) -> Result<()> {
         bail!("--threads {threads}: more threads than players");
     }
     let mut sender = match (&sock_tx, xsk_tx) {
-        (Some(socks), _) => Sender::Socket { sock: &socks[0], dst: &dst },
+        (Some(socks), _) => Sender::socket(&socks[0], &dst),
         (None, Some((tx, spec))) => Sender::Xsk { tx: Box::new(tx), spec },
         _ => unreachable!("one sender per mode"),
     };
+    let mut send_times = tstamp::SendTimes::default();
     let (generated, send_elapsed) = match &a.replay {
         Some(path) => replay(&a, path, &mut sender, &mut Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq), &live)?,
         None if threads == 1 => generate(&a, mix, &keys, &mut sender, local, (bw, bh), &live, Share { index: 0, of: 1 })?,
         None => {
             let socks = sock_tx.as_ref().expect("socket mode");
-            let results: Vec<Result<(Generated, Duration)>> = std::thread::scope(|sc| {
+            let results: Vec<Result<(Generated, Duration, tstamp::SendTimes)>> = std::thread::scope(|sc| {
                 let hs: Vec<_> = socks
                     .iter()
                     .enumerate()
                     .map(|(t, sock)| {
                         let (a, keys, live, dst) = (&a, &keys, &live, &dst);
                         sc.spawn(move || {
-                            let mut s = Sender::Socket { sock, dst };
-                            generate(a, mix, keys, &mut s, local, (bw, bh), live, Share { index: t, of: threads })
+                            let mut s = Sender::socket(sock, dst);
+                            let (g, el) = generate(a, mix, keys, &mut s, local, (bw, bh), live, Share { index: t, of: threads })?;
+                            Ok((g, el, s.finish(0)))
                         })
                     })
                     .collect();
@@ -391,7 +426,8 @@ fn run(a: Args) -> Result<()> {
             let mut total = Generated::default();
             let mut el = Duration::ZERO;
             for r in results {
-                let (g, e) = r?;
+                let (g, e, st) = r?;
+                send_times.merge(st);
                 total.valid += g.valid;
                 total.replay += g.replay;
                 total.forged += g.forged;
@@ -402,9 +438,10 @@ fn run(a: Args) -> Result<()> {
             (total, el)
         }
     };
-    sender.finish(2048);
+    send_times.merge(sender.finish(2048));
     live.sending_done.store(true, Ordering::Relaxed);
-    let rxr = rx_handle.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    let mut rxr = rx_handle.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    rxr.join_kernel_stamps(&send_times);
     if let Some(p) = progress {
         let _ = p.join();
     }
@@ -517,7 +554,7 @@ fn generate(
                     w.write(wall0 + (now - start_ns), &frame_buf[..n])?;
                 }
                 if class == Class::Junk {
-                    tx.send(&one[..len.max(1)], len.max(1), 1)?;
+                    tx.send(&one[..len.max(1)], len.max(1), 1, now)?;
                     todo -= 1;
                     sent += 1;
                     continue;
@@ -526,7 +563,7 @@ fn generate(
                 k += 1;
             }
             if k > 0 {
-                tx.send(&gso[..k * MOVE_LEN], MOVE_LEN, k).with_context(|| format!("send to {}", a.target))?;
+                tx.send(&gso[..k * MOVE_LEN], MOVE_LEN, k, now).with_context(|| format!("send to {}", a.target))?;
                 todo -= k as u64;
                 sent += k as u64;
             }
@@ -601,7 +638,7 @@ fn replay(a: &Args, path: &PathBuf, tx: &mut Sender, keys: &mut Keys, live: &Liv
                 skipped_big += 1;
                 continue;
             }
-            tx.send(&d.payload, d.payload.len(), 1)?;
+            tx.send(&d.payload, d.payload.len(), 1, 0)?;
             g.count(classes[i]);
             sent += 1;
             live.sent.store(sent, Ordering::Relaxed);
@@ -620,9 +657,16 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
         hostile_acked: 0,
         double_accepted: 0,
         bad_acks: 0,
-        hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
+        hist: new_hist(),
+        hist_kernel: new_hist(),
+        hist_rx_wait: new_hist(),
+        hist_tx_delay: new_hist(),
+        rx_stamps: Vec::new(),
+        clock_offset: tstamp::realtime_minus_monotonic(),
+        tx_stamped: (0, 0, 0),
         accepted: Default::default(),
     };
+    let mut stamps = [0u64; 64];
     let mut bufs = vec![[0u8; 128]; 64];
     let mut lens = [0usize; 64];
     let mut done_at: Option<Instant> = None;
@@ -634,7 +678,7 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
             }
         }
         let n = match &mut src {
-            RxSource::Socket(rx) => net::recv_batch(rx, &mut bufs, &mut lens).context("receiving acks")?,
+            RxSource::Socket(rx) => net::recv_batch(rx, &mut bufs, &mut lens, Some(&mut stamps)).context("receiving acks")?,
             RxSource::Xsk(rx, port) => {
                 let mut k = 0;
                 rx.recv(20, |f| {
@@ -642,6 +686,7 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
                         let l = u.payload_len.min(128);
                         bufs[k][..l].copy_from_slice(&f[u.payload()..u.payload() + l]);
                         lens[k] = l;
+                        stamps[k] = 0; // AF_XDP: no kernel timestamps
                         k += 1;
                     }
                 });
@@ -671,6 +716,14 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
             let sent_ns = ar.client_ts & !HOSTILE_TS;
             let rtt = now.saturating_sub(sent_ns).max(1);
             let _ = r.hist.record(rtt.min(60_000_000_000));
+            let rx_k = stamps[i];
+            if rx_k != 0 && ar.client_ts & HOSTILE_TS == 0 {
+                let wait = (now as i64 + r.clock_offset - rx_k as i64).max(1) as u64;
+                let _ = r.hist_rx_wait.record(wait.min(60_000_000_000));
+                if r.rx_stamps.len() < tstamp::MAX_ACKS {
+                    r.rx_stamps.push((sent_ns, rx_k));
+                }
+            }
             // accepted seqs per player, for "accepted twice" (a replay acked as new)
             if ar.status == Status::Accepted && !r.accepted.entry((ar.key_id, ar.game_id, ar.player_id)).or_default().insert(ar.seq) {
                 r.double_accepted += 1;
@@ -679,6 +732,43 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
         live.acked.store(r.acked, Ordering::Relaxed);
     }
     Ok(r)
+}
+
+/// Percentiles of a latency histogram, ns.
+fn summary(h: &Histogram<u64>) -> serde_json::Value {
+    if h.is_empty() {
+        return json!({"min": 0, "p50": 0, "p90": 0, "p99": 0, "p999": 0, "max": 0, "mean": 0.0});
+    }
+    let q = |x: f64| h.value_at_quantile(x);
+    json!({"min": h.min(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": h.max(), "mean": h.mean().round()})
+}
+
+/// Log buckets (×1.25 from 1 µs): [upper bound ns, count], for plotting.
+fn buckets(h: &Histogram<u64>) -> Vec<serde_json::Value> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    h.iter_log(1000, 1.25).filter(|v| v.count_since_last_iteration() > 0).map(|v| json!([v.value_iterated_to(), v.count_since_last_iteration()])).collect()
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+impl RxResult {
+    /// Kernel RTT of each stamped ack: its RX stamp minus the kernel TX
+    /// stamp of the sendmsg that carried its move.
+    fn join_kernel_stamps(&mut self, tx: &tstamp::SendTimes) {
+        self.tx_stamped = (tx.at_driver, tx.at_qdisc_only, tx.unreported);
+        for &(sent, rx_k) in &self.rx_stamps {
+            if let Some(tx_k) = tx.kernel_tx(sent) {
+                let _ = self.hist_kernel.record(rx_k.saturating_sub(tx_k).clamp(1, 60_000_000_000));
+                let d = (tx_k as i64 - self.clock_offset - sent as i64).max(1) as u64;
+                let _ = self.hist_tx_delay.record(d.min(60_000_000_000));
+            }
+        }
+        self.rx_stamps = Vec::new();
+    }
 }
 
 fn spawn_progress(live: Arc<Live>, rate: u64) -> std::thread::JoinHandle<()> {
@@ -720,17 +810,11 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
     let asked = if a.replay.is_some() { a.replay_rate.unwrap_or(0) } else { a.rate };
     let shortfall = asked > 0 && offered < 0.95 * asked as f64;
     let h = &r.hist;
-    let pct = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+    let hk = &r.hist_kernel;
     let mut by_status = serde_json::Map::new();
     for s in Status::ALL {
         by_status.insert(s.name().into(), r.by_status[s as usize].into());
     }
-    // log buckets (×1.25 from 1 µs): [upper bound ns, count], for plotting
-    let histogram: Vec<_> = if h.is_empty() {
-        Vec::new()
-    } else {
-        h.iter_log(1000, 1.25).filter(|v| v.count_since_last_iteration() > 0).map(|v| json!([v.value_iterated_to(), v.count_since_last_iteration()])).collect()
-    };
     let rep = json!({
         "mode": if a.replay.is_some() { "replay" } else { "generate" },
         "target": a.target.to_string(),
@@ -745,7 +829,20 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
         "rate_shortfall": shortfall,
         "duration_s": send_el.as_secs_f64(),
         "wall_s": total_el.as_secs_f64(),
-        "latency_ns": {"min": if h.is_empty() {0} else {h.min()}, "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "p999": pct(0.999), "max": if h.is_empty() {0} else {h.max()}, "mean": h.mean().round()},
+        "latency_ns": summary(h),
+        "latency_kernel_ns": if hk.is_empty() { serde_json::Value::Null } else { summary(hk) },
+        "latency_source": {
+            "latency_ns": "user space: the send stamp written into the move (CLOCK_MONOTONIC, just before sendmsg) to the receive thread's clock read after recvmmsg returned; includes the generator's own scheduling",
+            "latency_kernel_ns": if hk.is_empty() {
+                if a.mode == Mode::Xdp { "none: AF_XDP has no kernel timestamps" } else { "none: the kernel gave no timestamps" }
+            } else {
+                "kernel software timestamps: the move's sendmsg as handed to the device driver (SCM_TSTAMP_SND; the qdisc entry SCM_TSTAMP_SCHED where the driver gave none) to the ack's software RX timestamp; the generator's scheduling is not in it"
+            },
+        },
+        "kernel_stamped_acks": hk.len(),
+        "tx_stamps": {"at_driver": r.tx_stamped.0, "at_qdisc_only": r.tx_stamped.1, "unreported": r.tx_stamped.2},
+        "rx_wait_ns": if r.hist_rx_wait.is_empty() { serde_json::Value::Null } else { summary(&r.hist_rx_wait) },
+        "tx_delay_ns": if r.hist_tx_delay.is_empty() { serde_json::Value::Null } else { summary(&r.hist_tx_delay) },
         "generated": g,
         "hostile": {
             "sent": silent + g.replay,
@@ -755,7 +852,8 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
         "unverifiable_acks": r.bad_acks,
         "games": a.games,
         "players": a.players,
-        "histogram_ns": histogram,
+        "histogram_ns": buckets(h),
+        "histogram_kernel_ns": buckets(hk),
     });
     std::fs::write(&a.report, serde_json::to_string_pretty(&rep)? + "\n").with_context(|| format!("writing report {}", a.report.display()))?;
     eprintln!(
@@ -773,13 +871,19 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
     );
     let st: Vec<String> = Status::ALL.iter().map(|s| format!("{} {}", s.name(), r.by_status[*s as usize])).collect();
     eprintln!("statuses: {}", st.join(", "));
-    eprintln!(
-        "RTT: p50 {:.1} µs  p99 {:.1} µs  p99.9 {:.1} µs  max {:.1} µs",
-        pct(0.5) as f64 / 1e3,
-        pct(0.99) as f64 / 1e3,
-        pct(0.999) as f64 / 1e3,
-        if h.is_empty() { 0.0 } else { h.max() as f64 / 1e3 }
-    );
+    let line = |h: &Histogram<u64>| {
+        let q = |x: f64| h.value_at_quantile(x) as f64 / 1e3;
+        format!("p50 {:.1} µs  p99 {:.1} µs  p99.9 {:.1} µs  max {:.1} µs", q(0.5), q(0.99), q(0.999), h.max() as f64 / 1e3)
+    };
+    if !h.is_empty() {
+        eprintln!("RTT (user-space clock): {}", line(h));
+    }
+    if !hk.is_empty() {
+        eprintln!("RTT (kernel timestamps, {} acks): {}", hk.len(), line(hk));
+    }
+    if !r.hist_rx_wait.is_empty() {
+        eprintln!("  acks waiting for the receive thread: {}", line(&r.hist_rx_wait));
+    }
     if r.hostile_acked == 0 && r.double_accepted == 0 && r.bad_acks == 0 {
         eprintln!("safety: no forged, wrong-key or junk datagram was answered, no move was accepted twice, every ack tag verified");
     } else {

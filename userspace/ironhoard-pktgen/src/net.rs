@@ -116,20 +116,28 @@ pub fn send_gso(sock: &UdpSocket, dst: &SockAddr, buf: &[u8], seg: usize, count:
     }
 }
 
-/// Receives up to `bufs.len()` datagrams; returns their lengths in `lens`.
-pub fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 128]], lens: &mut [usize]) -> io::Result<usize> {
+/// Receives up to `bufs.len()` datagrams; returns their lengths in `lens`
+/// and, with `stamps`, each one's kernel RX timestamp (CLOCK_REALTIME ns,
+/// 0 when the kernel gave none: see [`crate::tstamp::enable_rx`]).
+pub fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 128]], lens: &mut [usize], mut stamps: Option<&mut [u64; 64]>) -> io::Result<usize> {
     const B: usize = 64;
+    const C: usize = crate::tstamp::RX_CMSG_SPACE / 8;
     let n = bufs.len().min(B);
     // SAFETY: plain C data; zeroed means null pointers and zero lengths.
     let mut iovs: [libc::iovec; B] = unsafe { mem::zeroed() };
     // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; B] = unsafe { mem::zeroed() };
+    let mut cbufs = [[0u64; C]; B];
     for i in 0..n {
         iovs[i] = libc::iovec { iov_base: bufs[i].as_mut_ptr().cast(), iov_len: 128 };
         msgs[i].msg_hdr.msg_iov = &mut iovs[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        if stamps.is_some() {
+            msgs[i].msg_hdr.msg_control = cbufs[i].as_mut_ptr().cast();
+            msgs[i].msg_hdr.msg_controllen = crate::tstamp::RX_CMSG_SPACE as _;
+        }
     }
-    // SAFETY: msgs[..n] point at iovs and bufs, alive and exclusive for the call.
+    // SAFETY: msgs[..n] point at iovs, bufs and cbufs, alive and exclusive for the call.
     let r = unsafe { libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
     if r < 0 {
         let e = io::Error::last_os_error();
@@ -140,6 +148,9 @@ pub fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 128]], lens: &mut [usize]) 
     }
     for i in 0..r as usize {
         lens[i] = msgs[i].msg_len as usize;
+        if let Some(s) = stamps.as_deref_mut() {
+            s[i] = crate::tstamp::rx_stamp(&msgs[i].msg_hdr);
+        }
     }
     Ok(r as usize)
 }
