@@ -9,6 +9,7 @@
 
 pub mod affinity;
 pub mod nic;
+mod poller;
 pub mod dispatch;
 pub mod frame;
 pub mod hist;

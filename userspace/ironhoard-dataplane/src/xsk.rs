@@ -14,16 +14,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use ironhoard_common::DropReason;
-use ironhoard_engine::{Dispatch, Engine, Verdict};
+use ironhoard_engine::{Dispatch, Engine};
 use log::{debug, info, warn};
 use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use crossbeam_queue::ArrayQueue;
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-use crate::frame::{classify, rewrite_to_ack, Class};
-use ironhoard_wire::MOVE_LEN;
-use crate::{monotonic_ns, WorkerShared};
+use crate::poller::{Poller, BATCH, IDLE_POLL_MS};
+use crate::WorkerShared;
 
 /// Frames per UMEM: 4096 × 2048 B = 8 MiB, a whole number of 2 MiB pages.
 /// Default UMEM frames per socket (`[interface] umem_frames`).
@@ -31,13 +29,6 @@ pub const DEFAULT_FRAMES: u32 = 4096;
 const FRAME_SIZE: u32 = 2048;
 /// Default RX and TX ring size (`[interface] ring_size`).
 pub const DEFAULT_RING: u32 = 2048;
-const BATCH: usize = 64;
-/// How long the poller keeps spinning on an empty RX ring before it sleeps
-/// in poll(2) (the core is the poller's own; spinning costs no one).
-const SPIN_IDLE_NS: u64 = 2_000_000;
-/// poll(2) timeout when idle: bounds both the stop-flag check and the wake
-/// latency should a wakeup be missed.
-const IDLE_POLL_MS: i32 = 10;
 const SOL_XDP: libc::c_int = 283;
 const XDP_OPTIONS: libc::c_int = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
@@ -47,10 +38,10 @@ const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 /// Largest frame handed between pollers. Only frames the classifier serves
 /// are handed over (one VLAN tag at most, no IP options or extension
 /// headers): Ethernet + VLAN + IPv6 + UDP + a move is 130 bytes.
-const HANDOFF_MAX: usize = 160;
+pub(crate) const HANDOFF_MAX: usize = 160;
 const _: () = assert!(14 + 4 + 40 + 8 + 64 <= HANDOFF_MAX);
 /// Frames a poller keeps off the fill ring for moves handed to it.
-const HANDOFF_RESERVE: usize = 256;
+pub(crate) const HANDOFF_RESERVE: usize = 256;
 
 /// A move that arrived on a queue whose poller does not own its player, on
 /// its way to the poller that does (a copy of the frame: frames belong to
@@ -60,6 +51,29 @@ pub struct Handoff {
     len: u16,
     recv_ns: u64,
     frame: [u8; HANDOFF_MAX],
+}
+
+impl Handoff {
+    /// A copy of `frame` (at most HANDOFF_MAX bytes: the classifier serves
+    /// nothing longer) received at `recv_ns`.
+    pub(crate) fn new(frame: &[u8], recv_ns: u64) -> Handoff {
+        let mut h = Handoff { len: frame.len() as u16, recv_ns, frame: [0; HANDOFF_MAX] };
+        h.frame[..frame.len()].copy_from_slice(frame);
+        h
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub(crate) fn recv_ns(&self) -> u64 {
+        self.recv_ns
+    }
+
+    /// Copies the frame to the start of `out`.
+    pub(crate) fn copy_into(&self, out: &mut [u8]) {
+        out[..self.len()].copy_from_slice(&self.frame[..self.len()]);
+    }
 }
 
 /// The pollers' mailboxes. Every player is owned by exactly one poller —
@@ -96,7 +110,7 @@ impl Mesh {
     }
 
     /// Wakes poller `o` if it sleeps (one write to its eventfd).
-    fn wake(&self, o: usize) {
+    pub(crate) fn wake(&self, o: usize) {
         use std::os::fd::AsRawFd;
         // the push before, then the flag: ordered against the sleeper's
         // flag-then-mailbox (both sequentially consistent)
@@ -106,6 +120,11 @@ impl Mesh {
             // SAFETY: writing 8 bytes from a u64 to our eventfd.
             let _ = unsafe { libc::write(self.wakers[o].as_raw_fd(), (&one as *const u64).cast(), 8) };
         }
+    }
+
+    /// Poller `o`'s mailbox.
+    pub(crate) fn inbox(&self, o: usize) -> &ArrayQueue<Handoff> {
+        &self.inboxes[o]
     }
 
     pub fn pollers(&self) -> usize {
@@ -131,7 +150,7 @@ impl XskSocket {
     /// that hands it a move writes there), up to IDLE_POLL_MS. The sleeping
     /// flag is raised before the mailbox is looked at one last time, so a
     /// move pushed meanwhile is either seen here or wakes the poll.
-    fn sleep_or_wake(&mut self, m: &Mesh, me: usize) -> bool {
+    pub(crate) fn sleep_or_wake(&mut self, m: &Mesh, me: usize) -> bool {
         use std::os::fd::AsRawFd;
         m.sleeping[me].store(true, Ordering::SeqCst);
         if m.inboxes[me].is_empty() {
@@ -209,12 +228,13 @@ pub struct XskMode {
 
 /// One AF_XDP socket with its UMEM and rings, ready to be served.
 pub struct XskSocket {
-    umem: Umem,
-    frames: Vec<FrameDesc>,
-    rx: RxQueue,
-    tx: TxQueue,
-    fq: FillQueue,
-    cq: CompQueue,
+    pub(crate) umem: Umem,
+    /// Frames in no ring yet (those not put on the fill ring at open).
+    pub(crate) frames: Vec<FrameDesc>,
+    pub(crate) rx: RxQueue,
+    pub(crate) tx: TxQueue,
+    pub(crate) fq: FillQueue,
+    pub(crate) cq: CompQueue,
     pub queue: u32,
     pub mode: XskMode,
     pub sizes: XskSizes,
@@ -253,7 +273,7 @@ impl XskSocket {
             .build()
             .map_err(|e| err("UMEM config", e.to_string()))?;
         let count = NonZeroU32::new(frames_n).expect("nonzero");
-        let (umem, frames, hugepages) = match Umem::new(ucfg.clone(), count, true) {
+        let (umem, frames, hugepages) = match Umem::new(ucfg, count, true) {
             Ok((u, f)) => (u, f, true),
             Err(e) => {
                 warn!(
@@ -347,254 +367,26 @@ impl XskSocket {
         ])
     }
 
-    /// Serves moves until `shared.stop` is set: the poller's hot loop.
-    /// `mesh` (several pollers): this poller's index in it; moves for
-    /// players it does not own go to their owner's mailbox, and moves handed
-    /// to it are served from its own frames.
+    /// Serves moves until `shared.stop` is set: the poller's hot loop
+    /// (its steps: [`crate::poller`]). `mesh` (several pollers): this
+    /// poller's index in it; moves for players it does not own go to their
+    /// owner's mailbox, and moves handed to it are served from its own frames.
     pub fn serve<D: Dispatch>(
-        mut self,
+        self,
         engine: &mut Engine,
         dispatch: &mut D,
         shared: &Arc<WorkerShared>,
         port: u16,
         mesh: Option<(Arc<Mesh>, usize)>,
     ) -> io::Result<()> {
-        // Frames not in a kernel ring: all of them at first. Capacity is the
-        // frame count, so pushes never reallocate.
-        let mut stash: Vec<FrameDesc> = Vec::with_capacity(self.frames.len() + self.sizes.frames as usize);
-        stash.append(&mut self.frames);
-        let reserve = if mesh.is_some() { HANDOFF_RESERVE } else { 0 };
-        let mut rx_batch = [FrameDesc::default(); BATCH];
-        let mut tx_batch = [FrameDesc::default(); 2 * BATCH];
-        let mut comp = [FrameDesc::default(); BATCH * 4];
-        let mut in_flight = 0usize;
-        let mut idle_since: Option<u64> = None;
-        let mut next_stats = 0u64;
-        shared.has_xsk_stats.store(true, Ordering::Relaxed);
-        let mut reload_seen = 0u64;
-        while !shared.stop_requested() {
-            shared.apply_reload(&mut reload_seen, engine);
-            // 1. completed TX frames come back to the stash
-            // SAFETY: comp is ours to overwrite; the ring hands back frames we sent.
-            let c = unsafe { self.cq.consume(&mut comp) };
-            stash.extend_from_slice(&comp[..c]);
-            in_flight -= c.min(in_flight);
-            // 2. refill the fill ring from the stash, as much as it takes,
-            //    keeping a reserve for handed-off moves
-            let give = stash.len().saturating_sub(reserve);
-            let free = self.fq.nb_free(give as u32) as usize;
-            let k = free.min(give);
-            if k > 0 {
-                let from = stash.len() - k;
-                // SAFETY: these frames are in no ring and no one else holds them.
-                let put = unsafe { self.fq.produce(&stash[from..]) };
-                if put == k {
-                    stash.truncate(from);
-                }
-            }
-            if self.fq.needs_wakeup() {
-                let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
-                shared.count_wakeups(1);
-            }
-            // 3. receive a batch, and take moves handed over by other pollers
-            // SAFETY: rx_batch is ours to overwrite.
-            let n = unsafe { self.rx.consume(&mut rx_batch) };
-            let inbox_waiting = mesh.as_ref().is_some_and(|(m, me)| !m.inboxes[*me].is_empty());
-            if n == 0 && !inbox_waiting {
-                if in_flight > 0 {
-                    let _ = self.tx.wakeup();
-                    shared.count_wakeups(1);
-                }
-                let t = monotonic_ns();
-                if t >= next_stats {
-                    self.publish_xsk_stats(shared);
-                    next_stats = t + 1_000_000_000;
-                }
-                let since = *idle_since.get_or_insert(t);
-                if t - since >= SPIN_IDLE_NS && in_flight == 0 {
-                    match mesh.as_ref() {
-                        None => {
-                            let _ = self.rx.poll(IDLE_POLL_MS);
-                        }
-                        Some((m, me)) => {
-                            if self.sleep_or_wake(m, *me) {
-                                shared.peer_wakes.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    shared.count_wakeups(1);
-                    idle_since = None;
-                } else {
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
-            idle_since = None;
-            engine.counters.rx += n as u64;
-            let now = monotonic_ns();
-            let mut acks = 0usize;
-            // owners handed moves in this batch (bit o % 64), woken after it
-            let mut woken = 0u64;
-            for d in rx_batch[..n].iter_mut() {
-                // SAFETY: the RX ring handed us this frame; it is in no ring
-                // until we put it on TX or back on the fill ring.
-                let mut data = unsafe { self.umem.data_mut(d) };
-                let f = data.contents_mut();
-                let verdict = match classify(f, port, MOVE_LEN) {
-                    Class::Serve(u) => {
-                        let p = u.payload();
-                        let owner = mesh.as_ref().and_then(|(m, me)| m.owner(&f[p..p + u.payload_len]).filter(|o| o != me));
-                        match owner {
-                            Some(o) => {
-                                // not our player: authenticated first (a forgery
-                                // never reaches another poller's mailbox), then a
-                                // copy to its owner; a full mailbox is answered
-                                // BUSY here, never dropped unanswered
-                                let (m, _) = mesh.as_ref().expect("owner implies mesh");
-                                let len = p + u.payload_len;
-                                match engine.authenticate(&f[p..p + u.payload_len]) {
-                                    Err(r) => {
-                                        engine.counters.count_drop(r);
-                                        None
-                                    }
-                                    Ok(mac) => {
-                                        let mut h = Handoff { len: len as u16, recv_ns: now, frame: [0; HANDOFF_MAX] };
-                                        h.frame[..len].copy_from_slice(&f[..len]);
-                                        if m.inboxes[o].push(h).is_ok() {
-                                            shared.count_handoff();
-                                            woken |= 1u64 << (o % 64);
-                                            None
-                                        } else {
-                                            shared.count_handoff_dropped();
-                                            engine.answer_busy(&mut f[p..p + u.payload_len], &mac);
-                                            Some(rewrite_to_ack(f, &u))
-                                        }
-                                    }
-                                }
-                            }
-                            None => match engine.process(&mut f[p..p + u.payload_len], now, dispatch) {
-                                Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
-                                Verdict::Drop(_) => None,
-                            },
-                        }
-                    }
-                    // The XDP program made the same decision before
-                    // redirecting; a frame it served and this did not
-                    // would be a bug in one of them: counted, never acked.
-                    Class::Drop(r) => {
-                        engine.counters.count_drop(r);
-                        None
-                    }
-                    Class::Pass => {
-                        engine.counters.count_drop(DropReason::WrongLength);
-                        None
-                    }
-                };
-                match verdict {
-                    Some(len) => {
-                        data.cursor().set_pos(len);
-                        tx_batch[acks] = *d;
-                        acks += 1;
-                    }
-                    None => stash.push(*d),
-                }
-            }
-            if woken != 0 {
-                if let Some((m, _)) = mesh.as_ref() {
-                    for o in 0..m.pollers() {
-                        if woken & (1u64 << (o % 64)) != 0 {
-                            m.wake(o);
-                        }
-                    }
-                }
-            }
-            // moves handed to us: copied into our own frames, served the same way
-            if let Some((m, me)) = mesh.as_ref() {
-                let inbox = &m.inboxes[*me];
-                while acks < tx_batch.len() && !stash.is_empty() {
-                    let Some(h) = inbox.pop() else { break };
-                    let mut d = stash.pop().expect("checked non-empty");
-                    // SAFETY: a stashed frame is in no ring; we own it.
-                    let mut data = unsafe { self.umem.data_mut(&mut d) };
-                    let mut cur = data.cursor();
-                    let cap = cur.buf_len();
-                    cur.set_pos(cap);
-                    let f = data.contents_mut();
-                    let len = h.len as usize;
-                    f[..len].copy_from_slice(&h.frame[..len]);
-                    let verdict = match classify(&f[..len], port, MOVE_LEN) {
-                        Class::Serve(u) => {
-                            let p = u.payload();
-                            match engine.process(&mut f[p..p + u.payload_len], h.recv_ns, dispatch) {
-                                Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
-                                Verdict::Drop(_) => None,
-                            }
-                        }
-                        _ => None,
-                    };
-                    match verdict {
-                        Some(l) => {
-                            data.cursor().set_pos(l);
-                            tx_batch[acks] = d;
-                            acks += 1;
-                        }
-                        None => stash.push(d),
-                    }
-                }
-            }
-            // 4. send the acks from the frames they are in, once the
-            //    batch's accepted moves are recorded (synced, per policy)
-            if acks > 0 {
-                dispatch.commit();
-                let mut sent = 0;
-                for _ in 0..64 {
-                    // SAFETY: the frames in tx_batch hold finished acks and
-                    // are in no ring.
-                    sent = unsafe { self.tx.produce(&tx_batch[..acks]) };
-                    if sent == acks {
-                        break;
-                    }
-                    // TX ring full: kick the kernel and take completions.
-                    let _ = self.tx.wakeup();
-                    shared.count_wakeups(1);
-                    // SAFETY: as in step 1.
-                    let c = unsafe { self.cq.consume(&mut comp) };
-                    stash.extend_from_slice(&comp[..c]);
-                    in_flight -= c.min(in_flight);
-                }
-                // produce is all-or-nothing, but account for a partial one
-                // anyway: what went on the ring is in flight, the rest is
-                // returned to the stash (never both).
-                let sent = sent.min(acks);
-                in_flight += sent;
-                engine.counters.tx += sent as u64;
-                if sent < acks {
-                    engine.counters.tx_errors += (acks - sent) as u64;
-                    stash.extend_from_slice(&tx_batch[sent..acks]);
-                }
-            }
-            if self.tx.needs_wakeup() && in_flight > 0 {
-                let _ = self.tx.wakeup();
-                shared.count_wakeups(1);
-            }
-            let end = monotonic_ns();
-            shared.record_batch(n, end.saturating_sub(now));
-            if end >= next_stats {
-                self.publish_xsk_stats(shared);
-                next_stats = end + 1_000_000_000;
-            }
-            shared.counters.publish(&engine.counters);
-            shared.players.store(engine.players() as u64, Ordering::Relaxed);
-        }
-        shared.counters.publish(&engine.counters);
-        shared.players.store(engine.players() as u64, Ordering::Relaxed);
-        self.publish_xsk_stats(shared);
+        let mesh = mesh.as_ref().map(|(m, me)| (&**m, *me));
+        Poller::new(self, engine, dispatch, shared, port, mesh).run();
         Ok(())
     }
 
     /// One getsockopt(XDP_STATISTICS), published for the control plane
     /// (called about once a second, never per packet).
-    fn publish_xsk_stats(&self, shared: &WorkerShared) {
+    pub(crate) fn publish_xsk_stats(&self, shared: &WorkerShared) {
         if let Ok(s) = self.statistics() {
             for (cell, v) in shared.xsk_stats.iter().zip(s) {
                 cell.store(v, Ordering::Relaxed);

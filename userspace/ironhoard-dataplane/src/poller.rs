@@ -1,0 +1,498 @@
+//! The AF_XDP poller's loop, as its steps. Each turn:
+//!
+//! 1. [`reclaim`](Poller::reclaim): frames whose acks the kernel has sent
+//!    come back from the completion ring to the pool;
+//! 2. [`refill`](Poller::refill): the fill ring gets every free frame but
+//!    the reserve kept for moves handed over by other pollers;
+//! 3. [`receive`](Poller::receive): a batch from the RX ring, each frame
+//!    through [`serve_frame`](Poller::serve_frame);
+//! 4. [`serve_handoffs`](Poller::serve_handoffs): moves other pollers handed
+//!    to this one, copied into its own frames, through the same routine;
+//! 5. [`transmit`](Poller::transmit): once the batch's accepted moves are
+//!    recorded, its acks go on the TX ring from the frames they are in;
+//! 6. [`idle`](Poller::idle), when a turn found nothing: spin, then sleep
+//!    in poll(2).
+//!
+//! Every frame of the UMEM is, at any moment, in exactly one place: the
+//! [`FramePool`] (free), the fill or RX ring (the kernel's, for receiving),
+//! this turn's batch, or in flight (on the TX ring until completed). The
+//! pool counts the kernel's shares, and debug builds check after every
+//! turn that the four add up to the UMEM's frame count.
+
+use std::sync::atomic::Ordering;
+
+use ironhoard_common::DropReason;
+use ironhoard_engine::{Dispatch, Engine, Verdict};
+use ironhoard_wire::MOVE_LEN;
+use xsk_rs::FrameDesc;
+
+use crate::frame::{classify, rewrite_to_ack, Class};
+use crate::xsk::{Handoff, Mesh, XskSocket, HANDOFF_RESERVE};
+use crate::{monotonic_ns, WorkerShared};
+
+/// Frames per RX batch.
+pub(crate) const BATCH: usize = 64;
+/// How long the poller keeps spinning on an empty RX ring before it sleeps
+/// in poll(2) (the core is the poller's own; spinning costs no one).
+const SPIN_IDLE_NS: u64 = 2_000_000;
+/// poll(2) timeout when idle: bounds both the stop-flag check and the wake
+/// latency should a wakeup be missed.
+pub(crate) const IDLE_POLL_MS: i32 = 10;
+/// While frames are in flight and nothing else happens, the TX ring is
+/// kicked again after this long (copy mode sends only when kicked).
+const TX_REKICK_NS: u64 = 50_000;
+/// Counters are published for the control plane at most this often
+/// (every batch would bounce their cache lines to the stats thread).
+const PUBLISH_NS: u64 = 1_000_000;
+
+/// The frames of one UMEM that are in no kernel ring: the poller's own.
+pub(crate) struct FramePool {
+    /// Free frames. Capacity is the UMEM's frame count: pushes never allocate.
+    free: Vec<FrameDesc>,
+    /// Frames kept off the fill ring for moves handed over by other pollers.
+    reserve: usize,
+    /// Frames on the fill ring or the RX ring (the kernel's, for receiving).
+    receiving: usize,
+    /// Frames on the TX ring, not yet completed.
+    in_flight: usize,
+    /// The UMEM's frame count.
+    total: usize,
+}
+
+impl FramePool {
+    /// A pool owning `free`, with `receiving` frames already on the fill
+    /// ring, out of `total`.
+    pub(crate) fn new(free: Vec<FrameDesc>, receiving: usize, total: usize, reserve: usize) -> FramePool {
+        let mut v = Vec::with_capacity(total);
+        v.extend_from_slice(&free);
+        FramePool { free: v, reserve, receiving, in_flight: 0, total }
+    }
+
+    /// A free frame (for a handed-over move).
+    fn take(&mut self) -> Option<FrameDesc> {
+        self.free.pop()
+    }
+
+    /// A frame of this turn's batch goes back unused (dropped datagram).
+    fn put_back(&mut self, d: FrameDesc) {
+        self.free.push(d);
+    }
+
+    /// Frames the fill ring may have now.
+    fn fillable(&self) -> usize {
+        self.free.len().saturating_sub(self.reserve)
+    }
+
+    /// The last `k` free frames, put on the fill ring by `produce` (which
+    /// returns how many it took: all of them or none).
+    fn give_to_fill(&mut self, k: usize, produce: impl FnOnce(&[FrameDesc]) -> usize) {
+        let from = self.free.len() - k;
+        if produce(&self.free[from..]) == k {
+            self.free.truncate(from);
+            self.receiving += k;
+        }
+    }
+
+    /// `n` frames arrived on the RX ring: this turn's batch holds them.
+    fn received(&mut self, n: usize) {
+        debug_assert!(n <= self.receiving, "received {n} frames, the kernel had {}", self.receiving);
+        self.receiving -= n;
+    }
+
+    /// `n` acks went on the TX ring.
+    fn sent(&mut self, n: usize) {
+        self.in_flight += n;
+    }
+
+    /// Frames the completion ring handed back.
+    fn completed(&mut self, frames: &[FrameDesc]) {
+        debug_assert!(frames.len() <= self.in_flight, "{} completions, {} in flight", frames.len(), self.in_flight);
+        self.free.extend_from_slice(frames);
+        self.in_flight -= frames.len().min(self.in_flight);
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Between turns, when no batch holds a frame: none is lost.
+    fn check(&self) {
+        debug_assert_eq!(
+            self.free.len() + self.receiving + self.in_flight,
+            self.total,
+            "frames lost: {} free + {} receiving + {} in flight != {}",
+            self.free.len(),
+            self.receiving,
+            self.in_flight,
+            self.total
+        );
+    }
+}
+
+/// One poller serving one socket.
+pub(crate) struct Poller<'a, D: Dispatch> {
+    sock: XskSocket,
+    engine: &'a mut Engine,
+    dispatch: &'a mut D,
+    shared: &'a WorkerShared,
+    port: u16,
+    mesh: Option<(&'a Mesh, usize)>,
+    pool: FramePool,
+    rx_batch: [FrameDesc; BATCH],
+    /// This turn's acks (received and handed-over moves).
+    tx_batch: [FrameDesc; 2 * BATCH],
+    acks: usize,
+    comp: [FrameDesc; 4 * BATCH],
+    /// Owners handed moves this turn (bit o % 64), woken after the batch.
+    woken: u64,
+    /// Acks produced on the TX ring since the last kick.
+    tx_unkicked: bool,
+    last_kick: u64,
+    idle_since: Option<u64>,
+    next_stats: u64,
+    next_publish: u64,
+    /// Counters changed since the last publish.
+    dirty: bool,
+    reload_seen: u64,
+}
+
+impl<'a, D: Dispatch> Poller<'a, D> {
+    pub(crate) fn new(
+        mut sock: XskSocket,
+        engine: &'a mut Engine,
+        dispatch: &'a mut D,
+        shared: &'a WorkerShared,
+        port: u16,
+        mesh: Option<(&'a Mesh, usize)>,
+    ) -> Self {
+        let total = sock.sizes.frames as usize;
+        let free = std::mem::take(&mut sock.frames);
+        let receiving = total - free.len();
+        let reserve = if mesh.is_some() { HANDOFF_RESERVE } else { 0 };
+        Poller {
+            pool: FramePool::new(free, receiving, total, reserve),
+            sock,
+            engine,
+            dispatch,
+            shared,
+            port,
+            mesh,
+            rx_batch: [FrameDesc::default(); BATCH],
+            tx_batch: [FrameDesc::default(); 2 * BATCH],
+            acks: 0,
+            comp: [FrameDesc::default(); 4 * BATCH],
+            woken: 0,
+            tx_unkicked: false,
+            last_kick: 0,
+            idle_since: None,
+            next_stats: 0,
+            next_publish: 0,
+            dirty: false,
+            reload_seen: 0,
+        }
+    }
+
+    /// Serves until the control plane asks to stop.
+    pub(crate) fn run(mut self) {
+        self.shared.has_xsk_stats.store(true, Ordering::Relaxed);
+        while !self.shared.stop_requested() {
+            self.shared.apply_reload(&mut self.reload_seen, self.engine);
+            self.reclaim();
+            self.refill();
+            let now = monotonic_ns();
+            let n = self.receive(now);
+            let handed = self.serve_handoffs();
+            if n == 0 && handed == 0 {
+                self.idle(now);
+            } else {
+                self.idle_since = None;
+                self.wake_owners();
+                self.transmit();
+                let end = monotonic_ns();
+                self.shared.record_batch(n + handed, end.saturating_sub(now));
+                self.dirty = true;
+                self.publish(end, false);
+            }
+            self.pool.check();
+        }
+        self.publish(monotonic_ns(), true);
+    }
+
+    /// Step 1: completed TX frames come back to the pool.
+    fn reclaim(&mut self) {
+        // SAFETY: comp is ours to overwrite; the ring hands back frames we sent.
+        let c = unsafe { self.sock.cq.consume(&mut self.comp) };
+        self.pool.completed(&self.comp[..c]);
+    }
+
+    /// Step 2: the fill ring gets every free frame but the reserve.
+    fn refill(&mut self) {
+        let k = (self.sock.fq.nb_free(self.pool.fillable() as u32) as usize).min(self.pool.fillable());
+        if k > 0 {
+            let fq = &mut self.sock.fq;
+            // SAFETY: pool frames are in no ring and no one else holds them.
+            self.pool.give_to_fill(k, |frames| unsafe { fq.produce(frames) });
+        }
+        if self.sock.fq.needs_wakeup() {
+            let _ = self.sock.fq.wakeup(self.sock.rx.fd_mut(), 0);
+            self.shared.count_wakeups(1);
+        }
+    }
+
+    /// Step 3: a batch from the RX ring, each frame served.
+    fn receive(&mut self, now: u64) -> usize {
+        // SAFETY: rx_batch is ours to overwrite.
+        let n = unsafe { self.sock.rx.consume(&mut self.rx_batch) };
+        self.pool.received(n);
+        self.engine.counters.rx += n as u64;
+        for i in 0..n {
+            let d = self.rx_batch[i];
+            self.serve_frame(d, now, false);
+        }
+        n
+    }
+
+    /// Step 4: moves handed to this poller, each copied into a free frame
+    /// and served like a received one. Returns how many.
+    fn serve_handoffs(&mut self) -> usize {
+        let Some((m, me)) = self.mesh else { return 0 };
+        let inbox = m.inbox(me);
+        let mut k = 0;
+        while self.acks < self.tx_batch.len() {
+            let Some(mut d) = self.pool.take() else { break };
+            let Some(h) = inbox.pop() else {
+                self.pool.put_back(d);
+                break;
+            };
+            // SAFETY: a pool frame is in no ring; we own it.
+            let mut data = unsafe { self.sock.umem.data_mut(&mut d) };
+            let mut cur = data.cursor();
+            let cap = cur.buf_len();
+            cur.set_pos(cap);
+            h.copy_into(data.contents_mut());
+            data.cursor().set_pos(h.len());
+            self.serve_frame(d, h.recv_ns(), true);
+            k += 1;
+        }
+        k
+    }
+
+    /// The per-frame routine, for received and handed-over moves alike:
+    /// classify, then either hand the move to the poller owning its player
+    /// (received frames only), or validate it in place and rewrite the frame
+    /// into its ack. The frame ends in this turn's acks or back in the pool.
+    fn serve_frame(&mut self, mut d: FrameDesc, recv_ns: u64, handed_over: bool) {
+        // SAFETY: the frame came from the RX ring or the pool and is in no
+        // ring until we put it on TX or back in the pool.
+        let mut data = unsafe { self.sock.umem.data_mut(&mut d) };
+        let f = data.contents_mut();
+        let ack_len = match classify(f, self.port, MOVE_LEN) {
+            Class::Serve(u) => {
+                let p = u.payload();
+                let owner = match self.mesh {
+                    Some((m, me)) if !handed_over => m.owner(&f[p..p + u.payload_len]).filter(|&o| o != me),
+                    _ => None,
+                };
+                match owner {
+                    Some(o) => {
+                        let (m, _) = self.mesh.expect("an owner implies a mesh");
+                        let busy = hand_over(self.engine, self.shared, m, &mut self.woken, &mut f[..p + u.payload_len], p, o, recv_ns);
+                        busy.then(|| rewrite_to_ack(f, &u))
+                    }
+                    None => match self.engine.process(&mut f[p..p + u.payload_len], recv_ns, self.dispatch) {
+                        Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
+                        Verdict::Drop(_) => None,
+                    },
+                }
+            }
+            // The XDP program made the same decision before redirecting; a
+            // frame it served and this did not would be a bug in one of
+            // them: counted, never acked.
+            Class::Drop(r) => {
+                self.engine.counters.count_drop(r);
+                None
+            }
+            Class::Pass => {
+                self.engine.counters.count_drop(DropReason::WrongLength);
+                None
+            }
+        };
+        match ack_len {
+            Some(len) => {
+                data.cursor().set_pos(len);
+                self.tx_batch[self.acks] = d;
+                self.acks += 1;
+            }
+            None => self.pool.put_back(d),
+        }
+    }
+
+    /// Owners handed moves this turn get one wake-up each.
+    fn wake_owners(&mut self) {
+        if let Some((m, _)) = self.mesh {
+            for o in 0..m.pollers() {
+                if self.woken & (1u64 << (o % 64)) != 0 {
+                    m.wake(o);
+                }
+            }
+        }
+        self.woken = 0;
+    }
+
+    /// Step 5: once this turn's accepted moves are recorded (synced, per
+    /// policy), its acks go on the TX ring from the frames they are in, and
+    /// the kernel is kicked (copy mode transmits only when kicked).
+    fn transmit(&mut self) {
+        let acks = std::mem::take(&mut self.acks);
+        if acks > 0 {
+            self.dispatch.commit();
+            let mut sent = 0;
+            for _ in 0..64 {
+                // SAFETY: the frames in tx_batch hold finished acks and are in no ring.
+                sent = unsafe { self.sock.tx.produce(&self.tx_batch[..acks]) };
+                if sent == acks {
+                    break;
+                }
+                // TX ring full: kick the kernel and take completions.
+                self.kick_tx();
+                self.reclaim();
+            }
+            // produce is all-or-nothing, but account for a partial one
+            // anyway: what went on the ring is in flight, the rest goes
+            // back to the pool (never both).
+            let sent = sent.min(acks);
+            self.pool.sent(sent);
+            self.engine.counters.tx += sent as u64;
+            if sent < acks {
+                self.engine.counters.tx_errors += (acks - sent) as u64;
+                for &d in &self.tx_batch[sent..acks] {
+                    self.pool.put_back(d);
+                }
+            }
+            self.tx_unkicked |= sent > 0;
+        }
+        if self.tx_unkicked && self.sock.tx.needs_wakeup() {
+            self.kick_tx();
+        }
+    }
+
+    fn kick_tx(&mut self) {
+        let _ = self.sock.tx.wakeup();
+        self.shared.count_wakeups(1);
+        self.tx_unkicked = false;
+        self.last_kick = monotonic_ns();
+    }
+
+    /// Step 6, a turn that found nothing: frames still in flight get a kick
+    /// now and then; stats are published; after SPIN_IDLE_NS of nothing the
+    /// poller sleeps in poll(2) (woken by the socket, or by a peer that
+    /// handed it a move).
+    fn idle(&mut self, now: u64) {
+        if self.pool.in_flight() > 0 && (self.tx_unkicked || now.saturating_sub(self.last_kick) >= TX_REKICK_NS) {
+            self.kick_tx();
+        }
+        self.publish(now, false);
+        let since = *self.idle_since.get_or_insert(now);
+        if now - since < SPIN_IDLE_NS || self.pool.in_flight() > 0 {
+            std::hint::spin_loop();
+            return;
+        }
+        match self.mesh {
+            None => {
+                let _ = self.sock.rx.poll(IDLE_POLL_MS);
+            }
+            Some((m, me)) => {
+                if self.sock.sleep_or_wake(m, me) {
+                    self.shared.peer_wakes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.shared.count_wakeups(1);
+        self.idle_since = None;
+    }
+
+    /// Counters and the players gauge for the control plane (at most every
+    /// PUBLISH_NS, or now when `force`), XDP_STATISTICS about once a second.
+    fn publish(&mut self, now: u64, force: bool) {
+        if force || (self.dirty && now >= self.next_publish) {
+            self.shared.counters.publish(&self.engine.counters);
+            self.shared.players.store(self.engine.players() as u64, Ordering::Relaxed);
+            self.next_publish = now + PUBLISH_NS;
+            self.dirty = false;
+        }
+        if force || now >= self.next_stats {
+            self.sock.publish_xsk_stats(self.shared);
+            self.next_stats = now + 1_000_000_000;
+        }
+    }
+}
+
+/// A move for a player poller `o` owns: authenticated first (a forgery
+/// never reaches another poller's mailbox), then copied to its owner.
+/// Returns true when the frame must be answered here instead: BUSY,
+/// written in place, because the owner's mailbox is full (a move is never
+/// dropped unanswered).
+#[allow(clippy::too_many_arguments)]
+fn hand_over(engine: &mut Engine, shared: &WorkerShared, m: &Mesh, woken: &mut u64, frame: &mut [u8], p: usize, o: usize, recv_ns: u64) -> bool {
+    match engine.authenticate(&frame[p..]) {
+        Err(r) => {
+            engine.counters.count_drop(r);
+            false
+        }
+        Ok(mac) => {
+            if m.inbox(o).push(Handoff::new(frame, recv_ns)).is_ok() {
+                shared.count_handoff();
+                *woken |= 1u64 << (o % 64);
+                false
+            } else {
+                shared.count_handoff_dropped();
+                engine.answer_busy(&mut frame[p..], &mac);
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(n: u64) -> Vec<FrameDesc> {
+        (0..n).map(|_| FrameDesc::default()).collect()
+    }
+
+    #[test]
+    fn the_pool_accounts_for_every_frame() {
+        let mut p = FramePool::new(frames(100), 28, 128, 10);
+        p.check();
+        assert_eq!(p.fillable(), 90);
+        p.give_to_fill(90, |f| f.len());
+        assert_eq!((p.free.len(), p.receiving), (10, 118));
+        p.check();
+        // a batch of 5 arrives: 3 become acks, 2 are dropped
+        p.received(5);
+        p.put_back(FrameDesc::default());
+        p.put_back(FrameDesc::default());
+        p.sent(3);
+        p.check();
+        p.completed(&frames(3));
+        assert_eq!(p.in_flight(), 0);
+        p.check();
+        // a refused produce leaves the frames in the pool
+        p.give_to_fill(2, |_| 0);
+        assert_eq!(p.free.len(), 15);
+        p.check();
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "frames lost")]
+    fn a_frame_not_given_back_is_caught() {
+        let mut p = FramePool::new(frames(64), 0, 64, 0);
+        p.give_to_fill(64, |f| f.len());
+        p.received(4);
+        p.put_back(FrameDesc::default());
+        p.sent(2); // one of the four forgotten
+        p.check();
+    }
+}
