@@ -391,6 +391,16 @@ pub fn udp_checksum(src: &[u8], dst: &[u8], udp: &[u8]) -> u16 {
     }
 }
 
+/// A header checksum after one 16-bit word of the header went from `old`
+/// to `new`: RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m').
+#[inline]
+pub fn checksum_update(hc: u16, old: u16, new: u16) -> u16 {
+    let mut acc = (!hc) as u32 + (!old) as u32 + new as u32;
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    !(acc as u16)
+}
+
 /// Turns the frame of a received move, whose UDP payload already holds the
 /// 48-byte ack (written by the engine), into the ack frame: MACs, IP
 /// addresses and ports swapped, VLAN tag kept, lengths set, TTL / hop limit
@@ -420,13 +430,20 @@ pub fn rewrite_to_ack(f: &mut [u8], u: &Located) -> usize {
         a.copy_from_slice(&f[l3 + 12..l3 + 16]);
         f.copy_within(l3 + 16..l3 + 20, l3 + 12);
         f[l3 + 16..l3 + 20].copy_from_slice(&a);
+        // The classifier verified the header's checksum, and swapping the
+        // addresses leaves the sum alone: the four 16-bit words that change
+        // update it incrementally (RFC 1624), no pass over the header.
+        let word = |f: &[u8], i: usize| u16::from_be_bytes([f[l3 + i], f[l3 + i + 1]]);
+        let old = [word(f, 0), word(f, 2), word(f, 6), word(f, 8)];
         f[l3 + 1] &= 0xfc; // ECN: not ECN-capable
         f[l3 + 2..l3 + 4].copy_from_slice(&((ihl + udp_len) as u16).to_be_bytes());
         f[l3 + 6] &= 0x40; // keep DF, clear MF and offset
         f[l3 + 7] = 0;
         f[l3 + 8] = ACK_TTL;
-        f[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-        let c = ipv4_checksum(&f[l3..l3 + ihl]);
+        let mut c = word(f, 10);
+        for (o, i) in old.into_iter().zip([0, 2, 6, 8]) {
+            c = checksum_update(c, o, word(f, i));
+        }
         f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     }
     let l4 = u.l4;
@@ -469,6 +486,37 @@ mod tests {
         f[36..38].copy_from_slice(&7777u16.to_be_bytes());
         f[38..40].copy_from_slice(&72u16.to_be_bytes());
         f
+    }
+
+    /// The incrementally updated header checksum of an ack equals a full
+    /// recompute, over many headers (ids, TOS/ECN, flags, fragment bits,
+    /// TTLs, addresses): the update is only right if every changed word is in it.
+    #[test]
+    fn ack_ipv4_checksum_matches_a_full_recompute() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut f = v4_frame();
+            let r = next();
+            f[15] = r as u8; // TOS + ECN
+            f[18..20].copy_from_slice(&((r >> 8) as u16).to_be_bytes()); // id
+            f[20] = ((r >> 24) as u8) & 0x40; // DF or not (fragments are never served)
+            f[22] = (r >> 32) as u8 | 1; // TTL
+            f[26..34].copy_from_slice(&next().to_be_bytes()); // addresses
+            fix_v4_checksum(&mut f, 14);
+            let Class::Serve(u) = classify(&f[..], 7777, 64) else { continue };
+            rewrite_to_ack(&mut f, &u);
+            let got = u16::from_be_bytes([f[24], f[25]]);
+            let mut h = [0u8; 20];
+            h.copy_from_slice(&f[14..34]);
+            h[10..12].copy_from_slice(&[0, 0]);
+            assert_eq!(got, ipv4_checksum(&h), "header {:02x?}", &f[14..34]);
+        }
     }
 
     fn fix_v4_checksum(f: &mut [u8], l3: usize) {

@@ -290,7 +290,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             Class::Serve(u) => {
                 let p = u.payload();
                 let owner = match self.mesh {
-                    Some((m, me)) if !handed_over => m.owner(&f[p..p + u.payload_len]).filter(|&o| o != me),
+                    Some((m, me)) if !handed_over => Some(m.owner(&f[p..p + u.payload_len])).filter(|&o| o != me),
                     _ => None,
                 };
                 match owner {
