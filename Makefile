@@ -56,7 +56,12 @@ lab: release
 bench: setup
 	taskset -c 1 $(CARGO) bench -p ironhoard-engine --bench engine
 
+# socket, xdp, reflector and tokio side by side (bench/README.md): writes
+# bench/results/ (results.json, results.md, SVG plots); knobs from the
+# environment or the command line, e.g. make lab-bench SECONDS_PER_STEP=1 RUNS=3
 lab-bench: release
+	@if [ -f bench/contenders/Cargo.toml ]; then $(CARGO) build --release -p ironhoard-contenders; \
+	else echo "bench/contenders not there: the reflector and tokio contenders will be skipped"; fi
 	bash bench/lab-bench.sh
 
 clean:
