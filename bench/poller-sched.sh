@@ -29,22 +29,29 @@ import json, re, sys, collections
 txt, rep, st, rate, secs = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), int(sys.argv[4]), sys.argv[5]
 lat = json.load(open(sys.argv[6]))
 out_by = collections.Counter(); gaps = []; off_at = None
+# while the poller is off its core: who ran, for how long (per gap and in all)
+ran = collections.Counter(); in_gap = collections.Counter(); cur = None; cur_at = None; gap_list = []
 pat = re.compile(r"([\d.]+):\s+sched:sched_switch:\s+prev_comm=(.*?) prev_pid=\d+ .*?==> next_comm=(.*?) next_pid=")
 for line in open(txt):
     m = pat.search(line)
     if not m:
         continue
     t, prev, nxt = float(m.group(1)), m.group(2), m.group(3)
+    if cur is not None and off_at is not None:
+        in_gap[cur] += t - cur_at
+    cur, cur_at = nxt, t
     if prev.startswith("ih-poller"):
-        out_by[nxt] += 1; off_at = t
+        out_by[nxt] += 1; off_at = t; in_gap = collections.Counter()
     elif nxt.startswith("ih-poller") and off_at is not None:
-        gaps.append(t - off_at); off_at = None
+        gaps.append(t - off_at); gap_list.append((t - off_at, dict(in_gap))); ran.update(in_gap); off_at = None
 gaps.sort()
 total = sum(gaps)
 print(f"poller core 0, {secs} s at {rate} moves/s asked (pktgen on core 1):")
 print(f"  switched out {sum(out_by.values())} times; off-CPU {total*1e3:.1f} ms in total; longest gap {gaps[-1]*1e6 if gaps else 0:.0f} us; p99 gap {gaps[int(len(gaps)*0.99)]*1e6 if gaps else 0:.0f} us")
 for comm, n in out_by.most_common(8):
-    print(f"    {n:>7}  by {comm}")
+    print(f"    {n:>7}  by {comm}  (ran {ran[comm]*1e3:.1f} ms in all while the poller was off)")
+for g, who in sorted(gap_list, key=lambda x: -x[0])[:3]:
+    print(f"  a {g*1e6:.0f} us gap: " + ", ".join(f"{c} {v*1e6:.0f} us" for c, v in sorted(who.items(), key=lambda x: -x[1])[:4]))
 q = st["queues"][0]
 exp = rep["sent"] - rep["silently_dropped_expected"]
 print(f"  run: offered {rep['offered_pps']}/s acked {rep['acked_pps']}/s, lost {rep['lost']} of {exp} ({100.0*rep['lost']/max(exp,1):.3f} %), busy {rep['by_status']['busy']}")

@@ -23,7 +23,8 @@ lab_up() {
   "$BIN" keygen --out "$DIR/secret0.hex"
 }
 
-# appliance_up BACKEND [RATE_PER_PLAYER]: starts ironhoard on $A pinned to core 0.
+# appliance_up BACKEND [RATE_PER_PLAYER]: starts ironhoard on $A pinned to core 0
+# (LAB_INTERFACE_EXTRA: more [interface] lines, e.g. "ring_size = 4096").
 appliance_up() {
   cat > "$DIR/ironhoard.toml" <<CFG
 [interface]
@@ -33,6 +34,7 @@ cores = [0]
 xdp_mode = "auto"
 zero_copy = "auto"
 backend = "$1"
+${LAB_INTERFACE_EXTRA:-}
 [moves]
 port = 7777
 secrets = ["secret0.hex"]

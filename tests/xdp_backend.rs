@@ -120,21 +120,21 @@ impl Drop for HugepagesGuard {
 fn umem_on_hugepages_when_reserved() {
     let before = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap().trim().to_string();
     let _g = HugepagesGuard(before.clone(), ironhoard_labtests::register(ironhoard_labtests::Undo::Hugepages, &[&before]));
-    let want: u64 = before.parse::<u64>().unwrap() + 8;
+    let want: u64 = before.parse::<u64>().unwrap() + 16;
     std::fs::write("/proc/sys/vm/nr_hugepages", want.to_string()).unwrap();
-    // what counts is free pages (others may be in use), 4 for one 8 MiB UMEM
+    // what counts is free pages (others may be in use), 8 for one 16 MiB UMEM
     let free: u64 = std::fs::read_to_string("/proc/meminfo")
         .unwrap()
         .lines()
         .find_map(|l| l.strip_prefix("HugePages_Free:").map(|v| v.trim().parse().unwrap()))
         .expect("HugePages_Free in /proc/meminfo");
-    assert!(free >= 4, "only {free} free hugepages after asking for {want} in total");
+    assert!(free >= 8, "only {free} free hugepages after asking for {want} in total");
     let lab = Lab::new(1);
     let a = Appliance::start(&lab, xdp_settings(""));
     let v = a.command("show info");
     let info = v.to_string();
     assert_eq!(v["xdp"]["hugepages"], true, "{info}\n{}", a.log());
-    assert!(a.log().contains("UMEM 4096 frames (8 MiB) on 2 MiB hugepages"), "{}", a.log());
+    assert!(a.log().contains("UMEM 8192 frames (16 MiB) on 2 MiB hugepages"), "{}", a.log());
     let c = Client::new(&lab, false, 7777);
     let mut e = Expect::new();
     expect_status(&c, &mut e, &Client::mv(0, 1, 1, 1), Status::Accepted, "served from hugepage UMEM");
@@ -155,5 +155,5 @@ fn umem_and_ring_sizes_come_from_the_config() {
     drop(a);
     let a = Appliance::start(&lab, xdp_settings(""));
     let info = a.command("show info");
-    assert_eq!((info["xdp"]["umem_frames"].as_u64(), info["xdp"]["ring_size"].as_u64()), (Some(4096), Some(2048)), "{info}");
+    assert_eq!((info["xdp"]["umem_frames"].as_u64(), info["xdp"]["ring_size"].as_u64()), (Some(8192), Some(4096)), "{info}");
 }

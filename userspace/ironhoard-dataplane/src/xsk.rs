@@ -23,12 +23,15 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 use crate::poller::{Poller, BATCH, IDLE_POLL_MS};
 use crate::WorkerShared;
 
-/// Frames per UMEM: 4096 × 2048 B = 8 MiB, a whole number of 2 MiB pages.
-/// Default UMEM frames per socket (`[interface] umem_frames`).
-pub const DEFAULT_FRAMES: u32 = 4096;
+/// Default UMEM frames per socket (`[interface] umem_frames`): 8192 ×
+/// 2048 B = 16 MiB, a whole number of 2 MiB pages.
+pub const DEFAULT_FRAMES: u32 = 8192;
 const FRAME_SIZE: u32 = 2048;
-/// Default RX and TX ring size (`[interface] ring_size`).
-pub const DEFAULT_RING: u32 = 2048;
+/// Default RX and TX ring size (`[interface] ring_size`): 4096 frames
+/// absorb a 20 ms stall of the poller's core at 200 k moves/s per queue
+/// (docs/performance.md: on the lab VM, 2048 lost 0.1-0.2 % at 200 k/s to
+/// 10-12 ms stalls, 4096 nothing).
+pub const DEFAULT_RING: u32 = 4096;
 const SOL_XDP: libc::c_int = 283;
 const XDP_OPTIONS: libc::c_int = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
@@ -276,7 +279,7 @@ impl XskSocket {
             Err(e) => {
                 warn!(
                     "AF_XDP {iface} queue {queue}: no 2 MiB hugepages for the UMEM ({e}); using 4 KiB pages. \
-                     Reserve some with: echo 64 > /proc/sys/vm/nr_hugepages (4 per queue)"
+                     Reserve some with: echo 64 > /proc/sys/vm/nr_hugepages (8 per queue at the default umem_frames)"
                 );
                 let (u, f) = Umem::new(ucfg, count, false).map_err(|e| {
                     err(

@@ -432,11 +432,11 @@ impl Config {
         let log_dir = PathBuf::from(&raw.log.dir);
         let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
         // the same rule as the data path's (ironhoard_dataplane::xsk::XskSizes::check)
-        let umem_frames = raw.interface.umem_frames.unwrap_or(4096);
+        let umem_frames = raw.interface.umem_frames.unwrap_or(ironhoard_dataplane::xsk::DEFAULT_FRAMES as i64);
         if !(1024..=65536).contains(&umem_frames) || !(umem_frames as u64).is_power_of_two() {
             return Err(bad("interface.umem_frames", &umem_frames, "must be a power of two from 1024 to 65536"));
         }
-        let ring_size = raw.interface.ring_size.unwrap_or(2048);
+        let ring_size = raw.interface.ring_size.unwrap_or(ironhoard_dataplane::xsk::DEFAULT_RING as i64);
         if !(64..=umem_frames / 2).contains(&ring_size) || !(ring_size as u64).is_power_of_two() {
             return Err(bad("interface.ring_size", &ring_size, &format!("must be a power of two from 64 to umem_frames/2 ({})", umem_frames / 2)));
         }
@@ -942,9 +942,9 @@ dir = "/var/lib/ironhoard/moves"
         let d = tempfile::tempdir().unwrap();
         let p = d.path();
         let c = parse(p, &good(p)).unwrap();
-        assert_eq!((c.umem_frames, c.ring_size), (4096, 2048), "defaults");
-        let c = parse(p, &good(p).replace("backend = \"socket\"\n", "backend = \"socket\"\numem_frames = 8192\nring_size = 4096\n")).unwrap();
-        assert_eq!((c.umem_frames, c.ring_size), (8192, 4096));
+        assert_eq!((c.umem_frames, c.ring_size), (8192, 4096), "defaults");
+        let c = parse(p, &good(p).replace("backend = \"socket\"\n", "backend = \"socket\"\numem_frames = 4096\nring_size = 2048\n")).unwrap();
+        assert_eq!((c.umem_frames, c.ring_size), (4096, 2048));
         for (frames, ring, key) in [(3000, 1024, "interface.umem_frames = 3000"), (512, 64, "interface.umem_frames = 512"), (4096, 4096, "interface.ring_size = 4096"), (4096, 100, "interface.ring_size = 100"), (4096, 32, "interface.ring_size = 32")] {
             let e = parse(p, &good(p).replace("backend = \"socket\"\n", &format!("backend = \"socket\"\numem_frames = {frames}\nring_size = {ring}\n"))).unwrap_err().to_string();
             assert!(e.contains(key), "{frames}/{ring}: {e}");
