@@ -175,6 +175,9 @@ struct RxResult {
     /// (send stamp, kernel RX stamp) of each verified ack, joined with the
     /// senders' TX stamps after the run.
     rx_stamps: Vec<(u64, u64)>,
+    /// Acks the kernel dropped at our own receive socket (buffer full: the
+    /// receive thread fell behind); they count as lost. None: unknown.
+    socket_drops: Option<u64>,
     /// CLOCK_REALTIME − CLOCK_MONOTONIC at the start.
     clock_offset: i64,
     /// The senders' kernel TX stamps, for the report.
@@ -664,6 +667,7 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
         rx_stamps: Vec::new(),
         clock_offset: tstamp::realtime_minus_monotonic(),
         tx_stamped: (0, 0, 0),
+        socket_drops: None,
         accepted: Default::default(),
     };
     let mut stamps = [0u64; 64];
@@ -730,6 +734,9 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
             }
         }
         live.acked.store(r.acked, Ordering::Relaxed);
+    }
+    if let RxSource::Socket(rx) = &src {
+        r.socket_drops = net::socket_drops(rx).ok();
     }
     Ok(r)
 }
@@ -840,6 +847,7 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
             },
         },
         "kernel_stamped_acks": hk.len(),
+        "rx_socket_drops": r.socket_drops,
         "tx_stamps": {"at_driver": r.tx_stamped.0, "at_qdisc_only": r.tx_stamped.1, "unreported": r.tx_stamped.2},
         "rx_wait_ns": if r.hist_rx_wait.is_empty() { serde_json::Value::Null } else { summary(&r.hist_rx_wait) },
         "tx_delay_ns": if r.hist_tx_delay.is_empty() { serde_json::Value::Null } else { summary(&r.hist_tx_delay) },
@@ -869,6 +877,9 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
         if expect_ack > 0 { 100.0 * lost as f64 / expect_ack as f64 } else { 0.0 },
         silent,
     );
+    if let Some(d) = r.socket_drops.filter(|&d| d > 0) {
+        eprintln!("  of the lost: {d} acks dropped by this generator's own receive socket (its receive thread fell behind)");
+    }
     let st: Vec<String> = Status::ALL.iter().map(|s| format!("{} {}", s.name(), r.by_status[*s as usize])).collect();
     eprintln!("statuses: {}", st.join(", "));
     let line = |h: &Histogram<u64>| {

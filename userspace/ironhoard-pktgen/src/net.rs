@@ -48,8 +48,18 @@ pub fn socket_pair(target: SocketAddr, bind: Option<SocketAddr>) -> Result<(UdpS
     let local = tx.local_addr()?.as_socket().context("local address")?;
     let rx = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("socket")?;
     rx.set_reuse_port(true).context("SO_REUSEPORT")?;
-    rx.set_recv_buffer_size(8 << 20).context("SO_RCVBUF")?;
+    // A deep receive buffer, so the generator's own receive thread falling
+    // behind for a few ms does not drop acks (SO_RCVBUFFORCE passes
+    // net.core.rmem_max when we may; else SO_RCVBUF, capped by it).
+    if force_rcvbuf(&rx, RCVBUF).is_err() {
+        rx.set_recv_buffer_size(RCVBUF).context("SO_RCVBUF")?;
+    }
     rx.bind(&local.into()).with_context(|| format!("bind receiver to {local}"))?;
+    // Connected to the target: acks are the only datagrams it takes, and
+    // the kernel demultiplexes them early with a cached route (no route
+    // lookup, no reuseport group walk per ack). In a one-host lab that
+    // work runs on the core that sent the ack, the appliance's.
+    rx.connect(&target.into()).with_context(|| format!("connect the receiver to {target}"))?;
     rx.set_read_timeout(Some(Duration::from_millis(20)))?;
     // ret #1: every datagram to the group goes to the receiver (index 1).
     let mut prog = [libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 1 }];
@@ -68,6 +78,34 @@ pub fn socket_pair(target: SocketAddr, bind: Option<SocketAddr>) -> Result<(UdpS
         return Err(io::Error::last_os_error()).context("SO_ATTACH_REUSEPORT_CBPF");
     }
     Ok((tx.into(), rx.into()))
+}
+
+/// Receive buffer asked for the ack socket.
+const RCVBUF: usize = 64 << 20;
+
+fn force_rcvbuf(s: &Socket, bytes: usize) -> io::Result<()> {
+    let v = bytes as libc::c_int;
+    // SAFETY: s is a valid socket; the option value is a c_int the kernel copies.
+    let rc = unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&v as *const libc::c_int).cast(), 4) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Datagrams the kernel dropped at this socket (its receive buffer full):
+/// SO_MEMINFO's SK_MEMINFO_DROPS.
+pub fn socket_drops(sock: &UdpSocket) -> io::Result<u64> {
+    const SO_MEMINFO: libc::c_int = 55;
+    const SK_MEMINFO_DROPS: usize = 8;
+    let mut v = [0u32; 9];
+    let mut len = mem::size_of_val(&v) as libc::socklen_t;
+    // SAFETY: sock is a valid socket; v is a writable buffer of len bytes.
+    let rc = unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, SO_MEMINFO, v.as_mut_ptr().cast(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v[SK_MEMINFO_DROPS] as u64)
 }
 
 /// Sends `count` datagrams of `seg` bytes laid end to end in `buf` to
