@@ -45,7 +45,7 @@ rate_burst = ${2:-100000}
 [stats]
 socket = "$DIR/stats.sock"
 [log]
-dir = "$DIR/log"
+dir = "${LAB_LOG_DIR:-$DIR/log}"
 [shield]
 # the lab's one generator address stands for many clients: no shield
 rate_per_source = 0
