@@ -154,21 +154,17 @@ def fmt_num(v):
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
-def fmt_rate(v):
-    if v >= 1e6:
-        return f"{v / 1e6:g}M"
-    if v >= 1e3:
-        return f"{v / 1e3:g}k"
-    return f"{v:g}"
+def fmt_rate(v, spec="g"):
+    """A rate with a k/M suffix; spec ".3g" for three significant figures
+    (labels: 49999 -> 50k)."""
+    for div, unit in ((1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:{spec}}{unit}"
+    return f"{v:{spec}}"
 
 
 def fmt_rate3(v):
-    """Three significant figures, for labels: 49999 -> 50k."""
-    if v >= 1e6:
-        return f"{v / 1e6:.3g}M"
-    if v >= 1e3:
-        return f"{v / 1e3:.3g}k"
-    return f"{v:.3g}"
+    return fmt_rate(v, ".3g")
 
 
 def fmt_frac_pct(v):
