@@ -39,7 +39,10 @@ r = json.load(open(sys.argv[1]))
 l = r["latency_ns"]
 print(f"  sent {r['sent']}  acked {r['acked']}  lost {r['lost']}  silently dropped by design {r['silently_dropped_expected']}")
 print(f"  offered {r['offered_pps']}/s  acked {r['acked_pps']}/s  (asked {r['asked_pps']}/s)")
-print(f"  RTT p50 {l['p50']/1e3:.1f} us  p99 {l['p99']/1e3:.1f} us  p99.9 {l['p999']/1e3:.1f} us  max {l['max']/1e3:.1f} us")
+print(f"  RTT (user-space clock)  p50 {l['p50']/1e3:.1f} us  p99 {l['p99']/1e3:.1f} us  p99.9 {l['p999']/1e3:.1f} us  max {l['max']/1e3:.1f} us")
+k = r.get("latency_kernel_ns")
+if k:
+    print(f"  RTT (kernel timestamps) p50 {k['p50']/1e3:.1f} us  p99 {k['p99']/1e3:.1f} us  p99.9 {k['p999']/1e3:.1f} us  max {k['max']/1e3:.1f} us  (the generator's own scheduling left out)")
 print("  statuses", r["by_status"])
 h = r["hostile"]
 print(f"  proof: {h['sent']} hostile datagrams sent (forged, wrong key, junk, replays); answered when they must not be: {h['acked_when_it_must_not']}; moves accepted twice: {h['accepted_twice']}")
