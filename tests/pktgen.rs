@@ -123,7 +123,10 @@ fn check_consistent(r: &Value, _stats: &Value, a: &Appliance) {
 fn check_kernel_rtt(r: &Value) {
     let k = &r["latency_kernel_ns"];
     assert!(k.is_object(), "no kernel RTT: {}", brief(r));
-    assert_eq!(u(r, "kernel_stamped_acks"), u(r, "acked") - r["hostile"]["acked_when_it_must_not"].as_u64().unwrap(), "{}", brief(r));
+    // all but the first few: the kernel turns RX timestamping on through a
+    // work item, so acks right after the socket asked may come unstamped
+    let (stamped, acked) = (u(r, "kernel_stamped_acks"), u(r, "acked") - r["hostile"]["acked_when_it_must_not"].as_u64().unwrap());
+    assert!(stamped <= acked && stamped * 100 >= acked * 99, "{stamped} of {acked} acks stamped: {}", brief(r));
     assert_eq!(r["tx_stamps"]["unreported"], 0, "{}", brief(r));
     for q in ["p50", "p99", "max"] {
         let (kq, uq) = (k[q].as_u64().unwrap(), r["latency_ns"][q].as_u64().unwrap());

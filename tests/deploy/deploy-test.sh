@@ -102,6 +102,7 @@ mount --make-private "$ROOT"
 echo "deploy-test: booting scratch host $NAME (systemd-nspawn over an overlay of /)"
 systemd-nspawn -q -D "$ROOT" --volatile=overlay --private-network --register=no --keep-unit \
     --link-journal=no -M "$NAME" -b \
+    --rlimit=RLIMIT_MEMLOCK=infinity \
     --capability=CAP_BPF,CAP_PERFMON,CAP_IPC_LOCK,CAP_NET_ADMIN,CAP_SYS_ADMIN \
     --system-call-filter='bpf perf_event_open' \
     --bind-ro="$ART:/srv/ihdeploy" --bind-ro="$REPO:/srv/ihrepo" \

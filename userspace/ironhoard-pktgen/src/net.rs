@@ -180,7 +180,9 @@ pub fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 128]], lens: &mut [usize], 
     if r < 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(0),
+            // ECONNREFUSED: an ICMP port unreachable for an earlier move
+            // (the target was down a moment), reported on the connected socket
+            Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ECONNREFUSED) => Ok(0),
             _ => Err(e),
         };
     }

@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+
+/// `[interface] umem_frames` and `ring_size` when absent (the data path's
+/// `xsk::DEFAULT_FRAMES` / `DEFAULT_RING`; a test keeps them equal).
+const DEFAULT_UMEM_FRAMES: i64 = 8192;
+const DEFAULT_RING_SIZE: i64 = 4096;
 pub use ironhoard_ship::ShipConfig;
 
 /// Default stats socket (SPEC §2).
@@ -432,11 +437,11 @@ impl Config {
         let log_dir = PathBuf::from(&raw.log.dir);
         let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
         // the same rule as the data path's (ironhoard_dataplane::xsk::XskSizes::check)
-        let umem_frames = raw.interface.umem_frames.unwrap_or(ironhoard_dataplane::xsk::DEFAULT_FRAMES as i64);
+        let umem_frames = raw.interface.umem_frames.unwrap_or(DEFAULT_UMEM_FRAMES);
         if !(1024..=65536).contains(&umem_frames) || !(umem_frames as u64).is_power_of_two() {
             return Err(bad("interface.umem_frames", &umem_frames, "must be a power of two from 1024 to 65536"));
         }
-        let ring_size = raw.interface.ring_size.unwrap_or(ironhoard_dataplane::xsk::DEFAULT_RING as i64);
+        let ring_size = raw.interface.ring_size.unwrap_or(DEFAULT_RING_SIZE);
         if !(64..=umem_frames / 2).contains(&ring_size) || !(ring_size as u64).is_power_of_two() {
             return Err(bad("interface.ring_size", &ring_size, &format!("must be a power of two from 64 to umem_frames/2 ({})", umem_frames / 2)));
         }
@@ -943,6 +948,8 @@ dir = "/var/lib/ironhoard/moves"
         let p = d.path();
         let c = parse(p, &good(p)).unwrap();
         assert_eq!((c.umem_frames, c.ring_size), (8192, 4096), "defaults");
+        // the data path's own defaults (this file is also built without it, by the config fuzz target)
+        assert_eq!((DEFAULT_UMEM_FRAMES, DEFAULT_RING_SIZE), (ironhoard_dataplane::xsk::DEFAULT_FRAMES as i64, ironhoard_dataplane::xsk::DEFAULT_RING as i64));
         let c = parse(p, &good(p).replace("backend = \"socket\"\n", "backend = \"socket\"\numem_frames = 4096\nring_size = 2048\n")).unwrap();
         assert_eq!((c.umem_frames, c.ring_size), (4096, 2048));
         for (frames, ring, key) in [(3000, 1024, "interface.umem_frames = 3000"), (512, 64, "interface.umem_frames = 512"), (4096, 4096, "interface.ring_size = 4096"), (4096, 100, "interface.ring_size = 100"), (4096, 32, "interface.ring_size = 32")] {
