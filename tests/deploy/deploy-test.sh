@@ -92,6 +92,12 @@ ironhoard:
       ironhoard_ship_servers: ["nats://127.0.0.1:4222"]
       ironhoard_ship_replicas: 1
       ironhoard_grafana_dashboards_dir: /var/tmp/ihgrafana/dashboards
+      # This sandbox runs everything without CAP_SYS_RESOURCE under an 8 MiB
+      # hard RLIMIT_MEMLOCK, so the scratch host's systemd cannot honour the
+      # unit's LimitMEMLOCK=infinity as a booted host's does: the UMEM here
+      # is the 8 MiB that fits (the default is 16 MiB).
+      ironhoard_umem_frames: 4096
+      ironhoard_ring_size: 2048
 INV
 cp tests/deploy/inside.sh "$ART/inside.sh"
 chmod 755 "$ART/inside.sh"
@@ -102,7 +108,6 @@ mount --make-private "$ROOT"
 echo "deploy-test: booting scratch host $NAME (systemd-nspawn over an overlay of /)"
 systemd-nspawn -q -D "$ROOT" --volatile=overlay --private-network --register=no --keep-unit \
     --link-journal=no -M "$NAME" -b \
-    --rlimit=RLIMIT_MEMLOCK=infinity \
     --capability=CAP_BPF,CAP_PERFMON,CAP_IPC_LOCK,CAP_NET_ADMIN,CAP_SYS_ADMIN \
     --system-call-filter='bpf perf_event_open' \
     --bind-ro="$ART:/srv/ihdeploy" --bind-ro="$REPO:/srv/ihrepo" \

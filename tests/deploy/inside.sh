@@ -14,6 +14,10 @@ fail() {
     printf '  FAIL: %s\n' "$*" >&2
     echo "--- journalctl -u ironhoard (last 40 lines)" >&2
     journalctl -u ironhoard.service --no-pager -n 40 >&2 || true
+    echo "--- limits: the unit's, systemd's own" >&2
+    systemctl show ironhoard.service -p LimitMEMLOCK -p LimitMEMLOCKSoft >&2 || true
+    grep -i "locked memory" /proc/1/limits >&2 || true
+    grep -E "^Cap(Eff|Bnd)" /proc/1/status >&2 || true
     echo "--- journalctl -u ironhoard-ship (last 20 lines)" >&2
     journalctl -u ironhoard-ship.service --no-pager -n 20 >&2 || true
     exit 1
