@@ -70,15 +70,9 @@ fn warm<D: Dispatch>(e: &mut Engine, d: &mut D, src: &mut Source) {
     }
 }
 
-/// Pins the calling thread to one core (best effort).
+/// Pins the calling thread to one core (best effort: a bench runs anyway).
 fn pin(core: usize) {
-    // SAFETY: cpu_set_t is plain data; CPU_SET stays in bounds (core < 2 here);
-    // sched_setaffinity reads the set for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    let _ = ironhoard_dataplane::affinity::pin_current_thread(core);
 }
 
 fn bench(c: &mut Criterion) {

@@ -249,7 +249,7 @@ pub fn realtime_minus_monotonic() -> i64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: ts is a valid, writable timespec; both clocks exist.
         unsafe { libc::clock_gettime(c, &mut ts) };
-        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
     };
     let m0 = read(libc::CLOCK_MONOTONIC);
     let r = read(libc::CLOCK_REALTIME);
