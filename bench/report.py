@@ -552,6 +552,14 @@ def by_step(res, c):
     return [(a, [r for r in rows if r.get("pktgen")]) for a, rows in res.steps_of(c).items()]
 
 
+def series(res):
+    """Each contender that has steps: (name, [(asked, rows)], colour)."""
+    for c in res.order:
+        steps = [(a, rows) for a, rows in by_step(res, c) if rows]
+        if steps:
+            yield c, steps, colour_of(c, res.order)
+
+
 def plot_acked(res, out):
     W, H = 1040, 700
     s = figure(res, "Acked vs offered rate",
@@ -561,11 +569,7 @@ def plot_acked(res, out):
     p = Panel(s, 100, 80, 640, 480, ax, Axis(ax.lo, ax.hi), "offered (moves/s, pktgen)", "acked (acks/s)", fmt_rate, fmt_rate)
     p.polyline([(0, 0), (ax.hi, ax.hi)], "#999999", dash="6,4", width=1.5)
     entries = [("head", "contender")]
-    for c in res.order:
-        steps = [(a, rows) for a, rows in by_step(res, c) if rows]
-        if not steps:
-            continue
-        col = colour_of(c, res.order)
+    for c, steps, col in series(res):
         line = [(statistics.mean(r["offered_pps"] for r in rows), statistics.mean(r["acked_pps"] for r in rows))
                 for _, rows in steps]
         shape = SHAPES.get(c, "circle")
@@ -599,11 +603,7 @@ def plot_rtt(res, out):
     ay = Axis.log_from(min(ys), max(ys)) if ys else Axis(1e3, 1e6, True)
     p = Panel(s, 100, 80, 640, 500, ax, ay, "offered (moves/s, pktgen)", "round-trip time (log)", fmt_rate, fmt_ns)
     entries = [("head", "contender")]
-    for c in res.order:
-        steps = [(a, rows) for a, rows in by_step(res, c) if rows]
-        if not steps:
-            continue
-        col = colour_of(c, res.order)
+    for c, steps, col in series(res):
         drawn = False
         for key, _, dash, shape in PCTS:
             line = []

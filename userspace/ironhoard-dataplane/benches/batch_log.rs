@@ -4,54 +4,23 @@
 //! the log costs the poller per batch.
 //! `cargo bench -p ironhoard-dataplane --bench batch_log`.
 
-use std::sync::Arc;
+mod common;
 
+use common::{engine, pin, BenchLog, Moves, BATCH, PLAYERS};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ironhoard_dataplane::dispatch::{LogDispatch, WallClock};
-use ironhoard_engine::bucket::BucketConfig;
-use ironhoard_engine::{Dispatch, Engine, EngineConfig, Keyring, NoDispatch, Verdict};
-use ironhoard_movelog::{open_log, LogConfig, SyncPolicy};
-use ironhoard_wire::{MasterKey, MoveRepr, PlayerMac, Status};
+use ironhoard_engine::{Dispatch, Engine, NoDispatch, Verdict};
+use ironhoard_movelog::SyncPolicy;
+use ironhoard_wire::Status;
 
-const SECRET: [u8; 32] = [0x42; 32];
-const PLAYERS: u32 = 4096;
-const BATCH: usize = 64;
-
-fn engine() -> Engine {
-    let cfg = EngineConfig {
-        board_width: 1024,
-        board_height: 1024,
-        bucket: BucketConfig { rate_per_second: u32::MAX, burst: u32::MAX },
-        players: 2 * PLAYERS as usize,
-    };
-    Engine::new(cfg, Arc::new(Keyring::from_secrets(&[SECRET])), 11)
-}
-
-fn repr(player: u32, seq: u64) -> MoveRepr {
-    MoveRepr { key_id: 0, kind: 1, game_id: 1, player_id: player, seq, client_ts: seq, x: 3, y: 4, ..Default::default() }
-}
-
-/// Fresh moves: each player's next seq, signed outside the measurement.
-struct Source {
-    macs: Vec<PlayerMac>,
-    seqs: Vec<u64>,
-    next: u32,
-}
+/// Fresh moves, a batch at a time.
+struct Source(Moves);
 
 impl Source {
     fn new() -> Source {
-        let mk = MasterKey::new(&SECRET);
-        Source { macs: (0..PLAYERS).map(|p| mk.player_mac(1, p)).collect(), seqs: vec![1; PLAYERS as usize], next: 0 }
+        Source(Moves::new())
     }
     fn batch(&mut self) -> Vec<[u8; 64]> {
-        (0..BATCH)
-            .map(|_| {
-                let p = self.next % PLAYERS;
-                self.next = self.next.wrapping_add(1);
-                self.seqs[p as usize] += 1;
-                repr(p, self.seqs[p as usize]).to_bytes(&self.macs[p as usize])
-            })
-            .collect()
+        (0..BATCH).map(|_| self.0.next()).collect()
     }
 }
 
@@ -70,11 +39,6 @@ fn warm<D: Dispatch>(e: &mut Engine, d: &mut D, src: &mut Source) {
     }
 }
 
-/// Pins the calling thread to one core (best effort: a bench runs anyway).
-fn pin(core: usize) {
-    let _ = ironhoard_dataplane::affinity::pin_current_thread(core);
-}
-
 fn bench(c: &mut Criterion) {
     pin(1);
     let mut g = c.benchmark_group("poller_batch");
@@ -91,28 +55,14 @@ fn bench(c: &mut Criterion) {
         ("interval_200ms", SyncPolicy::Interval(std::time::Duration::from_millis(200))),
         ("batch", SyncPolicy::EveryBatch),
     ] {
-        let dir = std::env::temp_dir().join(format!("ih-batch-bench-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cfg = LogConfig { dir: dir.clone(), segment_bytes: 64 << 20, sync };
-        let (mut parts, keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
-        // as in the appliance: the keeper on a core of its own (0), the
-        // measured poller on core 1
-        let k = std::thread::spawn(move || {
-            pin(0);
-            keeper.run()
-        });
-        let mut d = LogDispatch::new(parts.pop().unwrap(), Arc::new(WallClock::default()));
+        let mut log = BenchLog::open(&format!("batch-{name}"), sync);
+        let d = &mut log.dispatch;
         let (mut e, mut src) = (engine(), Source::new());
-        warm(&mut e, &mut d, &mut src);
+        warm(&mut e, d, &mut src);
         g.bench_function(format!("64_accepted_log_on_sync_{name}"), |b| {
-            b.iter_batched_ref(|| src.batch(), |batch| run(&mut e, &mut d, batch), BatchSize::SmallInput)
+            b.iter_batched_ref(|| src.batch(), |batch| run(&mut e, d, batch), BatchSize::SmallInput)
         });
-        let refused = shared.partitions[0].refused.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(refused, 0, "no move was BUSY for want of a segment");
-        drop(d);
-        shared.request_stop();
-        k.join().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        log.close();
     }
     g.finish();
 }
