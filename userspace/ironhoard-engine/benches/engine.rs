@@ -1,5 +1,7 @@
-//! Per-move costs of the engine: warm (player in the table), cold (key
-//! derived), and the ack emit alone. `cargo bench -p ironhoard-engine`.
+//! Per-move costs of the engine: warm ACCEPTED (player in the table, a
+//! fresh seq each time), warm forged (a bad tag from a known player), cold
+//! (key derived), the ack emit alone, and the tag check alone and with the
+//! ACCEPTED ack signed alongside it. `cargo bench -p ironhoard-engine`.
 
 use std::sync::Arc;
 
@@ -34,27 +36,35 @@ fn benches(c: &mut Criterion) {
         let players = 1024u32;
         let macs: Vec<_> = (0..players).map(|p| mk.player_mac(1, p)).collect();
         let mut e = engine(4096);
-        let mut seq = 1u64;
+        let seq = 1u64;
         for p in 0..players {
             let mut b = repr(p, seq).to_bytes(&macs[p as usize]);
             e.process(&mut b, 0, &mut NoDispatch);
         }
-        // pre-sign a ring of moves so signing is not measured
-        let ring: Vec<[u8; 64]> = (0..65536u64)
-            .map(|i| {
-                let p = (i % players as u64) as u32;
-                repr(p, 2 + i / players as u64).to_bytes(&macs[p as usize])
-            })
-            .collect();
+        // each iteration a fresh seq (signed in setup, not measured), so
+        // every move is ACCEPTED however many iterations criterion runs
+        let mut next = vec![2u64; players as usize];
         let mut i = 0usize;
+        let mut fresh = move || {
+            let p = i % players as usize;
+            i += 1;
+            next[p] += 1;
+            repr(p as u32, next[p]).to_bytes(&macs[p])
+        };
         g.bench_function("process_warm_accepted", |bch| {
+            bch.iter_batched_ref(&mut fresh, |b| black_box(e.process(b, 0, &mut NoDispatch)), BatchSize::SmallInput)
+        });
+        assert_eq!(
+            e.counters.status.iter().sum::<u64>(),
+            e.counters.status(Status::Accepted),
+            "every measured move was ACCEPTED"
+        );
+        // the same with a bad tag: a forgery from a known player
+        g.bench_function("process_warm_forged", |bch| {
             bch.iter_batched_ref(
                 || {
-                    let b = ring[i % ring.len()];
-                    i += 1;
-                    if i % ring.len() == 0 {
-                        seq += 1; // the ring wraps: later runs see duplicates, still warm
-                    }
+                    let mut b = fresh();
+                    b[63] ^= 1;
                     b
                 },
                 |b| black_box(e.process(b, 0, &mut NoDispatch)),
@@ -91,6 +101,22 @@ fn benches(c: &mut Criterion) {
         });
         g.bench_function("tag_verify", |bch| {
             bch.iter(|| black_box(ironhoard_wire::Move::new_unchecked(black_box(&mv[..])).verify_tag(&mac)))
+        });
+        // the check and the ACCEPTED ack's tag side by side (the engine's path)
+        g.bench_function("tag_verify_and_presign", |bch| {
+            bch.iter(|| {
+                black_box(ironhoard_wire::Move::new_unchecked(black_box(&mv[..])).verify_tag_presign(&mac).is_some())
+            })
+        });
+        // a forgery: what a flood of bad tags costs per packet
+        let mut forged = mv;
+        forged[63] ^= 1;
+        g.bench_function("tag_verify_forged_presign", |bch| {
+            bch.iter(|| {
+                black_box(
+                    ironhoard_wire::Move::new_unchecked(black_box(&forged[..])).verify_tag_presign(&mac).is_some(),
+                )
+            })
         });
     }
     g.finish();

@@ -19,7 +19,9 @@ pub mod keys;
 mod packet;
 
 pub use keys::{MasterKey, PlayerKey, PlayerMac, TAG_LEN};
-pub use packet::{ack_in_place, Ack, AckError, AckRepr, Move, MoveRepr};
+pub use packet::{
+    ack_in_place, ack_in_place_presigned, Ack, AckError, AckRepr, Move, MoveRepr, Presigned,
+};
 
 /// Length of a move datagram payload, in bytes.
 pub const MOVE_LEN: usize = 64;

@@ -1,6 +1,6 @@
 //! Checked views over move and ack bytes, and their parsed representations.
 
-use crate::keys::PlayerMac;
+use crate::keys::{PlayerMac, TAG_LEN};
 use crate::{Error, Kind, Status, ACK_LEN, ACK_MAGIC, ACK_SIGNED_LEN, MOVE_LEN, MOVE_MAGIC, MOVE_SIGNED_LEN, VERSION};
 
 mod field {
@@ -152,6 +152,22 @@ impl<T: AsRef<[u8]>> Move<T> {
     pub fn verify_tag(&self, mac: &PlayerMac) -> bool {
         mac.verify(self.signed_bytes(), self.tag())
     }
+    /// [`verify_tag`](Self::verify_tag), and in the same pass the tag of
+    /// the ACCEPTED ack to this move (see [`PlayerMac::verify_and_tag`]):
+    /// an accepted move then costs about 1.4 tags' time instead of two.
+    /// `None` when the tag does not verify. Hand the result to
+    /// [`ack_in_place_presigned`].
+    pub fn verify_tag_presign(&self, mac: &PlayerMac) -> Option<Presigned> {
+        let accepted = ack_header(self.buffer.as_ref(), Status::Accepted);
+        mac.verify_and_tag(self.signed_bytes(), self.tag(), &accepted).map(|accepted| Presigned { accepted })
+    }
+}
+
+/// The tag of the ACCEPTED ack to one verified move, computed while its
+/// tag was checked ([`Move::verify_tag_presign`]). It fits that move only.
+#[derive(Clone, Copy)]
+pub struct Presigned {
+    accepted: [u8; TAG_LEN],
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Move<T> {
@@ -411,13 +427,36 @@ impl AckRepr {
 /// status, the zero bytes and the tag are written. `buf` must hold a move
 /// (at least 48 bytes); the first 48 bytes become the ack.
 pub fn ack_in_place(buf: &mut [u8], status: Status, mac: &PlayerMac) {
+    let h = ack_header(buf, status);
+    write_ack(buf, &h, &mac.tag(&h));
+}
+
+/// [`ack_in_place`] for a move checked with [`Move::verify_tag_presign`]:
+/// an ACCEPTED ack takes the tag computed then; any other status is
+/// signed now. `presigned` must come from the move in `buf`.
+pub fn ack_in_place_presigned(buf: &mut [u8], status: Status, mac: &PlayerMac, presigned: &Presigned) {
+    let h = ack_header(buf, status);
+    let t = if status == Status::Accepted { presigned.accepted } else { mac.tag(&h) };
+    write_ack(buf, &h, &t);
+}
+
+/// The signed bytes of the ack to the move in `mv` (at least 32 bytes):
+/// the echoed fields stay where they are, magic, version, status and the
+/// zero bytes are the ack's.
+fn ack_header(mv: &[u8], status: Status) -> [u8; ACK_SIGNED_LEN] {
+    let mut h = [0u8; ACK_SIGNED_LEN];
+    h.copy_from_slice(&mv[..ACK_SIGNED_LEN]);
+    h[field::MAGIC].copy_from_slice(&ACK_MAGIC);
+    h[field::VERSION] = VERSION;
+    h[field::STATUS] = status as u8;
+    h[field::ACK_ZERO].copy_from_slice(&[0, 0, 0]);
+    h
+}
+
+fn write_ack(buf: &mut [u8], header: &[u8; ACK_SIGNED_LEN], tag: &[u8; TAG_LEN]) {
     let b = &mut buf[..ACK_LEN];
-    b[field::MAGIC].copy_from_slice(&ACK_MAGIC);
-    b[field::VERSION] = VERSION;
-    b[field::STATUS] = status as u8;
-    b[field::ACK_ZERO].copy_from_slice(&[0, 0, 0]);
-    let t = mac.tag(&b[..ACK_SIGNED_LEN]);
-    b[field::ACK_TAG].copy_from_slice(&t);
+    b[..ACK_SIGNED_LEN].copy_from_slice(header);
+    b[field::ACK_TAG].copy_from_slice(tag);
 }
 
 #[cfg(test)]
@@ -443,6 +482,37 @@ mod tests {
             y: 6,
             payload: [3; 12],
         }
+    }
+
+    #[test]
+    fn a_presigned_ack_is_the_ack_for_every_status() {
+        let m = mac();
+        let mv = repr().to_bytes(&m);
+        let pre = Move::new_checked(&mv[..]).unwrap().verify_tag_presign(&m).expect("genuine move verifies");
+        for status in
+            [Status::Accepted, Status::Duplicate, Status::Stale, Status::Invalid, Status::RateLimited, Status::Busy]
+        {
+            let (mut want, mut got) = (mv, mv);
+            ack_in_place(&mut want, status, &m);
+            ack_in_place_presigned(&mut got, status, &m, &pre);
+            assert_eq!(got, want, "{status:?}");
+            assert!(Ack::new_checked(&got[..ACK_LEN]).unwrap().verify_tag(&m), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_forged_move_is_not_presigned() {
+        let m = mac();
+        let mut mv = repr().to_bytes(&m);
+        for i in 0..MOVE_LEN {
+            let mut bad = mv;
+            bad[i] ^= 0x01;
+            assert!(Move::new_checked(&bad[..]).unwrap().verify_tag_presign(&m).is_none(), "byte {i} flipped");
+        }
+        mv[63] ^= 0x80;
+        assert!(Move::new_checked(&mv[..]).unwrap().verify_tag_presign(&m).is_none());
+        let other = MasterKey::new(&[8u8; 32]).player_mac(1, 2);
+        assert!(Move::new_checked(&repr().to_bytes(&m)[..]).unwrap().verify_tag_presign(&other).is_none());
     }
 
     #[test]
