@@ -36,9 +36,8 @@ fn benches(c: &mut Criterion) {
         let players = 1024u32;
         let macs: Vec<_> = (0..players).map(|p| mk.player_mac(1, p)).collect();
         let mut e = engine(4096);
-        let seq = 1u64;
         for p in 0..players {
-            let mut b = repr(p, seq).to_bytes(&macs[p as usize]);
+            let mut b = repr(p, 1).to_bytes(&macs[p as usize]);
             e.process(&mut b, 0, &mut NoDispatch);
         }
         // each iteration a fresh seq (signed in setup, not measured), so

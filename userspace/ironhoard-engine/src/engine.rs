@@ -92,6 +92,10 @@ pub struct Engine {
 /// plain costs.
 pub const SUSPICION_PER_FORGERY: u32 = 64;
 
+/// The most a flood can raise the suspicion: presigning resumes at most
+/// this many genuine moves after the flood ends.
+const MAX_SUSPICION: u32 = 1 << 20;
+
 impl Engine {
     /// Allocates the player table (the only allocation an engine makes).
     pub fn new(cfg: EngineConfig, keys: Arc<Keyring>, hash_seed: u64) -> Engine {
@@ -224,7 +228,7 @@ impl Engine {
                     Some(pre)
                 } else {
                     if !m.verify_tag(&st.mac) {
-                        self.suspicion = self.suspicion.saturating_add(SUSPICION_PER_FORGERY).min(1 << 20);
+                        self.suspicion = (self.suspicion + SUSPICION_PER_FORGERY).min(MAX_SUSPICION);
                         return Verdict::Drop(DropReason::BadTag);
                     }
                     self.suspicion -= 1;
@@ -234,10 +238,7 @@ impl Engine {
                     Ok(s) => s,
                     Err(r) => return Verdict::Drop(r),
                 };
-                match pre {
-                    Some(pre) => ack_in_place_presigned(buf, status, &st.mac, &pre),
-                    None => ack_in_place(buf, status, &st.mac),
-                }
+                ack_in_place_presigned(buf, status, &st.mac, pre.as_ref());
                 Verdict::Ack(status)
             }
             Slot::Vacant(slot) => {

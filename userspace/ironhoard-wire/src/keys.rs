@@ -50,16 +50,20 @@ impl HmacState {
             compress(&mut state, c.try_into().expect("64-byte chunk"));
         }
         let rest = chunks.remainder();
-        let bits = ((64 + data.len()) as u64) * 8;
-        let mut block = [0u8; 64];
-        block[..rest.len()].copy_from_slice(rest);
-        block[rest.len()] = 0x80;
-        if rest.len() > 55 {
-            compress(&mut state, &block);
-            block = [0u8; 64];
+        let prefix = (64 + data.len() - rest.len()) as u64;
+        match last_block(rest, prefix) {
+            Some(block) => compress(&mut state, &block),
+            None => {
+                // 56..63 bytes left: the 0x80 fits, the length needs a block of its own
+                let mut block = [0u8; 64];
+                block[..rest.len()].copy_from_slice(rest);
+                block[rest.len()] = 0x80;
+                compress(&mut state, &block);
+                let mut block = [0u8; 64];
+                block[56..].copy_from_slice(&((prefix + rest.len() as u64) * 8).to_be_bytes());
+                compress(&mut state, &block);
+            }
         }
-        block[56..].copy_from_slice(&bits.to_be_bytes());
-        compress(&mut state, &block);
         digest(state)
     }
 

@@ -427,17 +427,21 @@ impl AckRepr {
 /// status, the zero bytes and the tag are written. `buf` must hold a move
 /// (at least 48 bytes); the first 48 bytes become the ack.
 pub fn ack_in_place(buf: &mut [u8], status: Status, mac: &PlayerMac) {
-    let h = ack_header(buf, status);
-    write_ack(buf, &h, &mac.tag(&h));
+    ack_in_place_presigned(buf, status, mac, None);
 }
 
 /// [`ack_in_place`] for a move checked with [`Move::verify_tag_presign`]:
-/// an ACCEPTED ack takes the tag computed then; any other status is
-/// signed now. `presigned` must come from the move in `buf`.
-pub fn ack_in_place_presigned(buf: &mut [u8], status: Status, mac: &PlayerMac, presigned: &Presigned) {
+/// an ACCEPTED ack takes the tag computed then; any other status, or no
+/// `presigned`, is signed now. `presigned` must come from the move in `buf`.
+pub fn ack_in_place_presigned(buf: &mut [u8], status: Status, mac: &PlayerMac, presigned: Option<&Presigned>) {
     let h = ack_header(buf, status);
-    let t = if status == Status::Accepted { presigned.accepted } else { mac.tag(&h) };
-    write_ack(buf, &h, &t);
+    let t = match presigned {
+        Some(p) if status == Status::Accepted => p.accepted,
+        _ => mac.tag(&h),
+    };
+    let b = &mut buf[..ACK_LEN];
+    b[..ACK_SIGNED_LEN].copy_from_slice(&h);
+    b[field::ACK_TAG].copy_from_slice(&t);
 }
 
 /// The signed bytes of the ack to the move in `mv` (at least 32 bytes):
@@ -451,12 +455,6 @@ fn ack_header(mv: &[u8], status: Status) -> [u8; ACK_SIGNED_LEN] {
     h[field::STATUS] = status as u8;
     h[field::ACK_ZERO].copy_from_slice(&[0, 0, 0]);
     h
-}
-
-fn write_ack(buf: &mut [u8], header: &[u8; ACK_SIGNED_LEN], tag: &[u8; TAG_LEN]) {
-    let b = &mut buf[..ACK_LEN];
-    b[..ACK_SIGNED_LEN].copy_from_slice(header);
-    b[field::ACK_TAG].copy_from_slice(tag);
 }
 
 #[cfg(test)]
@@ -494,7 +492,7 @@ mod tests {
         {
             let (mut want, mut got) = (mv, mv);
             ack_in_place(&mut want, status, &m);
-            ack_in_place_presigned(&mut got, status, &m, &pre);
+            ack_in_place_presigned(&mut got, status, &m, Some(&pre));
             assert_eq!(got, want, "{status:?}");
             assert!(Ack::new_checked(&got[..ACK_LEN]).unwrap().verify_tag(&m), "{status:?}");
         }
