@@ -28,10 +28,13 @@
 //! helper thread ([`writer::Keeper`]) prepares the next segment ahead of
 //! time, fsyncs per policy, and retires full segments.
 
+pub mod head;
 mod lock;
 pub mod reader;
 pub mod recover;
 pub mod writer;
+#[cfg(test)]
+mod crashstate;
 #[cfg(test)]
 mod tests;
 

@@ -12,6 +12,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::head::HeadReader;
 use crate::{decode_header, decode_slot, read_full, parse_partition_name, parse_segment_name, partition_name, Header, Record, Slot, HEADER_LEN, RECORD_LEN};
 
 /// A segment file of a partition.
@@ -97,6 +98,9 @@ pub struct PartitionReader {
     /// was already found empty (so following a stopped log does not reread
     /// it on every poll).
     end_scanned: Option<u64>,
+    /// The writer's published head (see [`crate::head`]), once its file is there.
+    head: Option<HeadReader>,
+    head_tried: Option<std::time::Instant>,
 }
 
 impl PartitionReader {
@@ -111,7 +115,18 @@ impl PartitionReader {
             torn_reported: None,
             header_reported: None,
             end_scanned: None,
+            head: None,
+            head_tried: None,
         }
+    }
+
+    /// The head the writer published, if it keeps one.
+    fn head(&mut self) -> Option<u64> {
+        if self.head.is_none() && self.head_tried.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+            self.head = HeadReader::open(&self.dir);
+            self.head_tried = Some(std::time::Instant::now());
+        }
+        self.head.as_ref().map(|h| h.load())
     }
 
     pub fn queue(&self) -> u16 {
@@ -203,6 +218,16 @@ impl PartitionReader {
             }
             let slot = self.next_offset - o.header.first;
             let byte = HEADER_LEN as u64 + slot * RECORD_LEN as u64;
+            // Below the published head every slot is whole (the writer
+            // stored the head with Release after the records; this load is
+            // Acquire). At and past it, while the writer lives, a slot may
+            // be half written: it is not read at all.
+            let head = self.head();
+            let below_head = head.is_some_and(|h| self.next_offset < h);
+            if head.is_some() && !below_head && crate::writer_alive(&self.log_dir) {
+                return Ok(None);
+            }
+            let Some(o) = self.cur.as_ref() else { continue };
             let mut b = [0u8; RECORD_LEN];
             let got = read_full(&o.file, &mut b, byte).map_err(|e| self.io(&o.path, e))?;
             let path = o.path.clone();
@@ -219,7 +244,17 @@ impl PartitionReader {
             }
             let mut slot_now = decode_slot(&b);
             let mut after = false;
-            if !matches!(slot_now, Slot::Valid(_)) {
+            if below_head && !matches!(slot_now, Slot::Valid(_)) {
+                // published, so not being written: read once more (a read
+                // error of the device, a page being brought in), then it is
+                // damage (or, if empty, a cut or a gap: see below)
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                let o = self.cur.as_ref().expect("positioned");
+                if read_full(&o.file, &mut b, byte).map_err(|e| self.io(&path, e))? == RECORD_LEN {
+                    slot_now = decode_slot(&b);
+                }
+                after = !matches!(slot_now, Slot::Empty);
+            } else if !matches!(slot_now, Slot::Valid(_)) {
                 // Look past it, then read it once more: a record being
                 // written when first read is whole by the time a later one
                 // is seen (the poller writes slots in order).
@@ -251,7 +286,7 @@ impl PartitionReader {
                     self.next_offset += 1;
                     return Err(ReadError::Damage { path, byte, offset, why: format!("record says offset {}", r.offset) });
                 }
-                Slot::Empty if after => {
+                Slot::Empty if after && !below_head => {
                     let offset = self.next_offset;
                     self.next_offset += 1;
                     return Err(ReadError::Damage { path, byte, offset, why: "never-written record followed by data".into() });
@@ -270,6 +305,11 @@ impl PartitionReader {
                         }
                         self.next_offset = t;
                         return Err(ReadError::Gap { dir: self.dir.clone(), from, to: t });
+                    }
+                    if below_head {
+                        let offset = self.next_offset;
+                        self.next_offset += 1;
+                        return Err(ReadError::Damage { path, byte, offset, why: "never-written record below the writer's published head".into() });
                     }
                     return Ok(None);
                 }
@@ -402,17 +442,33 @@ impl LogReader {
 }
 
 /// The end of partition `queue` of the log in `log_dir`: one past the
-/// offset of its last written record (0 when it holds none). Found without
-/// reading the records: the newest segment that holds one, then a binary
-/// search for its last written slot (slots are written in order). A
-/// partition that does not exist yet ends at 0.
+/// highest offset it has used, 0 when it holds none. That is the offset of
+/// its last written record plus one, found without reading the records
+/// (the newest segment that holds one, then a binary search for its last
+/// written slot: slots are written in order), or one past the highest
+/// record in a file set aside (`…damaged-…`: what recovery cut off after a
+/// power cut keeps its offsets), whichever is higher. A partition that does
+/// not exist yet ends at 0.
 pub fn partition_end(log_dir: &Path, queue: u16) -> Result<u64, ReadError> {
     let dir = log_dir.join(partition_name(queue));
     if !dir.exists() {
         return Ok(0);
     }
     let io = |path: &Path, source: io::Error| ReadError::Io { path: path.into(), source };
-    for s in segments(&dir)?.iter().rev() {
+    let mut aside_end = 0u64;
+    for e in fs::read_dir(&dir).map_err(|source| ReadError::Io { path: dir.clone(), source })?.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(crate::SEGMENT_PREFIX) && name.contains(crate::DAMAGED_INFIX) && !name.ends_with(crate::recover::TMP_SUFFIX) {
+            crate::recover::visit_slots(&e.path(), &mut |r: &Record| aside_end = aside_end.max(r.offset + 1)).map_err(|source| ReadError::Io { path: e.path(), source })?;
+        }
+    }
+    let end = partition_end_in_segments(&dir, io)?;
+    Ok(end.max(aside_end))
+}
+
+fn partition_end_in_segments(dir: &Path, io: impl Fn(&Path, io::Error) -> ReadError) -> Result<u64, ReadError> {
+    for s in segments(dir)?.iter().rev() {
         let file = match File::open(&s.path) {
             Ok(f) => f,
             // removed by retention since the listing

@@ -72,16 +72,30 @@ enum End {
     Full,
     /// Good records, then only never-written slots.
     Open,
-    /// Good records, one bad slot, then only never-written slots.
-    Torn { byte: u64 },
-    /// Anything else: the byte and what is wrong.
+    /// Good records, then something else before the last non-empty slot.
+    Tail(Tail),
+    /// The file is shorter or longer than its header says.
     Damaged { byte: u64, why: String },
 }
 
-enum Stop {
-    Empty,
-    Crc(String),
-    Damaged(String),
+/// What follows a segment's dense run of good records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tail {
+    /// Byte of the first slot that is not a good record.
+    byte: u64,
+    /// What that slot is.
+    why: String,
+    /// A never-written slot with data after it: the mark of writeback out
+    /// of order (a power cut), or of a zeroed page.
+    hole: bool,
+    /// CRC-valid records after the run (whatever their offset).
+    valid: u64,
+    /// Non-empty slots after the run.
+    nonempty: u64,
+    /// One past the last non-empty slot.
+    end_slot: u64,
+    /// Bytes of every bad slot after the run, for the report.
+    bad_bytes: Vec<u64>,
 }
 
 struct Scan {
@@ -116,10 +130,9 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
     }
     let cap = header.capacity();
     let mut good = 0u64;
-    // where the dense run of good records ends, and why
-    let mut first_bad: Option<(u64, Stop)> = None;
-    let mut bad_slots = 0u64;
-    let mut data_after_bad = false;
+    let mut tail: Option<Tail> = None;
+    // inside the tail: an empty slot seen since the last non-empty one
+    let mut empty_pending = false;
     let mut buf = vec![0u8; RECORD_LEN * 4096];
     let mut slot = 0u64;
     let mut pos = HEADER_LEN as u64;
@@ -131,30 +144,34 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
             let b: &[u8; RECORD_LEN] = buf[i * RECORD_LEN..(i + 1) * RECORD_LEN].try_into().expect("record size");
             let s = slot + i as u64;
             let byte = HEADER_LEN as u64 + s * RECORD_LEN as u64;
-            match decode_slot(b) {
-                Slot::Valid(r) => {
-                    visit(&r);
-                    if first_bad.is_none() && r.offset == header.first + s {
-                        good += 1;
-                    } else if first_bad.is_none() {
-                        first_bad = Some((byte, Stop::Damaged(format!("slot {s} holds offset {}, expected {}", r.offset, header.first + s))));
-                        bad_slots += 1;
-                    } else {
-                        data_after_bad = true;
-                    }
+            let d = decode_slot(b);
+            if let Slot::Valid(r) = &d {
+                visit(r);
+            }
+            match (&mut tail, d) {
+                (None, Slot::Valid(r)) if r.offset == header.first + s => good += 1,
+                (None, first) => {
+                    let (why, nonempty, valid) = match first {
+                        Slot::Valid(r) => (format!("slot {s} holds offset {}, expected {}", r.offset, header.first + s), 1, 1),
+                        Slot::Bad => (format!("record at slot {s} (offset {}) fails its CRC", header.first + s), 1, 0),
+                        Slot::Empty => (format!("never-written slot at offset {}", header.first + s), 0, 0),
+                    };
+                    empty_pending = nonempty == 0;
+                    let bad_bytes = if nonempty == 1 && valid == 0 { vec![byte] } else { Vec::new() };
+                    tail = Some(Tail { byte, why, hole: false, valid, nonempty, end_slot: if nonempty == 1 { s + 1 } else { s }, bad_bytes });
                 }
-                Slot::Empty => {
-                    if first_bad.is_none() {
-                        first_bad = Some((byte, Stop::Empty)); // end of the written records
-                    }
+                (Some(t), Slot::Empty) => {
+                    let _ = t;
+                    empty_pending = true;
                 }
-                Slot::Bad => {
-                    if first_bad.is_none() {
-                        first_bad = Some((byte, Stop::Crc(format!("record at slot {s} (offset {}) fails its CRC", header.first + s))));
-                        bad_slots += 1;
-                    } else {
-                        bad_slots += 1;
-                        data_after_bad = true;
+                (Some(t), other) => {
+                    t.hole |= empty_pending;
+                    empty_pending = false;
+                    t.nonempty += 1;
+                    t.end_slot = s + 1;
+                    match other {
+                        Slot::Valid(_) => t.valid += 1,
+                        _ => t.bad_bytes.push(byte),
                     }
                 }
             }
@@ -168,23 +185,17 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
     let end = if len != header.segment_bytes {
         End::Damaged { byte: len.min(header.segment_bytes), why: format!("file is {len} bytes, its header says {}", header.segment_bytes) }
     } else {
-        match first_bad {
+        match tail {
             None => End::Full,
-            Some((_, Stop::Empty)) if !data_after_bad && bad_slots == 0 => End::Open,
-            Some((byte, Stop::Empty)) => {
-                End::Damaged { byte, why: format!("never-written slot at offset {} followed by data", header.first + good) }
-            }
-            Some((byte, Stop::Crc(_))) if bad_slots == 1 && !data_after_bad => End::Torn { byte },
-            Some((byte, Stop::Crc(why) | Stop::Damaged(why))) => {
-                End::Damaged { byte, why: format!("{why}{}", if data_after_bad { ", followed by more data" } else { "" }) }
-            }
+            Some(t) if t.nonempty == 0 => End::Open,
+            Some(t) => End::Tail(t),
         }
     };
     Ok(Ok(Scan { path: path.to_path_buf(), header, good, end }))
 }
 
 /// Visits every CRC-valid record in a file's slots, whatever its header says.
-fn visit_slots(path: &Path, visit: &mut dyn FnMut(&Record)) -> io::Result<()> {
+pub(crate) fn visit_slots(path: &Path, visit: &mut dyn FnMut(&Record)) -> io::Result<()> {
     let f = File::open(path).map_err(|e| io_err(path, "opening", e))?;
     let mut buf = vec![0u8; RECORD_LEN * 4096];
     let mut pos = HEADER_LEN as u64;
@@ -203,16 +214,65 @@ fn visit_slots(path: &Path, visit: &mut dyn FnMut(&Record)) -> io::Result<()> {
 }
 
 
-fn set_aside(path: &Path) -> io::Result<PathBuf> {
+/// A free name `<path>.damaged-<unix s>[.n]` beside a segment.
+fn aside_name(path: &Path) -> PathBuf {
     let secs = crate::unix_ns() / 1_000_000_000;
     let mut to = PathBuf::from(format!("{}{DAMAGED_INFIX}{secs}", path.display()));
     let mut n = 1;
-    while to.exists() {
+    while to.exists() || PathBuf::from(format!("{}{TMP_SUFFIX}", to.display())).exists() {
         to = PathBuf::from(format!("{}{DAMAGED_INFIX}{secs}.{n}", path.display()));
         n += 1;
     }
+    to
+}
+
+fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    let to = aside_name(path);
     fs::rename(path, &to).map_err(|e| io_err(path, "setting aside (rename)", e))?;
     Ok(to)
+}
+
+/// Copies slots `from..to` of a segment (with its header; the slots before
+/// them zero) to a new file beside it, `…ihlog.damaged-<unix s>`, and makes
+/// it durable: every record it holds stays readable (`ironhoard tail
+/// --file`), rebuilds windows at every start and keeps its offset from
+/// being reused.
+fn copy_tail_aside(path: &Path, from: u64, to: u64) -> io::Result<PathBuf> {
+    let src = File::open(path).map_err(|e| io_err(path, "opening", e))?;
+    let len = src.metadata().map_err(|e| io_err(path, "stat", e))?.len();
+    let mut header = [0u8; HEADER_LEN];
+    read_full(&src, &mut header, 0).map_err(|e| io_err(path, "reading", e))?;
+    let start = HEADER_LEN as u64 + from * RECORD_LEN as u64;
+    let mut tail = vec![0u8; ((to - from) as usize) * RECORD_LEN];
+    let got = read_full(&src, &mut tail, start).map_err(|e| io_err(path, "reading", e))?;
+    tail.truncate(got);
+    let dest = aside_name(path);
+    let tmp = PathBuf::from(format!("{}{TMP_SUFFIX}", dest.display()));
+    let f = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| io_err(&tmp, "creating", e))?;
+    let res = (|| {
+        f.write_all_at(&header, 0)?;
+        f.write_all_at(&tail, start)?;
+        f.set_len(len)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &dest)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(&dest, "copying a cut tail aside to", e));
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    Ok(dest)
+}
+
+/// Zeroes slots `from..to` of a segment in place and makes it durable.
+fn zero_slots(path: &Path, from: u64, to: u64) -> io::Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    let f = OpenOptions::new().write(true).open(path).map_err(|e| io_err(path, "opening", e))?;
+    let zeros = vec![0u8; ((to - from) as usize) * RECORD_LEN];
+    f.write_all_at(&zeros, HEADER_LEN as u64 + from * RECORD_LEN as u64).map_err(|e| io_err(path, "cutting (zeroing) after the good records of", e))?;
+    f.sync_data().map_err(|e| io_err(path, "fsync", e))
 }
 
 /// fsyncs a directory (after creating, renaming or removing entries).
@@ -236,6 +296,10 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
         let is_file = e.file_type().map(|t| t.is_file()).unwrap_or(false);
         match parse_segment_name(&name) {
             Some(first) if is_file => segs.push((first, e.path())),
+            // the head readers follow (rewritten by the writer at start)
+            _ if is_file && name == crate::head::HEAD_FILE => {}
+            // a copy aside that a crash interrupted: the segment still holds it
+            _ if is_file && name.contains(DAMAGED_INFIX) && name.ends_with(TMP_SUFFIX) => tmp.push(e.path()),
             _ if is_file && name.contains(DAMAGED_INFIX) && name.starts_with(SEGMENT_PREFIX) => rec.set_aside_earlier.push(e.path()),
             _ if is_file && name.ends_with(TMP_SUFFIX) && name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name).is_some() => tmp.push(e.path()),
             _ => rec.stray.push(e.path()),
@@ -273,10 +337,20 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
             Ok(s) => kept.push(s),
         }
     }
-    // the newest segment holding data: only it may end torn or open
+    // The newest segment holding data is where a power cut leaves its
+    // marks: pages written since the last sync come back old or new in any
+    // combination. Its dense run of good records is kept in place — every
+    // record below the last durable point is in it — and it is cut after
+    // the run: what follows (records written after the first hole) is
+    // copied aside for the operator, then zeroed. An older segment is cut
+    // the same way only if it has a hole (it was retired, not yet synced,
+    // when the power went); bad slots between good records of an older
+    // segment are damage at rest: kept in place, readers report each and
+    // step over it, so no good record around them is hidden.
     let last_data = kept.iter().rposition(|s| s.good > 0 || !matches!(s.end, End::Open));
     let mut resume = None;
-    let mut keep: Vec<&Scan> = Vec::new();
+    // kept segments and one past the last slot of theirs readers can use
+    let mut keep: Vec<(&Scan, u64)> = Vec::new();
     for (i, s) in kept.iter().enumerate() {
         let newest = Some(i) == last_data;
         match &s.end {
@@ -284,30 +358,51 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
                 let to = set_aside(&s.path)?;
                 rec.damage.push(Damage { path: s.path.clone(), byte: *byte, why: why.clone(), set_aside: Some(to) });
             }
-            End::Torn { byte } if !newest => {
-                let to = set_aside(&s.path)?;
+            End::Tail(t) if newest || t.hole => {
+                if t.valid > 0 || t.nonempty > 1 {
+                    let to = copy_tail_aside(&s.path, s.good, t.end_slot)?;
+                    rec.damage.push(Damage {
+                        path: s.path.clone(),
+                        byte: t.byte,
+                        why: format!(
+                            "{}{}; cut there: the {} written slot(s) after it ({} valid record(s)) copied aside",
+                            t.why,
+                            if t.hole { ", with data after a never-written slot (writeback out of order: a power cut?)" } else { "" },
+                            t.nonempty,
+                            t.valid
+                        ),
+                        set_aside: Some(to),
+                    });
+                } else {
+                    log::warn!("move log {}: cut a torn record at byte {} (offset {})", s.path.display(), t.byte, s.header.first + s.good);
+                    rec.torn_cut = Some((s.path.clone(), t.byte));
+                }
+                zero_slots(&s.path, s.good, t.end_slot)?;
+                if newest {
+                    resume = Some(i);
+                }
+                keep.push((s, s.header.first + s.good));
+            }
+            End::Tail(t) => {
                 rec.damage.push(Damage {
                     path: s.path.clone(),
-                    byte: *byte,
-                    why: "bad record at the end of a segment older than the newest".into(),
-                    set_aside: Some(to),
+                    byte: t.byte,
+                    why: format!(
+                        "{}; {} bad slot(s) in all (bytes {}), kept in place between good records: readers report and step over each",
+                        t.why,
+                        t.bad_bytes.len().max(1),
+                        t.bad_bytes.iter().take(8).map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                    set_aside: None,
                 });
-            }
-            End::Torn { byte } => {
-                let f = OpenOptions::new().write(true).open(&s.path).map_err(|e| io_err(&s.path, "opening", e))?;
-                f.write_all_at(&[0u8; RECORD_LEN], *byte).map_err(|e| io_err(&s.path, "cutting torn record", e))?;
-                f.sync_data().map_err(|e| io_err(&s.path, "fsync", e))?;
-                rec.torn_cut = Some((s.path.clone(), *byte));
-                log::warn!("move log {}: cut a torn record at byte {byte} (offset {})", s.path.display(), s.header.first + s.good);
-                resume = Some(i);
-                keep.push(s);
+                keep.push((s, s.header.first + t.end_slot));
             }
             End::Open if s.good == 0 => {} // empty: decided below
             End::Open => {
                 resume = Some(i);
-                keep.push(s);
+                keep.push((s, s.header.first + s.good));
             }
-            End::Full => keep.push(s),
+            End::Full => keep.push((s, s.header.first + s.good)),
         }
     }
     rec.records = count;
@@ -339,11 +434,11 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
     }
     // gaps between kept segments (and before the first, if it does not start at 0)
     let mut expect = 0u64;
-    for s in keep.iter().filter(|s| s.good > 0) {
+    for (s, end) in keep.iter().filter(|(s, end)| *end > s.header.first) {
         if s.header.first > expect {
             rec.gaps.push((expect, s.header.first));
         }
-        expect = s.header.first + s.good;
+        expect = *end;
     }
     if rec.next_offset > expect && highest.is_some() {
         rec.gaps.push((expect, rec.next_offset));

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use memmap2::{Advice, MmapMut, MmapOptions};
 
+use crate::head::HeadWriter;
 use crate::recover::{recover_partition, sync_dir, Recovery, TMP_SUFFIX};
 use crate::{encode_header, encode_record, partition_name, records_per_segment, segment_name, unix_ns, Accepted, DirLock, Header, Record, HEADER_LEN, MIN_SEGMENT_BYTES, RECORD_LEN};
 
@@ -84,8 +85,17 @@ pub struct PartitionShared {
     retired: ArrayQueue<Mapped>,
     /// Records appended since start.
     pub records: AtomicU64,
-    /// Offset the next record gets.
+    /// Offset the next record gets, published (Release) once per batch
+    /// after the batch's record bytes: every record below it is whole.
     pub next_offset: AtomicU64,
+    /// Every record below this offset was on stable storage when it was
+    /// published (msync/fdatasync returned), per the sync policy.
+    pub synced_offset: AtomicU64,
+    /// Batches with new records the poller committed (before their acks).
+    pub commits: AtomicU64,
+    /// Of those, the ones whose records the poller msynced before their
+    /// acks (batch policy: every one).
+    pub batch_syncs: AtomicU64,
     /// First offset of the segment being written (`u64::MAX`: none).
     pub segment_first: AtomicU64,
     /// Appends refused: no segment ready (moves answered BUSY).
@@ -166,6 +176,14 @@ pub struct Partition {
     batch_sync: bool,
     /// Batch policy: first slot of the current segment not yet msynced.
     dirty_from: u64,
+    /// The next offset at the last commit.
+    committed: u64,
+    commits: u64,
+    batch_syncs: u64,
+    /// Batch policy: the msync at a rotation inside this batch failed.
+    sync_failed: bool,
+    /// Shared with readers in other processes: the published head.
+    head: HeadWriter,
 }
 
 impl Partition {
@@ -201,41 +219,61 @@ impl Partition {
         true
     }
 
-    /// Publishes the counts for the keeper and the stats (once per batch:
-    /// no cache line shared with another thread is written per record).
+    /// Publishes the counts for the keeper, the stats and readers (once
+    /// per batch: no cache line shared with another thread is written per
+    /// record). Release: the records' bytes, written before, are seen by
+    /// whoever loads the offset with Acquire (the keeper before its msync,
+    /// readers in other processes through the head file).
     #[inline]
     fn publish(&self) {
         self.shared.records.store(self.records, Ordering::Relaxed);
-        self.shared.next_offset.store(self.next_offset, Ordering::Relaxed);
+        self.shared.next_offset.store(self.next_offset, Ordering::Release);
+        self.head.publish(self.next_offset);
     }
 
-    /// Before a batch's acks are sent: publishes the counts and, with the
-    /// batch policy, msyncs the records written since the last commit
-    /// (otherwise the records are already where they need to be: in the
-    /// page cache).
+    /// Before a batch's acks are sent: with the batch policy, msyncs the
+    /// records written since the last commit; then publishes the counts and
+    /// the head (otherwise the records are already where they need to be:
+    /// in the page cache).
     #[inline]
     pub fn commit(&mut self) {
-        self.publish();
-        if !self.batch_sync {
+        if self.next_offset == self.committed {
             return;
         }
-        if self.cur.is_some() && self.slot > self.dirty_from {
-            self.sync_range(self.dirty_from, self.slot);
+        self.committed = self.next_offset;
+        self.commits += 1;
+        self.shared.commits.store(self.commits, Ordering::Relaxed);
+        if self.batch_sync {
+            let ok = match self.cur.is_some() && self.slot > self.dirty_from {
+                true => self.sync_range(self.dirty_from, self.slot),
+                // everything new went into a segment synced at rotation
+                false => true,
+            } && !std::mem::take(&mut self.sync_failed);
             self.dirty_from = self.slot;
+            if ok {
+                self.batch_syncs += 1;
+                self.shared.batch_syncs.store(self.batch_syncs, Ordering::Relaxed);
+                self.shared.synced_offset.store(self.next_offset, Ordering::Release);
+            }
         }
+        self.publish();
     }
 
-    fn sync_range(&self, from: u64, to: u64) {
-        let Some(c) = &self.cur else { return };
+    /// msyncs slots `from..to` of the current segment; `false` if it failed
+    /// (counted and logged).
+    fn sync_range(&self, from: u64, to: u64) -> bool {
+        let Some(c) = &self.cur else { return false };
         let off = HEADER_LEN + from as usize * RECORD_LEN;
         let len = (to - from) as usize * RECORD_LEN;
         match c.map.flush_range(off, len) {
             Ok(()) => {
                 self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+                true
             }
             Err(e) => {
                 self.shared.sync_errors.fetch_add(1, Ordering::Relaxed);
                 self.log.error(format!("msync of {} q{} segment {}: {e}", self.log.dir.display(), self.shared.queue, c.first));
+                false
             }
         }
     }
@@ -256,7 +294,10 @@ impl Partition {
         };
         debug_assert_eq!(next.first, self.next_offset, "prepared segment continues the partition");
         if self.batch_sync && self.cur.as_ref().is_some_and(|_| self.slot > self.dirty_from) {
-            self.sync_range(self.dirty_from, self.slot);
+            // a failure is counted; the batch's commit then marks nothing synced
+            if !self.sync_range(self.dirty_from, self.slot) {
+                self.sync_failed = true;
+            }
         }
         self.shared.segment_first.store(next.first, Ordering::Relaxed);
         if let Some(old) = self.cur.replace(next) {
@@ -303,10 +344,9 @@ struct KeeperPart {
     /// Open segment files (the one being written and the prepared ones),
     /// with their mapping's address range.
     files: VecDeque<(u64, File, MapAddr)>,
-    synced_records: u64,
-    /// Interval policy: (segment first offset, bytes synced) of the segment
-    /// being written.
-    synced_to: (u64, usize),
+    /// Every record below this offset is synced (by the keeper: interval
+    /// policy, retirement, stop).
+    synced: u64,
     last_sync: Instant,
     retry_at: Option<Instant>,
 }
@@ -316,10 +356,14 @@ fn io_err(path: &Path, what: &str, e: io::Error) -> io::Error {
 }
 
 /// Reserves `len` bytes for `f` so later stores into its mapping cannot
-/// meet a full disk (SIGBUS): fallocate, or zeros written where the file
-/// system has no fallocate.
-fn preallocate(f: &File, path: &Path, len: u64) -> io::Result<()> {
-    // SAFETY: fallocate on a descriptor we own; no memory is passed.
+/// meet a full disk (SIGBUS): fallocate, or, where the file system has
+/// none (ext4 without extents, NFSv3), zeros written over bytes
+/// `from..len` only. Bytes below `from` are never written: in a segment
+/// appending resumes in they hold records, which must survive the restart
+/// (recovery guarantees every slot from `from` on is empty).
+fn preallocate(f: &File, path: &Path, from: u64, len: u64) -> io::Result<()> {
+    // SAFETY: fallocate on a descriptor we own; no memory is passed. Mode 0
+    // allocates without changing a byte already in the file.
     let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len as libc::off_t) };
     if rc == 0 {
         return Ok(());
@@ -328,12 +372,36 @@ fn preallocate(f: &File, path: &Path, len: u64) -> io::Result<()> {
     if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
         return Err(io_err(path, "fallocate", e));
     }
+    zero_fill(f, path, from, len)
+}
+
+/// The fallback of [`preallocate`]: zeros over `from..len`, skipping what
+/// is already allocated when the file system can say (SEEK_HOLE), so a
+/// resumed, fully written segment costs no write at all.
+fn zero_fill(f: &File, path: &Path, from: u64, len: u64) -> io::Result<()> {
     let zeros = vec![0u8; 1 << 20];
-    let mut pos = 0;
+    let mut pos = from;
     while pos < len {
-        let n = ((len - pos) as usize).min(zeros.len());
-        f.write_all_at(&zeros[..n], pos).map_err(|e| io_err(path, "preallocating (writing zeros)", e))?;
-        pos += n as u64;
+        // the next hole at or after pos (the file's end if none)
+        // SAFETY: lseek on a descriptor we own; the offset is checked below.
+        let hole = unsafe { libc::lseek(f.as_raw_fd(), pos as libc::off_t, libc::SEEK_HOLE) };
+        let start = if hole < 0 { pos } else { (hole as u64).max(pos) };
+        if start >= len {
+            break;
+        }
+        // SAFETY: as above; SEEK_DATA fails with ENXIO past the last data
+        let data = unsafe { libc::lseek(f.as_raw_fd(), start as libc::off_t, libc::SEEK_DATA) };
+        let end = if hole < 0 { len } else if data < 0 { len } else { (data as u64).min(len) };
+        let mut p = start;
+        while p < end {
+            let n = ((end - p) as usize).min(zeros.len());
+            f.write_all_at(&zeros[..n], p).map_err(|e| io_err(path, "preallocating (writing zeros)", e))?;
+            p += n as u64;
+        }
+        if end <= pos {
+            break;
+        }
+        pos = end;
     }
     Ok(())
 }
@@ -376,6 +444,11 @@ impl MapAddr {
         MapAddr { addr: m.as_ptr() as usize, len: m.len() }
     }
 
+    /// Record slots in the mapped segment.
+    fn slots(&self) -> u64 {
+        records_per_segment(self.len as u64)
+    }
+
     /// msync(MS_SYNC) of bytes `from..to` (widened to pages): writes back
     /// and waits for just that range, and the metadata needed to read it.
     fn sync(&self, from: usize, to: usize) -> io::Result<()> {
@@ -409,7 +482,7 @@ impl Keeper {
         let _ = std::fs::remove_file(&tmp);
         let f = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp).map_err(|e| io_err(&tmp, "creating segment", e))?;
         let res = (|| {
-            preallocate(&f, &tmp, bytes)?;
+            preallocate(&f, &tmp, 0, bytes)?;
             let h = Header { first: p.next_first, created_unix_ns: unix_ns(), partition: p.sh.queue, segment_bytes: bytes };
             f.write_all_at(&encode_header(&h), 0).map_err(|e| io_err(&tmp, "writing header", e))?;
             f.sync_all().map_err(|e| io_err(&tmp, "fsync", e))?;
@@ -481,10 +554,16 @@ impl Keeper {
                 let first = old.first;
                 drop(old); // munmap
                 if let Some(i) = p.files.iter().position(|(f, _, _)| *f == first) {
-                    let (_, f, _) = p.files.remove(i).expect("index found");
+                    let (_, f, m) = p.files.remove(i).expect("index found");
                     match f.sync_data() {
                         Ok(()) => {
                             p.sh.syncs.fetch_add(1, Ordering::Relaxed);
+                            // whole below its end, if synced up to its start
+                            if p.synced >= first {
+                                let next = p.sh.next_offset.load(Ordering::Acquire);
+                                p.synced = p.synced.max((first + m.slots()).min(next));
+                                p.sh.synced_offset.fetch_max(p.synced, Ordering::Release);
+                            }
                         }
                         Err(e) => self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display())),
                     }
@@ -493,28 +572,39 @@ impl Keeper {
         }
     }
 
-    /// Interval policy: msync what was written to the segment being written
-    /// since the last sync, once the interval has passed. Only that range:
-    /// pages prepared ahead stay dirty and writable, so the poller takes no
-    /// write fault on them.
+    /// Interval policy: once the interval has passed, msync the records
+    /// published since the last sync, in whichever mapped segments hold
+    /// them (a rotation since included), and mark exactly the published
+    /// offset synced. The offset is loaded once, with Acquire, so the
+    /// range synced and the offset marked are the same. Only written
+    /// ranges: pages prepared ahead stay dirty and writable, so the poller
+    /// takes no write fault on them.
     fn sync_due(&mut self, every: Duration) {
         for p in &mut self.parts {
-            let written = p.sh.records.load(Ordering::Relaxed);
-            if written == p.synced_records || p.last_sync.elapsed() < every {
+            if p.last_sync.elapsed() < every {
                 continue;
             }
-            let cur = p.sh.segment_first.load(Ordering::Relaxed);
-            let next = p.sh.next_offset.load(Ordering::Relaxed);
-            let Some((_, _, m)) = p.files.iter().find(|(f, _, _)| *f == cur) else { continue };
-            let to = HEADER_LEN + (next.saturating_sub(cur)) as usize * RECORD_LEN;
-            let from = if p.synced_to.0 == cur { p.synced_to.1 } else { 0 };
-            match m.sync(from, to) {
-                Ok(()) => {
-                    p.sh.syncs.fetch_add(1, Ordering::Relaxed);
-                    p.synced_records = written;
-                    p.synced_to = (cur, to);
+            let next = p.sh.next_offset.load(Ordering::Acquire);
+            if next <= p.synced {
+                continue;
+            }
+            let mut ok = true;
+            for (first, _, m) in &p.files {
+                let cap = m.slots();
+                let (lo, hi) = (p.synced.max(*first), next.min(first + cap));
+                if lo >= hi {
+                    continue;
                 }
-                Err(e) => self.shared.error(format!("msync of {} segment {cur}: {e}", p.sh.dir.display())),
+                let (from, to) = (HEADER_LEN + (lo - first) as usize * RECORD_LEN, HEADER_LEN + (hi - first) as usize * RECORD_LEN);
+                if let Err(e) = m.sync(from, to) {
+                    ok = false;
+                    self.shared.error(format!("msync of {} segment {first}: {e}", p.sh.dir.display()));
+                }
+            }
+            if ok {
+                p.sh.syncs.fetch_add(1, Ordering::Relaxed);
+                p.synced = next;
+                p.sh.synced_offset.fetch_max(next, Ordering::Release);
             }
             p.last_sync = Instant::now();
         }
@@ -524,6 +614,8 @@ impl Keeper {
     /// prepared, empty ones), whatever the policy.
     fn sync_all(&mut self) {
         for p in &mut self.parts {
+            let next = p.sh.next_offset.load(Ordering::Acquire);
+            let mut ok = true;
             let cur = p.sh.segment_first.load(Ordering::Relaxed);
             for (first, f, _) in &p.files {
                 if *first > cur && cur != u64::MAX {
@@ -533,8 +625,15 @@ impl Keeper {
                     Ok(()) => {
                         p.sh.syncs.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display())),
+                    Err(e) => {
+                        ok = false;
+                        self.shared.error(format!("fsync of {} segment {first}: {e}", p.sh.dir.display()));
+                    }
                 }
+            }
+            if ok {
+                p.synced = p.synced.max(next);
+                p.sh.synced_offset.fetch_max(next, Ordering::Release);
             }
         }
     }
@@ -569,16 +668,28 @@ impl Keeper {
     }
 }
 
-/// Whether appending can continue in an existing segment: its blocks are
-/// reserved again first (a copied segment can be sparse, and a store into a
-/// hole on a full disk would be a SIGBUS). If they cannot be, appending
-/// continues in a new segment instead.
-fn resumable(path: &Path, bytes: u64) -> bool {
-    let res = OpenOptions::new().write(true).open(path).and_then(|f| preallocate(&f, path, bytes));
+/// Whether appending can continue at slot `slot` of an existing segment:
+/// its blocks are reserved again first (a copied segment can be sparse, and
+/// a store into a hole on a full disk would be a SIGBUS) without touching
+/// a byte below that slot. If they cannot be, appending continues in a new
+/// segment instead.
+fn resumable(path: &Path, bytes: u64, slot: u64) -> bool {
+    let from = HEADER_LEN as u64 + slot * RECORD_LEN as u64;
+    let res = OpenOptions::new().write(true).open(path).and_then(|f| preallocate(&f, path, from, bytes));
     if let Err(e) = &res {
         log::warn!("move log {}: cannot reserve its blocks again ({e}); continuing in a new segment", path.display());
     }
     res.is_ok()
+}
+
+/// syncfs(2) on the file system holding `dir`.
+fn sync_fs(dir: &Path) -> io::Result<()> {
+    let d = File::open(dir).map_err(|e| io_err(dir, "opening", e))?;
+    // SAFETY: syncfs on a descriptor we own; no memory is passed.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(io_err(dir, "syncfs of the file system holding", io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Opens the log for the given queues: takes the directory lock, recovers
@@ -623,6 +734,11 @@ pub fn open_log(
         }
         recoveries.push((q, r));
     }
+    // What the log holds now may be only in the page cache (the previous
+    // process was killed, its last records not yet written back): make it
+    // durable before a single new move is acked, so "synced" means synced
+    // from the first record on.
+    sync_fs(&cfg.dir)?;
     let parts_shared: Vec<Arc<PartitionShared>> = resumes
         .iter()
         .map(|(q, pdir, _, next)| {
@@ -633,6 +749,9 @@ pub fn open_log(
                 retired: ArrayQueue::new(RETIRED_DEPTH),
                 records: AtomicU64::new(0),
                 next_offset: AtomicU64::new(*next),
+                synced_offset: AtomicU64::new(*next),
+                commits: AtomicU64::new(0),
+                batch_syncs: AtomicU64::new(0),
                 segment_first: AtomicU64::new(u64::MAX),
                 refused: AtomicU64::new(0),
                 rotations: AtomicU64::new(0),
@@ -674,7 +793,7 @@ pub fn open_log(
     for ((_, _, resume, next), sh) in resumes.into_iter().zip(&parts_shared) {
         let mut files = VecDeque::new();
         let (cur, slot, next_first) = match resume {
-            Some((path, h, slot)) if resumable(&path, h.segment_bytes) => {
+            Some((path, h, slot)) if resumable(&path, h.segment_bytes, slot) => {
                 let f = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err(&path, "opening", e))?;
                 let m = map(&f, &path, h.segment_bytes)?;
                 files.push_back((h.first, f, MapAddr::of(&m)));
@@ -687,6 +806,7 @@ pub fn open_log(
                 (None, 0, next)
             }
         };
+        let head = HeadWriter::create(&sh.dir, next)?;
         parts.push(Partition {
             shared: Arc::clone(sh),
             log: Arc::clone(&shared),
@@ -697,13 +817,19 @@ pub fn open_log(
             refused: 0,
             batch_sync: cfg.sync == SyncPolicy::EveryBatch,
             dirty_from: slot,
+            committed: next,
+            commits: 0,
+            batch_syncs: 0,
+            sync_failed: false,
+            head,
         });
         kparts.push(KeeperPart {
             sh: Arc::clone(sh),
             next_first,
             files,
-            synced_records: 0,
-            synced_to: (u64::MAX, 0),
+            // recovery fsynced what it kept; what is on disk at start is
+            // where it will stay
+            synced: next,
             last_sync: Instant::now(),
             retry_at: None,
         });

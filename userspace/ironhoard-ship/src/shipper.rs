@@ -41,8 +41,6 @@ pub enum ShipError {
     Connect { servers: String, why: String },
     #[error("file {path}: {why}")]
     File { path: PathBuf, why: String },
-    #[error("move log {dir}: partition q{queue}: the checkpoint says offset {checkpoint}, but the log ends at {end}: was the log removed or replaced? Move the checkpoint {path} aside to ship this log from its start")]
-    PastEnd { dir: PathBuf, queue: u16, checkpoint: u64, end: u64, path: PathBuf },
     #[error("move log {dir}: {source}")]
     Log { dir: PathBuf, source: ReadError },
 }
@@ -220,12 +218,30 @@ pub struct Shipper {
 
 impl Shipper {
     /// Loads the checkpoint and checks it against the log.
+    ///
+    /// The log's end counts what recovery set aside (its offsets are never
+    /// reused), so a checkpoint is past it only when records the shipper
+    /// already published were lost from the log afterwards: read from the
+    /// page cache, then gone in a power cut before their sync (`sync =
+    /// none` or `interval`), or the log was removed. The appliance then
+    /// writes new moves at those offsets, so shipping resumes at the log's
+    /// end, not at the checkpoint: nothing new is skipped, and what was
+    /// published before is in the stream already (its message ids name the
+    /// moves, so one published twice is stored once).
     pub fn new(cfg: ShipConfig, log_dir: &Path, status: Arc<Status>) -> Result<Shipper, ShipError> {
-        let ckpt = Checkpoint::load(&cfg.checkpoint, &cfg.host_id, &cfg.stream)?;
-        for (&queue, &checkpoint) in &ckpt.positions {
-            let end = partition_end(log_dir, queue).map_err(|source| ShipError::Log { dir: log_dir.into(), source })?;
-            if checkpoint > end {
-                return Err(ShipError::PastEnd { dir: log_dir.into(), queue, checkpoint, end, path: cfg.checkpoint.clone() });
+        let mut ckpt = Checkpoint::load(&cfg.checkpoint, &cfg.host_id, &cfg.stream)?;
+        for (queue, checkpoint) in ckpt.positions.iter_mut() {
+            let end = partition_end(log_dir, *queue).map_err(|source| ShipError::Log { dir: log_dir.into(), source })?;
+            if *checkpoint > end {
+                log::warn!(
+                    "ship: move log {}: partition q{queue}: the checkpoint {} says offset {checkpoint}, but the log (set-aside files included) ends at {end}: \
+                     the records {end}..{checkpoint} were published, then lost from the log (a power cut before their sync, or the log was removed); \
+                     shipping resumes at {end}, where new moves are written",
+                    log_dir.display(),
+                    cfg.checkpoint.display()
+                );
+                status.rewinds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *checkpoint = end;
             }
         }
         let mut s = Shipper {

@@ -47,6 +47,9 @@ pub struct Status {
     pub log_gaps: AtomicU64,
     pub checkpoints: AtomicU64,
     pub checkpoint_errors: AtomicU64,
+    /// Partitions whose checkpoint was past the log's end at start (records
+    /// lost after they were published): shipping resumed at the end.
+    pub rewinds: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     pub partitions: Mutex<Vec<PartitionStatus>>,
     /// Server receive time → PubAck, µs.
@@ -72,6 +75,7 @@ impl Status {
             log_gaps: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             checkpoint_errors: AtomicU64::new(0),
+            rewinds: AtomicU64::new(0),
             last_error: Mutex::new(None),
             partitions: Mutex::new(Vec::new()),
             lag_us: Mutex::new(new_hist()),
@@ -139,6 +143,7 @@ impl Status {
             "log_gaps": self.log_gaps.load(Relaxed),
             "checkpoints": self.checkpoints.load(Relaxed),
             "checkpoint_errors": self.checkpoint_errors.load(Relaxed),
+            "rewinds": self.rewinds.load(Relaxed),
             "lag_records": lag_records,
             "lag_seconds": lag_ns as f64 / 1e9,
             "ack_lag_us": lag,

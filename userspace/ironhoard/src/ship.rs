@@ -151,7 +151,7 @@ pub fn render_prometheus(st: &Status) -> String {
     let mut e = Exposition::default();
     let labels = [("host", v["host_id"].as_str().unwrap_or("")), ("stream", v["stream"].as_str().unwrap_or(""))];
     let num = |x: &Value| x.as_f64().unwrap_or(0.0);
-    let counters: [(&str, &str, &str); 11] = [
+    let counters: [(&str, &str, &str); 12] = [
         ("sent", "ironhoard_ship_sent_total", "Publishes sent to JetStream."),
         ("published", "ironhoard_ship_published_total", "PubAcks received: the move is in the stream."),
         ("duplicates", "ironhoard_ship_duplicates_total", "PubAcks saying the stream already held the move (absorbed by its duplicate window)."),
@@ -163,6 +163,7 @@ pub fn render_prometheus(st: &Status) -> String {
         ("log_damage", "ironhoard_ship_log_damage_total", "Damaged move log records reported and stepped over."),
         ("log_gaps", "ironhoard_ship_log_gaps_total", "Gaps in the move log (removed or set-aside segments)."),
         ("checkpoint_errors", "ironhoard_ship_checkpoint_errors_total", "Failed checkpoint writes."),
+        ("rewinds", "ironhoard_ship_checkpoint_rewinds_total", "Partitions whose checkpoint was past the log's end at start (records lost after they were published): shipping resumed at the end."),
     ];
     for (key, name, help) in counters {
         e.family(name, "counter", help);

@@ -194,6 +194,9 @@ impl StatsSource {
                         "rotations": p.rotations.load(Relaxed),
                         "syncs": p.syncs.load(Relaxed),
                         "sync_errors": p.sync_errors.load(Relaxed),
+                        "synced_offset": p.synced_offset.load(Relaxed),
+                        "commits": p.commits.load(Relaxed),
+                        "batch_syncs": p.batch_syncs.load(Relaxed),
                     })
                 })
                 .collect();
@@ -209,6 +212,8 @@ impl StatsSource {
                     "refused": sum(|p| p.refused.load(Relaxed)),
                     "rotations": sum(|p| p.rotations.load(Relaxed)),
                     "syncs": sum(|p| p.syncs.load(Relaxed)),
+                    "commits": sum(|p| p.commits.load(Relaxed)),
+                    "batch_syncs": sum(|p| p.batch_syncs.load(Relaxed)),
                     "write_errors": l.errors.load(Relaxed),
                     "last_error": l.last_error.lock().ok().and_then(|e| e.clone()),
                     "recovery": l.recovery.lock().map(|r| r.clone()).unwrap_or_default(),
