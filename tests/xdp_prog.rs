@@ -311,3 +311,135 @@ fn the_shield_contains_one_source_and_spares_the_others() {
     p.st.set_shield((0, 0), (0, 0)).unwrap();
     p.check("shield off", &with_port(40000), action::DROP, Some(XdpCounter::NoSocket));
 }
+
+/// Pins the calling thread to `cpu` (BPF_PROG_TEST_RUN runs the program on
+/// the calling thread's CPU).
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is the empty set, CPU_SET writes inside the
+    // set it is given, and sched_setaffinity reads that many bytes of it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(rc, 0, "pin to CPU {cpu}: {}", std::io::Error::last_os_error());
+}
+
+/// Timings of [`on_two_cpus`].
+struct Run {
+    /// From the first CPU's call to the last one's return: every run of
+    /// the program (every `now` the shield saw) is inside it.
+    active: std::time::Duration,
+    /// While both CPUs were in their test runs.
+    overlap: std::time::Duration,
+    /// Each CPU's time in its loop (the kernel's mean per run x runs).
+    spans: [std::time::Duration; 2],
+}
+
+impl Run {
+    fn show(&self) -> String {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        format!(
+            "{:.1} ms from first call to last return, {:.1}/{:.1} ms in the program per CPU, {:.1} ms both at once",
+            ms(self.active),
+            ms(self.spans[0]),
+            ms(self.spans[1]),
+            ms(self.overlap)
+        )
+    }
+}
+
+/// Runs `frames[i]` `repeat` times on CPU `i` (one BPF_PROG_TEST_RUN each,
+/// a loop in the kernel), both CPUs at once, as two rx queues would.
+fn on_two_cpus(p: &Prog, frames: [&[u8]; 2], repeat: u32) -> Run {
+    use std::sync::Barrier;
+    use std::time::Instant;
+    let go = Barrier::new(3);
+    std::thread::scope(|s| {
+        let runs: Vec<_> = frames
+            .iter()
+            .enumerate()
+            .map(|(cpu, f)| {
+                let (go, st) = (&go, &p.st);
+                s.spawn(move || {
+                    pin(cpu);
+                    go.wait();
+                    let start = Instant::now();
+                    let per_run = st.test_run_repeat(f, repeat).expect("BPF_PROG_TEST_RUN").1;
+                    (start, Instant::now(), per_run * repeat)
+                })
+            })
+            .collect();
+        go.wait();
+        let r: Vec<_> = runs.into_iter().map(|h| h.join().expect("test_run thread")).collect();
+        let overlap = r[0].1.min(r[1].1).saturating_duration_since(r[0].0.max(r[1].0));
+        let active = r[0].1.max(r[1].1) - r[0].0.min(r[1].0);
+        Run { active, overlap, spans: [r[0].2, r[1].2] }
+    })
+}
+
+/// What got past the shield (dropped for want of a socket, none bound) and
+/// what the shield dropped, since `before`.
+fn shield_outcome(p: &Prog, before: &[u64]) -> (u64, u64, u64) {
+    let after = p.st.counters().unwrap();
+    let d = |c: XdpCounter| after[c as usize] - before[c as usize];
+    (d(XdpCounter::NoSocket), d(XdpCounter::SourceLimited), d(XdpCounter::AddressLimited))
+}
+
+/// The shield under one source's flood arriving on two CPUs (two rx queues)
+/// at once: its buckets are shared by every CPU, and no update may be lost
+/// to the other CPU's, so what passes never exceeds burst + rate x time
+/// (a lost update is a token handed out twice).
+#[test]
+fn the_shield_holds_its_limit_with_one_source_on_two_cpus_at_once() {
+    let mut p = Prog::new();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(cpus >= 2, "this test needs two CPUs (it has {cpus})");
+    let with_port = |sport: u16| {
+        let mut f = frame(&spec(false, None, 0, PORT), &move_payload());
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f
+    };
+
+    // 1. Per source (same address and port on both CPUs): the burst, drained
+    // from both sides at once (a refill of 1/s adds a token or two).
+    let (rate, burst, repeat) = (1u64, 500_000u64, 500_000u32);
+    p.st.set_shield((rate as u32, burst as u32), (0, 0)).unwrap();
+    let f = with_port(40000);
+    let before = p.st.counters().unwrap();
+    let run = on_two_cpus(&p, [&f, &f], repeat);
+    let (passed, src_limited, addr_limited) = shield_outcome(&p, &before);
+    let bound = burst + (rate as f64 * run.active.as_secs_f64()).ceil() as u64;
+    eprintln!(
+        "per source, burst {burst}, {rate}/s, {repeat} runs on each of 2 CPUs: passed {passed} (bound {bound}), limited {src_limited}; {}",
+        run.show()
+    );
+    assert_eq!(passed + src_limited, 2 * repeat as u64, "every run passed or was limited by source");
+    assert_eq!(addr_limited, 0);
+    assert!(!run.overlap.is_zero(), "the two CPUs never ran at once: nothing was tested");
+    assert!(passed <= bound, "per source: {passed} passed, over burst + rate x time = {bound} (lost updates)");
+    assert!(passed >= burst, "per source: {passed} passed, fewer than the burst {burst} (tokens lost)");
+
+    // 2. Per address (two ports of one address, one per CPU, as RSS would
+    // spread them over queues): the steady rate, for a few hundred ms.
+    let (rate, burst, repeat) = (100_000u64, 100u64, 2_000_000u32);
+    p.st.set_shield((0, 0), (rate as u32, burst as u32)).unwrap();
+    let (a, b) = (with_port(40002), with_port(40003));
+    let before = p.st.counters().unwrap();
+    let run = on_two_cpus(&p, [&a, &b], repeat);
+    let (passed, src_limited, addr_limited) = shield_outcome(&p, &before);
+    let bound = burst + (rate as f64 * run.active.as_secs_f64()).ceil() as u64;
+    // the refill runs while either CPU is in its loop: at least the longer
+    // loop's time; half of it is a floor no scheduling hiccup should reach
+    let floor = (rate as f64 * run.spans[0].max(run.spans[1]).as_secs_f64() / 2.0) as u64;
+    eprintln!(
+        "per address, burst {burst}, {rate}/s, {repeat} runs on each of 2 CPUs: passed {passed} (bound {bound}, floor {floor}), \
+         limited {addr_limited}; {}",
+        run.show()
+    );
+    assert_eq!(passed + addr_limited, 2 * repeat as u64, "every run passed or was limited by address");
+    assert_eq!(src_limited, 0);
+    assert!(!run.overlap.is_zero(), "the two CPUs never ran at once: nothing was tested");
+    assert!(passed <= bound, "per address: {passed} passed, over burst + rate x time = {bound} (lost updates)");
+    assert!(passed >= floor, "per address: {passed} passed, under half the rate over the run ({floor})");
+}

@@ -13,8 +13,11 @@
 //! queue, or dropped (counted) if there is none.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// the shield's compare-exchange (see `atomic`); the BPF build is nightly
+#![cfg_attr(target_arch = "bpf", allow(internal_features), feature(core_intrinsics))]
 
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
+use aya_ebpf::bindings::BPF_NOEXIST;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{Array, LruHashMap, PerCpuArray, XskMap};
 use aya_ebpf::programs::XdpContext;
@@ -42,40 +45,155 @@ fn config(slot: XdpConfig) -> u64 {
     }
 }
 
+/// Attempts of each compare-exchange loop in [`shield_take`] (a bound the
+/// verifier can see; LLVM unrolls it). An exchange fails only because
+/// another CPU's succeeded, so a CPU runs out only after that many updates
+/// by others, each between its own load and exchange.
+const CAS_TRIES: usize = 8;
+
+/// The shield's atomic operations on a bucket's `u64` fields. Every access
+/// to a live bucket goes through these (no plain read or write anywhere):
+/// CPUs taking from the same bucket at once never race. On BPF both are a
+/// 64-bit `BPF_CMPXCHG` on the map value (kernel 5.12+): the BPF target has
+/// no `AtomicU64::compare_exchange` (Rust declares it without CAS), hence
+/// the intrinsic, and LLVM's BPF backend selects no atomic load below
+/// `-mcpu=v4` (the build's is `generic`), hence the load as an exchange of
+/// 0 for 0, which leaves any value as it is. The host build (a workspace
+/// member, never run) has the same operations from `AtomicU64`.
+///
+/// Safety, for each: `p` is valid and 8-byte aligned for the call, and
+/// every concurrent access to `*p` is atomic.
+#[cfg(target_arch = "bpf")]
+mod atomic {
+    use core::intrinsics::{atomic_cxchg, AtomicOrdering::Relaxed};
+
+    /// Replaces `*p` by `new` if it is `old`; otherwise `Err(the value)`.
+    #[inline(always)]
+    pub unsafe fn cas(p: *mut u64, old: u64, new: u64) -> Result<(), u64> {
+        // SAFETY: the caller's contract (valid, aligned, atomic access only).
+        let (cur, ok) = unsafe { atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(p, old, new) };
+        if ok {
+            Ok(())
+        } else {
+            Err(cur)
+        }
+    }
+
+    /// Loads `*p`.
+    #[inline(always)]
+    pub unsafe fn load(p: *mut u64) -> u64 {
+        // SAFETY: the caller's contract.
+        match unsafe { cas(p, 0, 0) } {
+            Ok(()) => 0,
+            Err(v) => v,
+        }
+    }
+}
+
+#[cfg(not(target_arch = "bpf"))]
+mod atomic {
+    use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    #[inline(always)]
+    pub unsafe fn cas(p: *mut u64, old: u64, new: u64) -> Result<(), u64> {
+        // SAFETY: the caller's contract is from_ptr's.
+        unsafe { AtomicU64::from_ptr(p) }.compare_exchange(old, new, Relaxed, Relaxed).map(|_| ())
+    }
+
+    #[inline(always)]
+    pub unsafe fn load(p: *mut u64) -> u64 {
+        // SAFETY: the caller's contract is from_ptr's.
+        unsafe { AtomicU64::from_ptr(p) }.load(Relaxed)
+    }
+}
+
 /// Takes a token from the bucket of `key` (rate per second, burst); a new
 /// source starts full. `false`: over its rate. Off when `rate` is 0.
+///
+/// Safe under the same source arriving on several CPUs at once (a flood
+/// spread over rx queues): no update is lost, so the bucket never lets
+/// through more than burst + rate x time.
+/// - Refill: a CPU credits the time since `last_ns` only if its
+///   compare-exchange moves `last_ns` to its `now`; each nanosecond is
+///   credited once, by one CPU. A CPU that finds `last_ns` already at or
+///   past its `now` credits nothing (its time is in another's credit), as
+///   does one that loses `CAS_TRIES` exchanges (the others' are the credit).
+/// - Take: the credit (clamped to the burst) and the token are applied to
+///   `units` in one compare-exchange, retried on contention.
+/// - A CPU that loses `CAS_TRIES` exchanges of `units` in a row drops the
+///   move and its (then tiny) credit: under such contention the shield errs
+///   on the strict side, never the lenient one.
 #[inline(always)]
 fn shield_take(key: &ShieldKey, rate: u64, burst: u64, now: u64) -> bool {
     if rate == 0 {
         return true;
     }
     let cap = (if burst == 0 { rate } else { burst }) * NS;
-    match SHIELD.get_ptr_mut(key) {
-        Some(b) => {
-            // SAFETY: a value pointer the map handed out for this key;
-            // concurrent CPUs may race on it, which only blurs the count.
-            let b = unsafe { &mut *b };
-            let elapsed = now.saturating_sub(b.last_ns);
-            // clamp before multiplying: more than a full refill is moot
-            let full_after = cap / rate + 1;
-            let add = (if elapsed < full_after { elapsed } else { full_after }) * rate;
-            let mut units = b.units + add;
-            if units > cap {
-                units = cap;
-            }
-            b.last_ns = now;
-            if units < NS {
-                b.units = units;
-                return false;
-            }
-            b.units = units - NS;
-            true
-        }
+    let b = match SHIELD.get_ptr_mut(key) {
+        Some(b) => b,
         None => {
-            let _ = SHIELD.insert(key, &ShieldBucket { units: cap - NS, last_ns: now }, 0);
-            true
+            // A new source starts full, less this move's token. NOEXIST: of
+            // CPUs that all found no bucket, one creates it and the others
+            // take from it (an overwrite would hand out its burst again).
+            let fresh = ShieldBucket { units: cap - NS, last_ns: now };
+            if SHIELD.insert(key, fresh, BPF_NOEXIST as u64).is_ok() {
+                return true;
+            }
+            match SHIELD.get_ptr_mut(key) {
+                Some(b) => b,
+                // neither inserted nor there (evicted at once): untracked, as
+                // when the map cannot take it
+                None => return true,
+            }
+        }
+    };
+    // SAFETY: `b` is a value the map handed out: memory of the map's
+    // preallocated elements (an LRU map always preallocates), valid while
+    // the program is loaded. Values are 8-byte aligned and both fields are
+    // u64 (repr(C)), so both field pointers are aligned (the verifier
+    // rejects a misaligned atomic access at load). Every access to a bucket
+    // in the map is this function's atomics, as `atomic` requires; the
+    // kernel writes one only when it makes it a new key's (insert, LRU
+    // reuse), which at worst lets this take count on the new key's bucket.
+    let (units_p, last_p) = unsafe { (&raw mut (*b).units, &raw mut (*b).last_ns) };
+    // clamp before multiplying: more than a full refill is moot
+    let full_after = cap / rate + 1;
+    let mut add = 0;
+    // SAFETY: as above, for this and every atomic call below.
+    let mut last = unsafe { atomic::load(last_p) };
+    for _ in 0..CAS_TRIES {
+        if now <= last {
+            break;
+        }
+        // SAFETY: as above.
+        match unsafe { atomic::cas(last_p, last, now) } {
+            Ok(()) => {
+                let elapsed = now - last;
+                add = (if elapsed < full_after { elapsed } else { full_after }) * rate;
+                break;
+            }
+            Err(cur) => last = cur,
         }
     }
+    // SAFETY: as above.
+    let mut units = unsafe { atomic::load(units_p) };
+    for _ in 0..CAS_TRIES {
+        let mut have = units + add;
+        if have > cap {
+            have = cap;
+        }
+        let (new, taken) = if have < NS { (have, false) } else { (have - NS, true) };
+        if new == units {
+            // empty and nothing to credit: nothing to write
+            return taken;
+        }
+        // SAFETY: as above.
+        match unsafe { atomic::cas(units_p, units, new) } {
+            Ok(()) => return taken,
+            Err(cur) => units = cur,
+        }
+    }
+    false
 }
 
 use aya_ebpf::cty::c_void;

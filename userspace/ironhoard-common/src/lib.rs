@@ -144,6 +144,12 @@ pub struct ShieldKey {
 }
 
 /// A token bucket in the shield map: tokens in 1e-9 units, last refill.
+///
+/// Every CPU's XDP program takes from the same bucket (a source's moves
+/// may arrive on several rx queues), so once in the map a bucket's fields
+/// are only read and written with 64-bit atomic operations (the program's
+/// compare-exchange, see `shield_take` in `xdp-prog`), each on its own
+/// 8-byte-aligned `u64`: keep both fields `u64` and the layout `repr(C)`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShieldBucket {

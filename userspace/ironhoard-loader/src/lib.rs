@@ -201,6 +201,13 @@ impl Steering {
     /// Runs the program once on `frame` with BPF_PROG_TEST_RUN (no
     /// interface needed) and returns the XDP action.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, LoaderError> {
+        self.test_run_repeat(frame, 1).map(|(action, _)| action)
+    }
+
+    /// Runs the program `repeat` times on `frame` in one BPF_PROG_TEST_RUN
+    /// (a loop in the kernel, on the calling thread's CPU) and returns the
+    /// last action and the mean time per run.
+    pub fn test_run_repeat(&self, frame: &[u8], repeat: u32) -> Result<(u32, std::time::Duration), LoaderError> {
         let prog: &Xdp = self
             .ebpf
             .program(XDP_PROGRAM)
@@ -209,9 +216,9 @@ impl Steering {
             .map_err(|source| LoaderError::Program { what: "not an XDP program".into(), source })?;
         let mut out = vec![0u8; frame.len() + 256];
         let r = prog
-            .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat: 1, ..Default::default() })
+            .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat, ..Default::default() })
             .map_err(|source| LoaderError::Program { what: "BPF_PROG_TEST_RUN".into(), source })?;
-        Ok(r.return_value)
+        Ok((r.return_value, r.duration))
     }
 }
 
