@@ -74,6 +74,9 @@ struct Capture {
     new: Files,
     durable: u64,
     appended: BTreeMap<u64, Record>,
+    /// The head file as the writer left it: after the power cut it can
+    /// name offsets the log no longer holds.
+    head: Vec<u8>,
 }
 
 fn record(i: u64) -> Accepted {
@@ -146,10 +149,11 @@ fn capture(policy: Policy, before: u64, after: u64, batch: u64) -> Capture {
     let old = snapshot(&pdir);
     append(p, after, policy != Policy::Batch);
     let new = snapshot(&pdir);
+    let head = fs::read(pdir.join(head::HEAD_FILE)).unwrap();
     parts.clear();
     shared.request_stop();
     k.join().unwrap();
-    Capture { old, new, durable, appended }
+    Capture { old, new, durable, appended, head }
 }
 
 /// How one dirty page comes back after the power cut.
@@ -210,6 +214,7 @@ fn build(c: &Capture, pages: &[(String, usize)], choice: &[Page], pdir: &Path) -
     for (name, bytes) in &files {
         fs::write(pdir.join(name), bytes).unwrap();
     }
+    fs::write(pdir.join(head::HEAD_FILE), &c.head).unwrap();
     files
 }
 
@@ -275,6 +280,9 @@ fn check_state(c: &Capture, pages: &[(String, usize)], choice: &[Page]) {
     let cfg = LogConfig { dir: d.0.clone(), segment_bytes: SEG, sync: SyncPolicy::None };
     let (mut parts, mut keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
     assert!(parts[0].next_offset() >= highest, "appending at {} would reuse an offset up to {highest}; {}", parts[0].next_offset(), ctx());
+    // and a reader that read to the end (the shipper) is not past where
+    // new records go: it would skip them
+    assert!(r.position() <= parts[0].next_offset(), "the reader stopped at {}, past the next append at {}; {}", r.position(), parts[0].next_offset(), ctx());
     keeper.prime();
     parts.clear();
     shared.request_stop();

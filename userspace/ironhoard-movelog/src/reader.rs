@@ -222,8 +222,11 @@ impl PartitionReader {
             // stored the head with Release after the records; this load is
             // Acquire). At and past it, while the writer lives, a slot may
             // be half written: it is not read at all.
+            // The head means something only while its writer lives: after a
+            // crash or a power cut it can name records the log lost, until
+            // the next appliance rewrites it.
             let head = self.head();
-            let below_head = head.is_some_and(|h| self.next_offset < h);
+            let mut below_head = head.is_some_and(|h| self.next_offset < h);
             if head.is_some() && !below_head && crate::writer_alive(&self.log_dir) {
                 return Ok(None);
             }
@@ -244,6 +247,9 @@ impl PartitionReader {
             }
             let mut slot_now = decode_slot(&b);
             let mut after = false;
+            if below_head && !matches!(slot_now, Slot::Valid(_)) && !crate::writer_alive(&self.log_dir) {
+                below_head = false;
+            }
             if below_head && !matches!(slot_now, Slot::Valid(_)) {
                 // published, so not being written: read once more (a read
                 // error of the device, a page being brought in), then it is

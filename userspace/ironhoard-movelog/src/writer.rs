@@ -849,3 +849,30 @@ pub fn open_log(
     keeper.prime();
     Ok((parts, keeper, shared, recoveries))
 }
+
+#[cfg(test)]
+mod prealloc_tests {
+    use super::*;
+
+    #[test]
+    fn the_zero_fill_fallback_never_writes_below_where_appending_resumes() {
+        let p = std::env::temp_dir().join(format!("ih-zfill-{}", std::process::id()));
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        let len = 3 << 20;
+        f.set_len(len).unwrap(); // sparse: a copied segment
+        let records = vec![0xA5u8; 5000];
+        f.write_all_at(&records, 64).unwrap();
+        let from = 64 + 5000;
+        zero_fill(&f, &p, from, len).unwrap();
+        let mut back = vec![0u8; 5000];
+        f.read_exact_at(&mut back, 64).unwrap();
+        assert_eq!(back, records, "records below the resume point untouched");
+        // every block from there on is allocated (a store cannot meet ENOSPC)
+        let blocks = f.metadata().unwrap().blocks() * 512;
+        assert!(blocks >= len - from, "{blocks} bytes allocated of {len}");
+        // SAFETY: lseek on our own descriptor.
+        let hole = unsafe { libc::lseek(f.as_raw_fd(), from as libc::off_t, libc::SEEK_HOLE) };
+        assert_eq!(hole as u64, len, "no hole left after {from}");
+        std::fs::remove_file(&p).unwrap();
+    }
+}
