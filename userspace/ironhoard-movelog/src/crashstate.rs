@@ -22,7 +22,7 @@
 //! A few small cases are checked exhaustively (every old/new combination of
 //! the dirty pages, and each page torn at every single sector both ways);
 //! property tests draw random states over longer runs with rotations. Long
-//! runs: `PROPTEST_CASES=5000 cargo test -p ironhoard-movelog crashstate`
+//! runs: `PROPTEST_CASES=5000 cargo test --release -p ironhoard-movelog crashstate`
 //! (docs/movelog.md).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -353,7 +353,11 @@ fn policy() -> impl Strategy<Value = Policy> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// Longer runs, several rotations, random states.
     #[test]
