@@ -639,3 +639,93 @@ impl Shipper {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironhoard_movelog::{open_log, Accepted, LogConfig, SyncPolicy, HEADER_LEN, RECORD_LEN};
+
+    fn cfg(dir: &Path) -> ShipConfig {
+        ShipConfig {
+            servers: vec!["nats://127.0.0.1:4222".into()],
+            stream: "MOVES".into(),
+            subject_prefix: "moves".into(),
+            host_id: "edge-1".into(),
+            checkpoint: dir.join("ship.checkpoint"),
+            creds: None,
+            nkey: None,
+            tls_ca: None,
+            in_flight: 16,
+            ack_timeout: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(10),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(3600),
+            core: None,
+            stats_socket: dir.join("ship.sock"),
+            prometheus_listen: None,
+        }
+    }
+
+    /// 30 records in segments of 10, every one shipped (checkpoint 30).
+    fn shipped_log(tag: &str) -> (PathBuf, ShipConfig) {
+        let d = std::env::temp_dir().join(format!("ih-ship-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let log = d.join("log");
+        let lc = LogConfig { dir: log.clone(), segment_bytes: (HEADER_LEN + 10 * RECORD_LEN) as u64, sync: SyncPolicy::EveryBatch };
+        let (mut parts, mut keeper, shared, _) = open_log(&lc, &[0], &mut |_| {}).unwrap();
+        for i in 0..30u64 {
+            let mut mv = [1u8; 64];
+            mv[..8].copy_from_slice(&i.to_be_bytes());
+            while !parts[0].append(&Accepted { recv_unix_ns: i, queue: 0, mv }) {
+                keeper.prime();
+            }
+            parts[0].commit();
+        }
+        parts.clear();
+        shared.request_stop();
+        keeper.run();
+        let c = cfg(&d);
+        let mut ck = Checkpoint::new(&c.host_id, &c.stream);
+        ck.positions.insert(0, 30);
+        ck.store(&c.checkpoint, 1).unwrap();
+        (d, c)
+    }
+
+    #[test]
+    fn a_newest_segment_cut_at_start_leaves_the_checkpoint_valid() {
+        let (d, c) = shipped_log("aside");
+        // damage early in the newest segment (offsets 20..30): recovery keeps
+        // offset 20 in place and copies 21..30 aside
+        let seg = d.join("log/q0").join(ironhoard_movelog::segment_name(20));
+        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xEE], (HEADER_LEN + RECORD_LEN + 5) as u64).unwrap();
+        let lc = LogConfig { dir: d.join("log"), segment_bytes: (HEADER_LEN + 10 * RECORD_LEN) as u64, sync: SyncPolicy::None };
+        let (parts, keeper, shared, rec) = open_log(&lc, &[0], &mut |_| {}).unwrap();
+        assert!(rec[0].1.damage.iter().any(|x| x.set_aside.is_some()), "{:?}", rec[0].1);
+        drop(parts);
+        shared.request_stop();
+        keeper.run();
+        let status = Arc::new(Status::new(&c.host_id, &c.stream));
+        let s = Shipper::new(c, &d.join("log"), Arc::clone(&status)).unwrap_or_else(|e| panic!("the shipper refused: {e}"));
+        assert_eq!(s.resume_positions(), vec![(0, 30)], "the set-aside records still count: nothing to rewind");
+        assert_eq!(status.rewinds.load(Relaxed), 0);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_past_a_log_that_lost_records_resumes_at_the_end() {
+        let (d, c) = shipped_log("lost");
+        // a power cut took the newest segment's records (zero pages) after
+        // the shipper had published them
+        let seg = d.join("log/q0").join(ironhoard_movelog::segment_name(20));
+        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 10 * RECORD_LEN], HEADER_LEN as u64).unwrap();
+        let status = Arc::new(Status::new(&c.host_id, &c.stream));
+        let s = Shipper::new(c, &d.join("log"), Arc::clone(&status)).unwrap_or_else(|e| panic!("the shipper refused: {e}"));
+        assert_eq!(s.resume_positions(), vec![(0, 20)], "new moves are written from 20 on: shipped from there");
+        assert_eq!(status.rewinds.load(Relaxed), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
