@@ -545,3 +545,34 @@ fn the_batch_policy_syncs_every_batch_before_it_returns() {
     }
     o.close();
 }
+
+#[test]
+fn interval_sync_looking_between_the_writers_two_stores_still_syncs_the_batch() {
+    // The keeper looks after the record count was published but before the
+    // offset was (the interleaving the old keeper turned into a batch left
+    // to writeback): the next look must sync it.
+    use std::sync::atomic::Ordering::Acquire;
+    let d = Dir::new("between");
+    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: SEG10 * 8, sync: SyncPolicy::Interval(std::time::Duration::ZERO) };
+    let (mut parts, mut keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
+    let sh = Arc::clone(&shared.partitions[0]);
+    for i in 0..3 {
+        assert!(parts[0].append(&acc(0, i)));
+    }
+    parts[0].commit();
+    keeper.sync_due(std::time::Duration::ZERO);
+    assert_eq!(sh.synced_offset.load(Acquire), 3);
+    for i in 3..7 {
+        assert!(parts[0].append(&acc(0, i)));
+    }
+    parts[0].publish_count_only();
+    keeper.sync_due(std::time::Duration::ZERO);
+    parts[0].commit();
+    // the partition goes quiet: every later look must sync what was published
+    keeper.sync_due(std::time::Duration::ZERO);
+    keeper.sync_due(std::time::Duration::ZERO);
+    assert_eq!(sh.synced_offset.load(Acquire), 7, "the quiet partition's last batch is synced");
+    parts.clear();
+    shared.request_stop();
+    keeper.run();
+}

@@ -231,6 +231,13 @@ impl Partition {
         self.head.publish(self.next_offset);
     }
 
+    /// The first half of [`Self::publish`] alone: the interleaving where a
+    /// keeper looks between the two stores.
+    #[cfg(test)]
+    pub(crate) fn publish_count_only(&mut self) {
+        self.shared.records.store(self.records, Ordering::Relaxed);
+    }
+
     /// Before a batch's acks are sent: with the batch policy, msyncs the
     /// records written since the last commit; then publishes the counts and
     /// the head (otherwise the records are already where they need to be:
@@ -579,7 +586,7 @@ impl Keeper {
     /// range synced and the offset marked are the same. Only written
     /// ranges: pages prepared ahead stay dirty and writable, so the poller
     /// takes no write fault on them.
-    fn sync_due(&mut self, every: Duration) {
+    pub(crate) fn sync_due(&mut self, every: Duration) {
         for p in &mut self.parts {
             if p.last_sync.elapsed() < every {
                 continue;
