@@ -398,7 +398,7 @@ fn zero_fill(f: &File, path: &Path, from: u64, len: u64) -> io::Result<()> {
         }
         // SAFETY: as above; SEEK_DATA fails with ENXIO past the last data
         let data = unsafe { libc::lseek(f.as_raw_fd(), start as libc::off_t, libc::SEEK_DATA) };
-        let end = if hole < 0 { len } else if data < 0 { len } else { (data as u64).min(len) };
+        let end = if hole < 0 || data < 0 { len } else { (data as u64).min(len) };
         let mut p = start;
         while p < end {
             let n = ((end - p) as usize).min(zeros.len());
