@@ -90,9 +90,10 @@ async def run(a):
                 print(f"REFUSED stream seq {msg.metadata.sequence.stream}: bad record or tag", file=sys.stderr)
                 await msg.term()
                 continue
-            # per player, seq only grows: a move out of order was retried
-            # after a failure and may be applied by seq, or skipped if older
-            p = (m["key_id"], m["player_id"])
+            # per player (one game per subject), whatever the key_id, seq
+            # only grows: a move out of order was retried after a failure
+            # and may be applied by seq, or skipped if older
+            p = m["player_id"]
             if last_seq.get(p, 0) >= m["seq"]:
                 dup += 1
             last_seq[p] = max(last_seq.get(p, 0), m["seq"])

@@ -162,10 +162,12 @@ pub fn every_status_and_drop(backend: &'static str, v6: bool) {
     std::thread::sleep(Duration::from_millis(1100)); // at least one token's worth; longer only refills more
     expect_status(&c, &mut e, &mv(0, g, p2, 6), Status::Accepted, "refilled");
 
-    // key rotation: key_id 1 works alongside key_id 0, with its own window
-    expect_status(&c, &mut e, &mv(1, g, 3, 1), Status::Accepted, "key_id 1");
-    expect_status(&c, &mut e, &mv(1, g, 1, 1), Status::Accepted, "same player, key_id 1");
-    expect_status(&c, &mut e, &mv(1, g, 1, 1), Status::Duplicate, "key_id 1 window");
+    // key rotation: key_id 1 works alongside key_id 0, on the player's one
+    // window whatever the key_id (SPEC §1)
+    expect_status(&c, &mut e, &mv(0, g, 3, 1), Status::Accepted, "key_id 0");
+    expect_status(&c, &mut e, &mv(1, g, 3, 1), Status::Duplicate, "the same seq under key_id 1");
+    expect_status(&c, &mut e, &mv(1, g, 3, 2), Status::Accepted, "key_id 1");
+    expect_status(&c, &mut e, &mv(0, g, 3, 2), Status::Duplicate, "the same seq back under key_id 0");
 
     // table: fill what is left of it (players_per_worker = 8)
     let have = (|| {
@@ -181,9 +183,10 @@ pub fn every_status_and_drop(backend: &'static str, v6: bool) {
     for p in 10..10 + (8 - have) {
         expect_status(&c, &mut e, &mv(0, g, p, 1), Status::Accepted, "filling the table");
     }
-    expect_status(&c, &mut e, &mv(0, g, 14, 1), Status::Busy, "table full");
-    expect_status(&c, &mut e, &mv(0, g, 14, 1), Status::Busy, "still full, nothing recorded");
-    let mut r = mv(0, g, 14, 1);
+    // (a player beyond those the fill took, however many it took)
+    expect_status(&c, &mut e, &mv(0, g, 99, 1), Status::Busy, "table full");
+    expect_status(&c, &mut e, &mv(0, g, 99, 1), Status::Busy, "still full, nothing recorded");
+    let mut r = mv(0, g, 99, 1);
     r.kind = 9;
     expect_status(&c, &mut e, &r, Status::Invalid, "invalid is judged before busy");
     expect_status(&c, &mut e, &mv(0, g, 1, 2001), Status::Accepted, "known players unaffected");

@@ -1,8 +1,9 @@
 //! `ironhoard ship` against real nats-server JetStream (tests/nats.rs): the
 //! stream holds exactly the moves the appliance acked ACCEPTED, each once,
 //! through a stream leader killed mid-run, a shipper killed between publish
-//! and checkpoint, the same signed move accepted by two edge hosts, the
-//! cluster down for a while, and a missing stream.
+//! and checkpoint, the same signed move accepted by two edge hosts (also
+//! one seq accepted under two key_ids during a key rotation), the cluster
+//! down for a while, and a missing stream.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -195,6 +196,34 @@ fn the_same_signed_move_accepted_by_two_edge_hosts_is_stored_once() {
     assert_eq!(dups, n as u64, "every second copy was reported a duplicate: {x1} {x2}");
     assert_eq!(x1["published"].as_u64().unwrap() + x2["published"].as_u64().unwrap(), 2 * n as u64);
 
+    // a key rotation under way: edge-b takes key_id 1 too, and each player
+    // sends its next seq under key 0 to edge-a and under key 1 to edge-b.
+    // A seq is one move whatever the key_id (SPEC §1): the message id is
+    // (game, player, seq), so the stream stores it once.
+    let sec1 = a2.dir.0.join("secret1.hex");
+    {
+        let mut f = fs::File::create(&sec1).unwrap();
+        std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(ironhoard_labtests::secret(1))).as_bytes()).unwrap();
+        fs::set_permissions(&sec1, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let sec0 = a2.dir.0.join("secret0.hex").display().to_string();
+        let text = fs::read_to_string(&a2.config).unwrap();
+        let two = text.replace(&format!("secrets = [\"{sec0}\"]"), &format!("secrets = [\"{sec0}\", \"{}\"]", sec1.display()));
+        assert_ne!(two, text);
+        fs::write(&a2.config, two).unwrap();
+        let o = Command::new(bin("ironhoard")).arg("reload").arg("--socket").arg(&a2.stats_socket).output().unwrap();
+        assert!(o.status.success(), "reload: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    for p in 0..n {
+        assert_eq!(c1.send(&Client::mv(0, 9, p, 2)), Some(ironhoard_wire::Status::Accepted));
+        assert_eq!(c2.send(&Client::mv(1, 9, p, 2)), Some(ironhoard_wire::Status::Accepted));
+    }
+    let (x1, x2) = (s1.wait_drained(2 * n as u64, Duration::from_secs(30)), s2.wait_drained(2 * n as u64, Duration::from_secs(30)));
+    let stored = cluster.read_stream("MOVES");
+    check_stream(&stored, &["edge-a", "edge-b"]);
+    assert_eq!(stored.len(), 2 * n as usize, "one seq accepted under two key_ids by two hosts is stored once");
+    let dups = x1["duplicates"].as_u64().unwrap() + x2["duplicates"].as_u64().unwrap();
+    assert_eq!(dups, 2 * n as u64, "{x1} {x2}");
+
     // the example consumer a game server copies: pulls game 9 with a
     // durable consumer, verifies every tag, acks; a second run has nothing
     let consumer = |a: &Appliance| -> (i32, Value) {
@@ -203,6 +232,8 @@ fn the_same_signed_move_accepted_by_two_edge_hosts_is_stored_once() {
             .args(["--server", &cluster.urls()[0], "--stream", "MOVES", "--game", "9", "--durable", "game-9", "--idle", "1"])
             .arg("--secret")
             .arg(format!("0={}", a.dir.0.join("secret0.hex").display()))
+            .arg("--secret")
+            .arg(format!("1={}", sec1.display()))
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -210,7 +241,7 @@ fn the_same_signed_move_accepted_by_two_edge_hosts_is_stored_once() {
         (o.status.code().unwrap_or(-1), summary)
     };
     let (code, v) = consumer(&a1);
-    assert_eq!((code, v["consumed"].as_u64(), v["refused"].as_u64()), (0, Some(n as u64), Some(0)), "{v}");
+    assert_eq!((code, v["consumed"].as_u64(), v["refused"].as_u64()), (0, Some(2 * n as u64), Some(0)), "{v}");
     let (code, v) = consumer(&a1);
     assert_eq!((code, v["consumed"].as_u64()), (0, Some(0)), "the durable consumer remembers what it acked: {v}");
     // a message whose move was altered after signing is refused

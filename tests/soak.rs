@@ -38,6 +38,10 @@ fn pktgen(lab: &Lab, secret_file: &Path, key_id: u8, out: &Path, secs: u64, rate
         .args(["--target", &format!("{}:7777", lab.host_v4), "--quiet", "--board", "64x32", "--cpu", "1"])
         .args(["--rate", &rate.to_string(), "--duration", &secs.to_string(), "--games", "20", "--players", "500"])
         .args(["--invalid-ratio", "0.1", "--key-id", &key_id.to_string()])
+        // the players go on under the new key_id with higher seqs: a seq
+        // is one move whatever the key_id (SPEC §1), so the first half's
+        // seqs would be DUPLICATE under key_id 1
+        .args(["--first-seq", &(1 + key_id as u64 * 1_000_000_000).to_string()])
         .arg("--secret-file")
         .arg(secret_file)
         .arg("--report")

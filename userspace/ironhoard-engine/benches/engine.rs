@@ -1,7 +1,9 @@
 //! Per-move costs of the engine: warm ACCEPTED (player in the table, a
-//! fresh seq each time), warm forged (a bad tag from a known player), cold
-//! (key derived), the ack emit alone, and the tag check alone and with the
-//! ACCEPTED ack signed alongside it. `cargo bench -p ironhoard-engine`.
+//! fresh seq each time), the same during a key rotation (each player's
+//! moves alternating between two key_ids, both keyed states cached), warm
+//! forged (a bad tag from a known player), cold (key derived), the ack
+//! emit alone, and the tag check alone and with the ACCEPTED ack signed
+//! alongside it. `cargo bench -p ironhoard-engine`.
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch};
 use ironhoard_wire::{ack_in_place, MasterKey, MoveRepr, Status};
 
 const SECRET: [u8; 32] = [0x42; 32];
+const SECRET1: [u8; 32] = [0x43; 32];
 
 fn engine(players: usize) -> Engine {
     let cfg = EngineConfig {
@@ -19,7 +22,7 @@ fn engine(players: usize) -> Engine {
         bucket: BucketConfig { rate_per_second: u32::MAX, burst: u32::MAX },
         players,
     };
-    Engine::new(cfg, Arc::new(Keyring::from_secrets(&[SECRET])), 11)
+    Engine::new(cfg, Arc::new(Keyring::from_secrets(&[SECRET, SECRET1])), 11)
 }
 
 fn repr(player: u32, seq: u64) -> MoveRepr {
@@ -70,6 +73,42 @@ fn benches(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+    }
+
+    // a key rotation: 1024 players, each move under the other key_id than
+    // the player's last one (the worst case of the two cached keyed states)
+    {
+        let players = 1024u32;
+        let mk1 = MasterKey::new(&SECRET1);
+        let macs: Vec<_> = (0..players).map(|p| [mk.player_mac(1, p), mk1.player_mac(1, p)]).collect();
+        let mut e = engine(4096);
+        for p in 0..players {
+            for (k, seq) in [(0u8, 1u64), (1, 2)] {
+                let mut r = repr(p, seq);
+                r.key_id = k;
+                let mut b = r.to_bytes(&macs[p as usize][k as usize]);
+                e.process(&mut b, 0, &mut NoDispatch);
+            }
+        }
+        let mut next = vec![2u64; players as usize];
+        let mut i = 0usize;
+        let mut fresh = move || {
+            let p = i % players as usize;
+            i += 1;
+            next[p] += 1;
+            let mut r = repr(p as u32, next[p]);
+            r.key_id = (next[p] % 2) as u8;
+            r.to_bytes(&macs[p][r.key_id as usize])
+        };
+        g.bench_function("process_warm_accepted_two_key_ids", |bch| {
+            bch.iter_batched_ref(&mut fresh, |b| black_box(e.process(b, 0, &mut NoDispatch)), BatchSize::SmallInput)
+        });
+        assert_eq!(
+            e.counters.status.iter().sum::<u64>(),
+            e.counters.status(Status::Accepted),
+            "every measured move was ACCEPTED"
+        );
+        assert_eq!(e.players(), players as usize, "one entry per player");
     }
 
     // cold: a player never seen (table stays empty: every move is INVALID

@@ -10,7 +10,7 @@ use ironhoard_wire::{
 use crate::bucket::{BucketConfig, TokenBucket};
 use crate::counters::Counters;
 use crate::keyring::Keyring;
-use crate::table::{PlayerId, PlayerState, PlayerTable, Slot};
+use crate::table::{KeySet, Keyed, PlayerId, PlayerState, PlayerTable, Slot};
 use crate::window::{ReplayWindow, WindowCheck};
 
 /// Game rules and limits an engine enforces.
@@ -51,8 +51,8 @@ pub trait Dispatch {
 /// Why [`Engine::restore`] could not take a player's window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
-    #[error("key_id {0} is not configured (its moves are dropped anyway)")]
-    UnknownKey(u8),
+    #[error("no keyed state: none of the player's key_ids is live (its logged moves cannot be replayed)")]
+    NoKeyedState,
     #[error("player table full")]
     TableFull,
 }
@@ -143,22 +143,23 @@ impl Engine {
 
     /// Applies a reloaded configuration without losing a window: new board
     /// and rate limits (`cfg.players` is fixed at start and ignored), a new
-    /// keyring. Players whose key_id is gone, or whose key_id now has
-    /// another secret, are reclaimed from the table (their moves no longer
-    /// verify, so no window is needed for them); every other player keeps
-    /// its window and buckets, the buckets re-capped at the new burst.
-    /// Returns the number of players reclaimed. No allocation.
+    /// keyring. A key_id that is gone, or now has another secret, is
+    /// dropped from every player's keyed state (its moves no longer
+    /// verify); a player left with no keyed state is reclaimed from the
+    /// table (no move of it can verify any more, so no window is needed
+    /// for it). Every other player keeps its window and buckets, the
+    /// buckets re-capped at the new burst. Returns the number of players
+    /// reclaimed. No allocation.
     pub fn reconfigure(&mut self, cfg: EngineConfig, keys: Arc<Keyring>, now_ns: u64) -> usize {
-        let old = Arc::clone(&self.keys);
-        let reclaimed = self.table.retain(|id| old.same_secret(&keys, id.key_id));
+        let live: KeySet = keys.ids().filter(|&k| self.keys.same_secret(&keys, k)).collect();
         self.cfg = EngineConfig { players: self.cfg.players, ..cfg };
         self.keys = keys;
         let b = self.cfg.bucket;
-        self.table.for_each_mut(|_, st| {
+        self.table.retain(|_, st| {
             st.bucket.recap(&b, now_ns);
             st.replies.recap(&b, now_ns);
-        });
-        reclaimed
+            st.keep_keys(&live)
+        })
     }
 
     /// Whether known players' ACCEPTED acks are being signed alongside the
@@ -173,18 +174,16 @@ impl Engine {
         self.table.len()
     }
 
-    /// Puts a player's anti-replay window, rebuilt from the move log at
-    /// start, into the table (key derived, bucket full), so a move accepted
-    /// before a restart is DUPLICATE or STALE after it, never accepted again.
-    pub fn restore(&mut self, id: PlayerId, window: ReplayWindow, now_ns: u64) -> Result<(), RestoreError> {
-        let master = self.keys.get(id.key_id).ok_or(RestoreError::UnknownKey(id.key_id))?;
-        let mac = master.player_mac(id.game_id, id.player_id);
-        let st = PlayerState {
-            mac,
-            window,
-            bucket: TokenBucket::full(&self.cfg.bucket, now_ns),
-            replies: TokenBucket::full(&self.cfg.bucket, now_ns),
-        };
+    /// Puts a player rebuilt from the move log at start into the table, so
+    /// a move accepted before a restart is DUPLICATE or STALE after it,
+    /// under any key_id, never accepted again: `window` holds the seqs of
+    /// its records, `keyed` its live keyed states (from
+    /// [`Keyring::keyed_state`] of its newest record per key_id), most
+    /// recently used first; the first [`KEYED_SLOTS`](crate::table::KEYED_SLOTS)
+    /// are cached. Buckets full.
+    pub fn restore(&mut self, id: PlayerId, window: ReplayWindow, keyed: &[Keyed], now_ns: u64) -> Result<(), RestoreError> {
+        let full = TokenBucket::full(&self.cfg.bucket, now_ns);
+        let st = PlayerState::restored(keyed, window, full, full).ok_or(RestoreError::NoKeyedState)?;
         match self.table.lookup(&id) {
             Slot::Found(slot) => {
                 *self.table.get_mut(slot).expect("found slot holds a state") = st;
@@ -215,36 +214,57 @@ impl Engine {
                 WireError::BadVersion(_) => DropReason::BadVersion,
             });
         }
-        let id = PlayerId { game_id: m.game_id(), player_id: m.player_id(), key_id: m.key_id() };
+        // One entry per player, whatever the key_id (SPEC §1: one window).
+        let key_id = m.key_id();
+        let id = PlayerId { game_id: m.game_id(), player_id: m.player_id() };
         let cfg = self.cfg;
         match self.table.lookup(&id) {
             Slot::Found(slot) => {
                 let st = self.table.get_mut(slot).expect("found slot holds a state");
-                let pre = if self.suspicion == 0 {
-                    let Some(pre) = m.verify_tag_presign(&st.mac) else {
-                        self.suspicion = SUSPICION_PER_FORGERY;
-                        return Verdict::Drop(DropReason::BadTag);
-                    };
-                    Some(pre)
-                } else {
-                    if !m.verify_tag(&st.mac) {
-                        self.suspicion = (self.suspicion + SUSPICION_PER_FORGERY).min(MAX_SUSPICION);
-                        return Verdict::Drop(DropReason::BadTag);
+                let (k, pre) = match st.mac_slot(key_id) {
+                    Some(k) => {
+                        let mac = st.mac(k);
+                        let pre = if self.suspicion == 0 {
+                            let Some(pre) = m.verify_tag_presign(mac) else {
+                                self.suspicion = SUSPICION_PER_FORGERY;
+                                return Verdict::Drop(DropReason::BadTag);
+                            };
+                            Some(pre)
+                        } else {
+                            if !m.verify_tag(mac) {
+                                self.suspicion = (self.suspicion + SUSPICION_PER_FORGERY).min(MAX_SUSPICION);
+                                return Verdict::Drop(DropReason::BadTag);
+                            }
+                            self.suspicion -= 1;
+                            None
+                        };
+                        (st.touch(k), pre)
                     }
-                    self.suspicion -= 1;
-                    None
+                    None => {
+                        // A known player under a key_id whose keyed state is
+                        // not cached (a key rotation): derive it as for a
+                        // new player, and cache it once it verified.
+                        let Some(master) = self.keys.get(key_id) else {
+                            return Verdict::Drop(DropReason::UnknownKeyId);
+                        };
+                        let mac = master.player_mac(id.game_id, id.player_id);
+                        if !m.verify_tag(&mac) {
+                            return Verdict::Drop(DropReason::BadTag);
+                        }
+                        (st.cache(Keyed { key_id, mac }), None)
+                    }
                 };
                 let status = match judge_known(&cfg, st, &m, now_ns, dispatch) {
                     Ok(s) => s,
                     Err(r) => return Verdict::Drop(r),
                 };
-                ack_in_place_presigned(buf, status, &st.mac, pre.as_ref());
+                ack_in_place_presigned(buf, status, st.mac(k), pre.as_ref());
                 Verdict::Ack(status)
             }
             Slot::Vacant(slot) => {
                 // Cold path: derive the player key (the keyed master state is
                 // cached, so this is one HMAC plus keying the player's).
-                let Some(master) = self.keys.get(id.key_id) else {
+                let Some(master) = self.keys.get(key_id) else {
                     return Verdict::Drop(DropReason::UnknownKeyId);
                 };
                 let mac = master.player_mac(id.game_id, id.player_id);
@@ -259,17 +279,13 @@ impl Engine {
                 if self.table.is_full() {
                     return ack_with(buf, Status::Busy, &mac);
                 }
-                let mut st = PlayerState {
-                    mac,
-                    window: ReplayWindow::new(),
-                    bucket: TokenBucket::full(&cfg.bucket, now_ns),
-                    replies: TokenBucket::full(&cfg.bucket, now_ns),
-                };
+                let full = TokenBucket::full(&cfg.bucket, now_ns);
+                let mut st = PlayerState::new(Keyed { key_id, mac }, ReplayWindow::new(), full, full);
                 let status = match judge_known(&cfg, &mut st, &m, now_ns, dispatch) {
                     Ok(s) => s,
                     Err(r) => return Verdict::Drop(r),
                 };
-                ack_in_place(buf, status, &st.mac);
+                ack_in_place(buf, status, st.mac(0));
                 // Only a player whose move was accepted has state worth a
                 // slot; a BUSY first move leaves the table unchanged.
                 if status == Status::Accepted {
@@ -335,6 +351,9 @@ fn judge_known<T: AsRef<[u8]>, D: Dispatch>(
     }
     st.bucket.take();
     st.window.accept(seq);
+    // the player now has a move recorded under this key_id: a keyed state
+    // that holds its entry until the key_id is retired or re-keyed
+    st.keys.insert(m.key_id());
     Ok(Status::Accepted)
 }
 
@@ -568,16 +587,15 @@ mod tests {
 
     #[test]
     fn a_restored_window_turns_replays_into_duplicates_and_stale() {
-        let mut e = Engine::new(
-            EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() },
-            Arc::new(Keyring::from_secrets(&[SECRET0])),
-            1,
-        );
+        let keys = Arc::new(Keyring::from_secrets(&[SECRET0]));
+        let mut e = Engine::new(EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() }, Arc::clone(&keys), 1);
         let mut w = ReplayWindow::new();
         for s in [7u64, 3000, 2990, 1] {
             w.restore(s); // log order is not seq order; stale ones are ignored
         }
-        e.restore(PlayerId { game_id: 1, player_id: 1, key_id: 0 }, w, 0).unwrap();
+        let r = repr(1, 1, 3000);
+        let keyed = keys.keyed_state(&r.to_bytes(&mac_for(&r))).expect("a live record");
+        e.restore(PlayerId { game_id: 1, player_id: 1 }, w, &[keyed], 0).unwrap();
         assert_eq!(e.players(), 1);
         assert_eq!(send(&mut e, &repr(1, 1, 3000)), Verdict::Ack(Status::Duplicate));
         assert_eq!(send(&mut e, &repr(1, 1, 2990)), Verdict::Ack(Status::Duplicate));
@@ -585,9 +603,42 @@ mod tests {
         assert_eq!(send(&mut e, &repr(1, 1, 2991)), Verdict::Ack(Status::Accepted));
         assert_eq!(send(&mut e, &repr(1, 2, 3000)), Verdict::Ack(Status::Accepted), "other players untouched");
         assert_eq!(
-            e.restore(PlayerId { game_id: 1, player_id: 1, key_id: 9 }, ReplayWindow::new(), 0),
-            Err(RestoreError::UnknownKey(9))
+            e.restore(PlayerId { game_id: 1, player_id: 3 }, ReplayWindow::new(), &[], 0),
+            Err(RestoreError::NoKeyedState)
         );
+    }
+
+    #[test]
+    fn a_window_restored_from_key_0_records_judges_key_1_moves() {
+        let keys = Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1]));
+        let mut e = Engine::new(cfg(), Arc::clone(&keys), 1);
+        let mut w = ReplayWindow::new();
+        w.restore(2);
+        let r = repr(1, 1, 2);
+        let keyed = keys.keyed_state(&r.to_bytes(&mac_for(&r))).unwrap();
+        assert_eq!(keyed.key_id, 0);
+        e.restore(PlayerId { game_id: 1, player_id: 1 }, w, &[keyed], 0).unwrap();
+        let mut r = repr(1, 1, 2);
+        r.key_id = 1;
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Duplicate), "seq 2 accepted under key 0 before the restart");
+        r.seq = 3;
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+        assert_eq!(e.players(), 1);
+    }
+
+    #[test]
+    fn keyed_state_of_a_logged_move_only_while_its_key_is_live() {
+        let r = repr(1, 1, 2);
+        let mv = r.to_bytes(&mac_for(&r));
+        let k = Keyring::from_secrets(&[SECRET0, SECRET1]).keyed_state(&mv).expect("key 0 live");
+        assert_eq!(k.key_id, 0);
+        assert_eq!(k.mac.tag(&mv[..48]), mac_for(&r).tag(&mv[..48]));
+        assert!(Keyring::from_secrets(&[SECRET1, SECRET0]).keyed_state(&mv).is_none(), "key 0 re-keyed");
+        assert!(Keyring::default().keyed_state(&mv).is_none(), "key 0 not configured");
+        let mut bad = mv;
+        bad[2] = 9;
+        assert!(Keyring::from_secrets(&[SECRET0]).keyed_state(&bad).is_none(), "not a move");
+        assert!(Keyring::from_secrets(&[SECRET0]).keyed_state(&mv[..63]).is_none());
     }
 
     #[test]
@@ -660,15 +711,132 @@ mod tests {
     }
 
     #[test]
-    fn key_rotation_players_are_separate_per_key_id() {
+    fn a_seq_accepted_under_one_key_id_is_duplicate_under_another() {
         let mut e = engine();
-        let mut r = repr(1, 1, 1);
+        let mut r = repr(1, 1, 2);
         assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+        // the same player and seq, signed under key 1 (a key rotation)
         r.key_id = 1;
-        // same player under key 1: its own window
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Duplicate), "one window per player, whatever the key_id");
+        assert_eq!(send(&mut e, &repr(1, 1, 2 + 2000)), Verdict::Ack(Status::Accepted));
+        let mut old = repr(1, 1, 3);
+        old.key_id = 1;
+        assert_eq!(send(&mut e, &old), Verdict::Ack(Status::Stale), "key 0 moved the window for key 1 too");
+        let mut next = repr(1, 1, 2 + 2001);
+        next.key_id = 1;
+        assert_eq!(send(&mut e, &next), Verdict::Ack(Status::Accepted));
+        next.key_id = 0;
+        assert_eq!(send(&mut e, &next), Verdict::Ack(Status::Duplicate), "and back");
+        assert_eq!(e.players(), 1, "one entry for the player");
+        assert_eq!(e.counters.status(Status::Accepted), 3);
+    }
+
+    #[test]
+    fn one_bucket_per_player_whatever_the_key_id() {
+        let mut e = engine(); // burst 5
+        for s in 1..=5u64 {
+            let mut r = repr(1, 1, s);
+            r.key_id = (s % 2) as u8;
+            assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
+        }
+        for k in [0u8, 1] {
+            let mut r = repr(1, 1, 6);
+            r.key_id = k;
+            assert_eq!(send(&mut e, &r), Verdict::Ack(Status::RateLimited), "key {k}");
+        }
+    }
+
+    #[test]
+    fn a_third_key_id_is_judged_on_the_same_window_and_forgeries_under_any_key_id_are_dropped() {
+        let s2 = [0x33; 32];
+        let mut e = Engine::new(
+            EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() },
+            Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1, s2])),
+            3,
+        );
+        let macs = [MasterKey::new(&SECRET0).player_mac(1, 1), MasterKey::new(&SECRET1).player_mac(1, 1), MasterKey::new(&s2).player_mac(1, 1)];
+        let run = |e: &mut Engine, k: u8, seq: u64| {
+            let mut r = repr(1, 1, seq);
+            r.key_id = k;
+            let mut b = r.to_bytes(&macs[k as usize]);
+            let v = e.process(&mut b, 0, &mut NoDispatch);
+            if let Verdict::Ack(_) = v {
+                assert!(Ack::new_checked(&b[..ACK_LEN]).unwrap().verify_tag(&macs[k as usize]), "ack signed under key {k}");
+            }
+            v
+        };
+        // three key_ids in turn: more than the cached keyed states
+        for seq in 1..=30u64 {
+            let k = (seq % 3) as u8;
+            assert_eq!(run(&mut e, k, seq), Verdict::Ack(Status::Accepted), "seq {seq} key {k}");
+            for other in 0..3u8 {
+                assert_eq!(run(&mut e, other, seq), Verdict::Ack(Status::Duplicate), "seq {seq} again under key {other}");
+            }
+        }
+        assert_eq!(e.players(), 1);
+        // a forgery under a key_id not cached: dropped, nothing changes
+        for k in 0..3u8 {
+            let mut r = repr(1, 1, 31);
+            r.key_id = k;
+            let mut b = r.to_bytes(&macs[((k + 1) % 3) as usize]);
+            assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::BadTag), "key {k}");
+        }
+        let mut r = repr(1, 1, 31);
+        r.key_id = 9;
+        let mut b = r.to_bytes(&macs[0]);
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::UnknownKeyId));
+        assert_eq!(run(&mut e, 2, 31), Verdict::Ack(Status::Accepted));
+    }
+
+    #[test]
+    fn a_player_keeps_its_entry_and_window_while_one_of_its_keys_is_live() {
+        let keys01 = Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1]));
+        let mut e = Engine::new(cfg(), Arc::clone(&keys01), 1);
+        // player 1: moves under key 0, then under key 1 (moved over);
+        // player 2: only ever under key 0
+        assert_eq!(send(&mut e, &repr(1, 1, 1)), Verdict::Ack(Status::Accepted));
+        let mut r = repr(1, 1, 2);
+        r.key_id = 1;
         assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Accepted));
-        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Duplicate));
+        assert_eq!(send(&mut e, &repr(1, 2, 1)), Verdict::Ack(Status::Accepted));
         assert_eq!(e.players(), 2);
+        // retire key 0 the documented way: a fresh secret at its index
+        let rekeyed = Arc::new(Keyring::from_secrets(&[[0x44; 32], SECRET1]));
+        assert_eq!(e.reconfigure(cfg(), rekeyed, 0), 1, "player 2 had no other keyed state: reclaimed");
+        assert_eq!(e.players(), 1);
+        // player 1's window survived, with the seq accepted under key 0
+        let mut r = repr(1, 1, 1);
+        r.key_id = 1;
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Duplicate));
+        // old key 0 no longer verifies, for either player
+        for p in [1, 2] {
+            let r = repr(1, p, 9);
+            let mut b = r.to_bytes(&mac_for(&r));
+            assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::BadTag), "player {p}");
+        }
+        // key 1 retired too: nothing is left to hold player 1
+        let only0 = Arc::new(Keyring::from_secrets(&[[0x44; 32]]));
+        assert_eq!(e.reconfigure(cfg(), only0, 0), 1);
+        assert_eq!(e.players(), 0);
+        // a reload that changes no key keeps every entry
+        let mut e = Engine::new(cfg(), Arc::clone(&keys01), 1);
+        assert_eq!(send(&mut e, &repr(1, 1, 1)), Verdict::Ack(Status::Accepted));
+        assert_eq!(e.reconfigure(cfg(), Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1])), 0), 0);
+        assert_eq!(send(&mut e, &repr(1, 1, 1)), Verdict::Ack(Status::Duplicate));
+    }
+
+    #[test]
+    fn a_verified_move_under_a_new_key_id_that_is_not_accepted_holds_no_entry() {
+        // player 1 accepted under key 0, only retransmits under key 1: the
+        // entry's keyed state is key 0's (key 1 has nothing recorded)
+        let mut e = engine();
+        assert_eq!(send(&mut e, &repr(1, 1, 1)), Verdict::Ack(Status::Accepted));
+        let mut r = repr(1, 1, 1);
+        r.key_id = 1;
+        assert_eq!(send(&mut e, &r), Verdict::Ack(Status::Duplicate));
+        let keys = Arc::new(Keyring::from_secrets(&[[0x44; 32], SECRET1]));
+        assert_eq!(e.reconfigure(cfg(), keys, 0), 1);
+        assert_eq!(e.players(), 0);
     }
 
     #[test]

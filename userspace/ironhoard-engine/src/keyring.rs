@@ -1,6 +1,8 @@
 //! The master secrets, indexed by key_id (up to 256).
 
-use ironhoard_wire::MasterKey;
+use ironhoard_wire::{MasterKey, Move};
+
+use crate::table::Keyed;
 
 /// Master secrets by key_id, each pre-keyed for player-key derivation.
 /// Read-only once built; shared by every worker.
@@ -51,6 +53,19 @@ impl Keyring {
     #[inline]
     pub fn get(&self, key_id: u8) -> Option<&MasterKey> {
         self.keys[key_id as usize].as_ref()
+    }
+
+    /// The keyed state a move read back from the move log stands for, if
+    /// its key is still live: its key_id configured, and its tag verifying
+    /// under that key_id's secret. A record of a retired key_id, or of an
+    /// earlier secret of a re-keyed one, cannot be replayed (it fails
+    /// verification), so it holds no keyed state. Costs a key derivation
+    /// and a tag check: call it once per (player, key_id), not per record.
+    pub fn keyed_state(&self, mv: &[u8]) -> Option<Keyed> {
+        let m = Move::new_unchecked(mv);
+        m.check_header().ok()?;
+        let mac = self.get(m.key_id())?.player_mac(m.game_id(), m.player_id());
+        m.verify_tag(&mac).then_some(Keyed { key_id: m.key_id(), mac })
     }
 
     /// Number of configured key_ids.

@@ -20,4 +20,4 @@ pub use engine::{Dispatch, Engine, EngineConfig, NoDispatch, RestoreError, Verdi
 pub use window::ReplayWindow;
 pub use ironhoard_common::DropReason;
 pub use keyring::Keyring;
-pub use table::{PlayerId, PlayerTable};
+pub use table::{KeySet, Keyed, PlayerId, PlayerTable, KEYED_SLOTS};

@@ -1,51 +1,199 @@
 //! The per-worker player table: fixed capacity, allocated once at start,
 //! open addressing with linear probing over a dense key array.
 //!
-//! Eviction policy: none while a player's key is live. An entry holds the
-//! player's anti-replay window; dropping it would let a captured move be
-//! accepted a second time, so a player who goes quiet keeps its slot. When
-//! every slot is taken, moves from players not in the table are acked BUSY
-//! (players already in it are unaffected). Size `players_per_worker` for the
-//! players that can be active during one key period; retiring a key_id
-//! (key rotation) is what frees entries (see docs/operations.md).
+//! One entry per player, `(game_id, player_id)`, whatever key_id it signs
+//! with (SPEC §1): the anti-replay window and the token buckets are the
+//! player's, so during a key rotation a seq ACCEPTED under one key_id is
+//! DUPLICATE under another. What depends on the key_id is the entry's
+//! *keyed state*: the set of key_ids the player has moves accepted under
+//! ([`PlayerState::keys`]), and the pre-keyed HMAC states of up to
+//! [`KEYED_SLOTS`] of them, most recently used first (a cache: a player
+//! signing with a third key_id at once costs one key derivation per move
+//! of the least recently used one, nothing else changes).
+//!
+//! Eviction policy: none while one of the player's keys is live. An entry
+//! holds the player's anti-replay window; dropping it would let a captured
+//! move be accepted a second time, so a player who goes quiet keeps its
+//! slot. When every slot is taken, moves from players not in the table are
+//! acked BUSY (players already in it are unaffected). A reload that retires
+//! or re-keys a key_id drops that key's keyed state from every entry (its
+//! moves no longer verify), and an entry left with no keyed state is freed:
+//! key rotation is what frees slots (see docs/operations.md).
 
 use crate::bucket::TokenBucket;
 use crate::window::ReplayWindow;
 use ironhoard_wire::PlayerMac;
 
-/// Identity of a table entry: a player under one master key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Identity of a table entry: a player, whatever key_id it signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PlayerId {
     pub game_id: u32,
     pub player_id: u32,
+}
+
+/// Pre-keyed HMAC states an entry keeps: a rotation has at most a couple
+/// of key_ids in use by one player at a time.
+pub const KEYED_SLOTS: usize = 2;
+
+/// A set of key_ids (256 bits, no allocation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySet([u64; 4]);
+
+impl KeySet {
+    #[inline]
+    pub fn insert(&mut self, key_id: u8) {
+        self.0[(key_id >> 6) as usize] |= 1 << (key_id & 63);
+    }
+    #[inline]
+    pub fn remove(&mut self, key_id: u8) {
+        self.0[(key_id >> 6) as usize] &= !(1 << (key_id & 63));
+    }
+    #[inline]
+    pub fn contains(&self, key_id: u8) -> bool {
+        self.0[(key_id >> 6) as usize] & (1 << (key_id & 63)) != 0
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0 == [0; 4]
+    }
+    /// Keeps only the key_ids also in `other`.
+    #[inline]
+    pub fn retain_in(&mut self, other: &KeySet) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a &= b;
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+    /// The key_ids, in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..=255u8).filter(|&k| self.contains(k))
+    }
+}
+
+impl FromIterator<u8> for KeySet {
+    fn from_iter<I: IntoIterator<Item = u8>>(it: I) -> KeySet {
+        let mut s = KeySet::default();
+        it.into_iter().for_each(|k| s.insert(k));
+        s
+    }
+}
+
+/// A player's HMAC state pre-keyed with its player key under one key_id.
+#[derive(Debug, Clone)]
+pub struct Keyed {
     pub key_id: u8,
+    pub mac: PlayerMac,
 }
 
 /// Everything the engine keeps per player.
 #[derive(Debug, Clone)]
 pub struct PlayerState {
-    /// HMAC state pre-keyed with the player key.
-    pub mac: PlayerMac,
     pub window: ReplayWindow,
     pub bucket: TokenBucket,
     /// Answers to DUPLICATE and STALE moves, with the same rate and burst:
     /// a captured move replayed (from spoofed sources) is answered at most
     /// at the player's own rate, then dropped (`replay_over_limit`).
     pub replies: TokenBucket,
+    /// The key_ids the player has a move ACCEPTED (recorded in the move
+    /// log) under, each still configured with the secret it had then. The
+    /// entry lives while this is not empty.
+    pub keys: KeySet,
+    /// Pre-keyed HMAC states, most recently used first; filled from the
+    /// front.
+    macs: [Option<Keyed>; KEYED_SLOTS],
+}
+
+impl PlayerState {
+    /// A state with no move accepted yet, `first` its only cached keyed
+    /// HMAC state.
+    pub fn new(first: Keyed, window: ReplayWindow, bucket: TokenBucket, replies: TokenBucket) -> PlayerState {
+        let mut macs: [Option<Keyed>; KEYED_SLOTS] = Default::default();
+        macs[0] = Some(first);
+        PlayerState { window, bucket, replies, keys: KeySet::default(), macs }
+    }
+
+    /// The state of a player whose moves were accepted under the key_ids
+    /// of `keyed` (most recently used first: the first [`KEYED_SLOTS`] are
+    /// cached); `None` if `keyed` is empty.
+    pub fn restored(keyed: &[Keyed], window: ReplayWindow, bucket: TokenBucket, replies: TokenBucket) -> Option<PlayerState> {
+        let mut st = PlayerState::new(keyed.first()?.clone(), window, bucket, replies);
+        for (slot, k) in st.macs.iter_mut().zip(keyed) {
+            *slot = Some(k.clone());
+        }
+        st.keys = keyed.iter().map(|k| k.key_id).collect();
+        Some(st)
+    }
+
+    /// Where the HMAC state for `key_id` is cached, if it is.
+    #[inline]
+    pub fn mac_slot(&self, key_id: u8) -> Option<usize> {
+        self.macs.iter().position(|k| matches!(k, Some(k) if k.key_id == key_id))
+    }
+
+    /// The cached HMAC state in `slot` ([`mac_slot`](Self::mac_slot)).
+    #[inline]
+    pub fn mac(&self, slot: usize) -> &PlayerMac {
+        &self.macs[slot].as_ref().expect("a filled keyed slot").mac
+    }
+
+    /// Makes `slot` the most recently used one (slot 0); returns 0.
+    #[inline]
+    pub fn touch(&mut self, slot: usize) -> usize {
+        if slot != 0 {
+            self.macs[..=slot].rotate_right(1);
+        }
+        0
+    }
+
+    /// Caches a keyed HMAC state as the most recently used, replacing the
+    /// least recently used one when every slot is filled; returns its slot
+    /// (0). No allocation.
+    pub fn cache(&mut self, k: Keyed) -> usize {
+        self.macs.rotate_right(1);
+        self.macs[0] = Some(k);
+        0
+    }
+
+    /// The cached keyed states' key_ids, most recently used first.
+    pub fn cached(&self) -> impl Iterator<Item = u8> + '_ {
+        self.macs.iter().flatten().map(|k| k.key_id)
+    }
+
+    /// Drops every keyed state whose key_id is not in `live` (a reload
+    /// retired it or gave it another secret); returns whether any is left
+    /// (whether the entry must stay).
+    pub fn keep_keys(&mut self, live: &KeySet) -> bool {
+        self.keys.retain_in(live);
+        for k in self.macs.iter_mut() {
+            if matches!(k, Some(k) if !live.contains(k.key_id)) {
+                *k = None;
+            }
+        }
+        // filled slots first, in their order
+        let mut w = 0;
+        for r in 0..self.macs.len() {
+            if self.macs[r].is_some() {
+                self.macs.swap(w, r);
+                w += 1;
+            }
+        }
+        !self.keys.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Key {
     game_id: u32,
     player_id: u32,
-    key_id: u8,
     used: bool,
 }
 
 impl Key {
     #[inline]
     fn is(&self, id: &PlayerId) -> bool {
-        self.used && self.game_id == id.game_id && self.player_id == id.player_id && self.key_id == id.key_id
+        self.used && self.game_id == id.game_id && self.player_id == id.player_id
     }
 }
 
@@ -109,7 +257,6 @@ impl PlayerTable {
         // seed. Only authenticated players are ever inserted, so the seed
         // is defence in depth against crafted id collisions.
         let mut z = ((id.game_id as u64) << 32 | id.player_id as u64) ^ self.seed;
-        z = z.wrapping_add((id.key_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
@@ -138,24 +285,30 @@ impl PlayerTable {
             return Err(TableFull(self.capacity));
         }
         debug_assert!(!self.keys[slot].used);
-        self.keys[slot] = Key { game_id: id.game_id, player_id: id.player_id, key_id: id.key_id, used: true };
+        self.keys[slot] = Key { game_id: id.game_id, player_id: id.player_id, used: true };
         self.len += 1;
         Ok(self.states[slot].insert(state))
     }
 
-    /// Removes every player for which `keep` is false (backward-shift
+    /// Offers every stored player to `keep`, which may change its state,
+    /// and removes those for which it returns false (backward-shift
     /// deletion: no tombstones, probes stay as short as before). Returns
-    /// how many were removed. No allocation.
-    pub fn retain(&mut self, mut keep: impl FnMut(&PlayerId) -> bool) -> usize {
+    /// how many were removed. No allocation. An entry moved by a removal
+    /// may be offered twice: `keep` must give the same answer again.
+    pub fn retain(&mut self, mut keep: impl FnMut(&PlayerId, &mut PlayerState) -> bool) -> usize {
         let mut removed = 0;
         let mut i = 0;
         while i <= self.mask {
             let k = self.keys[i];
-            if k.used && !keep(&PlayerId { game_id: k.game_id, player_id: k.player_id, key_id: k.key_id }) {
-                self.remove_at(i);
-                removed += 1;
-                // another entry may have moved into slot i: look again
-                continue;
+            if k.used {
+                let id = PlayerId { game_id: k.game_id, player_id: k.player_id };
+                let st = self.states[i].as_mut().expect("a used slot holds a state");
+                if !keep(&id, st) {
+                    self.remove_at(i);
+                    removed += 1;
+                    // another entry may have moved into slot i: look again
+                    continue;
+                }
             }
             i += 1;
         }
@@ -173,7 +326,7 @@ impl PlayerTable {
             if !k.used {
                 return;
             }
-            let home = self.hash(&PlayerId { game_id: k.game_id, player_id: k.player_id, key_id: k.key_id }) as usize & self.mask;
+            let home = self.hash(&PlayerId { game_id: k.game_id, player_id: k.player_id }) as usize & self.mask;
             // the entry at j stays if its home lies cyclically in (hole, j]
             let stays = if hole <= j { hole < home && home <= j } else { hole < home || home <= j };
             if stays {
@@ -190,7 +343,7 @@ impl PlayerTable {
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&PlayerId, &mut PlayerState)) {
         for (k, s) in self.keys.iter().zip(self.states.iter_mut()) {
             if let (true, Some(s)) = (k.used, s.as_mut()) {
-                f(&PlayerId { game_id: k.game_id, player_id: k.player_id, key_id: k.key_id }, s);
+                f(&PlayerId { game_id: k.game_id, player_id: k.player_id }, s);
             }
         }
     }
@@ -208,20 +361,26 @@ mod tests {
     use crate::bucket::BucketConfig;
     use ironhoard_wire::MasterKey;
 
+    fn keyed(key_id: u8) -> Keyed {
+        Keyed { key_id, mac: MasterKey::new(&[1 + key_id; 32]).player_mac(0, 0) }
+    }
+
+    fn state_under(key_id: u8) -> PlayerState {
+        let b = TokenBucket::full(&BucketConfig { rate_per_second: 1, burst: 1 }, 0);
+        let mut st = PlayerState::new(keyed(key_id), ReplayWindow::new(), b, b);
+        st.keys.insert(key_id);
+        st
+    }
+
     fn state() -> PlayerState {
-        PlayerState {
-            replies: crate::bucket::TokenBucket::full(&crate::bucket::BucketConfig { rate_per_second: 1, burst: 1 }, 0),
-            mac: MasterKey::new(&[1; 32]).player_mac(0, 0),
-            window: ReplayWindow::new(),
-            bucket: TokenBucket::full(&BucketConfig { rate_per_second: 1, burst: 1 }, 0),
-        }
+        state_under(0)
     }
 
     #[test]
     fn fills_to_capacity_then_refuses() {
         let mut t = PlayerTable::new(100, 42);
         for p in 0..100u32 {
-            let id = PlayerId { game_id: 1, player_id: p, key_id: 0 };
+            let id = PlayerId { game_id: 1, player_id: p };
             match t.lookup(&id) {
                 Slot::Vacant(i) => {
                     t.insert(i, id, state()).unwrap();
@@ -230,36 +389,92 @@ mod tests {
             }
         }
         assert!(t.is_full());
-        let id = PlayerId { game_id: 1, player_id: 1000, key_id: 0 };
+        let id = PlayerId { game_id: 1, player_id: 1000 };
         let Slot::Vacant(i) = t.lookup(&id) else { panic!() };
         assert_eq!(t.insert(i, id, state()).unwrap_err(), TableFull(100));
         for p in 0..100u32 {
-            let id = PlayerId { game_id: 1, player_id: p, key_id: 0 };
+            let id = PlayerId { game_id: 1, player_id: p };
             assert!(matches!(t.lookup(&id), Slot::Found(_)));
         }
     }
 
     #[test]
-    fn key_id_is_part_of_the_identity() {
+    fn one_entry_per_player_whatever_the_key_id() {
         let mut t = PlayerTable::new(4, 0);
-        let a = PlayerId { game_id: 1, player_id: 2, key_id: 0 };
-        let b = PlayerId { key_id: 1, ..a };
+        let a = PlayerId { game_id: 1, player_id: 2 };
         let Slot::Vacant(i) = t.lookup(&a) else { panic!() };
-        t.insert(i, a, state()).unwrap();
-        assert!(matches!(t.lookup(&a), Slot::Found(_)));
-        assert!(matches!(t.lookup(&b), Slot::Vacant(_)));
+        t.insert(i, a, state_under(0)).unwrap();
+        let Slot::Found(s) = t.lookup(&a) else { panic!() };
+        let st = t.get_mut(s).unwrap();
+        assert_eq!(st.mac_slot(0), Some(0));
+        assert_eq!(st.mac_slot(1), None);
+        assert!(matches!(t.lookup(&PlayerId { game_id: 2, player_id: 1 }), Slot::Vacant(_)));
+    }
+
+    #[test]
+    fn keyed_slots_are_a_bounded_most_recently_used_cache() {
+        let mut st = state_under(0);
+        assert_eq!(st.cached().collect::<Vec<_>>(), [0]);
+        assert_eq!(st.cache(keyed(1)), 0);
+        assert_eq!(st.cached().collect::<Vec<_>>(), [1, 0]);
+        assert_eq!(st.mac_slot(0), Some(1));
+        assert_eq!(st.touch(1), 0);
+        assert_eq!(st.cached().collect::<Vec<_>>(), [0, 1]);
+        // a third key_id replaces the least recently used state (1)
+        st.cache(keyed(2));
+        assert_eq!(st.cached().collect::<Vec<_>>(), [2, 0]);
+        assert_eq!(st.mac_slot(1), None);
+        // the macs are the ones cached
+        let probe = [7u8; 48];
+        assert_eq!(st.mac(st.mac_slot(0).unwrap()).tag(&probe), keyed(0).mac.tag(&probe));
+        assert_eq!(st.mac(st.mac_slot(2).unwrap()).tag(&probe), keyed(2).mac.tag(&probe));
+    }
+
+    #[test]
+    fn keep_keys_drops_retired_keyed_states_and_says_when_none_is_left() {
+        let mut st = state_under(0);
+        st.cache(keyed(1));
+        st.keys.insert(1);
+        st.keys.insert(5); // accepted under 5, its mac no longer cached
+        let live: KeySet = [1u8, 5].into_iter().collect();
+        assert!(st.keep_keys(&live));
+        assert_eq!(st.keys.iter().collect::<Vec<_>>(), [1, 5]);
+        assert_eq!(st.cached().collect::<Vec<_>>(), [1]);
+        assert!(st.keep_keys(&[5u8].into_iter().collect()), "key 5 holds the entry with no mac cached");
+        assert_eq!(st.cached().count(), 0);
+        // a mac is cached again from the front
+        st.cache(keyed(5));
+        assert_eq!(st.cached().collect::<Vec<_>>(), [5]);
+        assert!(!st.keep_keys(&[0u8, 1].into_iter().collect()), "no keyed state left");
+        assert_eq!(st.cached().count(), 0);
+    }
+
+    #[test]
+    fn key_sets() {
+        let mut s = KeySet::default();
+        assert!(s.is_empty());
+        for k in [0u8, 63, 64, 200, 255] {
+            s.insert(k);
+        }
+        assert_eq!(s.iter().collect::<Vec<_>>(), [0, 63, 64, 200, 255]);
+        assert_eq!(s.len(), 5);
+        s.remove(63);
+        assert!(!s.contains(63) && s.contains(64));
+        s.retain_in(&[64u8, 255, 7].into_iter().collect());
+        assert_eq!(s.iter().collect::<Vec<_>>(), [64, 255]);
     }
 
     #[test]
     fn retain_removes_and_keeps_every_other_player_findable() {
         // a small table, so clusters wrap around the end
         let mut t = PlayerTable::new(40, 7);
-        let id = |n: u32| PlayerId { game_id: n % 5, player_id: n, key_id: (n % 3) as u8 };
+        let id = |n: u32| PlayerId { game_id: n % 5, player_id: n };
         for n in 0..40 {
             let Slot::Vacant(s) = t.lookup(&id(n)) else { panic!("dup") };
-            t.insert(s, id(n), state()).unwrap();
+            t.insert(s, id(n), state_under((n % 3) as u8)).unwrap();
         }
-        let removed = t.retain(|p| p.key_id != 1);
+        let live: KeySet = [0u8, 2].into_iter().collect();
+        let removed = t.retain(|_, st| st.keep_keys(&live));
         assert_eq!(removed, (0..40).filter(|n| n % 3 == 1).count());
         assert_eq!(t.len(), 40 - removed);
         for n in 0..40 {

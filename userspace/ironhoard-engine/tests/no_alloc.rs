@@ -1,5 +1,7 @@
 //! After warm-up, moves through the engine allocate nothing: a counting
-//! global allocator sees zero allocations across every verdict.
+//! global allocator sees zero allocations across every verdict, and across
+//! a key rotation (players signing under three key_ids in turn: keyed
+//! states derived, cached and replaced in their entry).
 
 use std::sync::Arc;
 
@@ -13,22 +15,24 @@ static A: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn engine_allocates_nothing_per_move() {
-    let secret = [5u8; 32];
+    let secrets = [[5u8; 32], [6u8; 32], [7u8; 32]];
     let cfg = EngineConfig {
         board_width: 64,
         board_height: 64,
         bucket: BucketConfig { rate_per_second: 1_000_000, burst: 1_000_000 },
         players: 1024,
     };
-    let mut e = Engine::new(cfg, Arc::new(Keyring::from_secrets(&[secret])), 3);
-    let mk = MasterKey::new(&secret);
+    let mut e = Engine::new(cfg, Arc::new(Keyring::from_secrets(&secrets)), 3);
+    let mks: Vec<MasterKey> = secrets.iter().map(MasterKey::new).collect();
     // pre-build every datagram (the test's own allocations happen here)
     let mut moves = Vec::new();
     for p in 0..512u32 {
-        let mac = mk.player_mac(1, p);
         for seq in 1..=20u64 {
+            // a quarter of the players rotate through the three key_ids
+            let key_id = if p % 4 == 0 { (seq % 3) as u8 } else { 0 };
+            let mac = mks[key_id as usize].player_mac(1, p);
             let r = MoveRepr {
-                key_id: 0,
+                key_id,
                 kind: 1 + (seq % 3) as u8,
                 flags: 0,
                 reserved: 0,
@@ -49,6 +53,7 @@ fn engine_allocates_nothing_per_move() {
                 moves.push(r.to_bytes(&mac)); // duplicate
             }
         }
+        let mac = mks[0].player_mac(1, p);
         moves.push(MoveRepr { player_id: p, seq: 1, ..MoveRepr { key_id: 9, ..Default::default() } }.to_bytes(&mac));
     }
     let mut scratch = moves.clone();

@@ -1,9 +1,12 @@
 //! One accepted move as a JetStream message (docs/shipping.md).
 //!
 //! - subject `<subject_prefix>.<game_id>` (game id in decimal);
-//! - `Nats-Msg-Id` = the move's identity, `ih1.<key_id>.<game_id>.<player_id>.<seq>`
-//!   (decimal): the same signed move shipped twice, by a restarted shipper
-//!   or by two edge hosts, is stored once within the stream's duplicate window;
+//! - `Nats-Msg-Id` = the move's identity, `ih1.<game_id>.<player_id>.<seq>`
+//!   (decimal), whatever the key_id (SPEC §1: one anti-replay window per
+//!   player, so one seq is one move): the same move shipped twice — by a
+//!   restarted shipper, or by two edge hosts, also when they accepted it
+//!   under two key_ids during a rotation — is stored once within the
+//!   stream's duplicate window;
 //! - headers `Ironhoard-Host` (the `[ship] host_id`), `Ironhoard-Queue` and
 //!   `Ironhoard-Offset` (where the record is in that host's move log);
 //! - payload, [`PAYLOAD_LEN`] bytes: the 64 move bytes exactly as received
@@ -21,10 +24,11 @@ pub const HOST_HEADER: &str = "Ironhoard-Host";
 pub const QUEUE_HEADER: &str = "Ironhoard-Queue";
 pub const OFFSET_HEADER: &str = "Ironhoard-Offset";
 
-/// The move's identity: what `Nats-Msg-Id` carries.
+/// The move's identity, (game_id, player_id, seq) whatever the key_id:
+/// what `Nats-Msg-Id` carries.
 pub fn msg_id(mv: &[u8; 64]) -> String {
     let m = Move::new_unchecked(&mv[..]);
-    format!("ih1.{}.{}.{}.{}", m.key_id(), m.game_id(), m.player_id(), m.seq())
+    format!("ih1.{}.{}.{}", m.game_id(), m.player_id(), m.seq())
 }
 
 /// The subject a move is published on.
@@ -82,7 +86,7 @@ mod tests {
     #[test]
     fn identity_subject_and_payload_round_trip() {
         let r = record();
-        assert_eq!(msg_id(&r.mv), "ih1.3.70000.4000000000.1099511627776");
+        assert_eq!(msg_id(&r.mv), "ih1.70000.4000000000.1099511627776");
         assert_eq!(subject("ih.moves", &r.mv), "ih.moves.70000");
         let p = payload(&r);
         assert_eq!(&p[..64], &r.mv[..], "the move bytes come first, as received");
@@ -98,6 +102,24 @@ mod tests {
         let mut c = a;
         c.mv[23] ^= 1; // another seq
         assert_ne!(msg_id(&a.mv), msg_id(&c.mv));
+    }
+
+    #[test]
+    fn identity_is_the_same_under_any_key_id() {
+        // one seq accepted under key 3 by one host and under key 4 by
+        // another (a rotation): one move, one id, stored once
+        let a = record();
+        let mut repr = MoveRepr::parse(&Move::new_checked(&a.mv[..]).unwrap()).unwrap();
+        repr.key_id = 4;
+        let mut mv = [0u8; 64];
+        repr.emit(&mut Move::new_unchecked(&mut mv[..]), &MasterKey::new(&[8; 32]).player_mac(70_000, 4_000_000_000));
+        assert_ne!(mv, a.mv, "another key_id, another secret: other bytes");
+        assert_eq!(msg_id(&mv), msg_id(&a.mv));
+        for (i, other) in [(8, "game"), (12, "player"), (16, "seq")] {
+            let mut c = a;
+            c.mv[i + 3] ^= 1;
+            assert_ne!(msg_id(&c.mv), msg_id(&a.mv), "another {other}");
+        }
     }
 
     #[test]

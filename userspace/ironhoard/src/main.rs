@@ -3,6 +3,7 @@
 mod config;
 mod notify;
 mod prometheus;
+mod rebuild;
 mod reload;
 mod run;
 mod serve;

@@ -13,11 +13,11 @@ use ironhoard_dataplane::{affinity, socket, WorkerShared};
 use ironhoard_movelog::{open_log, LogConfig, Record, SyncPolicy};
 use ironhoard_loader::{Steering, WantMode};
 use ironhoard_engine::bucket::BucketConfig;
-use ironhoard_engine::{Engine, EngineConfig, Keyring, PlayerId, ReplayWindow};
-use std::collections::HashMap;
+use ironhoard_engine::{Engine, EngineConfig, Keyring};
 use log::{error, info, warn};
 
 use crate::notify;
+use crate::rebuild::{Rebuild, Restored};
 use crate::config::{Backend, Config, LogSync, XdpMode, ZeroCopy};
 use crate::stats::{self, Info, StatsSource, WorkerInfo};
 
@@ -98,21 +98,19 @@ fn random_seed() -> Result<u64> {
     Ok(u64::from_ne_bytes(b))
 }
 
-/// Puts the windows rebuilt from the move log into a worker's engine (on
+/// Puts the players rebuilt from the move log into a worker's engine (on
 /// the worker's thread, before it serves).
-fn restore_windows(engine: &mut Engine, queue: u32, restore: Vec<(PlayerId, ReplayWindow)>) -> Result<()> {
+fn restore_windows(engine: &mut Engine, queue: u32, restore: Vec<Restored>) -> Result<()> {
     let now = ironhoard_dataplane::monotonic_ns();
-    let (mut unknown, mut full) = (0u64, 0u64);
+    let mut full = 0u64;
     let n = restore.len();
-    for (id, w) in restore {
-        match engine.restore(id, w, now) {
+    for (id, w, keyed) in restore {
+        match engine.restore(id, w, &keyed, now) {
             Ok(()) => {}
-            Err(ironhoard_engine::RestoreError::UnknownKey(_)) => unknown += 1,
+            // not handed over: players with no live key are left out at start
+            Err(ironhoard_engine::RestoreError::NoKeyedState) => {}
             Err(ironhoard_engine::RestoreError::TableFull) => full += 1,
         }
-    }
-    if unknown > 0 {
-        info!("worker {queue}: {unknown} players in the move log have a key_id no longer configured (their moves are dropped)");
     }
     if full > 0 {
         bail!("worker {queue}: player table too small for the {n} players in the move log ({full} not restored): raise [moves] players_per_worker");
@@ -182,34 +180,33 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
         },
     };
     let t0 = Instant::now();
-    let mut windows: HashMap<PlayerId, ReplayWindow> = HashMap::new();
+    let mut rebuild = Rebuild::default();
     let part_ids: Vec<u16> = workers.iter().map(|w| w.queue as u16).collect();
-    let (parts, keeper, lshared, recoveries) = open_log(&lcfg, &part_ids, &mut |r: &Record| {
-        let m = ironhoard_wire::Move::new_unchecked(&r.mv[..]);
-        if m.check_header().is_ok() {
-            let id = PlayerId { game_id: m.game_id(), player_id: m.player_id(), key_id: m.key_id() };
-            windows.entry(id).or_default().restore(m.seq());
-        }
-    })
-    .with_context(|| format!("opening the move log ([log] dir = {})", cfg.log_dir.display()))?;
+    let (parts, keeper, lshared, recoveries) = open_log(&lcfg, &part_ids, &mut |r: &Record| rebuild.visit(r))
+        .with_context(|| format!("opening the move log ([log] dir = {})", cfg.log_dir.display()))?;
     let found: u64 = recoveries.iter().map(|(_, r)| r.records).sum();
+    let t_read = t0.elapsed();
+    // Only players with a live key take a slot (and count below): one key
+    // check per (player, key_id), on every core (nothing is served yet).
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let (restore, sum) = rebuild.finish(&keys, workers.len(), threads);
     info!(
-        "move log {}: {} partition(s), {found} records, {} players' windows restored, in {} ms",
+        "move log {}: {} partition(s), {found} records of {} players, {} restored (windows and keyed states), \
+         {} with no live key left out ({} of {} keyed states retired or re-keyed); read in {} ms, keys checked in {} ms",
         cfg.log_dir.display(),
         recoveries.len(),
-        windows.len(),
-        t0.elapsed().as_millis()
+        sum.players,
+        sum.restored,
+        sum.players - sum.restored,
+        sum.dead_states,
+        sum.keyed_states,
+        t_read.as_millis(),
+        (t0.elapsed() - t_read).as_millis()
     );
-    // each player's window goes to the worker that owns the player (the
-    // XDP pollers' mesh and the socket backend's steering agree)
-    let mut restore: Vec<Vec<(PlayerId, ReplayWindow)>> = (0..workers.len()).map(|_| Vec::new()).collect();
-    for (id, w) in windows {
-        restore[((id.game_id ^ id.player_id) % workers.len() as u32) as usize].push((id, w));
-    }
     for (w, r) in workers.iter().zip(&restore) {
         if r.len() > cfg.players_per_worker {
             bail!(
-                "the move log {} holds {} players owned by queue {}'s worker, more than [moves] players_per_worker = {}: \
+                "the move log {} holds {} players with a live key owned by queue {}'s worker, more than [moves] players_per_worker = {}: \
                  raise it (players that do not fit could have their logged moves accepted again)",
                 cfg.log_dir.display(),
                 r.len(),
