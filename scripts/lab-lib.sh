@@ -24,7 +24,8 @@ lab_up() {
 }
 
 # appliance_up BACKEND [RATE_PER_PLAYER]: starts ironhoard on $A pinned to core 0
-# (LAB_INTERFACE_EXTRA: more [interface] lines, e.g. "ring_size = 4096").
+# (LAB_INTERFACE_EXTRA: more [interface] lines, e.g. "ring_size = 4096";
+# LAB_MOVES_EXTRA: more [moves] lines, e.g. "players_per_worker = 1048576").
 appliance_up() {
   cat > "$DIR/ironhoard.toml" <<CFG
 [interface]
@@ -42,6 +43,7 @@ board_width = 16
 board_height = 16
 rate_per_second = ${2:-100000}
 rate_burst = ${2:-100000}
+${LAB_MOVES_EXTRA:-}
 [stats]
 socket = "$DIR/stats.sock"
 [log]
@@ -52,9 +54,12 @@ rate_per_source = 0
 rate_per_address = 0
 CFG
   "$BIN" check-config --config "$DIR/ironhoard.toml" >/dev/null
-  "$BIN" run --config "$DIR/ironhoard.toml" 2> >(sed 's/^/  appliance: /' >> "$DIR/appliance.log") &
+  local n0=0; [ -f "$DIR/appliance.log" ] && n0=$(wc -l < "$DIR/appliance.log")
+  "$BIN" run --config "$DIR/ironhoard.toml" 2> >(sed -u 's/^/  appliance: /' >> "$DIR/appliance.log") &
   APID=$!
-  for _ in $(seq 100); do "$BIN" stats --socket "$DIR/stats.sock" --json >/dev/null 2>&1 && return 0; sleep 0.1; done
+  # ready = every worker in its serve loop (a large player table takes a
+  # moment to allocate after the stats socket answers)
+  for _ in $(seq 300); do [ "$(tail -n +$((n0 + 1)) "$DIR/appliance.log" 2>/dev/null | grep -c "ready: serving")" != 0 ] && return 0; sleep 0.1; done
   echo "appliance did not start:"; cat "$DIR/appliance.log"; return 1
 }
 

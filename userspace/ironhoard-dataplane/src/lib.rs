@@ -35,6 +35,9 @@ pub struct WorkerShared {
     pub stop: AtomicBool,
     /// Time to process one batch (receive to send), ns.
     pub batch_ns: AtomicHistogram,
+    /// Reload work one turn of the worker's loop did: applying a reloaded
+    /// config, or one slice of the sweep after a key_id was retired.
+    pub reload_ns: AtomicHistogram,
     /// Service time per move: the batch's time over its datagrams, ns.
     pub move_ns: AtomicHistogram,
     /// System calls made to kick the kernel (need_wakeup sendto/poll) and
@@ -90,27 +93,40 @@ impl WorkerShared {
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
-    /// Called by the worker once per turn of its loop: one atomic load,
-    /// and when a reload is pending, its application (no lock is waited
-    /// for: a busy slot is tried again next turn).
+    /// Called by the worker once per turn of its loop: one atomic load (and
+    /// a flag), and when a reload is pending, its application (no lock is
+    /// waited for: a busy slot is tried again next turn). A reload that
+    /// retired or re-keyed a key_id then sweeps the player table in slices
+    /// of [`SWEEP_SLOTS`](ironhoard_engine::engine::SWEEP_SLOTS), one per
+    /// turn, between batches; the reload counts as applied once the sweep
+    /// is done.
     #[inline]
     pub fn apply_reload(&self, seen: &mut u64, engine: &mut Engine) {
         let g = self.reload_gen.load(Ordering::Acquire);
-        if g != *seen {
+        if g != *seen || engine.sweeping() {
             self.apply_reload_slow(g, seen, engine);
         }
     }
 
     #[cold]
     fn apply_reload_slow(&self, g: u64, seen: &mut u64, engine: &mut Engine) {
-        let Ok(slot) = self.reload.try_lock() else { return };
-        if let Some(r) = slot.as_ref() {
-            let n = engine.reconfigure(r.cfg, Arc::clone(&r.keys), monotonic_ns());
-            self.reclaimed.fetch_add(n as u64, Ordering::Relaxed);
-            self.players.store(engine.players() as u64, Ordering::Relaxed);
+        let t0 = monotonic_ns();
+        if g != *seen {
+            let Ok(slot) = self.reload.try_lock() else { return };
+            if let Some(r) = slot.as_ref() {
+                engine.begin_reconfigure(r.cfg, Arc::clone(&r.keys));
+            }
+            *seen = g;
         }
-        *seen = g;
-        self.reload_applied.store(g, Ordering::Release);
+        if engine.sweeping() {
+            let n = engine.sweep_step(ironhoard_engine::engine::SWEEP_SLOTS);
+            self.reclaimed.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        self.players.store(engine.players() as u64, Ordering::Relaxed);
+        if !engine.sweeping() {
+            self.reload_applied.store(*seen, Ordering::Release);
+        }
+        self.reload_ns.record_n(monotonic_ns().saturating_sub(t0), 1);
     }
 
     pub fn request_stop(&self) {

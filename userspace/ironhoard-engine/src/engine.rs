@@ -10,7 +10,7 @@ use ironhoard_wire::{
 use crate::bucket::{BucketConfig, TokenBucket};
 use crate::counters::Counters;
 use crate::keyring::Keyring;
-use crate::table::{KeySet, Keyed, PlayerId, PlayerState, PlayerTable, Slot};
+use crate::table::{Keyed, PlayerId, PlayerState, PlayerTable, Slot};
 use crate::window::{ReplayWindow, WindowCheck};
 
 /// Game rules and limits an engine enforces.
@@ -78,9 +78,23 @@ pub struct Engine {
     /// move (see [`SUSPICION_PER_FORGERY`]): while it is zero the ACCEPTED
     /// ack is signed alongside the check.
     suspicion: u32,
+    /// Key epoch: bumped by every reload that retires or re-keys a key_id.
+    epoch: u32,
+    /// The epoch that last retired or re-keyed each key_id (0: never).
+    retired_at: [u32; 256],
+    /// A reload retired or re-keyed a key_id: the next table slot the
+    /// sweep that frees entries left without keyed state looks at.
+    sweep: Option<usize>,
+    /// Table slots swept since start (a reload that changes no key sweeps
+    /// none).
+    swept: u64,
     /// Counters of this engine's verdicts (the backend adds rx/tx).
     pub counters: Counters,
 }
+
+/// Table slots a poller's sweep looks at between two batches: at most a
+/// few hundred microseconds of work.
+pub const SWEEP_SLOTS: usize = 4096;
 
 /// Signing the ACCEPTED ack alongside the tag check
 /// ([`Move::verify_tag_presign`]) makes a genuine move cheaper (the two
@@ -104,6 +118,10 @@ impl Engine {
             keys,
             table: PlayerTable::new(cfg.players, hash_seed),
             suspicion: 0,
+            epoch: 0,
+            retired_at: [0; 256],
+            sweep: None,
+            swept: 0,
             counters: Counters::default(),
         }
     }
@@ -143,23 +161,68 @@ impl Engine {
 
     /// Applies a reloaded configuration without losing a window: new board
     /// and rate limits (`cfg.players` is fixed at start and ignored), a new
-    /// keyring. A key_id that is gone, or now has another secret, is
-    /// dropped from every player's keyed state (its moves no longer
-    /// verify); a player left with no keyed state is reclaimed from the
-    /// table (no move of it can verify any more, so no window is needed
-    /// for it). Every other player keeps its window and buckets, the
-    /// buckets re-capped at the new burst. Returns the number of players
-    /// reclaimed. No allocation.
-    pub fn reconfigure(&mut self, cfg: EngineConfig, keys: Arc<Keyring>, now_ns: u64) -> usize {
-        let live: KeySet = keys.ids().filter(|&k| self.keys.same_secret(&keys, k)).collect();
+    /// keyring. Touches no player: the buckets take the new rate and burst
+    /// at their next use (a refill caps at the burst). A key_id that is
+    /// gone, or now has another secret, is retired at once — a player's
+    /// keyed state under it is checked against the key epoch at the
+    /// player's next move, so no move verifies under a retired secret —
+    /// and a sweep is started that frees, in slices
+    /// ([`sweep_step`](Self::sweep_step)), the entries left with no keyed
+    /// state. Returns whether a sweep is pending. No allocation.
+    pub fn begin_reconfigure(&mut self, cfg: EngineConfig, keys: Arc<Keyring>) -> bool {
+        let mut retired = false;
+        for k in self.keys.ids() {
+            if !self.keys.same_secret(&keys, k) {
+                if !retired {
+                    self.epoch = self.epoch.wrapping_add(1);
+                    retired = true;
+                }
+                self.retired_at[k as usize] = self.epoch;
+            }
+        }
         self.cfg = EngineConfig { players: self.cfg.players, ..cfg };
         self.keys = keys;
-        let b = self.cfg.bucket;
-        self.table.retain(|_, st| {
-            st.bucket.recap(&b, now_ns);
-            st.replies.recap(&b, now_ns);
-            st.keep_keys(&live)
-        })
+        if retired {
+            // (re)start from the first slot: entries behind a cursor of an
+            // earlier sweep are of an older epoch again
+            self.sweep = Some(0);
+        }
+        self.sweep.is_some()
+    }
+
+    /// One slice of the pending sweep: at most `slots` table slots, each
+    /// entry brought to the current key epoch and freed if no keyed state
+    /// is left. Returns the entries freed.
+    pub fn sweep_step(&mut self, slots: usize) -> usize {
+        let Some(from) = self.sweep else { return 0 };
+        let (epoch, retired_at) = (self.epoch, &self.retired_at);
+        let (next, removed) = self.table.retain_slice(from, slots, |_, st| st.revalidate(epoch, retired_at));
+        self.swept += (next - from) as u64;
+        self.sweep = (next < self.table.slots()).then_some(next);
+        removed
+    }
+
+    /// Whether a sweep started by a reload is still going.
+    #[inline]
+    pub fn sweeping(&self) -> bool {
+        self.sweep.is_some()
+    }
+
+    /// Table slots swept since start.
+    pub fn slots_swept(&self) -> u64 {
+        self.swept
+    }
+
+    /// [`begin_reconfigure`](Self::begin_reconfigure), then the whole sweep
+    /// at once; returns the players freed. For callers with no batches to
+    /// interleave (tests, tools).
+    pub fn reconfigure(&mut self, cfg: EngineConfig, keys: Arc<Keyring>, _now_ns: u64) -> usize {
+        self.begin_reconfigure(cfg, keys);
+        let mut n = 0;
+        while self.sweeping() {
+            n += self.sweep_step(usize::MAX);
+        }
+        n
     }
 
     /// Whether known players' ACCEPTED acks are being signed alongside the
@@ -183,7 +246,8 @@ impl Engine {
     /// are cached. Buckets full.
     pub fn restore(&mut self, id: PlayerId, window: ReplayWindow, keyed: &[Keyed], now_ns: u64) -> Result<(), RestoreError> {
         let full = TokenBucket::full(&self.cfg.bucket, now_ns);
-        let st = PlayerState::restored(keyed, window, full, full).ok_or(RestoreError::NoKeyedState)?;
+        let mut st = PlayerState::restored(keyed, window, full, full).ok_or(RestoreError::NoKeyedState)?;
+        st.epoch = self.epoch;
         match self.table.lookup(&id) {
             Slot::Found(slot) => {
                 *self.table.get_mut(slot).expect("found slot holds a state") = st;
@@ -218,7 +282,17 @@ impl Engine {
         let key_id = m.key_id();
         let id = PlayerId { game_id: m.game_id(), player_id: m.player_id() };
         let cfg = self.cfg;
-        match self.table.lookup(&id) {
+        let mut found = self.table.lookup(&id);
+        if let Slot::Found(slot) = found {
+            let st = self.table.get_mut(slot).expect("found slot holds a state");
+            if st.epoch != self.epoch && !st.revalidate(self.epoch, &self.retired_at) {
+                // a reload retired every key it had a move under: freed
+                // now, as the sweep would have; the move is a new player's
+                self.table.remove(slot);
+                found = self.table.lookup(&id);
+            }
+        }
+        match found {
             Slot::Found(slot) => {
                 let st = self.table.get_mut(slot).expect("found slot holds a state");
                 let (k, pre) = match st.mac_slot(key_id) {
@@ -281,6 +355,7 @@ impl Engine {
                 }
                 let full = TokenBucket::full(&cfg.bucket, now_ns);
                 let mut st = PlayerState::new(Keyed { key_id, mac }, ReplayWindow::new(), full, full);
+                st.epoch = self.epoch;
                 let status = match judge_known(&cfg, &mut st, &m, now_ns, dispatch) {
                     Ok(s) => s,
                     Err(r) => return Verdict::Drop(r),
@@ -866,5 +941,87 @@ mod tests {
         assert_eq!(e.reconfigure(cfg(), keys2, 0), 1);
         assert_eq!(e.players(), 0);
         assert_eq!(run(&mut e, mv(0, 1, 3, 0), &p0), Verdict::Drop(DropReason::BadTag), "old secret no longer verifies");
+    }
+
+    fn big(players: usize) -> EngineConfig {
+        EngineConfig { players, bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() }
+    }
+
+    /// `n` players of game 1 accepted under `key_id` (secret `secret`).
+    fn fill(e: &mut Engine, key_id: u8, secret: &[u8; 32], players: std::ops::Range<u32>) {
+        for p in players {
+            let r = MoveRepr { key_id, kind: 1, game_id: 1, player_id: p, seq: 1, ..Default::default() };
+            let mut b = r.to_bytes(&MasterKey::new(secret).player_mac(1, p));
+            assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Ack(Status::Accepted));
+        }
+    }
+
+    #[test]
+    fn a_reload_that_changes_no_key_touches_no_player() {
+        let keys = Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1]));
+        let mut e = Engine::new(big(20_000), Arc::clone(&keys), 3);
+        fill(&mut e, 0, &SECRET0, 0..10_000);
+        // rates, burst and board changed; the same secrets (a new Arc)
+        let slow = EngineConfig { bucket: BucketConfig { rate_per_second: 1, burst: 1 }, board_width: 20, ..big(20_000) };
+        assert!(!e.begin_reconfigure(slow, Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1]))), "no sweep");
+        assert_eq!(e.slots_swept(), 0, "no player visited");
+        assert_eq!(e.players(), 10_000);
+        // the new limits hold at the players' next moves: burst 1
+        let r = |seq| MoveRepr { key_id: 0, kind: 1, game_id: 1, player_id: 7, seq, x: 19, ..Default::default() };
+        let mac = MasterKey::new(&SECRET0).player_mac(1, 7);
+        let mut b = r(2).to_bytes(&mac);
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Ack(Status::Accepted), "x = 19 fits the new board");
+        let mut b = r(3).to_bytes(&mac);
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Ack(Status::RateLimited), "the bucket capped at the new burst");
+    }
+
+    #[test]
+    fn a_rekeyed_key_id_is_retired_at_once_and_its_players_freed_in_bounded_slices() {
+        let keys = Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1]));
+        let mut e = Engine::new(big(20_000), keys, 3);
+        fill(&mut e, 0, &SECRET0, 0..6_000);
+        fill(&mut e, 1, &SECRET1, 6_000..10_000);
+        // key_id 0 re-keyed
+        const NEW0: [u8; 32] = [0x77; 32];
+        assert!(e.begin_reconfigure(big(20_000), Arc::new(Keyring::from_secrets(&[NEW0, SECRET1]))), "a sweep is pending");
+        assert!(e.sweeping());
+        // before the sweep reaches anyone: the old secret verifies for no one
+        let old = MoveRepr { key_id: 0, kind: 1, game_id: 1, player_id: 5, seq: 2, ..Default::default() };
+        let mut b = old.to_bytes(&MasterKey::new(&SECRET0).player_mac(1, 5));
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Drop(DropReason::BadTag), "a cached keyed state of a re-keyed key_id is never used");
+        // a player of the re-keyed key_id starts afresh under the new secret, as if swept
+        let mut b = MoveRepr { seq: 1, ..old }.to_bytes(&MasterKey::new(&NEW0).player_mac(1, 5));
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Ack(Status::Accepted));
+        // the sweep: slices of at most SWEEP_SLOTS slots, every stale entry freed
+        let (mut freed, mut steps, mut swept) = (0, 0, e.slots_swept());
+        while e.sweeping() {
+            freed += e.sweep_step(SWEEP_SLOTS);
+            assert!(e.slots_swept() - swept <= SWEEP_SLOTS as u64);
+            swept = e.slots_swept();
+            steps += 1;
+        }
+        assert_eq!(freed, 5_999, "the key 0 players but the one that moved under the new secret");
+        assert_eq!(steps, e.table.slots().div_ceil(SWEEP_SLOTS));
+        assert_eq!(e.players(), 4_001);
+        // key 1's players kept their windows; the re-keyed player has its new one
+        let mut b = MoveRepr { key_id: 1, kind: 1, game_id: 1, player_id: 6_001, seq: 1, ..Default::default() }.to_bytes(&MasterKey::new(&SECRET1).player_mac(1, 6_001));
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Ack(Status::Duplicate));
+        let mut b = MoveRepr { seq: 1, ..old }.to_bytes(&MasterKey::new(&NEW0).player_mac(1, 5));
+        assert_eq!(e.process(&mut b, 0, &mut NoDispatch), Verdict::Ack(Status::Duplicate));
+    }
+
+    #[test]
+    fn a_second_key_change_during_a_sweep_restarts_it_and_misses_no_one() {
+        let keys = Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1]));
+        let mut e = Engine::new(big(20_000), keys, 9);
+        fill(&mut e, 0, &SECRET0, 0..3_000);
+        fill(&mut e, 1, &SECRET1, 3_000..6_000);
+        e.begin_reconfigure(big(20_000), Arc::new(Keyring::from_secrets(&[[0x70; 32], SECRET1])));
+        e.sweep_step(SWEEP_SLOTS); // part way
+        e.begin_reconfigure(big(20_000), Arc::new(Keyring::from_secrets(&[[0x70; 32], [0x71; 32]])));
+        while e.sweeping() {
+            e.sweep_step(SWEEP_SLOTS);
+        }
+        assert_eq!(e.players(), 0, "both key_ids re-keyed: every player freed");
     }
 }

@@ -66,6 +66,20 @@ impl KeySet {
     pub fn len(&self) -> usize {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
+    /// Keeps the key_ids for which `keep` is true (visits set bits only).
+    #[inline]
+    pub fn retain(&mut self, mut keep: impl FnMut(u8) -> bool) {
+        for (i, w) in self.0.iter_mut().enumerate() {
+            let mut bits = *w;
+            while bits != 0 {
+                let b = bits.trailing_zeros();
+                bits &= bits - 1;
+                if !keep((i as u32 * 64 + b) as u8) {
+                    *w &= !(1u64 << b);
+                }
+            }
+        }
+    }
     /// The key_ids, in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
         (0..=255u8).filter(|&k| self.contains(k))
@@ -103,6 +117,9 @@ pub struct PlayerState {
     /// Pre-keyed HMAC states, most recently used first; filled from the
     /// front.
     macs: [Option<Keyed>; KEYED_SLOTS],
+    /// The engine's key epoch this entry's keyed state was last checked
+    /// against (see [`PlayerState::revalidate`]).
+    pub epoch: u32,
 }
 
 impl PlayerState {
@@ -111,7 +128,7 @@ impl PlayerState {
     pub fn new(first: Keyed, window: ReplayWindow, bucket: TokenBucket, replies: TokenBucket) -> PlayerState {
         let mut macs: [Option<Keyed>; KEYED_SLOTS] = Default::default();
         macs[0] = Some(first);
-        PlayerState { window, bucket, replies, keys: KeySet::default(), macs }
+        PlayerState { window, bucket, replies, keys: KeySet::default(), macs, epoch: 0 }
     }
 
     /// The state of a player whose moves were accepted under the key_ids
@@ -166,8 +183,28 @@ impl PlayerState {
     /// (whether the entry must stay).
     pub fn keep_keys(&mut self, live: &KeySet) -> bool {
         self.keys.retain_in(live);
+        self.keep_macs(|k| live.contains(k));
+        !self.keys.is_empty()
+    }
+
+    /// Brings the entry to key epoch `now`: drops every keyed state whose
+    /// key_id was retired or re-keyed (`retired_at[key_id]`, the epoch that
+    /// did it) after the entry was last checked. Returns whether any keyed
+    /// state is left. Cheap when nothing changed: one compare.
+    #[inline]
+    pub fn revalidate(&mut self, now: u32, retired_at: &[u32; 256]) -> bool {
+        if self.epoch != now {
+            let e = self.epoch;
+            self.keys.retain(|k| retired_at[k as usize] <= e);
+            self.keep_macs(|k| retired_at[k as usize] <= e);
+            self.epoch = now;
+        }
+        !self.keys.is_empty()
+    }
+
+    fn keep_macs(&mut self, keep: impl Fn(u8) -> bool) {
         for k in self.macs.iter_mut() {
-            if matches!(k, Some(k) if !live.contains(k.key_id)) {
+            if matches!(k, Some(k) if !keep(k.key_id)) {
                 *k = None;
             }
         }
@@ -179,7 +216,6 @@ impl PlayerState {
                 w += 1;
             }
         }
-        !self.keys.is_empty()
     }
 }
 
@@ -313,6 +349,44 @@ impl PlayerTable {
             i += 1;
         }
         removed
+    }
+
+    /// Slots in the table (the walk of [`retain_slice`](Self::retain_slice)
+    /// covers `0..slots()`).
+    pub fn slots(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Removes the player in `slot` (a slot `lookup` found).
+    pub fn remove(&mut self, slot: usize) {
+        debug_assert!(self.keys[slot].used);
+        self.remove_at(slot);
+    }
+
+    /// [`retain`](Self::retain) over slots `from..from + n` only: the next
+    /// slot to look at and how many players were removed. A walk in slices
+    /// `0..slots()` offers every player that stayed in the table throughout
+    /// at least once: a removal only moves entries from ahead of the
+    /// cursor to it (backward shift), or, wrapping, from the table's start,
+    /// already walked.
+    pub fn retain_slice(&mut self, from: usize, n: usize, mut keep: impl FnMut(&PlayerId, &mut PlayerState) -> bool) -> (usize, usize) {
+        let end = from.saturating_add(n).min(self.mask + 1);
+        let mut removed = 0;
+        let mut i = from;
+        while i < end {
+            let k = self.keys[i];
+            if k.used {
+                let id = PlayerId { game_id: k.game_id, player_id: k.player_id };
+                let st = self.states[i].as_mut().expect("a used slot holds a state");
+                if !keep(&id, st) {
+                    self.remove_at(i);
+                    removed += 1;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        (end, removed)
     }
 
     fn remove_at(&mut self, mut hole: usize) {

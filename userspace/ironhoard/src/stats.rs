@@ -245,19 +245,23 @@ impl StatsSource {
         json!({"players": total, "capacity": cap * self.workers.len() as u64, "queues": qs})
     }
 
-    /// `show latency`: batch and per-move service time, per queue and merged.
+    /// `show latency`: batch and per-move service time, and the reload
+    /// work a turn of the worker did, per queue and merged.
     pub fn latency(&self) -> Value {
         let mut all_b = new_hist();
         let mut all_m = new_hist();
+        let mut all_r = new_hist();
         let mut qs = Vec::new();
         for w in &self.workers {
             let b = to_hdr(&w.shared.batch_ns);
             let m = to_hdr(&w.shared.move_ns);
+            let r = to_hdr(&w.shared.reload_ns);
             let _ = all_b.add(&b);
             let _ = all_m.add(&m);
-            qs.push(json!({"queue": w.queue, "batch_ns": percentiles(&b), "move_ns": percentiles(&m)}));
+            let _ = all_r.add(&r);
+            qs.push(json!({"queue": w.queue, "batch_ns": percentiles(&b), "move_ns": percentiles(&m), "reload_ns": percentiles(&r)}));
         }
-        json!({"batch_ns": percentiles(&all_b), "move_ns": percentiles(&all_m), "queues": qs})
+        json!({"batch_ns": percentiles(&all_b), "move_ns": percentiles(&all_m), "reload_ns": percentiles(&all_r), "queues": qs})
     }
 
     fn xdp_counters(&self) -> Option<[u64; XdpCounter::COUNT as usize]> {
