@@ -331,24 +331,8 @@ impl PlayerTable {
     /// deletion: no tombstones, probes stay as short as before). Returns
     /// how many were removed. No allocation. An entry moved by a removal
     /// may be offered twice: `keep` must give the same answer again.
-    pub fn retain(&mut self, mut keep: impl FnMut(&PlayerId, &mut PlayerState) -> bool) -> usize {
-        let mut removed = 0;
-        let mut i = 0;
-        while i <= self.mask {
-            let k = self.keys[i];
-            if k.used {
-                let id = PlayerId { game_id: k.game_id, player_id: k.player_id };
-                let st = self.states[i].as_mut().expect("a used slot holds a state");
-                if !keep(&id, st) {
-                    self.remove_at(i);
-                    removed += 1;
-                    // another entry may have moved into slot i: look again
-                    continue;
-                }
-            }
-            i += 1;
-        }
-        removed
+    pub fn retain(&mut self, keep: impl FnMut(&PlayerId, &mut PlayerState) -> bool) -> usize {
+        self.retain_slice(0, usize::MAX, keep).1
     }
 
     /// Slots in the table (the walk of [`retain_slice`](Self::retain_slice)
