@@ -158,7 +158,9 @@ recap upgrade
 NEWPID=$(main_pid)
 [ "$NEWPID" != "$PID" ] || fail "the upgrade did not restart the appliance"
 dpkg-query -W -f='${Version}\n' ironhoard | grep -q '+upgrade1' || fail "the package was not upgraded"
-journalctl -u ironhoard.service --no-pager -o cat | grep -q "stopped: .* move log: $logged_before records written" \
+# (the journal read whole first: grep -q ending a pipe early would SIGPIPE
+# journalctl, and pipefail would call a match a failure)
+grep -q "stopped: .* move log: $logged_before records written" <<< "$(journalctl -u ironhoard.service --no-pager -o cat)" \
     || { journalctl -u ironhoard.service --no-pager -o cat | grep stopped; fail "the old appliance did not drain ($logged_before records)"; }
 logged_after=$(ironhoard tail --dir /var/lib/ironhoard/moves | wc -l)
 [ "$logged_after" -ge "$logged_before" ] || fail "records lost across the upgrade: $logged_before -> $logged_after"
