@@ -1,13 +1,23 @@
-//! Opening a partition after a stop or a crash: every segment is scanned
-//! once. A torn tail (one partial or CRC-failing record after the last good
-//! one, followed only by never-written slots, in the newest segment) is cut.
-//! Any other damage — a bad header, a bad record followed by good ones, a
-//! record with the wrong offset, a file shorter or longer than its header
-//! says — is reported with file and byte, and the segment is set aside
-//! (renamed `…ihlog.damaged-<unix s>`, never deleted); appending continues
-//! after the highest good offset seen anywhere, so offsets are never reused.
-//! Segments that hold no record (prepared, never used) are removed. Nothing
-//! readable is ever erased.
+//! Opening a partition after a stop, a crash or a power cut: every segment
+//! is scanned once, for its dense run of good records from the first slot
+//! and what follows it.
+//!
+//! - The newest segment holding data, and any segment with a hole (a
+//!   never-written slot followed by data: writeback out of order before a
+//!   power cut), is cut after its run: the run stays in place, readable;
+//!   the written slots after it are first copied, with the header, to
+//!   `…ihlog.damaged-<unix s>` beside it (a lone torn record is simply
+//!   cut), then zeroed. Every record below the last durable point is in the
+//!   run (the crash-state harness, `crashstate.rs`, checks it).
+//! - Bad slots between good records of an older segment with no hole are
+//!   damage at rest: kept in place and reported; readers step over them.
+//! - A bad header, or a file shorter or longer than its header says: the
+//!   segment is set aside whole (renamed `…ihlog.damaged-<unix s>`).
+//!
+//! Appending continues after the highest good offset seen anywhere, set-
+//! aside files included, so offsets are never reused while a record holds
+//! one. Segments that hold no record (prepared, never used) are removed.
+//! Nothing readable is ever destroyed: what is zeroed was copied first.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
