@@ -8,6 +8,9 @@
 #   - bpf-linker, built against the nightly toolchain's own LLVM (Debian has
 #     no matching system LLVM).
 #   - cargo-nextest (make test's runner: per-test processes and time limits).
+#   - Go 1.19 and nats.go 1.22 from Debian (golang-go, golang-github-nats-io-
+#     go-nats-dev under /usr/share/gocode): clients/go builds in GOPATH mode
+#     against them (scripts/go.sh), as no Go module proxy is reachable here.
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -19,7 +22,7 @@ need_root() {
   fi
 }
 
-APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq openssl bc strace e2fsprogs xfsprogs btrfs-progs)
+APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq openssl bc strace e2fsprogs xfsprogs btrfs-progs golang-go golang-github-nats-io-go-nats-dev)
 
 install_apt() {
   local missing=()
