@@ -6,6 +6,9 @@
 //!   accessor is infallible (no panics, no bounds errors).
 //! - [`MoveRepr`] / [`AckRepr`] are the parsed, high-level forms with
 //!   `parse` and `emit`.
+//! - [`shipped`] is the JetStream message the shipper makes of an accepted
+//!   move: the 82-byte payload ([`Shipped`] / [`ShippedRepr`]), the message
+//!   id ([`MsgId`]) and the subject/stream routing with partitions.
 //! - [`keys`] derives player keys and computes/verifies the truncated
 //!   HMAC-SHA256 tags; a [`keys::PlayerMac`] caches the keyed HMAC state so a
 //!   tag costs two SHA-256 compressions.
@@ -17,10 +20,14 @@
 
 pub mod keys;
 mod packet;
+pub mod shipped;
 
 pub use keys::{MasterKey, PlayerKey, PlayerMac, TAG_LEN};
 pub use packet::{
     ack_in_place, ack_in_place_presigned, Ack, AckError, AckRepr, Move, MoveRepr, Presigned,
+};
+pub use shipped::{
+    partition, MsgId, PartitionStream, PartitionSubjects, Shipped, ShippedRepr, StreamName, Subject, PAYLOAD_LEN,
 };
 
 /// Length of a move datagram payload, in bytes.
