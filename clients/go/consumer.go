@@ -160,7 +160,7 @@ func (c *Consumer) ensure() error {
 		}
 		return nil
 	case errors.Is(err, nats.ErrStreamNotFound):
-		return fmt.Errorf("ironhoard: stream %q (game %d, %d partitions) not found: %w", c.stream, c.cfg.Game, c.cfg.Partitions, err)
+		return fmt.Errorf("ironhoard: stream %q (game %d, partitions %d) not found: %w", c.stream, c.cfg.Game, c.cfg.Partitions, err)
 	case errors.Is(err, nats.ErrConsumerNotFound):
 	default:
 		return fmt.Errorf("ironhoard: %s: %w", where, err)
