@@ -27,7 +27,7 @@ fn check_stream(stored: &[Stored], hosts: &[&str]) -> HashMap<MoveId, Record> {
         .map(|s| {
             let r = message::decode(&s.payload).unwrap_or_else(|| panic!("message {} is not a move record ({} bytes)", s.seq, s.payload.len()));
             assert_eq!(s.msg_id, message::msg_id(&r.mv), "message {}: Nats-Msg-Id is the move's identity", s.seq);
-            assert_eq!(s.subject, message::subject("ih.moves", &r.mv), "message {}: subject", s.seq);
+            assert_eq!(s.subject, message::subject("ih.moves", 1, &r.mv), "message {}: subject", s.seq);
             assert!(hosts.contains(&s.host.as_str()), "message {}: host {:?}", s.seq, s.host);
             assert!(by_id.insert(id_of(&r), r).is_none(), "move {:?} is in the stream twice (seq {})", id_of(&r), s.seq);
             r

@@ -29,7 +29,7 @@
 //! time, fsyncs per policy, and retires full segments.
 
 pub mod head;
-mod lock;
+pub mod lock;
 pub mod reader;
 pub mod recover;
 pub mod writer;
@@ -38,7 +38,7 @@ mod crashstate;
 #[cfg(test)]
 mod tests;
 
-pub use lock::{writer_alive, DirLock};
+pub use lock::{writer_alive, DirLock, WriterWatch};
 pub use reader::{partitions, LogReader, PartitionReader, ReadError, Segment};
 pub use recover::{recover_partition, Damage, Recovery};
 pub use writer::{open_log, Keeper, LogConfig, LogShared, Partition, PartitionShared, SyncPolicy};

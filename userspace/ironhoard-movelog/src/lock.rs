@@ -71,6 +71,52 @@ impl DirLock {
     }
 }
 
+/// How long a reader trusts that the log's writer is alive before asking
+/// again.
+pub const ALIVE_FOR: Duration = Duration::from_millis(20);
+
+/// Whether a log's writer is alive, cheap to ask on every read at the end
+/// of the log: the lock file stays open, and an "alive" answer is trusted
+/// for [`ALIVE_FOR`]. A reader uses "alive" only to hold back (not to read
+/// at or past the writer's published head), so a stale "alive" after the
+/// writer died delays reading the dead writer's last records by at most
+/// that long; "no writer" is asked again on every call (the file is opened
+/// afresh, in case a new appliance made a new one).
+#[derive(Debug)]
+pub struct WriterWatch {
+    path: PathBuf,
+    file: Option<File>,
+    alive_at: Option<Instant>,
+}
+
+impl WriterWatch {
+    pub fn new(dir: &Path) -> WriterWatch {
+        WriterWatch { path: dir.join(LOCK_FILE), file: None, alive_at: None }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        if self.alive_at.is_some_and(|t| t.elapsed() < ALIVE_FOR) {
+            return true;
+        }
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let alive = match &self.file {
+            None => false,
+            Some(f) => match flock(f, libc::LOCK_SH | libc::LOCK_NB) {
+                Ok(()) => {
+                    let _ = flock(f, libc::LOCK_UN);
+                    self.file = None;
+                    false
+                }
+                Err(_) => true,
+            },
+        };
+        self.alive_at = alive.then(Instant::now);
+        alive
+    }
+}
+
 /// Whether a process holds the log's lock (an appliance is writing it).
 /// A log without a lock file has no live writer.
 pub fn writer_alive(dir: &Path) -> bool {
@@ -100,6 +146,25 @@ mod tests {
         drop(l);
         assert!(!writer_alive(&d));
         let _again = DirLock::acquire(&d).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_watch_sees_a_writer_come_and_go() {
+        let d = std::env::temp_dir().join(format!("ih-watch-{}-{}", std::process::id(), crate::unix_ns()));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut w = WriterWatch::new(&d);
+        assert!(!w.alive(), "no lock file: no writer");
+        let l = DirLock::acquire(&d).unwrap();
+        assert!(w.alive());
+        drop(l);
+        // "alive" is trusted for ALIVE_FOR, then asked again
+        std::thread::sleep(ALIVE_FOR + Duration::from_millis(5));
+        assert!(!w.alive());
+        // a new writer (the lock file made afresh) is seen at once
+        std::fs::remove_file(d.join(LOCK_FILE)).unwrap();
+        let _l = DirLock::acquire(&d).unwrap();
+        assert!(w.alive());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

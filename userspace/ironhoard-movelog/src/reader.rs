@@ -86,7 +86,6 @@ struct Open {
 /// `Ok(None)` at the current end; call it again later to follow.
 pub struct PartitionReader {
     dir: PathBuf,
-    log_dir: PathBuf,
     queue: u16,
     cur: Option<Open>,
     next_offset: u64,
@@ -101,6 +100,8 @@ pub struct PartitionReader {
     /// The writer's published head (see [`crate::head`]), once its file is there.
     head: Option<HeadReader>,
     head_tried: Option<std::time::Instant>,
+    /// The writer's liveness, kept cheap to ask at the end of the log.
+    watch: crate::WriterWatch,
 }
 
 impl PartitionReader {
@@ -108,7 +109,6 @@ impl PartitionReader {
     pub fn open(log_dir: &Path, queue: u16, from: u64) -> PartitionReader {
         PartitionReader {
             dir: log_dir.join(partition_name(queue)),
-            log_dir: log_dir.into(),
             queue,
             cur: None,
             next_offset: from,
@@ -117,6 +117,7 @@ impl PartitionReader {
             end_scanned: None,
             head: None,
             head_tried: None,
+            watch: crate::WriterWatch::new(log_dir),
         }
     }
 
@@ -127,6 +128,19 @@ impl PartitionReader {
             self.head_tried = Some(std::time::Instant::now());
         }
         self.head.as_ref().map(|h| h.load())
+    }
+
+    /// Whether this reader is at the head a live writer published: the
+    /// next record is not written yet. Costs an atomic load (and, every
+    /// [`crate::lock::ALIVE_FOR`], a liveness check).
+    pub fn caught_up(&mut self) -> bool {
+        self.head().is_some_and(|h| self.next_offset >= h) && self.watch.alive()
+    }
+
+    /// The head the writer published (the offset its next record gets), if
+    /// it keeps one; meaningful only while it lives.
+    pub fn published_head(&mut self) -> Option<u64> {
+        self.head()
     }
 
     pub fn queue(&self) -> u16 {
@@ -206,6 +220,11 @@ impl PartitionReader {
     /// call continues.
     #[allow(clippy::should_implement_trait)] // fallible, and resumable after an error
     pub fn next(&mut self) -> Result<Option<Record>, ReadError> {
+        // Caught up with a live writer: nothing to read, and nothing to ask
+        // the file system (no directory listing, no read): one atomic load.
+        if self.caught_up() {
+            return Ok(None);
+        }
         for _ in 0..1024 {
             if self.cur.is_none() && !self.seek()? {
                 return Ok(None);
@@ -227,7 +246,7 @@ impl PartitionReader {
             // the next appliance rewrites it.
             let head = self.head();
             let mut below_head = head.is_some_and(|h| self.next_offset < h);
-            if head.is_some() && !below_head && crate::writer_alive(&self.log_dir) {
+            if head.is_some() && !below_head && self.watch.alive() {
                 return Ok(None);
             }
             let Some(o) = self.cur.as_ref() else { continue };
@@ -247,7 +266,7 @@ impl PartitionReader {
             }
             let mut slot_now = decode_slot(&b);
             let mut after = false;
-            if below_head && !matches!(slot_now, Slot::Valid(_)) && !crate::writer_alive(&self.log_dir) {
+            if below_head && !matches!(slot_now, Slot::Valid(_)) && !self.watch.alive() {
                 below_head = false;
             }
             if below_head && !matches!(slot_now, Slot::Valid(_)) {
@@ -265,7 +284,7 @@ impl PartitionReader {
                 // written when first read is whole by the time a later one
                 // is seen (the poller writes slots in order).
                 // (a live writer fills slots in order: a short look suffices)
-                let alive = crate::writer_alive(&self.log_dir);
+                let alive = self.watch.alive();
                 after = if alive {
                     self.data_after(byte, 16)?
                 } else if self.end_scanned == Some(self.next_offset) {
@@ -321,7 +340,7 @@ impl PartitionReader {
                 }
                 Slot::Bad => {
                     if !after && self.later_segment(first)?.is_none() {
-                        if crate::writer_alive(&self.log_dir) {
+                        if self.watch.alive() {
                             return Ok(None); // being written
                         }
                         if self.torn_reported == Some(self.next_offset) {

@@ -26,6 +26,8 @@ pub mod shipper;
 pub mod status;
 #[cfg(feature = "client")]
 pub mod stream;
+#[cfg(feature = "client")]
+pub mod wake;
 
 /// `[ship]` of the config file, validated (the keys are documented in
 /// `config/ironhoard.example.toml`).
@@ -49,8 +51,17 @@ pub struct ShipConfig {
     pub ack_timeout: Duration,
     /// How often the checkpoint is written (when it moved).
     pub checkpoint_interval: Duration,
-    /// How often the end of the log is polled when everything is shipped.
+    /// While moves flow, how often the published end of each partition is
+    /// checked once everything is shipped: a new record waits at most this
+    /// long (plus the scheduler's latency) before it is published.
+    pub wake_interval: Duration,
+    /// After a second with no new record, the check backs off to at most
+    /// this interval: an idle shipper wakes this often.
     pub poll_interval: Duration,
+    /// Streams (and subject partitions) the moves are spread over: 1 keeps
+    /// one stream `stream` on `<prefix>.<game>`; N > 1 makes streams
+    /// `<stream>_<p>` on `<prefix>.<p>.<game>`, p a stable hash of the game.
+    pub partitions: u16,
     /// `--ensure-stream`: replicas, duplicate window, max age.
     pub replicas: usize,
     pub duplicate_window: Duration,

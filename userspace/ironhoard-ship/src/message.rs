@@ -1,6 +1,10 @@
-//! One accepted move as a JetStream message (docs/shipping.md).
+//! One accepted move as a JetStream message (docs/shipping.md). The layout
+//! is the wire crate's ([`ironhoard_wire::shipped`], shared with the
+//! consumer libraries); this module makes it of a log record:
 //!
-//! - subject `<subject_prefix>.<game_id>` (game id in decimal);
+//! - subject `<subject_prefix>.<game_id>` (game id in decimal), or with
+//!   `[ship] partitions = N` > 1, `<subject_prefix>.<p>.<game_id>`, p the
+//!   game's partition ([`ironhoard_wire::shipped::partition`]);
 //! - `Nats-Msg-Id` = the move's identity, `ih1.<game_id>.<player_id>.<seq>`
 //!   (decimal), whatever the key_id (SPEC §1: one anti-replay window per
 //!   player, so one seq is one move): the same move shipped twice — by a
@@ -15,51 +19,37 @@
 //!   the log offset (u64), big-endian.
 
 use ironhoard_movelog::Record;
+use ironhoard_wire::shipped::{self, MsgId, Shipped, ShippedRepr, Subject};
 use ironhoard_wire::Move;
 
-/// Payload length: move (64) + receive time (8) + queue (2) + offset (8).
-pub const PAYLOAD_LEN: usize = 82;
-/// Header names.
-pub const HOST_HEADER: &str = "Ironhoard-Host";
-pub const QUEUE_HEADER: &str = "Ironhoard-Queue";
-pub const OFFSET_HEADER: &str = "Ironhoard-Offset";
+pub use ironhoard_wire::shipped::{HOST_HEADER, OFFSET_HEADER, PAYLOAD_LEN, QUEUE_HEADER};
 
 /// The move's identity, (game_id, player_id, seq) whatever the key_id:
 /// what `Nats-Msg-Id` carries.
 pub fn msg_id(mv: &[u8; 64]) -> String {
-    let m = Move::new_unchecked(&mv[..]);
-    format!("ih1.{}.{}.{}", m.game_id(), m.player_id(), m.seq())
+    MsgId::of(&Move::new_unchecked(&mv[..])).to_string()
 }
 
-/// The subject a move is published on.
-pub fn subject(prefix: &str, mv: &[u8; 64]) -> String {
-    format!("{prefix}.{}", Move::new_unchecked(&mv[..]).game_id())
+/// The subject a move is published on, with `partitions` streams.
+pub fn subject(prefix: &str, partitions: u16, mv: &[u8; 64]) -> String {
+    Subject { prefix, game_id: Move::new_unchecked(&mv[..]).game_id(), partitions }.to_string()
+}
+
+/// The partition (stream index) of a move's game.
+pub fn partition_of(partitions: u16, mv: &[u8; 64]) -> u16 {
+    shipped::partition(Move::new_unchecked(&mv[..]).game_id(), partitions)
 }
 
 /// The payload of a record.
 pub fn payload(r: &Record) -> [u8; PAYLOAD_LEN] {
-    let mut p = [0u8; PAYLOAD_LEN];
-    p[..64].copy_from_slice(&r.mv);
-    p[64..72].copy_from_slice(&r.recv_unix_ns.to_be_bytes());
-    p[72..74].copy_from_slice(&r.queue.to_be_bytes());
-    p[74..82].copy_from_slice(&r.offset.to_be_bytes());
-    p
+    ShippedRepr { mv: r.mv, recv_unix_ns: r.recv_unix_ns, queue: r.queue, offset: r.offset }.to_bytes()
 }
 
-/// A payload read back (consumers, tests): `None` when it is not
-/// [`PAYLOAD_LEN`] bytes.
+/// A payload read back (consumers, tests): `None` when it is not a
+/// shipped move ([`PAYLOAD_LEN`] bytes, a move's magic and version).
 pub fn decode(p: &[u8]) -> Option<Record> {
-    if p.len() != PAYLOAD_LEN {
-        return None;
-    }
-    let mut mv = [0u8; 64];
-    mv.copy_from_slice(&p[..64]);
-    Some(Record {
-        mv,
-        recv_unix_ns: u64::from_be_bytes(p[64..72].try_into().ok()?),
-        queue: u16::from_be_bytes(p[72..74].try_into().ok()?),
-        offset: u64::from_be_bytes(p[74..82].try_into().ok()?),
-    })
+    let r = ShippedRepr::parse(&Shipped::new_checked(p).ok()?).ok()?;
+    Some(Record { mv: r.mv, recv_unix_ns: r.recv_unix_ns, queue: r.queue, offset: r.offset })
 }
 
 /// Whether `s` can be a subject prefix: dot-separated tokens of letters,
@@ -87,7 +77,11 @@ mod tests {
     fn identity_subject_and_payload_round_trip() {
         let r = record();
         assert_eq!(msg_id(&r.mv), "ih1.70000.4000000000.1099511627776");
-        assert_eq!(subject("ih.moves", &r.mv), "ih.moves.70000");
+        assert_eq!(subject("ih.moves", 1, &r.mv), "ih.moves.70000");
+        // fnv1a32("70000") % 3, as tools/gen_shipped_vectors.py computes it
+        let p3 = partition_of(3, &r.mv);
+        assert_eq!(subject("ih.moves", 3, &r.mv), format!("ih.moves.{p3}.70000"));
+        assert_eq!(partition_of(1, &r.mv), 0);
         let p = payload(&r);
         assert_eq!(&p[..64], &r.mv[..], "the move bytes come first, as received");
         assert_eq!(decode(&p), Some(r));

@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,6 +138,9 @@ struct Part {
     hold_until: Option<Instant>,
     log_end: u64,
     checkpointed: u64,
+    /// Where this partition waits for the appliance (the watcher's cell):
+    /// the offset of the next record once caught up, else `u64::MAX`.
+    wait: Arc<AtomicU64>,
 }
 
 impl Part {
@@ -209,11 +212,15 @@ pub struct Shipper {
     failures: u32,
     last_warn: Option<Instant>,
     /// Publish number → (partition queue, offset), while its answer is awaited.
-    awaiting: HashMap<u64, (u16, u64)>,
+    awaiting: HashMap<u64, (u16, u64, u16)>,
+    /// The stream of each partition (of `[ship] partitions`).
+    streams: Vec<String>,
     /// Publish numbers in send order, with their deadlines.
     deadlines: VecDeque<(u64, Instant)>,
     next_publish: u64,
     inbox: String,
+    /// Wakes the loop when the appliance publishes a record.
+    wake: Arc<crate::wake::Shared>,
 }
 
 impl Shipper {
@@ -244,7 +251,9 @@ impl Shipper {
                 *checkpoint = end;
             }
         }
+        let streams = crate::stream::stream_names(&cfg);
         let mut s = Shipper {
+            streams,
             cfg,
             log_dir: log_dir.into(),
             status,
@@ -257,6 +266,7 @@ impl Shipper {
             deadlines: VecDeque::new(),
             next_publish: 0,
             inbox: String::new(),
+            wake: Arc::new(crate::wake::Shared::default()),
         };
         s.discover();
         Ok(s)
@@ -292,6 +302,7 @@ impl Shipper {
                 hold_until: None,
                 log_end: partition_end(&self.log_dir, q).unwrap_or(from),
                 checkpointed: from,
+                wait: self.wake.cell(q),
             });
         }
         self.parts.sort_by_key(|p| p.queue);
@@ -366,7 +377,8 @@ impl Shipper {
                 h.insert(message::QUEUE_HEADER, r.queue.to_string().as_str());
                 h.insert(message::OFFSET_HEADER, r.offset.to_string().as_str());
                 let payload = bytes::Bytes::copy_from_slice(&message::payload(&r));
-                let subject = message::subject(&self.cfg.subject_prefix, &r.mv);
+                let subject = message::subject(&self.cfg.subject_prefix, self.cfg.partitions, &r.mv);
+                let stream_of = message::partition_of(self.cfg.partitions, &r.mv);
                 let num = self.next_publish;
                 let reply = format!("{}.{num}", self.inbox);
                 let queued = tokio::time::timeout(self.cfg.ack_timeout, client.publish_with_reply_and_headers(subject, reply, h, payload))
@@ -379,7 +391,7 @@ impl Shipper {
                         p.inflight.push_back(InFlight { offset: r.offset, recv_ns: r.recv_unix_ns, ack: Ack::Pending });
                         p.outstanding += 1;
                         self.outstanding += 1;
-                        self.awaiting.insert(num, (p.queue, r.offset));
+                        self.awaiting.insert(num, (p.queue, r.offset, stream_of));
                         self.deadlines.push_back((num, Instant::now() + self.cfg.ack_timeout));
                         self.status.sent.fetch_add(1, Relaxed);
                         any = true;
@@ -399,13 +411,23 @@ impl Shipper {
         any
     }
 
+    /// Tells the watcher where each partition waits: at its reader's
+    /// position once it read everything, nowhere while it has records to
+    /// publish or is held back.
+    fn set_waits(&self) {
+        for p in &self.parts {
+            let at = if p.pending.is_none() && !p.failed && p.hold_until.is_none() { p.reader.position() } else { u64::MAX };
+            p.wait.store(at, Release);
+        }
+    }
+
     /// An answer on the inbox subscription.
     fn answered(&mut self, m: &async_nats::Message) {
         let Some(num) = m.subject.rsplit('.').next().and_then(|t| t.parse::<u64>().ok()) else { return };
         // a late answer to a publish already timed out is ignored: the
         // record is published again and the stream says duplicate
-        let Some((q, off)) = self.awaiting.remove(&num) else { return };
-        self.done(q, off, answer_of(m));
+        let Some((q, off, sp)) = self.awaiting.remove(&num) else { return };
+        self.done(q, off, sp, answer_of(m));
     }
 
     /// Fails the publishes whose answer is overdue.
@@ -419,8 +441,8 @@ impl Shipper {
                 break;
             }
             self.deadlines.pop_front();
-            if let Some((q, off)) = self.awaiting.remove(&num) {
-                self.done(q, off, Answer::TimedOut);
+            if let Some((q, off, sp)) = self.awaiting.remove(&num) {
+                self.done(q, off, sp, Answer::TimedOut);
             }
         }
     }
@@ -451,13 +473,14 @@ impl Shipper {
         self.parts[i].pending = self.next_record(i);
     }
 
-    fn done(&mut self, q: u16, off: u64, answer: Answer) {
+    fn done(&mut self, q: u16, off: u64, sp: u16, answer: Answer) {
+        let want = &self.streams[usize::from(sp)];
         let Some(i) = self.parts.iter().position(|p| p.queue == q) else { return };
         self.outstanding -= 1;
         self.parts[i].outstanding -= 1;
         let idx = self.parts[i].inflight.binary_search_by_key(&off, |f| f.offset).ok();
         match answer {
-            Answer::Stored { stream, duplicate } if stream == self.cfg.stream => {
+            Answer::Stored { stream, duplicate } if stream == *want => {
                 self.status.acked.fetch_add(1, Relaxed);
                 if duplicate {
                     self.status.duplicates.fetch_add(1, Relaxed);
@@ -475,8 +498,8 @@ impl Shipper {
                 // the game servers read
                 self.status.rejected.fetch_add(1, Relaxed);
                 self.warn(format!(
-                    "q{q}:{off}: stored in stream {stream:?}, not {:?}: another stream's subjects overlap {}.*; not moving on",
-                    self.cfg.stream, self.cfg.subject_prefix
+                    "q{q}:{off}: stored in stream {stream:?}, not {want:?}: another stream's subjects overlap {}; not moving on",
+                    crate::stream::subjects(&self.cfg, sp)
                 ));
                 self.mark_failed(i, idx);
             }
@@ -487,14 +510,14 @@ impl Shipper {
                 } else {
                     String::new()
                 };
-                self.warn(format!("publish of q{q}:{off} to stream {}: refused: {why}{hint}; going back to the first unacknowledged record", self.cfg.stream));
+                self.warn(format!("publish of q{q}:{off} to stream {want}: refused: {why}{hint}; going back to the first unacknowledged record"));
                 self.mark_failed(i, idx);
             }
             Answer::TimedOut => {
                 self.status.errors.fetch_add(1, Relaxed);
                 self.warn(format!(
-                    "publish of q{q}:{off} to stream {}: no PubAck within {:?}; going back to the first unacknowledged record",
-                    self.cfg.stream, self.cfg.ack_timeout
+                    "publish of q{q}:{off} to stream {want}: no PubAck within {:?}; going back to the first unacknowledged record",
+                    self.cfg.ack_timeout
                 ));
                 self.mark_failed(i, idx);
             }
@@ -578,6 +601,9 @@ impl Shipper {
             .subscribe(format!("{}.*", self.inbox))
             .await
             .map_err(|e| ShipError::Connect { servers: self.cfg.servers.join(","), why: format!("subscribing to PubAcks: {e}") })?;
+        // the watcher shares the loop's cells: start it on them
+        let watcher = crate::wake::Watcher::start_with(Arc::clone(&self.wake), &self.log_dir, self.cfg.wake_interval, self.cfg.poll_interval)
+            .map_err(|e| ShipError::File { path: self.log_dir.clone(), why: format!("starting the wake-up thread: {e}") })?;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_ckpt = Instant::now();
@@ -596,6 +622,7 @@ impl Shipper {
                 }
             } else {
                 self.fill(&client).await;
+                self.set_waits();
             }
             let window_full = self.outstanding >= self.cfg.in_flight;
             tokio::select! {
@@ -621,9 +648,10 @@ impl Shipper {
                     }
                     self.publish_status();
                 }
-                _ = tokio::time::sleep(self.cfg.poll_interval), if !window_full && stop_at.is_none() => {}
+                _ = self.wake.notify.notified(), if !window_full && stop_at.is_none() => {}
             }
         }
+        drop(watcher);
         let left = self.outstanding;
         self.checkpoint();
         self.refresh_ends();
@@ -658,7 +686,9 @@ mod tests {
             in_flight: 16,
             ack_timeout: Duration::from_secs(1),
             checkpoint_interval: Duration::from_secs(1),
+            wake_interval: Duration::from_micros(200),
             poll_interval: Duration::from_millis(10),
+            partitions: 1,
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::from_secs(3600),

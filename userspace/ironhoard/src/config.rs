@@ -186,7 +186,11 @@ struct RawShip {
     #[serde(default)]
     checkpoint_interval_ms: Option<i64>,
     #[serde(default)]
+    wake_interval_us: Option<i64>,
+    #[serde(default)]
     poll_interval_ms: Option<i64>,
+    #[serde(default)]
+    partitions: Option<i64>,
     #[serde(default)]
     replicas: Option<i64>,
     #[serde(default)]
@@ -510,7 +514,12 @@ impl Config {
                 let in_flight = range("ship.in_flight", r.in_flight, 4096, 1, 65_536)?;
                 let ack_ms = range("ship.ack_timeout_ms", r.ack_timeout_ms, 5000, 100, 60_000)?;
                 let ckpt_ms = range("ship.checkpoint_interval_ms", r.checkpoint_interval_ms, 100, 10, 60_000)?;
-                let poll_ms = range("ship.poll_interval_ms", r.poll_interval_ms, 2, 1, 1000)?;
+                let wake_us = range("ship.wake_interval_us", r.wake_interval_us, 200, 20, 100_000)?;
+                let poll_ms = range("ship.poll_interval_ms", r.poll_interval_ms, 20, 1, 1000)?;
+                if poll_ms * 1000 < wake_us {
+                    return Err(bad("ship.poll_interval_ms", &poll_ms, "must be at least wake_interval_us (the idle interval is the longer one)"));
+                }
+                let partitions = range("ship.partitions", r.partitions, 1, 1, 64)?;
                 let replicas = range("ship.replicas", r.replicas, 3, 1, 5)?;
                 let max_age = range("ship.max_age_s", r.max_age_s, 7 * 86_400, 0, 10 * 365 * 86_400)?;
                 // the window must cover a replay after a crash: one
@@ -544,7 +553,9 @@ impl Config {
                     in_flight: in_flight as usize,
                     ack_timeout: std::time::Duration::from_millis(ack_ms),
                     checkpoint_interval: std::time::Duration::from_millis(ckpt_ms),
+                    wake_interval: std::time::Duration::from_micros(wake_us),
                     poll_interval: std::time::Duration::from_millis(poll_ms),
+                    partitions: partitions as u16,
                     replicas: replicas as usize,
                     duplicate_window: std::time::Duration::from_secs(dup),
                     max_age: std::time::Duration::from_secs(max_age),

@@ -33,30 +33,27 @@ pub fn ensure_stream(cfg: &Config) -> Result<i32> {
     runtime()?.block_on(async {
         let client = connect(ship, None, false).await?;
         let js = async_nats::jetstream::new(client);
-        match ensure(&js, ship).await.map_err(anyhow::Error::msg)? {
-            Ensured::Created => {
-                println!(
-                    "stream {}: created (subjects {}, {} replica(s), file storage, duplicate window {} s, max age {} s)",
-                    ship.stream,
-                    ironhoard_ship::stream::subjects(ship),
+        let mut code = 0;
+        for (p, (name, e)) in ensure(&js, ship).await.map_err(anyhow::Error::msg)?.into_iter().enumerate() {
+            match e {
+                Ensured::Created => println!(
+                    "stream {name}: created (subjects {}, {} replica(s), file storage, duplicate window {} s, max age {} s)",
+                    ironhoard_ship::stream::subjects(ship, p as u16),
                     ship.replicas,
                     ship.duplicate_window.as_secs(),
                     ship.max_age.as_secs()
-                );
-                Ok(0)
-            }
-            Ensured::Matches => {
-                println!("stream {}: exists and matches [ship]", ship.stream);
-                Ok(0)
-            }
-            Ensured::Differs(d) => {
-                println!("stream {}: exists, and differs from [ship] (not changed):", ship.stream);
-                for l in d {
-                    println!("  {l}");
+                ),
+                Ensured::Matches => println!("stream {name}: exists and matches [ship]"),
+                Ensured::Differs(d) => {
+                    println!("stream {name}: exists, and differs from [ship] (not changed):");
+                    for l in d {
+                        println!("  {l}");
+                    }
+                    code = 2;
                 }
-                Ok(2)
             }
         }
+        Ok(code)
     })
 }
 
@@ -110,13 +107,14 @@ pub fn run(cfg: Config) -> Result<()> {
 /// after a crash needs, or missing (not fatal: the cluster may be down).
 async fn check_window(client: &async_nats::Client, ship: &ShipConfig) {
     let js = async_nats::jetstream::new(client.clone());
-    let info = tokio::time::timeout(Duration::from_secs(2), async { js.get_stream(&ship.stream).await.map(|s| s.cached_info().config.clone()) }).await;
+    // every partition's stream is made alike: the first one speaks for all
+    let first = ironhoard_ship::stream::stream_names(ship).swap_remove(0);
+    let info = tokio::time::timeout(Duration::from_secs(2), async { js.get_stream(&first).await.map(|s| s.cached_info().config.clone()) }).await;
     match info {
         Ok(Ok(c)) => {
             if c.duplicate_window < ship.replay_span() {
                 log::warn!(
-                    "ship: stream {} has a duplicate window of {:?}, shorter than a replay after a crash can span ({:?}): moves may be stored twice",
-                    ship.stream,
+                    "ship: stream {first} has a duplicate window of {:?}, shorter than a replay after a crash can span ({:?}): moves may be stored twice",
                     c.duplicate_window,
                     ship.replay_span()
                 );
@@ -132,7 +130,7 @@ async fn check_window(client: &async_nats::Client, ship: &ShipConfig) {
                 }
             }
         }
-        Ok(Err(e)) => log::warn!("ship: stream {}: {e} (create it with `ironhoard ship --ensure-stream`)", ship.stream),
+        Ok(Err(e)) => log::warn!("ship: stream {first}: {e} (create it with `ironhoard ship --ensure-stream`)"),
         Err(_) => log::warn!("ship: the cluster does not answer yet; shipping starts when it does"),
     }
 }
