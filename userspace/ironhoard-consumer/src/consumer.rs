@@ -95,7 +95,7 @@ pub async fn connect(servers: &[String], name: &str) -> Result<async_nats::Clien
         .name(name)
         .connect(servers)
         .await
-        .map_err(|source| Error::Connect { servers: servers.join(","), source: Box::new(source) })
+        .map_err(|source| Error::Connect { servers: servers.join(","), cause: Box::new(source) })
 }
 
 impl GameConsumer {
@@ -116,7 +116,7 @@ impl GameConsumer {
             servers: servers.into(),
             stream: stream_name.clone(),
             game: cfg.game_id,
-            source: Box::new(source),
+            cause: Box::new(source),
         })?;
         let consumer: PullConsumer = stream
             .get_or_create_consumer(
@@ -135,7 +135,7 @@ impl GameConsumer {
                 servers: servers.into(),
                 stream: stream_name.clone(),
                 durable: cfg.durable.clone(),
-                source: Box::new(source),
+                cause: Box::new(source),
             })?;
         let found = consumer.cached_info().config.filter_subject.clone();
         let filters = &consumer.cached_info().config.filter_subjects;
@@ -194,7 +194,7 @@ impl GameConsumer {
             servers: self.servers.clone(),
             stream: self.stream.clone(),
             durable: self.cfg.durable.clone(),
-            source: Box::new(source),
+            cause: Box::new(source),
         })?;
         tokio::pin!(shutdown);
         loop {
@@ -217,7 +217,7 @@ impl GameConsumer {
                             servers: self.servers.clone(),
                             stream: self.stream.clone(),
                             durable: self.cfg.durable.clone(),
-                            source: Box::new(e),
+                            cause: Box::new(e),
                         })
                     }
                     _ => {

@@ -57,7 +57,7 @@ impl Keyring {
     /// (surrounding whitespace, such as a final newline, ignored).
     pub fn insert_file(&mut self, key_id: u8, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::SecretRead { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::SecretRead { path: path.into(), cause })?;
         let secret = parse_hex_secret(&text).map_err(|why| Error::SecretFormat { path: path.into(), why })?;
         self.insert(key_id, &secret);
         Ok(())
