@@ -158,6 +158,10 @@ impl Part {
     }
 }
 
+/// Housekeeping interval while there is work, and when idle.
+const BUSY_TICK: Duration = Duration::from_millis(50);
+const IDLE_TICK: Duration = Duration::from_millis(500);
+
 /// What the server answered a publish.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -604,8 +608,10 @@ impl Shipper {
         // the watcher shares the loop's cells: start it on them
         let watcher = crate::wake::Watcher::start_with(Arc::clone(&self.wake), &self.log_dir, self.cfg.wake_interval, self.cfg.poll_interval)
             .map_err(|e| ShipError::File { path: self.log_dir.clone(), why: format!("starting the wake-up thread: {e}") })?;
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // housekeeping (timeouts, checkpoint, stats) every 50 ms while
+        // there is work, every 500 ms when idle: an idle shipper stays asleep
+        let mut next_tick = Instant::now() + BUSY_TICK;
+        let mut last_work = Instant::now();
         let mut last_ckpt = Instant::now();
         let mut last_end = Instant::now() - Duration::from_secs(10);
         let mut stop_at: Option<Instant> = None;
@@ -621,7 +627,9 @@ impl Shipper {
                     break;
                 }
             } else {
-                self.fill(&client).await;
+                if self.fill(&client).await {
+                    last_work = Instant::now();
+                }
                 self.set_waits();
             }
             let window_full = self.outstanding >= self.cfg.in_flight;
@@ -634,8 +642,12 @@ impl Shipper {
                         self.answered(&m);
                     }
                 }
-                _ = tick.tick() => {
+                _ = tokio::time::sleep_until(next_tick.into()) => {
                     let now = Instant::now();
+                    let busy = self.outstanding > 0
+                        || now.duration_since(last_work) < Duration::from_secs(1)
+                        || self.parts.iter().any(|p| p.hold_until.is_some() || p.failed);
+                    next_tick = now + if busy { BUSY_TICK } else { IDLE_TICK };
                     self.expire(now);
                     if now.duration_since(last_ckpt) >= self.cfg.checkpoint_interval {
                         self.checkpoint();

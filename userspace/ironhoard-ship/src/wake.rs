@@ -105,6 +105,10 @@ pub fn next_interval(cur: Duration, news: bool, quiet_for: Duration, wake: Durat
     }
 }
 
+fn now_minus(d: Duration) -> Instant {
+    Instant::now().checked_sub(d).unwrap_or_else(Instant::now)
+}
+
 fn watch(log_dir: &Path, s: &Shared, wake: Duration, idle: Duration) {
     // precise short sleeps: the default timer slack (50 µs) is a quarter
     // of the default interval
@@ -118,6 +122,8 @@ fn watch(log_dir: &Path, s: &Shared, wake: Duration, idle: Duration) {
     let mut interval = wake;
     let mut last_news = Instant::now();
     let mut last_blind = Instant::now();
+    // the writer's liveness, asked at most this often when nothing is new
+    let mut alive = (true, now_minus(Duration::from_secs(10)));
     while !s.stop.load(Ordering::Relaxed) {
         std::thread::sleep(interval);
         let now = Instant::now();
@@ -139,9 +145,13 @@ fn watch(log_dir: &Path, s: &Shared, wake: Duration, idle: Duration) {
                 None => blind = true,
             }
         }
-        // the heads mean something only while their writer lives
-        if !blind && !news && !writer.alive() {
-            blind = true;
+        // the heads mean something only while their writer lives (asked
+        // at most twice a second: a lock file open and flock each time)
+        if !blind && !news {
+            if now.duration_since(alive.1) >= Duration::from_millis(500) {
+                alive = (writer.alive(), now);
+            }
+            blind = !alive.0;
         }
         if blind && now.duration_since(last_blind) >= idle {
             // cannot tell: let the shipper look in the files itself
