@@ -35,6 +35,15 @@ BURST=${BURST:-16}
 RUNS=${RUNS:-1}
 OUT=${OUT:-bench/journey-results}
 SHIP_CORE=${SHIP_CORE-}
+# REST_CORES=1: the nats-servers and the game server run there too (taskset),
+# off the poller's core (as in production, where the poller's core is its own)
+REST_CORES=${REST_CORES-}
+# the appliance's backend: xdp (its poller spins on core 0 while moves come,
+# as deployed: that core is its own) or socket (recvmmsg workers that sleep
+# when there is nothing to read)
+BACKEND=${BACKEND:-xdp}
+GEN_MODE=(--mode xdp --iface "$B"); [ "$BACKEND" = socket ] && GEN_MODE=()
+PIN=(); [ -n "$REST_CORES" ] && PIN=(taskset -c "$REST_CORES")
 NATS=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/nats-server
 [ -x "$NATS" ] || { echo "nats-server not found at $NATS: run scripts/setup.sh" >&2; exit 1; }
 RUST_GS=${RUST_GS:-target/release/ironhoard-game-server}
@@ -68,12 +77,12 @@ nats_up() { # nodes
   nats_down
   rm -rf "$DIR/nats"
   if [ "$1" = 1 ]; then
-    "$NATS" -n j0 -a 127.0.0.1 -p $BASE -js -sd "$DIR/nats/j0" 2>"$DIR/nats-j0.log" & NPIDS+=($!)
+    "${PIN[@]}" "$NATS" -n j0 -a 127.0.0.1 -p $BASE -js -sd "$DIR/nats/j0" 2>"$DIR/nats-j0.log" & NPIDS+=($!)
     SERVERS="[\"nats://127.0.0.1:$BASE\"]"; URLS=(--server "nats://127.0.0.1:$BASE")
   else
     local routes="nats://127.0.0.1:$((BASE+10)),nats://127.0.0.1:$((BASE+11)),nats://127.0.0.1:$((BASE+12))"
     for i in 0 1 2; do
-      "$NATS" -n "j$i" -a 127.0.0.1 -p $((BASE+i)) -js -sd "$DIR/nats/j$i" --cluster_name ihjourney \
+      "${PIN[@]}" "$NATS" -n "j$i" -a 127.0.0.1 -p $((BASE+i)) -js -sd "$DIR/nats/j$i" --cluster_name ihjourney \
         --cluster "nats://127.0.0.1:$((BASE+10+i))" --routes "$routes" 2>"$DIR/nats-j$i.log" & NPIDS+=($!)
     done
     SERVERS="[\"nats://127.0.0.1:$BASE\", \"nats://127.0.0.1:$((BASE+1))\", \"nats://127.0.0.1:$((BASE+2))\"]"
@@ -91,13 +100,18 @@ host_id = "journey"
 checkpoint = "$DIR/$1.ckpt"
 stats_socket = "$DIR/ship.sock"
 replicas = $2
-partitions = $3
+$([ "$3" != 1 ] && echo "partitions = $3")
 ${SHIP_CORE:+core = $SHIP_CORE}
 ${SHIP_EXTRA:-}
 CFG
 }
 ship_stats() { "$BIN" stats --socket "$DIR/ship.sock" --json; }
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# "busy idle" jiffies of the whole machine (all cores) from /proc/stat
+machine_busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; }
+busy_frac() { # "b0 i0" "b1 i1"
+  echo "$1 $2" | awk '{b = $3 - $1; i = $4 - $2; t = b + i; printf "%.3f", (t > 0 ? b / t : 0)}'
+}
 nats_cpu_s() { local t=0; for p in "${NPIDS[@]}"; do t=$(echo "$t + $(cpu_s "$p")" | bc); done; echo "$t"; }
 
 ROWS='[]'
@@ -109,7 +123,7 @@ for nodes in $TOPOLOGIES; do
   for run in $(seq "$RUNS"); do
     stream="J${nodes}P${parts}R${rate}${cons}${run}"
     rm -rf "$DIR/log"
-    appliance_up xdp 1000000
+    appliance_up "$BACKEND" 1000000
     ship_section "$stream" "$nodes" "$parts" >> "$DIR/ironhoard.toml"
     # the cluster elects its meta leader first
     for _ in $(seq 60); do "$BIN" ship --config "$DIR/ironhoard.toml" --ensure-stream >/dev/null 2>&1 && break; sleep 0.5; done
@@ -118,14 +132,24 @@ for nodes in $TOPOLOGIES; do
     for _ in $(seq 100); do ship_stats >/dev/null 2>&1 && break; sleep 0.1; done
     games=(); for g in $(seq 1 16); do games+=(--game "$g"); done
     gs=$RUST_GS; [ "$cons" = go ] && gs=$GO_GS
-    "$gs" "${URLS[@]}" --stream "$stream" --prefix "ih.$stream" --partitions "$parts" "${games[@]}" \
+    "${PIN[@]}" "$gs" "${URLS[@]}" --stream "$stream" --prefix "ih.$stream" --partitions "$parts" "${games[@]}" \
       --durable gs --secret "0=$DIR/secret0.hex" --idle 0 --metrics-listen "127.0.0.1:$((BASE + 50))" --report "$DIR/consumer.json" 2>"$DIR/consumer.log" & CPID=$!
     sleep 1.5 # the 16 durable consumers are made
     count=$((rate * SECS))
-    S0=$(cpu_s "$SPID"); C0=$(cpu_s "$CPID"); N0=$(nats_cpu_s); A0=$(cpu_s "$APID")
+    S0=$(cpu_s "$SPID"); C0=$(cpu_s "$CPID"); N0=$(nats_cpu_s); A0=$(cpu_s "$APID"); M0=$(machine_busy)
+    # PERF=DIR: perf profiles of the shipper, the game server and the first nats-server while the moves come
+    PERF_PIDS=()
+    if [ -n "${PERF:-}" ]; then
+      mkdir -p "$PERF"
+      for who in "ship:$SPID" "gs:$CPID" "nats:${NPIDS[0]}"; do
+        perf record -q -F 999 -g -p "${who#*:}" -o "$PERF/${who%%:*}-$stream.data" 2>/dev/null & PERF_PIDS+=($!)
+      done
+    fi
     ip netns exec "$NS" taskset -c 1 "$PKTGEN" --target "$HOST_IP:7777" --secret-file "$DIR/secret0.hex" \
-      --mode xdp --iface "$B" --board 16x16 --games 16 --players 2000 --first-seq "$(date +%s%3N)" \
+      "${GEN_MODE[@]}" --board 16x16 --games 16 --players 2000 --first-seq "$(date +%s%3N)" \
       --rate "$rate" --burst "$BURST" --count "$count" --duration 600 --quiet --report "$DIR/gen.json" >/dev/null
+    M1=$(machine_busy)
+    for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     ACCEPTED=$(jq '.by_status.accepted' "$DIR/gen.json")
     # until the game server has every logged move (or 60 s)
     LOGGED=$("$BIN" stats --socket "$DIR/stats.sock" --json | jq '.accepted')
@@ -143,17 +167,18 @@ for nodes in $TOPOLOGIES; do
     echo "nodes $nodes partitions $parts rate $rate $cons run $run: accepted $ACCEPTED logged $LOGGED consumed $(jq .consumed <<<"$C") refused $(jq .refused <<<"$C"); journey µs p50 $(jq .journey_us.p50 <<<"$C") p99 $(jq .journey_us.p99 <<<"$C") p99.9 $(jq .journey_us.p999 <<<"$C") max $(jq .journey_us.max <<<"$C"); receive→PubAck p99 $(jq .ack_lag_us.p99 <<<"$SH") µs"
     ROWS=$(jq --argjson nodes "$nodes" --argjson parts "$parts" --argjson rate "$rate" --arg cons "$cons" --argjson run "$run" \
       --argjson g "$(cat "$DIR/gen.json")" --argjson c "$C" --argjson s "$SH" --argjson logged "$LOGGED" \
-      --arg scpu "$(echo "$S1 - $S0" | bc)" --arg ccpu "$(echo "$C1 - $C0" | bc)" --arg ncpu "$(echo "$N1 - $N0" | bc)" --arg acpu "$(echo "$A1 - $A0" | bc)" \
+      --arg scpu "$(echo "$S1 - $S0" | bc)" --arg ccpu "$(echo "$C1 - $C0" | bc)" --arg ncpu "$(echo "$N1 - $N0" | bc)" --arg acpu "$(echo "$A1 - $A0" | bc)" --arg busy "$(busy_frac "$M0" "$M1")" \
       '. + [{nodes: $nodes, partitions: $parts, offered_rate: $rate, consumer: $cons, run: $run,
              accepted: $g.by_status.accepted, lost_acks: $g.lost, logged: $logged, consumed: $c.consumed, refused: $c.refused,
-             out_of_order: $c.out_of_order, journey_us: $c.journey_us, ship_ack_lag_us: $s.ack_lag_us,
+             out_of_order: $c.out_of_order, journey_us: $c.journey_us, ship_ack_lag_us: $s.ack_lag_us, ship_read_lag_us: $s.read_lag_us,
              ack_rtt_ns: ($g.latency_kernel_ns // $g.latency_ns), ack_rtt_source: (if $g.latency_kernel_ns then "kernel" else "user" end),
              cpu_s: {shipper: ($scpu|tonumber), consumer: ($ccpu|tonumber), nats: ($ncpu|tonumber), appliance: ($acpu|tonumber)},
+             machine_busy_while_sending: ($busy|tonumber),
              seconds: '"$SECS"'}]' <<<"$ROWS")
   done; done; done; done
 done
 CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
-jq -n --argjson rows "$ROWS" --arg cpu "$CPU" --arg cores "$(nproc)" --arg cmd "RATES=\"$RATES\" TOPOLOGIES=\"$TOPOLOGIES\" CONSUMERS=\"$CONSUMERS\" PARTITIONS=\"$PARTITIONS\" SECONDS_PER_RUN=$SECS RUNS=$RUNS BURST=$BURST bash bench/journey-bench.sh" \
-  '{rows: $rows, machine: {cpu: $cpu, cores: ($cores|tonumber), appliance_core: 0, generator_core: 1, shipper_core: "'"${SHIP_CORE:-unpinned}"'", consumer: "unpinned", nats: "nats-server 2.15, unpinned, file storage"}, command: $cmd}' > "$OUT/results.json"
+jq -n --argjson rows "$ROWS" --arg cpu "$CPU" --arg cores "$(nproc)" --arg cmd "${IRONHOARD_BIN:+IRONHOARD_BIN=$IRONHOARD_BIN }BACKEND=$BACKEND SHIP_CORE=${SHIP_CORE} REST_CORES=${REST_CORES} RATES=\"$RATES\" TOPOLOGIES=\"$TOPOLOGIES\" CONSUMERS=\"$CONSUMERS\" PARTITIONS=\"$PARTITIONS\" SECONDS_PER_RUN=$SECS RUNS=$RUNS BURST=$BURST bash bench/journey-bench.sh" \
+  '{rows: $rows, backend: "'"$BACKEND"'", machine: {cpu: $cpu, cores: ($cores|tonumber), appliance_core: 0, generator_core: 1, shipper_core: "'"${SHIP_CORE:-unpinned}"'", consumer: "'"${REST_CORES:-unpinned}"'", nats: "nats-server 2.15, file storage, cores '"${REST_CORES:-unpinned}"'"}, command: $cmd}' > "$OUT/results.json"
 python3 bench/journey-report.py "$OUT"
 echo "results: $OUT/results.json, $OUT/results.md, $OUT/journey.svg"

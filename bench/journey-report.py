@@ -39,8 +39,8 @@ def write_md(res, out):
         "PubAck: the shipper's histogram (receive time to the PubAck's arrival). Ack RTT: the generator's, "
         "source in the column.",
         "",
-        "| stream | partitions | offered/s | consumer | accepted | consumed | journey p50 ms | p90 | p99 | p99.9 | max | receive→PubAck p99 ms | ack RTT p99 µs | CPU s shipper / game server / nats |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stream | partitions | offered/s | consumer | accepted | consumed | journey p50 ms | p90 | p99 | p99.9 | max | receive→publish p50 / p99 ms | receive→PubAck p50 / p99 ms | ack RTT p99 µs | CPU s shipper / game server / nats | machine busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
         j = r["journey_us"] or {}
@@ -48,11 +48,13 @@ def write_md(res, out):
         rtt99 = rtt.get("p99")
         rtt_cell = "-" if rtt99 is None else f"{rtt99 / 1000:.0f} ({r['ack_rtt_source']})"
         c = r["cpu_s"]
+        rl = r.get("ship_read_lag_us") or {}
+        al = r.get("ship_ack_lag_us") or {}
         lines.append(
             f"| {'one node' if r['nodes'] == 1 else 'R' + str(r['nodes'])} | {r['partitions']} | {r['offered_rate']} | {r['consumer']} | {r['accepted']} | {r['consumed']} | "
             f"{ms(j.get('p50'))} | {ms(j.get('p90'))} | {ms(j.get('p99'))} | {ms(j.get('p999'))} | {ms(j.get('max'))} | "
-            f"{ms((r['ship_ack_lag_us'] or {}).get('p99'))} | {rtt_cell} | "
-            f"{c['shipper']:.2f} / {c['consumer']:.2f} / {c['nats']:.2f} |"
+            f"{ms(rl.get('p50'))} / {ms(rl.get('p99'))} | {ms(al.get('p50'))} / {ms(al.get('p99'))} | {rtt_cell} | "
+            f"{c['shipper']:.2f} / {c['consumer']:.2f} / {c['nats']:.2f} | {r.get('machine_busy_while_sending', 0) * 100:.0f} % |"
         )
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

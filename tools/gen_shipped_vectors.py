@@ -11,9 +11,10 @@ the documentation (payload, Nats-Msg-Id, subject, partition, stream name).
 import hashlib
 import hmac
 import json
+import os
 import struct
 
-WIRE = "userspace/ironhoard-wire/testdata/vectors-v1.json"
+WIRE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "userspace/ironhoard-wire/testdata/vectors-v1.json")
 
 
 def fnv1a32(b):

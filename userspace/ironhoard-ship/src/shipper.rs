@@ -225,6 +225,107 @@ pub struct Shipper {
     inbox: String,
     /// Wakes the loop when the appliance publishes a record.
     wake: Arc<crate::wake::Shared>,
+    /// Writes checkpoints off the loop.
+    ckpt_writer: CheckpointWriter,
+}
+
+type Written = Result<std::collections::BTreeMap<u16, u64>, ()>;
+
+#[derive(Default)]
+struct WriterState {
+    /// The newest checkpoint not yet written (an older one is replaced).
+    pending: Option<Checkpoint>,
+    busy: bool,
+    result: Option<Written>,
+    stop: bool,
+}
+
+/// A thread that writes checkpoints (temp file, fsync, rename, fsync of
+/// the directory), newest first: the loop posts and goes on.
+struct CheckpointWriter {
+    shared: Arc<(std::sync::Mutex<WriterState>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CheckpointWriter {
+    fn start(path: PathBuf, status: Arc<Status>) -> CheckpointWriter {
+        let shared = Arc::new((std::sync::Mutex::new(WriterState::default()), std::sync::Condvar::new()));
+        let sh = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("ship-ckpt".into())
+            .spawn(move || {
+                let (m, cv) = &*sh;
+                let mut last_warn: Option<Instant> = None;
+                loop {
+                    let mut ck = {
+                        let mut st = m.lock().unwrap_or_else(|p| p.into_inner());
+                        loop {
+                            if let Some(c) = st.pending.take() {
+                                st.busy = true;
+                                break c;
+                            }
+                            if st.stop {
+                                return;
+                            }
+                            st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    let r = ck.store(&path, unix_ns());
+                    let written = match r {
+                        Ok(()) => {
+                            status.checkpoints.fetch_add(1, Relaxed);
+                            Ok(ck.positions.clone())
+                        }
+                        Err(e) => {
+                            status.checkpoint_errors.fetch_add(1, Relaxed);
+                            if last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                                log::warn!("ship: {e}");
+                                last_warn = Some(Instant::now());
+                            }
+                            status.set_error(e.to_string());
+                            Err(())
+                        }
+                    };
+                    let mut st = m.lock().unwrap_or_else(|p| p.into_inner());
+                    st.busy = false;
+                    st.result = Some(written);
+                    cv.notify_all();
+                }
+            })
+            .expect("spawning the checkpoint writer");
+        CheckpointWriter { shared, thread: Some(thread) }
+    }
+
+    fn post(&self, ck: Checkpoint) {
+        let (m, cv) = &*self.shared;
+        m.lock().unwrap_or_else(|p| p.into_inner()).pending = Some(ck);
+        cv.notify_all();
+    }
+
+    fn take_result(&self) -> Option<Written> {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner()).result.take()
+    }
+
+    /// Waits until nothing is being written or waits to be (before a write
+    /// of the loop's own, so an older checkpoint never lands after it).
+    fn wait_idle(&self) {
+        let (m, cv) = &*self.shared;
+        let mut st = m.lock().unwrap_or_else(|p| p.into_inner());
+        st.pending = None;
+        while st.busy {
+            st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        self.shared.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Shipper {
@@ -256,7 +357,9 @@ impl Shipper {
             }
         }
         let streams = crate::stream::stream_names(&cfg);
+        let ckpt_writer = CheckpointWriter::start(cfg.checkpoint.clone(), Arc::clone(&status));
         let mut s = Shipper {
+            ckpt_writer,
             streams,
             cfg,
             log_dir: log_dir.into(),
@@ -398,6 +501,8 @@ impl Shipper {
                         self.awaiting.insert(num, (p.queue, r.offset, stream_of));
                         self.deadlines.push_back((num, Instant::now() + self.cfg.ack_timeout));
                         self.status.sent.fetch_add(1, Relaxed);
+                        let read = unix_ns().saturating_sub(r.recv_unix_ns) / 1000;
+                        let _ = self.status.read_lag_us.lock().unwrap_or_else(|p| p.into_inner()).record(read.max(1));
                         any = true;
                     }
                     Err(e) => {
@@ -540,8 +645,28 @@ impl Shipper {
         self.parts[i].failed = true;
     }
 
-    /// Writes the checkpoint if a partition moved.
-    fn checkpoint(&mut self) {
+    /// Writes the checkpoint if a partition moved: handed to the writer
+    /// thread (`background`: a write and two fsyncs take milliseconds, which
+    /// the publishing loop must not stall for), or written here (at stop).
+    fn checkpoint(&mut self, background: bool) {
+        if !background {
+            // what the writer has in hand lands first (or is superseded)
+            self.ckpt_writer.wait_idle();
+        }
+        // the writer's outcome since the last call
+        if let Some(written) = self.ckpt_writer.take_result() {
+            match written {
+                Ok(positions) => {
+                    for p in &mut self.parts {
+                        if let Some(&o) = positions.get(&p.queue) {
+                            p.checkpointed = o;
+                        }
+                    }
+                }
+                // the positions stay in memory; the next write retries
+                Err(()) => self.ckpt.positions.clear(),
+            }
+        }
         let mut moved = false;
         for p in &self.parts {
             let s = p.shipped();
@@ -550,7 +675,13 @@ impl Shipper {
                 moved = true;
             }
         }
+        // at stop, also what was posted but not (yet) known written
+        moved |= !background && self.parts.iter().any(|p| p.checkpointed != self.ckpt.position(p.queue));
         if !moved {
+            return;
+        }
+        if background {
+            self.ckpt_writer.post(self.ckpt.clone());
             return;
         }
         match self.ckpt.store(&self.cfg.checkpoint, unix_ns()) {
@@ -562,7 +693,6 @@ impl Shipper {
             }
             Err(e) => {
                 self.status.checkpoint_errors.fetch_add(1, Relaxed);
-                // the positions stay in memory; the next write retries
                 self.ckpt.positions.clear();
                 self.warn(e.to_string());
             }
@@ -650,7 +780,7 @@ impl Shipper {
                     next_tick = now + if busy { BUSY_TICK } else { IDLE_TICK };
                     self.expire(now);
                     if now.duration_since(last_ckpt) >= self.cfg.checkpoint_interval {
-                        self.checkpoint();
+                        self.checkpoint(true);
                         last_ckpt = now;
                     }
                     if now.duration_since(last_end) >= Duration::from_secs(1) {
@@ -665,7 +795,7 @@ impl Shipper {
         }
         drop(watcher);
         let left = self.outstanding;
-        self.checkpoint();
+        self.checkpoint(false);
         self.refresh_ends();
         self.publish_status();
         let pos: Vec<String> = self.parts.iter().map(|p| format!("q{}:{}", p.queue, p.shipped())).collect();

@@ -54,6 +54,10 @@ pub struct Status {
     pub partitions: Mutex<Vec<PartitionStatus>>,
     /// Server receive time → PubAck, µs.
     pub lag_us: Mutex<hdrhistogram::Histogram<u64>>,
+    /// Server receive time to the publish (the shipper read the record and
+    /// handed it to the connection), µs: the shipper's own part of a move's
+    /// journey (wake-up included).
+    pub read_lag_us: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
 impl Status {
@@ -79,6 +83,7 @@ impl Status {
             last_error: Mutex::new(None),
             partitions: Mutex::new(Vec::new()),
             lag_us: Mutex::new(new_hist()),
+            read_lag_us: Mutex::new(new_hist()),
         }
     }
 
@@ -112,19 +117,23 @@ impl Status {
                 })
             })
             .collect();
-        let h = self.lag_us.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let lag = if h.is_empty() {
-            json!({"count": 0})
-        } else {
-            json!({
-                "count": h.len(),
-                "p50": h.value_at_quantile(0.5),
-                "p90": h.value_at_quantile(0.9),
-                "p99": h.value_at_quantile(0.99),
-                "p999": h.value_at_quantile(0.999),
-                "max": h.max(),
-            })
+        let summary = |h: &Mutex<hdrhistogram::Histogram<u64>>| {
+            let h = h.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if h.is_empty() {
+                json!({"count": 0})
+            } else {
+                json!({
+                    "count": h.len(),
+                    "p50": h.value_at_quantile(0.5),
+                    "p90": h.value_at_quantile(0.9),
+                    "p99": h.value_at_quantile(0.99),
+                    "p999": h.value_at_quantile(0.999),
+                    "max": h.max(),
+                })
+            }
         };
+        let lag = summary(&self.lag_us);
+        let read_lag = summary(&self.read_lag_us);
         json!({
             "role": "ship",
             "host_id": self.host_id,
@@ -147,6 +156,7 @@ impl Status {
             "lag_records": lag_records,
             "lag_seconds": lag_ns as f64 / 1e9,
             "ack_lag_us": lag,
+            "read_lag_us": read_lag,
             "last_error": *self.last_error.lock().unwrap_or_else(|p| p.into_inner()),
             "queues": qs,
         })

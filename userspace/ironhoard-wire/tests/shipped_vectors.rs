@@ -167,3 +167,21 @@ fn forged_payloads_fail_verification() {
         assert!(!verifies(&master(&f.master_secret_hex), &bytes), "{}", f.name);
     }
 }
+
+/// The committed vectors are exactly what the independent Python generator
+/// (written from docs/shipping.md, not from this crate) produces.
+#[test]
+fn committed_vectors_match_the_generator() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let out = std::process::Command::new("python3")
+        .arg(format!("{root}/tools/gen_shipped_vectors.py"))
+        .output()
+        .unwrap_or_else(|e| panic!("python3 (scripts/setup.sh installs it): {e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed = std::fs::read(format!("{root}/clients/testdata/shipped-v1.json")).unwrap();
+    assert!(
+        out.stdout == committed,
+        "clients/testdata/shipped-v1.json differs from tools/gen_shipped_vectors.py's output: regenerate it with \
+         python3 tools/gen_shipped_vectors.py > clients/testdata/shipped-v1.json"
+    );
+}

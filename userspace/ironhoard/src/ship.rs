@@ -183,10 +183,15 @@ pub fn render_prometheus(st: &Status) -> String {
             e.sample(name, &[labels[0], labels[1], ("queue", &queue)], num(&q[key]));
         }
     }
-    e.family("ironhoard_ship_ack_lag_microseconds", "gauge", "Server receive time to PubAck, percentiles since start.");
-    for p in ["p50", "p99", "p999", "max"] {
-        if let Some(x) = v["ack_lag_us"][p].as_f64() {
-            e.sample("ironhoard_ship_ack_lag_microseconds", &[labels[0], labels[1], ("quantile", p)], x);
+    for (name, key, help) in [
+        ("ironhoard_ship_ack_lag_microseconds", "ack_lag_us", "Server receive time to PubAck, percentiles since start."),
+        ("ironhoard_ship_read_lag_microseconds", "read_lag_us", "Server receive time to the publish (the shipper's part of the journey), percentiles since start."),
+    ] {
+        e.family(name, "gauge", help);
+        for p in ["p50", "p99", "p999", "max"] {
+            if let Some(x) = v[key][p].as_f64() {
+                e.sample(name, &[labels[0], labels[1], ("quantile", p)], x);
+            }
         }
     }
     e.finish()
@@ -213,6 +218,10 @@ pub fn render_table(v: &Value) -> String {
     let l = &v["ack_lag_us"];
     if l["count"].as_u64().unwrap_or(0) > 0 {
         let _ = writeln!(s, "receive → PubAck (µs): p50 {}  p99 {}  p99.9 {}  max {}", l["p50"], l["p99"], l["p999"], l["max"]);
+    }
+    let l = &v["read_lag_us"];
+    if l["count"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(s, "receive → publish (µs): p50 {}  p99 {}  p99.9 {}  max {}", l["p50"], l["p99"], l["p999"], l["max"]);
     }
     let _ = writeln!(s, "\n{:>6} {:>14} {:>14} {:>14} {:>10} {:>9}", "queue", "shipped", "checkpoint", "log end", "lag", "in flight");
     for q in v["queues"].as_array().cloned().unwrap_or_default() {
