@@ -902,6 +902,10 @@ dir = "/var/lib/ironhoard/moves"
         assert_eq!(s.duplicate_window, std::time::Duration::from_secs(120));
         assert_eq!(s.stats_socket, PathBuf::from(ironhoard_ship::DEFAULT_STATS_SOCKET));
         assert!(s.duplicate_window > s.replay_span());
+        assert_eq!((s.partitions, s.wake_interval, s.poll_interval), (1, std::time::Duration::from_micros(200), std::time::Duration::from_millis(20)));
+        let c = parse(d.path(), &(good(d.path()) + &SHIP.replace("host_id = \"edge-1\"", "host_id = \"edge-1\"\npartitions = 3\nwake_interval_us = 500"))).unwrap();
+        let s = c.ship.unwrap();
+        assert_eq!((s.partitions, s.wake_interval), (3, std::time::Duration::from_micros(500)));
     }
 
     #[test]
@@ -927,6 +931,10 @@ dir = "/var/lib/ironhoard/moves"
         assert!(x.contains("ship.core = 1") && x.contains("poller"), "{x}");
         let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\nin_flight = 0");
         assert!(x.contains("ship.in_flight = 0"), "{x}");
+        let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\npartitions = 0");
+        assert!(x.contains("ship.partitions = 0") && x.contains("between 1 and 64"), "{x}");
+        let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\nwake_interval_us = 5000\npoll_interval_ms = 2");
+        assert!(x.contains("ship.poll_interval_ms = 2") && x.contains("wake_interval_us"), "{x}");
         let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\nwindow = 3");
         assert!(x.contains("unknown field `window`"), "{x}");
         let x = e("host_id = \"edge-1\"", "host_id = \"edge-1\"\nstats_socket = \"/run/ironhoard/stats.sock\"");
