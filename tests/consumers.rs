@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ironhoard_labtests::logcheck::{assert_log_matches_client, id_of, read_log, MoveId};
 use ironhoard_labtests::nats::{block_on, finish, pktgen, start, Cluster, Stored};
@@ -176,12 +176,7 @@ fn three_partitions_on_an_r3_cluster_store_each_move_once_through_a_leader_kill(
     // it back 3 s later
     std::thread::sleep(Duration::from_secs(2));
     let busiest = (0..3u16).max_by_key(|p| GAMES.filter(|g| ironhoard_wire::shipped::partition(*g, 3) == *p).count()).unwrap();
-    let leader = cluster.leader(&streams[busiest as usize]).expect("the R3 stream has a leader");
-    let li = cluster.index_of(&leader);
-    cluster.kill(li);
-    let t_kill = Instant::now();
-    std::thread::sleep(Duration::from_secs(3));
-    cluster.restart(li);
+    let (leader, t_kill) = cluster.kill_leader_for(&streams[busiest as usize], Duration::from_secs(3));
     let r = finish(g, &out.0);
     let (acked, logged) = assert_log_matches_client(&a.dir.0.join("log"), &out.0.join("accepted.txt"), r["lost"].as_u64().unwrap());
     let s = ship.wait_drained(logged as u64, Duration::from_secs(120));

@@ -191,6 +191,18 @@ impl Cluster {
         })
     }
 
+    /// SIGKILLs the leader of `stream` and restarts it on its own store
+    /// after `down`. Returns the killed server's name and when it died.
+    pub fn kill_leader_for(&mut self, stream: &str, down: Duration) -> (String, Instant) {
+        let leader = self.leader(stream).unwrap_or_else(|| panic!("stream {stream} has a leader"));
+        let li = self.index_of(&leader);
+        self.kill(li);
+        let t_kill = Instant::now();
+        std::thread::sleep(down);
+        self.restart(li);
+        (leader, t_kill)
+    }
+
     /// Every message of `stream`, in stream order.
     pub fn read_stream(&self, stream: &str) -> Vec<Stored> {
         let (urls, stream) = (self.urls(), stream.to_string());

@@ -75,12 +75,7 @@ fn a_million_moves_with_retransmits_reach_an_r3_stream_once_through_a_leader_kil
     let g = pktgen(&lab, &a.dir.0.join("secret0.hex"), &out.0, 100_000, n, "xdp");
     // mid-run: SIGKILL the stream's leader, bring it back a little later
     std::thread::sleep(Duration::from_secs(4));
-    let leader = cluster.leader("MOVES").expect("the R3 stream has a leader");
-    let li = cluster.index_of(&leader);
-    cluster.kill(li);
-    let t_kill = Instant::now();
-    std::thread::sleep(Duration::from_secs(3));
-    cluster.restart(li);
+    let (leader, t_kill) = cluster.kill_leader_for("MOVES", Duration::from_secs(3));
     let r = finish(g, &out.0);
     assert!(r["sent"].as_u64().unwrap() >= n, "{r}");
     assert!(r["by_status"]["duplicate"].as_u64().unwrap() > 0, "retransmits were answered DUPLICATE: {r}");

@@ -121,7 +121,7 @@ impl Shared {
     fn apply(&self, mv: &ShippedMove) -> Result<(), String> {
         if let Some(out) = &self.moves_out {
             let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = writeln!(out, "{} {} {} {}", mv.key_id, mv.game_id, mv.player_id, mv.seq) {
+            if let Err(e) = writeln!(out, "{} {} {} {}", mv.repr.key_id, mv.repr.game_id, mv.repr.player_id, mv.repr.seq) {
                 let why = format!("{}: {e}", self.moves_out_path.as_deref().unwrap_or_else(|| "?".as_ref()).display());
                 *self.moves_out_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
                 return Err(why);

@@ -242,8 +242,8 @@ impl GameConsumer {
         let header = |name: &str| msg.message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
         let msg_id = header(async_nats::header::NATS_MESSAGE_ID.as_ref());
         let parsed = ShippedMove::parse(&msg.message.payload).and_then(|m| {
-            if m.game_id != self.cfg.game_id {
-                return Err(Refusal::WrongGame { found: m.game_id, want: self.cfg.game_id });
+            if m.repr.game_id != self.cfg.game_id {
+                return Err(Refusal::WrongGame { found: m.repr.game_id, want: self.cfg.game_id });
             }
             m.verify(&self.keys)?;
             Ok(m)
@@ -264,11 +264,11 @@ impl GameConsumer {
         mv.host = header(HOST_HEADER);
         mv.msg_id = msg_id;
         mv.stream_seq = stream_seq;
-        mv.out_of_order = !self.order.check(mv.game_id, mv.player_id, mv.seq);
+        mv.out_of_order = !self.order.check(mv.repr.game_id, mv.repr.player_id, mv.repr.seq);
         if mv.out_of_order {
             self.metrics.record_out_of_order();
         }
-        let (game, player, seq) = (mv.game_id, mv.player_id, mv.seq);
+        let (game, player, seq) = (mv.repr.game_id, mv.repr.player_id, mv.repr.seq);
         self.metrics.record_journey(mv.recv_unix_ns, now_unix_ns());
         match apply(mv).await {
             Ok(()) => {

@@ -24,17 +24,10 @@ pub enum Refusal {
 /// One shipped move with every field (docs/protocol.md, docs/shipping.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShippedMove {
-    pub key_id: u8,
-    /// Raw kind byte (see [`ShippedMove::kind`]).
-    pub kind: u8,
-    pub flags: u8,
-    pub game_id: u32,
-    pub player_id: u32,
-    pub seq: u64,
-    pub client_ts: u64,
-    pub x: u16,
-    pub y: u16,
-    pub payload: [u8; 12],
+    /// The move's fields (key_id, kind as its raw byte — see
+    /// [`ShippedMove::kind`] —, flags, game_id, player_id, seq, client_ts,
+    /// x, y, payload), as the wire crate parses them.
+    pub repr: MoveRepr,
     pub tag: [u8; TAG_LEN],
     /// The 64 move bytes as received by the appliance.
     pub raw: [u8; 64],
@@ -64,16 +57,7 @@ impl ShippedMove {
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(mv.tag());
         Ok(ShippedMove {
-            key_id: m.key_id,
-            kind: m.kind,
-            flags: m.flags,
-            game_id: m.game_id,
-            player_id: m.player_id,
-            seq: m.seq,
-            client_ts: m.client_ts,
-            x: m.x,
-            y: m.y,
-            payload: m.payload,
+            repr: m,
             tag,
             raw: r.mv,
             recv_unix_ns: r.recv_unix_ns,
@@ -89,22 +73,22 @@ impl ShippedMove {
     /// Checks the tag with the player key derived from the master secret
     /// of the move's key_id.
     pub fn verify(&self, keys: &Keyring) -> Result<(), Refusal> {
-        let mac = keys.player_mac(self.key_id, self.game_id, self.player_id).ok_or(Refusal::UnknownKey(self.key_id))?;
+        let mac = keys.player_mac(self.repr.key_id, self.repr.game_id, self.repr.player_id).ok_or(Refusal::UnknownKey(self.repr.key_id))?;
         if ironhoard_wire::Move::new_unchecked(&self.raw[..]).verify_tag(&mac) {
             Ok(())
         } else {
-            Err(Refusal::BadTag { key_id: self.key_id, game_id: self.game_id, player_id: self.player_id, seq: self.seq })
+            Err(Refusal::BadTag { key_id: self.repr.key_id, game_id: self.repr.game_id, player_id: self.repr.player_id, seq: self.repr.seq })
         }
     }
 
     /// The kind, if it is a known one.
     pub fn kind(&self) -> Option<Kind> {
-        Kind::from_u8(self.kind)
+        Kind::from_u8(self.repr.kind)
     }
 
     /// The move's identity as the shipper computes it (`ih1.<game>.<player>.<seq>`).
     pub fn identity(&self) -> String {
-        ironhoard_wire::MsgId { game_id: self.game_id, player_id: self.player_id, seq: self.seq }.to_string()
+        ironhoard_wire::MsgId { game_id: self.repr.game_id, player_id: self.repr.player_id, seq: self.repr.seq }.to_string()
     }
 
     /// The payload again (82 bytes), as shipped.
@@ -130,8 +114,9 @@ pub(crate) mod tests {
     fn parses_every_field() {
         let p = payload(&[1; 32], 4, 7, 8, 9);
         let m = ShippedMove::parse(&p).unwrap();
-        assert_eq!((m.key_id, m.kind, m.flags, m.game_id, m.player_id, m.seq), (4, 2, 0, 7, 8, 9));
-        assert_eq!((m.client_ts, m.x, m.y, m.payload), (11, 3, 4, [9; 12]));
+        let r = &m.repr;
+        assert_eq!((r.key_id, r.kind, r.flags, r.game_id, r.player_id, r.seq), (4, 2, 0, 7, 8, 9));
+        assert_eq!((r.client_ts, r.x, r.y, r.payload), (11, 3, 4, [9; 12]));
         assert_eq!(&m.tag[..], &p[48..64]);
         assert_eq!(&m.raw[..], &p[..64]);
         assert_eq!((m.recv_unix_ns, m.queue, m.offset), (1_700_000_000_000_000_123, 2, 99));

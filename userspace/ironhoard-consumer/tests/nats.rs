@@ -146,7 +146,7 @@ async fn run_game(client: &async_nats::Client, url: &str, cfg: ConsumerConfig, k
             |mv: ShippedMove| {
                 let (moves, seen) = (moves.clone(), seen.clone());
                 async move {
-                    let first = seen.lock().unwrap().insert(mv.seq);
+                    let first = seen.lock().unwrap().insert(mv.repr.seq);
                     moves.lock().unwrap().push(mv);
                     if fail_first && first {
                         Err("not now")
@@ -270,7 +270,7 @@ async fn partitioned_streams_nak_redelivers_and_out_of_order_is_flagged() {
     let cfg = ConsumerConfig { stream: "PM".into(), prefix: "g.mv".into(), partitions: n, ..ConsumerConfig::new(game, "part") };
     assert_eq!(cfg.stream_name(), format!("PM_{}", ironhoard_wire::partition(game, n)));
     let o = run_game(&client, &server.url, cfg.clone(), keys.clone(), 3, Duration::from_millis(300), false).await;
-    let seqs: Vec<(u64, bool)> = o.moves.iter().map(|m| (m.seq, m.out_of_order)).collect();
+    let seqs: Vec<(u64, bool)> = o.moves.iter().map(|m| (m.repr.seq, m.out_of_order)).collect();
     assert_eq!(seqs, [(1, false), (3, false), (2, true)], "in stream order, 2 flagged");
     assert_eq!((o.metrics.moves(), o.metrics.out_of_order(), o.metrics.refused()), (3, 1, 0));
     assert_eq!(o.pending, (0, 0));
@@ -279,7 +279,7 @@ async fn partitioned_streams_nak_redelivers_and_out_of_order_is_flagged() {
         send(seq).await;
     }
     let o = run_game(&client, &server.url, cfg.clone(), keys.clone(), 4, Duration::from_millis(300), true).await;
-    let mut seqs: Vec<u64> = o.moves.iter().map(|m| m.seq).collect();
+    let mut seqs: Vec<u64> = o.moves.iter().map(|m| m.repr.seq).collect();
     seqs.sort();
     assert_eq!(seqs, [4, 4, 5, 5]);
     assert_eq!(o.metrics.moves(), 2);

@@ -117,21 +117,7 @@ impl Status {
                 })
             })
             .collect();
-        let summary = |h: &Mutex<hdrhistogram::Histogram<u64>>| {
-            let h = h.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if h.is_empty() {
-                json!({"count": 0})
-            } else {
-                json!({
-                    "count": h.len(),
-                    "p50": h.value_at_quantile(0.5),
-                    "p90": h.value_at_quantile(0.9),
-                    "p99": h.value_at_quantile(0.99),
-                    "p999": h.value_at_quantile(0.999),
-                    "max": h.max(),
-                })
-            }
-        };
+        let summary = |h: &Mutex<hdrhistogram::Histogram<u64>>| percentiles(&h.lock().unwrap_or_else(|p| p.into_inner()));
         let lag = summary(&self.lag_us);
         let read_lag = summary(&self.read_lag_us);
         json!({
@@ -161,6 +147,24 @@ impl Status {
             "queues": qs,
         })
     }
+}
+
+/// A histogram as our stats JSON gives it: count, p50, p90, p99, p99.9,
+/// max and mean (`{"count": 0}` when empty); the appliance's stats use it
+/// too.
+pub fn percentiles(h: &hdrhistogram::Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return json!({"count": 0});
+    }
+    json!({
+        "count": h.len(),
+        "p50": h.value_at_quantile(0.5),
+        "p90": h.value_at_quantile(0.9),
+        "p99": h.value_at_quantile(0.99),
+        "p999": h.value_at_quantile(0.999),
+        "max": h.max(),
+        "mean": h.mean().round(),
+    })
 }
 
 pub fn new_hist() -> hdrhistogram::Histogram<u64> {

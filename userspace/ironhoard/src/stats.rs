@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use ironhoard_common::{DropReason, XdpCounter};
 use ironhoard_dataplane::{WorkerShared, XSK_STAT_NAMES};
 use ironhoard_engine::Counters;
+use ironhoard_ship::status::percentiles;
 use ironhoard_wire::Status;
 use serde_json::{json, Map, Value};
 
@@ -330,21 +331,6 @@ fn to_hdr(h: &ironhoard_dataplane::hist::AtomicHistogram) -> hdrhistogram::Histo
         let _ = out.record_n((lo + (hi - lo) / 2).max(1), c);
     });
     out
-}
-
-fn percentiles(h: &hdrhistogram::Histogram<u64>) -> Value {
-    if h.is_empty() {
-        return json!({"count": 0});
-    }
-    json!({
-        "count": h.len(),
-        "p50": h.value_at_quantile(0.5),
-        "p90": h.value_at_quantile(0.9),
-        "p99": h.value_at_quantile(0.99),
-        "p999": h.value_at_quantile(0.999),
-        "max": h.max(),
-        "mean": h.mean().round(),
-    })
 }
 
 /// Binds the stats socket at `path` with mode 0660, replacing a stale
