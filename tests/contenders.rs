@@ -89,7 +89,9 @@ fn pktgen(lab: &Lab, dir: &TempDir, sf: &str, target: SocketAddr, extra: &[&str]
         .args(["netns", "exec", &lab.ns])
         .arg(bin("ironhoard-pktgen"))
         .args(["--target", &target.to_string(), "--secret-file", sf, "--quiet", "--board", "16x16"])
-        .args(["--rate", "20000", "--duration", "0.1", "--games", "10", "--players", "100", "--report"])
+        // a correctness check, not a load test: the debug-built contenders lose
+        // acks to a full socket buffer at 20 000/s on a busy CI machine
+        .args(["--rate", "5000", "--duration", "0.4", "--games", "10", "--players", "100", "--report"])
         .arg(&report)
         .args(extra)
         .stdin(Stdio::null())
