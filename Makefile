@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Ansible's scripts sit next to the python3 that setup.sh installs them into
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null)
 
-.PHONY: all setup build release deb test test-deploy ansible-lint fuzz unit lab bench lab-bench journey-bench clean
+.PHONY: all setup build release deb lint-deb test test-deploy ansible-lint fuzz unit lab bench lab-bench journey-bench clean
 
 all: build
 
@@ -21,18 +21,24 @@ build: setup
 release: setup
 	$(CARGO) build --release --bins
 
-# the Debian package: target/deb/ironhoard_<version>_<arch>.deb
+# the Debian package, built with debhelper from packaging/debian/:
+# target/deb/ironhoard_<version>_<arch>.deb and its -dbgsym package
 deb: release
 	bash scripts/build-deb.sh
 
+# lintian on it: no error, no warning, no tag not in packaging/lintian-known-tags
+lint-deb: deb
+	bash scripts/lint-deb.sh
+
 # every test: the workspace's (each in its own process with a time limit,
 # .config/nextest.toml), the Go client's (go vet, go test, with a real
-# nats-server), then the Ansible role's lint and its deployment onto a
-# booted systemd scratch host
+# nats-server), lintian on the Debian package, then the Ansible role's lint
+# and its deployment onto a booted systemd scratch host
 test: build release
 	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; bash scripts/sweep-labs.sh; \
 	bash scripts/go.sh test || rc=1; \
 	$(MAKE) --no-print-directory fuzz || rc=1; \
+	$(MAKE) --no-print-directory lint-deb || rc=1; \
 	$(MAKE) --no-print-directory test-deploy || rc=1; exit $$rc
 
 # every fuzz target for FUZZ_SECS (default 20) seconds; long runs: docs/hardening.md

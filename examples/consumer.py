@@ -80,7 +80,9 @@ async def run(a):
     while a.count == 0 or seen < a.count:
         try:
             msgs = await sub.fetch(batch=min(1000, a.count - seen) if a.count else 1000, timeout=a.idle)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            # nats-py raises asyncio's own TimeoutError when the deadline
+            # runs out between two pull requests of one fetch
             break
         for msg in msgs:
             m = decode(msg.data)

@@ -1,45 +1,69 @@
 #!/usr/bin/env bash
-# make deb: builds target/deb/ironhoard_<version>_<arch>.deb with dpkg-deb
-# from the release binaries (stripped), the systemd unit, the maintainer
-# scripts in packaging/debian/, the tuning helper and the example config.
-# IH_DEB_VERSION overrides the version (default: the workspace version).
+# make deb: builds target/deb/ironhoard_<version>_<arch>.deb (and its
+# ironhoard-dbgsym package) the Debian way, and prints the .deb's path.
+#
+# cargo has built the release binaries already (make release: the nightly
+# toolchain and bpf-linker the XDP program needs, and the workspace's own
+# target directory, which dpkg-buildpackage's environment would otherwise
+# rebuild from scratch). This script stages them, the docs and examples,
+# beside a copy of packaging/debian/ in target/deb/build/ironhoard-<version>/
+# and runs dpkg-buildpackage -b there: debhelper (dh, compat 13) renders the
+# man pages and completions from the binaries' clap definitions, installs
+# the units with dh_installsystemd, strips into -dbgsym, and so on
+# (packaging/debian/rules).
+#
+# The version is debian/changelog's, which must equal Cargo.toml's workspace
+# version. IH_DEB_VERSION=V builds a test package of the same code as
+# version V (the deployment test's upgrade): a changelog entry saying so is
+# added to the staged copy only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSION=${IH_DEB_VERSION:-$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)}
-ARCH=$(dpkg --print-architecture)
-for b in ironhoard ironhoard-pktgen; do
-    [ -x "target/release/$b" ] || { echo "build-deb: target/release/$b missing: run make release" >&2; exit 1; }
+die() { echo "build-deb: $*" >&2; exit 1; }
+CARGO_VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+CHANGELOG_VERSION=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
+[ "$CHANGELOG_VERSION" = "$CARGO_VERSION" ] ||
+    die "packaging/debian/changelog's version $CHANGELOG_VERSION differs from Cargo.toml's workspace version $CARGO_VERSION: add a changelog entry"
+VERSION=${IH_DEB_VERSION:-$CARGO_VERSION}
+for b in ironhoard ironhoard-pktgen ironhoard-docgen; do
+    [ -x "target/release/$b" ] || die "target/release/$b missing: run make release"
 done
+command -v dh >/dev/null && command -v dpkg-buildpackage >/dev/null || die "debhelper missing: run make setup"
 
 OUT=target/deb
-STAGE=$(mktemp -d "${TMPDIR:-/tmp}/ih-deb.XXXXXX")
-trap 'rm -rf "$STAGE"' EXIT
-R=$STAGE/root
-install -d "$R/DEBIAN" "$R/usr/bin" "$R/lib/systemd/system" "$R/usr/libexec/ironhoard" "$R/usr/share/doc/ironhoard"
-for b in ironhoard ironhoard-pktgen; do
-    objcopy --strip-debug "target/release/$b" "$R/usr/bin/$b"
-    chmod 755 "$R/usr/bin/$b"
+BUILD=$OUT/build
+rm -rf "$BUILD"
+SRC=$BUILD/ironhoard-$VERSION
+mkdir -p "$SRC/stage/bin" "$SRC/stage/libexec" "$SRC/stage/doc" "$SRC/stage/examples"
+cp -r packaging/debian "$SRC/debian"
+for b in ironhoard ironhoard-pktgen ironhoard-docgen; do
+    cp "target/release/$b" "$SRC/stage/bin/$b"
 done
-install -m 644 packaging/systemd/ironhoard.service "$R/lib/systemd/system/ironhoard.service"
-install -m 644 packaging/systemd/ironhoard-ship.service "$R/lib/systemd/system/ironhoard-ship.service"
-install -m 755 packaging/libexec/ironhoard-tune "$R/usr/libexec/ironhoard/ironhoard-tune"
-install -m 644 config/ironhoard.example.toml "$R/usr/share/doc/ironhoard/ironhoard.example.toml"
-install -d "$R/usr/share/doc/ironhoard/examples"
-install -m 644 examples/consumer.py "$R/usr/share/doc/ironhoard/examples/consumer.py"
-install -m 644 ansible/roles/ironhoard/files/grafana-ironhoard.json "$R/usr/share/doc/ironhoard/grafana-ironhoard.json"
-install -m 644 README.md "$R/usr/share/doc/ironhoard/README.md"
-for d in operations movelog protocol shipping; do install -m 644 "docs/$d.md" "$R/usr/share/doc/ironhoard/$d.md"; done
-cat > "$R/usr/share/doc/ironhoard/copyright" <<COPY
-Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
-Upstream-Name: ironhoard
-Files: *
-License: Apache-2.0
-COPY
-for s in postinst prerm postrm; do install -m 755 "packaging/debian/$s" "$R/DEBIAN/$s"; done
-SIZE=$(du -sk --exclude=DEBIAN "$R" | cut -f1)
-sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$SIZE/" packaging/debian/control.in > "$R/DEBIAN/control"
+cp packaging/libexec/ironhoard-tune "$SRC/stage/libexec/"
+cp README.md docs/operations.md docs/movelog.md docs/protocol.md docs/shipping.md "$SRC/stage/doc/"
+cp config/ironhoard.example.toml examples/consumer.py ansible/roles/ironhoard/files/grafana-ironhoard.json "$SRC/stage/examples/"
+if [ "$VERSION" != "$CHANGELOG_VERSION" ]; then
+    {
+        echo "ironhoard ($VERSION) unstable; urgency=medium"
+        echo
+        echo "  * Test build of $CHANGELOG_VERSION's code as $VERSION (IH_DEB_VERSION), for the"
+        echo "    upgrade path of the deployment test."
+        echo
+        echo " -- IronHoard developers <ironhoard@example.invalid>  $(date -R)"
+        echo
+        cat packaging/debian/changelog
+    } > "$SRC/debian/changelog"
+fi
+
+LOG=$OUT/build-$VERSION.log
 mkdir -p "$OUT"
-DEB="$OUT/ironhoard_${VERSION}_${ARCH}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$R" "$DEB" >/dev/null
+if ! (cd "$SRC" && dpkg-buildpackage -b --no-sign) >"$LOG" 2>&1; then
+    tail -40 "$LOG" >&2
+    die "dpkg-buildpackage failed in $SRC (whole log: $LOG)"
+fi
+ARCH=$(dpkg --print-architecture)
+DEB=$OUT/ironhoard_${VERSION}_${ARCH}.deb
+mv "$BUILD/ironhoard_${VERSION}_${ARCH}.deb" "$DEB"
+mv "$BUILD/ironhoard-dbgsym_${VERSION}_${ARCH}.deb" "$OUT/"
+mv "$BUILD/ironhoard_${VERSION}_${ARCH}.changes" "$BUILD/ironhoard_${VERSION}_${ARCH}.buildinfo" "$OUT/"
 echo "$DEB"

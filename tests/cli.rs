@@ -42,6 +42,8 @@ fn bad_configs_fail_with_one_line_naming_the_key() {
         ("port = 7777", "port = \"x", "ironhoard.toml:"),
         ("subject_prefix = \"ih.moves\"", "subject_prefix = \"ih.>\"", "ship.subject_prefix = \"ih.>\""),
         ("servers = [\"nats://127.0.0.1:4222\"]", "servers = [\"127.0.0.1:4222\"]", "ship.servers"),
+        ("# busy_poll = false", "busy_poll = true\nbusy_poll_budget = 5000", "interface.busy_poll_budget = 5000"),
+        ("backend = \"xdp\"", "backend = \"socket\"\nbusy_poll = true", "interface.busy_poll = true"),
     ];
     for (from, to, want) in cases {
         let cfg = d.0.join("ironhoard.toml");

@@ -245,33 +245,75 @@ async fn read_stream(urls: &[String], stream: &str) -> Vec<Stored> {
     let js = async_nats::jetstream::new(connect(urls).await);
     let mut s = js.get_stream(stream).await.expect("stream exists");
     let total = s.info().await.expect("stream info").state.messages;
-    let consumer = s
-        .create_consumer(pull::Config {
-            deliver_policy: DeliverPolicy::All,
-            ack_policy: AckPolicy::None,
-            inactive_threshold: Duration::from_secs(60),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
-    let mut out = Vec::with_capacity(total as usize);
-    let mut msgs = consumer.stream().max_messages_per_batch(10_000).messages().await.expect("messages");
-    while (out.len() as u64) < total {
-        let m = tokio::time::timeout(Duration::from_secs(20), msgs.next())
+    let mut out: Vec<Stored> = Vec::with_capacity(total as usize);
+    // Just after a server of an R3 cluster restarts, a pull request can find
+    // no responder (the consumer's leader is still being elected) or a
+    // consumer can vanish: start a new consumer after the last message read,
+    // for up to 60 s, rather than failing the test on the reader's side.
+    let t0 = Instant::now();
+    let retry = |what: String, read: usize| {
+        if t0.elapsed() > Duration::from_secs(60) {
+            panic!("stream {stream}: {what}; only {read} of {total} messages read");
+        }
+        eprintln!("reading stream {stream}: {what}; resuming after {read} messages");
+    };
+    'consumer: while (out.len() as u64) < total {
+        let deliver_policy = match out.last() {
+            None => DeliverPolicy::All,
+            Some(m) => DeliverPolicy::ByStartSequence { start_sequence: m.seq + 1 },
+        };
+        let consumer = match s
+            .create_consumer(pull::Config {
+                deliver_policy,
+                ack_policy: AckPolicy::None,
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
             .await
-            .unwrap_or_else(|_| panic!("stream {stream}: only {} of {total} messages read", out.len()))
-            .expect("more messages")
-            .expect("a message");
-        let info = m.info().expect("a JetStream message");
-        let h = m.headers.clone().unwrap_or_default();
-        let hdr = |k: &str| h.get(k).map(|v| v.as_str().to_string()).unwrap_or_default();
-        out.push(Stored {
-            seq: info.stream_sequence,
-            subject: m.subject.to_string(),
-            msg_id: hdr("Nats-Msg-Id"),
-            host: hdr("Ironhoard-Host"),
-            payload: m.payload.to_vec(),
-        });
+        {
+            Ok(c) => c,
+            Err(e) => {
+                retry(format!("creating a consumer: {e}"), out.len());
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        let mut msgs = match consumer.stream().max_messages_per_batch(10_000).messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                retry(format!("pulling: {e}"), out.len());
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        while (out.len() as u64) < total {
+            let m = match tokio::time::timeout(Duration::from_secs(20), msgs.next()).await {
+                Err(_) => panic!("stream {stream}: only {} of {total} messages read", out.len()),
+                Ok(None) => {
+                    retry("the pull stream ended".into(), out.len());
+                    continue 'consumer;
+                }
+                Ok(Some(Err(e))) => {
+                    retry(format!("a message: {e:?}"), out.len());
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue 'consumer;
+                }
+                Ok(Some(Ok(m))) => m,
+            };
+            let info = m.info().expect("a JetStream message");
+            if out.last().is_some_and(|l| info.stream_sequence <= l.seq) {
+                continue;
+            }
+            let h = m.headers.clone().unwrap_or_default();
+            let hdr = |k: &str| h.get(k).map(|v| v.as_str().to_string()).unwrap_or_default();
+            out.push(Stored {
+                seq: info.stream_sequence,
+                subject: m.subject.to_string(),
+                msg_id: hdr("Nats-Msg-Id"),
+                host: hdr("Ironhoard-Host"),
+                payload: m.payload.to_vec(),
+            });
+        }
     }
     out
 }
@@ -381,6 +423,11 @@ pub fn ensure_stream(config: &Path) -> (i32, String) {
 /// moves over 16 games of 4000 players, 5 % of datagrams retransmits of
 /// earlier moves; `--accepted-out` and `--report` in `out`.
 pub fn pktgen(lab: &Lab, secret: &Path, out: &Path, rate: u64, count: u64, mode: &str) -> std::process::Child {
+    pktgen_with(lab, secret, out, rate, count, mode, &[])
+}
+
+/// [`pktgen`] with more arguments.
+pub fn pktgen_with(lab: &Lab, secret: &Path, out: &Path, rate: u64, count: u64, mode: &str, extra: &[&str]) -> std::process::Child {
     let mut cmd = Command::new("ip");
     crate::dies_with_test(&mut cmd);
     cmd.args(["netns", "exec", &lab.ns])
@@ -398,6 +445,7 @@ pub fn pktgen(lab: &Lab, secret: &Path, out: &Path, rate: u64, count: u64, mode:
     if mode == "xdp" {
         cmd.args(["--mode", "xdp", "--iface", &lab.peer_if]);
     }
+    cmd.args(extra);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
 

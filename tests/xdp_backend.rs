@@ -157,3 +157,36 @@ fn umem_and_ring_sizes_come_from_the_config() {
     let info = a.command("show info");
     assert_eq!((info["xdp"]["umem_frames"].as_u64(), info["xdp"]["ring_size"].as_u64()), (Some(8192), Some(4096)), "{info}");
 }
+
+#[test]
+fn busy_poll_serves_and_show_info_reports_it() {
+    let lab = Lab::new(1);
+    let a = Appliance::start(&lab, xdp_settings("busy_poll = true\nbusy_poll_usecs = 50\nbusy_poll_budget = 128\n"));
+    let info = a.command("show info");
+    let bp = &info["xdp"]["busy_poll"];
+    assert_eq!((bp["enabled"].as_bool(), bp["usecs"].as_u64(), bp["budget"].as_u64()), (Some(true), Some(50), Some(128)), "{info}");
+    // what the socket holds, read back from the kernel
+    let q = &bp["queues"][0];
+    assert_eq!(
+        (q["queue"].as_u64(), q["prefer_busy_poll"].as_bool(), q["usecs"].as_u64(), q["budget"].as_u64()),
+        (Some(0), Some(true), Some(50), Some(128)),
+        "{info}\n{}",
+        a.log()
+    );
+    assert!(a.log().contains("preferred busy polling on (SO_BUSY_POLL 50 us, budget 128)"), "{}", a.log());
+    let c = Client::new(&lab, false, 7777);
+    for p in 0..300 {
+        assert_eq!(c.send(&Client::mv(0, 7, p, 1)), Some(Status::Accepted), "player {p}\n{}", a.log());
+    }
+    let s = a.stats();
+    assert_eq!(s["accepted"].as_u64(), Some(300), "{s}");
+    assert!(s["queues"][0]["busy_polls"].as_u64().unwrap_or(0) > 0, "the poller drives NAPI with recvfrom: {s}");
+    // off by default: nothing set, no recvfrom
+    drop(a);
+    let a = Appliance::start(&lab, xdp_settings(""));
+    let info = a.command("show info");
+    let bp = &info["xdp"]["busy_poll"];
+    assert_eq!((bp["enabled"].as_bool(), bp["queues"][0]["prefer_busy_poll"].as_bool()), (Some(false), Some(false)), "{info}");
+    assert_eq!(c.send(&Client::mv(0, 7, 1000, 1)), Some(Status::Accepted));
+    assert_eq!(a.stats()["queues"][0]["busy_polls"].as_u64(), Some(0));
+}

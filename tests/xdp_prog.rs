@@ -443,3 +443,21 @@ fn the_shield_holds_its_limit_with_one_source_on_two_cpus_at_once() {
     assert!(passed <= bound, "per address: {passed} passed, over burst + rate x time = {bound} (lost updates)");
     assert!(passed >= floor, "per address: {passed} passed, under half the rate over the run ({floor})");
 }
+
+/// During a handover the program passes moves to the kernel (the bridge
+/// sockets), counted as `bridged`; junk is still dropped by reason; off
+/// again, moves go back to the (absent) AF_XDP socket.
+#[test]
+fn during_a_handover_moves_are_bridged_to_the_kernel() {
+    let mut p = Prog::new();
+    p.st.set_handover(true).unwrap();
+    for v6 in [false, true] {
+        let what = format!("handover v6={v6}");
+        p.check(&what, &frame(&spec(v6, None, 0, PORT), &move_payload()), action::PASS, Some(XdpCounter::Bridged));
+        let mut m = move_payload();
+        m[0] = b'X';
+        p.check(&format!("{what} bad magic"), &frame(&spec(v6, None, 0, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
+    }
+    p.st.set_handover(false).unwrap();
+    p.check("after the handover", &frame(&spec(false, None, 0, PORT), &move_payload()), action::DROP, Some(XdpCounter::NoSocket));
+}

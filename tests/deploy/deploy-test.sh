@@ -87,6 +87,9 @@ ironhoard:
       ironhoard_board_height: 32
       ironhoard_rate_per_second: 100000
       ironhoard_rate_burst: 100000
+      # one generator address stands for many clients here: the upgrade's
+      # load (LOAD_RATE) would meet the 50 000/s per-address shield
+      ironhoard_shield_rate_per_address: 0
       ironhoard_stats_users: [ihops]
       ironhoard_probe_netns: ihdc
       ironhoard_ship_servers: ["nats://127.0.0.1:4222"]
@@ -135,5 +138,5 @@ case $state in
 esac
 
 # --- everything else runs inside ---------------------------------------------
-nsenter -t "$LEADER" -a env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+nsenter -t "$LEADER" -a env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LOAD_RATE="${LOAD_RATE:-20000}" \
     ANSIBLE_BIN="$ANSIBLE_BIN" NATS_BIN="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/nats-server" DEB2_NAME="$(basename "$DEB2")" /srv/ihdeploy/inside.sh

@@ -7,6 +7,11 @@ ART=/srv/ihdeploy
 export ANSIBLE_CONFIG=/srv/ihrepo/ansible/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 export ANSIBLE_LOCAL_TEMP=/root/.ansible/tmp ANSIBLE_REMOTE_TEMP=/root/.ansible/tmp
 OUT=/root/ihdeploy; mkdir -p "$OUT"
+# moves/s offered during the upgrade (deploy-test.sh passes LOAD_RATE through)
+LOAD_RATE=${LOAD_RATE:-20000}
+# moves/s during the upgrade through the play: what the shipper keeps up
+# with on the test VM (the play's verify step waits for it to ship)
+UPGRADE_RATE=${UPGRADE_RATE:-5000}
 SECRET_HEX=$(cat $ART/secret0.hex)
 step() { printf '\n=== deploy-test: %s\n' "$*"; }
 ok() { printf '  ok: %s\n' "$*"; }
@@ -40,6 +45,50 @@ moves() {
     jq -r '"\(.acked) \(.by_status.accepted)"' "$OUT/$1.json"
 }
 main_pid() { systemctl show -p MainPID --value ironhoard.service; }
+
+# load_start NAME RATE GAME_BASE: moves at RATE/s in the background (games
+# GAME_BASE.., apart from the probes' games 1-2, whose seqs the checks
+# replay) until load_check; SIGINT ends it, then the generator waits up to
+# 10 s for late acks and reports.
+load_start() {
+    ip netns exec ihdc ironhoard-pktgen --target 198.18.220.1:7777 --secret-file /etc/ironhoard/secrets/secret0.hex \
+        --game-base "$3" --games 4 --players 4000 --board 32x32 --first-seq 1 --rate "$2" --duration 600 \
+        --drain-ms 10000 --quiet --report "$OUT/$1.json" --accepted-out "$OUT/$1-accepted.txt" >/dev/null 2>"$OUT/$1.err" &
+    LOADPID=$!
+    LOADBASE=$3
+}
+# load_check NAME: ends the load; checks that nothing sent went unanswered,
+# that the restart handed over (the moves of the swap served from the
+# bridge) and that every move the client saw ACCEPTED is in the log once.
+load_check() {
+    kill -INT "$LOADPID"; wait "$LOADPID" || { cat "$OUT/$1.err"; fail "the load generator failed"; }
+    local journal lost sent bridged missing
+    journal=$(journalctl -u ironhoard.service --no-pager -o cat --since "@$LOADSINCE")
+    grep -q "workers drained in" <<< "$journal" && grep -q "took over from systemd fd store" <<< "$journal" \
+        || { grep -E "drained|took over|stopped|bridge" <<< "$journal" || true; fail "$1: the restart did not hand over (drain, then take over from the fd store)"; }
+    lost=$(jq '.lost' "$OUT/$1.json"); sent=$(jq '.generated.valid' "$OUT/$1.json")
+    bridged=$(grep -o 'handover complete: [0-9]* move' <<< "$journal" | tail -1 | grep -o '[0-9]*' || true)
+    [ "$lost" = 0 ] || { cat "$OUT/$1.err"; fail "$1: $lost of $sent moves went unanswered"; }
+    [ "${bridged:-0}" -gt 0 ] || fail "$1: no move was served from the bridge: the restart was not under load"
+    ironhoard tail --dir /var/lib/ironhoard/moves --json \
+        | jq -r --argjson b "$LOADBASE" 'select(.game_id >= $b and .game_id < $b + 4) | "\(.game_id) \(.player_id) \(.seq)"' | sort > "$OUT/$1-logged.txt"
+    awk '{print $2, $3, $4}' "$OUT/$1-accepted.txt" | sort > "$OUT/$1-acked.txt"
+    [ -z "$(uniq -d "$OUT/$1-logged.txt")" ] || fail "$1: moves logged twice: $(uniq -d "$OUT/$1-logged.txt" | head -3)"
+    missing=$(comm -23 "$OUT/$1-acked.txt" "$OUT/$1-logged.txt" | wc -l)
+    [ "$missing" = 0 ] || fail "$1: $missing moves acked ACCEPTED are not in the log"
+    LOADMSG="$sent moves, lost 0, $bridged served from the bridge during the swap, $(wc -l < "$OUT/$1-acked.txt") ACCEPTED each once in the log"
+}
+# ship_caught_up SECS: the shipper has shipped the whole log
+ship_caught_up() {
+    for _ in $(seq $(( $1 * 5 ))); do ship_json | jq -e '.lag_records == 0' >/dev/null && return 0; sleep 0.2; done
+    return 1
+}
+
+# This machine's image carries Docker's /usr/sbin/policy-rc.d ("exit 101":
+# no service may be started or restarted by a package), and the scratch
+# host is an overlay of it. A fleet host has none: remove it here (in the
+# overlay only), so the package's maintainer scripts act as they would there.
+rm -f /usr/sbin/policy-rc.d
 
 step "lab: veth ihdA (host side, 198.18.220.1) and client namespace ihdc (198.18.220.2)"
 ip link add ihdA type veth peer name ihdB
@@ -104,6 +153,16 @@ ok "ironhoard-ship.service active, enabled, pid $SPID as ironhoard with no capab
 jq -e '.uid == "ironhoard" and (.panels | length) > 10' /var/tmp/ihgrafana/dashboards/ironhoard.json >/dev/null || fail "the Grafana dashboard was not provisioned"
 ok "Grafana dashboard provisioned in /var/tmp/ihgrafana/dashboards"
 
+# what the package adds for the operator: man pages, completions, debug info apart
+for page in ironhoard ironhoard-run ironhoard-capture ironhoard-reload ironhoard-pktgen; do
+    man -w "$page" >/dev/null 2>&1 || fail "no man page $page"
+done
+man ironhoard-run 2>/dev/null | grep -q 'SIGHUP' || fail "man ironhoard-run does not say what SIGHUP does"
+bash -c 'source /usr/share/bash-completion/completions/ironhoard && complete -p ironhoard' >/dev/null || fail "no bash completion for ironhoard"
+[ -s /usr/share/zsh/vendor-completions/_ironhoard ] && [ -s /usr/share/fish/vendor_completions.d/ironhoard.fish ] || fail "no zsh or fish completion"
+file -L /usr/bin/ironhoard | grep -q ', stripped' || fail "/usr/bin/ironhoard is not stripped"
+ok "man pages (ironhoard, ironhoard-run, ...), bash/zsh/fish completions, stripped binaries"
+
 step "second run: nothing changes"
 play run2 || { tail -40 "$OUT/run2.log"; fail "second run failed"; }
 recap run2
@@ -151,17 +210,19 @@ read -r acked accepted < <(moves m2 1000 400)
 [ "$acked" = 400 ] && [ "$accepted" = 400 ] || fail "after the failed plays: $acked acked, $accepted accepted of 400"
 ok "same pid $PID still acks: 400 of 400 ACCEPTED"
 
-step "upgrade to $DEB2_NAME through the play"
 logged_before=$(ironhoard tail --dir /var/lib/ironhoard/moves | wc -l)
+step "upgrade to $DEB2_NAME through the play, under load ($UPGRADE_RATE moves/s): nothing lost"
+LOADSINCE=$(date +%s)
+load_start upgrade-load "$UPGRADE_RATE" 100
+sleep 2
 play upgrade -e "{\"ironhoard_package\": \"$ART/$DEB2_NAME\"}" || { tail -40 "$OUT/upgrade.log"; fail "upgrade run failed"; }
 recap upgrade
+sleep 2
+load_check upgrade-load
 NEWPID=$(main_pid)
 [ "$NEWPID" != "$PID" ] || fail "the upgrade did not restart the appliance"
 dpkg-query -W -f='${Version}\n' ironhoard | grep -q '+upgrade1' || fail "the package was not upgraded"
-# (the journal read whole first: grep -q ending a pipe early would SIGPIPE
-# journalctl, and pipefail would call a match a failure)
-grep -q "stopped: .* move log: $logged_before records written" <<< "$(journalctl -u ironhoard.service --no-pager -o cat)" \
-    || { journalctl -u ironhoard.service --no-pager -o cat | grep stopped; fail "the old appliance did not drain ($logged_before records)"; }
+ok "upgraded under load: $LOADMSG"
 logged_after=$(ironhoard tail --dir /var/lib/ironhoard/moves | wc -l)
 [ "$logged_after" -ge "$logged_before" ] || fail "records lost across the upgrade: $logged_before -> $logged_after"
 read -r acked accepted < <(moves m3 1 400)
@@ -169,12 +230,24 @@ acked_dup=$(jq '.by_status.duplicate' "$OUT/m3.json")
 [ "$acked" = 400 ] && [ "$acked_dup" = 400 ] || fail "replayed seqs after the upgrade: $acked acked, $acked_dup DUPLICATE of 400"
 NEWSPID=$(systemctl show -p MainPID --value ironhoard-ship.service)
 [ "$NEWSPID" != "$SPID" ] && [ "$(systemctl is-active ironhoard-ship.service)" = active ] || fail "the upgrade did not restart the shipper"
-for _ in $(seq 50); do ship_json | jq -e '.lag_records == 0' >/dev/null && break; sleep 0.2; done
-ship_json | jq -e '.lag_records == 0' >/dev/null || fail "the upgraded shipper did not catch up: $(ship_json)"
-ok "upgraded: pid $PID -> $NEWPID, SIGTERM drain logged ($logged_before records), log kept ($logged_after), replays of pre-upgrade moves DUPLICATE"
+ship_caught_up 60 || fail "the upgraded shipper did not catch up: $(ship_json)"
+ok "upgraded: pid $PID -> $NEWPID, log kept ($logged_before -> $logged_after records), replays of pre-upgrade moves DUPLICATE"
 play run3 -e "{\"ironhoard_package\": \"$ART/$DEB2_NAME\"}" || fail "run after the upgrade failed"
 recap run3 | grep -q 'changed=0 ' || fail "the run after the upgrade changed something: $(recap run3)"
 ok "the next run changes nothing"
+
+step "systemctl restart under load ($LOAD_RATE moves/s): nothing lost"
+RPID=$(main_pid)
+LOADSINCE=$(date +%s)
+load_start restart-load "$LOAD_RATE" 200
+sleep 3
+systemctl restart ironhoard.service
+sleep 3
+load_check restart-load
+[ "$(main_pid)" != "$RPID" ] || fail "systemctl restart did not restart the appliance"
+ok "restarted under load: $LOADMSG"
+NEWPID=$(main_pid)
+ship_caught_up 120 || fail "the shipper did not catch up after the load: $(ship_json)"
 
 step "roll back to the first package through the play"
 DEB1_NAME=$(basename "$(awk '/ironhoard_package:/{print $2}' $ART/inventory.yml)")
@@ -198,3 +271,24 @@ if systemctl is-active --quiet ironhoard-ship.service; then fail "the shipper st
 [ -d /var/lib/ironhoard/moves ] || fail "the move log was removed"
 if ip -d link show ihdA | grep -q 'prog/xdp'; then fail "XDP program still attached"; fi
 ok "stopped, binary and unit gone, XDP detached, move log kept"
+
+step "purge: the config goes; the move log and the user stay unless asked"
+wants=/etc/systemd/system/multi-user.target.wants
+[ -L $wants/ironhoard.service ] || fail "the role's enablement of ironhoard.service is not there to be purged"
+apt-get purge -y -q ironhoard >"$OUT/purge.log" 2>&1 || { cat "$OUT/purge.log"; fail "apt-get purge"; }
+if dpkg-query -W -f='${db:Status-Abbrev}' ironhoard 2>/dev/null | grep -q '^.[ic]'; then fail "dpkg still knows ironhoard after the purge"; fi
+[ ! -e /etc/ironhoard ] || fail "/etc/ironhoard left after the purge"
+[ ! -e $wants/ironhoard.service ] && [ ! -e $wants/ironhoard-ship.service ] || fail "the units' enablement left after the purge"
+[ ! -e /var/lib/systemd/deb-systemd-helper-enabled/ironhoard.service.dsh-also ] || fail "deb-systemd-helper's state left after the purge"
+[ -d /var/lib/ironhoard/moves ] && [ -n "$(ls -A /var/lib/ironhoard/moves)" ] || fail "the purge removed the move log"
+getent passwd ironhoard >/dev/null || fail "the purge removed the ironhoard user (it owns the kept log)"
+grep -q "kept /var/lib/ironhoard" "$OUT/purge.log" || fail "the purge did not say it kept the log"
+ok "purged: /etc/ironhoard and the units' enablement gone, move log ($(du -sh /var/lib/ironhoard/moves | cut -f1)) and user kept"
+# a fresh installation neither enables nor starts a unit; a purge asked to
+# takes the log too
+dpkg -i "$ART/$DEB1_NAME" >"$OUT/reinstall.log" 2>&1 || { cat "$OUT/reinstall.log"; fail "dpkg -i after the purge"; }
+[ "$(systemctl is-enabled ironhoard.service 2>/dev/null)" = disabled ] || fail "a fresh installation enabled ironhoard.service"
+if systemctl is-active --quiet ironhoard.service || systemctl is-active --quiet ironhoard-ship.service; then fail "a fresh installation started a unit"; fi
+IRONHOARD_PURGE_MOVE_LOG=yes apt-get purge -y -q ironhoard >"$OUT/purge2.log" 2>&1 || { cat "$OUT/purge2.log"; fail "apt-get purge with IRONHOARD_PURGE_MOVE_LOG=yes"; }
+[ ! -e /var/lib/ironhoard ] || fail "IRONHOARD_PURGE_MOVE_LOG=yes apt-get purge left /var/lib/ironhoard"
+ok "reinstalled: neither unit enabled nor started; IRONHOARD_PURGE_MOVE_LOG=yes apt-get purge removed the log"

@@ -2,7 +2,9 @@
 # packaging/libexec/ironhoard-tune against a fake /proc and a stub ethtool
 # (no NIC with channels or IRQs here): it changes only what differs, says
 # each change, --check changes nothing and exits 2 when something would
-# change, a second run changes nothing, other devices' IRQs are untouched.
+# change, a second run changes nothing, other devices' IRQs are untouched;
+# --busy-poll / --no-busy-poll set and reset the NIC's napi_defer_hard_irqs
+# and gro_flush_timeout in a fake /sys the same way.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TUNE=$PWD/packaging/libexec/ironhoard-tune
@@ -10,7 +12,9 @@ T=$(mktemp -d /tmp/ih-tune.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "tune-test: FAIL: $*" >&2; exit 1; }
 
-mkdir -p "$T/proc/irq/24" "$T/proc/irq/25" "$T/proc/irq/26" "$T/bin"
+mkdir -p "$T/proc/irq/24" "$T/proc/irq/25" "$T/proc/irq/26" "$T/bin" "$T/sys/class/net/ihfake0"
+echo 0 > "$T/sys/class/net/ihfake0/napi_defer_hard_irqs"
+echo 0 > "$T/sys/class/net/ihfake0/gro_flush_timeout"
 cat > "$T/proc/interrupts" <<'IRQ'
            CPU0       CPU1       CPU2       CPU3
   24:          5          0          0          0  IR-PCI-MSI 1-edge      ihfake0-TxRx-0
@@ -30,7 +34,8 @@ case "\$1" in
 esac
 STUB
 chmod +x "$T/bin/ethtool"
-run() { PATH="$T/bin:$PATH" IH_PROC="$T/proc" "$TUNE" --iface ihfake0 --queues 2 --cores 2,3 "$@"; }
+run() { PATH="$T/bin:$PATH" IH_PROC="$T/proc" IH_SYS="$T/sys" "$TUNE" --iface ihfake0 --queues 2 --cores 2,3 "$@"; }
+napi() { echo "$(cat "$T/sys/class/net/ihfake0/napi_defer_hard_irqs")/$(cat "$T/sys/class/net/ihfake0/gro_flush_timeout")"; }
 
 rc=0; out=$(run --check 2>/dev/null) || rc=$?
 [ $rc = 2 ] || fail "--check on an untuned host exited $rc, want 2"
@@ -49,6 +54,33 @@ out=$(run 2>/dev/null) || fail "second apply failed"
 [ -z "$out" ] || fail "second run changed something: $out"
 run --check >/dev/null 2>&1 || fail "--check on a tuned host should exit 0"
 
+[ "$(napi)" = 0/0 ] || fail "without --busy-poll the NAPI settings were changed: $(napi)"
+
+# busy polling: NAPI interrupt deferral on, idempotent, and back off
+rc=0; out=$(run --busy-poll --check 2>/dev/null) || rc=$?
+[ $rc = 2 ] || fail "--busy-poll --check exited $rc, want 2"
+[ "$(grep -c '^would change:' <<<"$out")" = 2 ] || fail "--busy-poll --check should list 2 changes: $out"
+[ "$(napi)" = 0/0 ] || fail "--check changed the NAPI settings"
+out=$(run --busy-poll 2>/dev/null) || fail "--busy-poll failed"
+grep -qx 'changed: ihfake0 napi_defer_hard_irqs 0 -> 2' <<<"$out" || fail "no napi_defer_hard_irqs line: $out"
+grep -qx 'changed: ihfake0 gro_flush_timeout 0 -> 200000' <<<"$out" || fail "no gro_flush_timeout line: $out"
+[ "$(napi)" = 2/200000 ] || fail "--busy-poll left $(napi)"
+out=$(run --busy-poll 2>/dev/null) || fail "second --busy-poll failed"
+[ -z "$out" ] || fail "second --busy-poll changed something: $out"
+run --busy-poll --check >/dev/null 2>&1 || fail "--busy-poll --check on a tuned host should exit 0"
+out=$(run 2>/dev/null) || fail "run without a busy-poll flag failed"
+[ -z "$out" ] && [ "$(napi)" = 2/200000 ] || fail "without a busy-poll flag the NAPI settings must stay: $out $(napi)"
+out=$(IH_GRO_FLUSH_TIMEOUT=100000 run --busy-poll 2>/dev/null) || fail "--busy-poll with IH_GRO_FLUSH_TIMEOUT failed"
+grep -qx 'changed: ihfake0 gro_flush_timeout 200000 -> 100000' <<<"$out" && [ "$(grep -c '^changed:' <<<"$out")" = 1 ] || fail "only gro_flush_timeout should change: $out"
+out=$(run --no-busy-poll 2>/dev/null) || fail "--no-busy-poll failed"
+[ "$(grep -c '^changed:' <<<"$out")" = 2 ] && [ "$(napi)" = 0/0 ] || fail "--no-busy-poll should restore 0/0: $out $(napi)"
+out=$(run --no-busy-poll 2>/dev/null) || fail "second --no-busy-poll failed"
+[ -z "$out" ] || fail "second --no-busy-poll changed something: $out"
+rm "$T/sys/class/net/ihfake0/gro_flush_timeout"
+rc=0; run --busy-poll >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || fail "--busy-poll without gro_flush_timeout in sysfs exited $rc, want 1"
+run --no-busy-poll >/dev/null 2>&1 || fail "--no-busy-poll without gro_flush_timeout in sysfs should only note it"
+
 rc=0; PATH="$T/bin:$PATH" IH_PROC="$T/proc" "$TUNE" --iface ihfake0 --queues 9 --cores 0,1,2,3,4,5,6,7,8 >/dev/null 2>&1 || rc=$?
 [ $rc = 1 ] || fail "9 channels on an 8-channel NIC exited $rc, want 1"
-echo "tune-test: PASS (channels 4 -> 2, IRQs 24/25 -> cores 2/3, IRQ 26 untouched, rerun and --check idempotent)"
+echo "tune-test: PASS (channels 4 -> 2, IRQs 24/25 -> cores 2/3, IRQ 26 untouched, busy-poll NAPI 0/0 -> 2/200000 -> 0/0, rerun and --check idempotent)"

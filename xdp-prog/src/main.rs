@@ -340,6 +340,12 @@ fn steer(ctx: &XdpContext) -> Option<u32> {
             return Some(drop_as(XdpCounter::SourceLimited));
         }
     }
+    // A handover: the successor's bridge sockets queue the moves while the
+    // AF_XDP sockets change hands.
+    if config(XdpConfig::Handover) != 0 {
+        count(XdpCounter::Bridged);
+        return Some(XDP_PASS);
+    }
     match XSKS.redirect(ctx.rx_queue_index(), XDP_DROP as u64) {
         Ok(action) => {
             count(XdpCounter::Redirected);

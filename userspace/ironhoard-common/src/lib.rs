@@ -126,10 +126,16 @@ pub enum XdpConfig {
     /// Shield: moves per second per source address (all ports); 0 = off.
     AddressRate = 5,
     AddressBurst = 6,
+    /// Nonzero while the appliance hands over to its successor: moves that
+    /// pass the shield go to the kernel (XDP_PASS), where the UDP sockets
+    /// of the bridge queue them for the successor, instead of to the
+    /// AF_XDP sockets being closed (docs/operations.md, "Restart and
+    /// upgrade").
+    Handover = 7,
 }
 
 impl XdpConfig {
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
 
 /// Key of the shield's per-source LRU map: an IPv4 address or an IPv6 /64
@@ -184,12 +190,14 @@ pub enum XdpCounter {
     AddressLimited = 13,
     /// Redirected to the AF_XDP socket of the rx queue.
     Redirected = 14,
+    /// Passed to the kernel's UDP sockets (the bridge) during a handover.
+    Bridged = 15,
 }
 
 impl XdpCounter {
     /// Size of the per-CPU counter array (indices 3, 4 and 11 stay 0).
-    pub const COUNT: u32 = 15;
-    pub const ALL: [XdpCounter; 12] = [
+    pub const COUNT: u32 = 16;
+    pub const ALL: [XdpCounter; 13] = [
         XdpCounter::WrongLength,
         XdpCounter::BadMagic,
         XdpCounter::BadVersion,
@@ -202,6 +210,7 @@ impl XdpCounter {
         XdpCounter::SourceLimited,
         XdpCounter::AddressLimited,
         XdpCounter::Redirected,
+        XdpCounter::Bridged,
     ];
 
     /// The counter of a drop reason the XDP program gives.
@@ -223,9 +232,10 @@ impl XdpCounter {
     }
 
     pub const fn name(self) -> &'static str {
-        match self.drop_reason() {
-            Some(r) => r.name(),
-            None => "redirected",
+        match (self.drop_reason(), self) {
+            (Some(r), _) => r.name(),
+            (None, XdpCounter::Bridged) => "bridged",
+            (None, _) => "redirected",
         }
     }
 
@@ -243,7 +253,7 @@ impl XdpCounter {
             XdpCounter::NoSocket => Some(DropReason::NoSocket),
             XdpCounter::SourceLimited => Some(DropReason::SourceLimited),
             XdpCounter::AddressLimited => Some(DropReason::AddressLimited),
-            XdpCounter::Redirected => None,
+            XdpCounter::Redirected | XdpCounter::Bridged => None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`socket`]: kernel UDP sockets (SO_REUSEPORT group, recvmmsg/sendmmsg).
 
 pub mod affinity;
+pub mod capture;
 pub mod nic;
 mod poller;
 pub mod dispatch;
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use ironhoard_engine::{Engine, EngineConfig, Keyring, SharedCounters};
 
+use crate::capture::CaptureRing;
 use crate::hist::AtomicHistogram;
 
 /// State a worker shares with the control plane: its published counters,
@@ -31,8 +33,22 @@ pub struct WorkerShared {
     pub counters: SharedCounters,
     /// Players in the worker's table (published with the counters).
     pub players: AtomicU64,
-    /// Set by the control plane; the worker returns within ~100 ms.
+    /// Set by the control plane: the worker drains (answers what its rings
+    /// and mailbox hold, waits for its acks to leave), sets `drained`, and
+    /// returns once `exit` is set too.
     pub stop: AtomicBool,
+    /// Set by the worker once it has drained after `stop`.
+    pub drained: AtomicBool,
+    /// Set by the control plane once every worker has drained (no peer
+    /// can hand this one a move any more).
+    pub exit: AtomicBool,
+    /// Moves (datagrams) served from the bridge: the UDP sockets that
+    /// queued them while a predecessor handed over.
+    pub bridged: AtomicU64,
+    /// Set by the control plane once this process's own XDP program steers
+    /// the moves: a poller stops watching its bridge when it has been
+    /// empty for a while after that.
+    pub bridge_closing: AtomicBool,
     /// Time to process one batch (receive to send), ns.
     pub batch_ns: AtomicHistogram,
     /// Reload work one turn of the worker's loop did: applying a reloaded
@@ -43,6 +59,9 @@ pub struct WorkerShared {
     /// System calls made to kick the kernel (need_wakeup sendto/poll) and
     /// idle sleeps in poll(2).
     pub wakeups: AtomicU64,
+    /// AF_XDP with preferred busy polling: recvfrom calls made on an empty
+    /// RX ring to run the queue's NAPI poll (sendto kicks count in `wakeups`).
+    pub busy_polls: AtomicU64,
     /// AF_XDP: the kernel's XDP_STATISTICS for the socket, published about
     /// once a second by the worker (rx_dropped, rx_invalid_descs,
     /// tx_invalid_descs, rx_ring_full, rx_fill_ring_empty_descs,
@@ -70,6 +89,15 @@ pub struct WorkerShared {
     pub reload_applied: AtomicU64,
     /// Players reclaimed by reloads (their key_id retired or re-keyed).
     pub reclaimed: AtomicU64,
+    /// `ironhoard capture`: the ring this worker copies frames into while
+    /// a capture runs (set by the control plane, then `capture_gen`
+    /// bumped; the worker picks it up between batches).
+    pub capture: Mutex<Option<Arc<CaptureRing>>>,
+    pub capture_gen: AtomicU64,
+    /// Set by the worker while it holds a capture ring.
+    pub capture_active: AtomicBool,
+    /// Records the worker could not put in its capture ring (full).
+    pub capture_skipped: AtomicU64,
 }
 
 /// What a reload changes in a running worker.
@@ -129,8 +157,60 @@ impl WorkerShared {
         self.reload_ns.record_n(monotonic_ns().saturating_sub(t0), 1);
     }
 
+    /// Starts (`Some`) or ends (`None`) this worker's capture; the worker
+    /// takes the change at its next turn (see `capture_active`).
+    pub fn set_capture(&self, ring: Option<Arc<CaptureRing>>) {
+        *self.capture.lock().unwrap_or_else(|e| e.into_inner()) = ring;
+        self.capture_gen.fetch_add(1, Ordering::Release);
+    }
+
+    /// Called by the worker once per turn: one relaxed load while no
+    /// capture starts or ends; when one does, the ring (or none) is taken
+    /// from the slot (no lock is waited for: a busy slot is tried again
+    /// next turn).
+    #[inline]
+    pub fn poll_capture(&self, seen: &mut u64, ring: &mut Option<Arc<CaptureRing>>) {
+        let g = self.capture_gen.load(Ordering::Relaxed);
+        if g != *seen {
+            self.poll_capture_slow(g, seen, ring);
+        }
+    }
+
+    #[cold]
+    fn poll_capture_slow(&self, g: u64, seen: &mut u64, ring: &mut Option<Arc<CaptureRing>>) {
+        let Ok(slot) = self.capture.try_lock() else { return };
+        *ring = slot.clone();
+        *seen = g;
+        self.capture_active.store(ring.is_some(), Ordering::Release);
+    }
+
+    /// A worker leaving its loop drops its ring.
+    pub fn capture_gone(&self) {
+        self.capture_active.store(false, Ordering::Release);
+    }
+
+    /// One record the capture ring had no room for (single writer).
+    #[cold]
+    pub fn count_capture_skipped(&self) {
+        self.capture_skipped.store(self.capture_skipped.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Stop: drain, then return.
     pub fn request_stop(&self) {
+        self.exit.store(true, Ordering::Relaxed);
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stop serving new moves: drain, set `drained`, and wait for
+    /// [`release`](Self::release) (several pollers hand each other moves:
+    /// none may leave while a peer could still hand it one).
+    pub fn begin_drain(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// After every worker has drained: return.
+    pub fn release(&self) {
+        self.exit.store(true, Ordering::Relaxed);
     }
 
     /// Records one processed batch of `n` datagrams that took `ns`.
@@ -150,6 +230,12 @@ impl WorkerShared {
     #[inline]
     pub fn count_handoff_dropped(&self) {
         self.handoffs_dropped.store(self.handoffs_dropped.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Adds to the busy-poll count (single writer).
+    #[inline]
+    pub fn count_busy_polls(&self, n: u64) {
+        self.busy_polls.store(self.busy_polls.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 
     /// Adds to the wakeup count (single writer).

@@ -13,6 +13,18 @@
 //! 6. [`idle`](Poller::idle), when a turn found nothing: spin, then sleep
 //!    in poll(2).
 //!
+//! With preferred busy polling (`XskSocket::set_busy_poll`) the poller also
+//! drives the NIC queue's NAPI loop, which then no longer runs from
+//! interrupts (napi_defer_hard_irqs, gro_flush_timeout): step 3 makes one
+//! non-blocking recvfrom whenever the RX ring is empty (the kernel polls the
+//! NIC in it, and the frames it brought are taken in the same turn), and
+//! step 5 kicks the TX ring with sendto after every batch of acks, need_wakeup
+//! or not (a sendto busy-polls too, and reaps the TX completions). Spinning
+//! in step 6 is thus spinning in the kernel's NAPI poll; after the spin
+//! budget the poller still sleeps in poll(2), and the kernel's
+//! gro_flush_timeout watchdog (or, after napi_defer_hard_irqs empty polls,
+//! the interrupt) takes the queue back until it wakes.
+//!
 //! Every frame of the UMEM is, at any moment, in exactly one place: the
 //! [`FramePool`] (free), the fill or RX ring (the kernel's, for receiving),
 //! this turn's batch, or in flight (on the TX ring until completed). The
@@ -20,12 +32,14 @@
 //! turn that the four add up to the UMEM's frame count.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use ironhoard_common::DropReason;
 use ironhoard_engine::{Dispatch, Engine, Verdict};
 use ironhoard_wire::MOVE_LEN;
 use xsk_rs::FrameDesc;
 
+use crate::capture::{ack_status, CaptureRing, Record, RecordKind, NO_STATUS};
 use crate::frame::{classify, rewrite_to_ack, Class};
 use crate::xsk::{Handoff, Mesh, XskSocket, HANDOFF_RESERVE};
 use crate::{monotonic_ns, WorkerShared};
@@ -44,6 +58,14 @@ const TX_REKICK_NS: u64 = 50_000;
 /// Counters are published for the control plane at most this often
 /// (every batch would bounce their cache lines to the stats thread).
 const PUBLISH_NS: u64 = 1_000_000;
+/// Stopping: a poller has drained once nothing arrived for this long and
+/// every ack has left...
+const DRAIN_QUIET_NS: u64 = 3_000_000;
+/// ...or after this long whatever arrives (a stop under a flood).
+const DRAIN_MAX_NS: u64 = 1_000_000_000;
+/// After the control plane's own program steers the moves, a bridge empty
+/// for this long is no longer watched.
+const BRIDGE_QUIET_NS: u64 = 200_000_000;
 
 /// The frames of one UMEM that are in no kernel ring: the poller's own.
 pub(crate) struct FramePool {
@@ -145,6 +167,8 @@ pub(crate) struct Poller<'a, D: Dispatch> {
     comp: [FrameDesc; 4 * BATCH],
     /// Owners handed moves this turn (bit o % 64), woken after the batch.
     woken: u64,
+    /// Preferred busy polling: this poller drives the NAPI loop.
+    busy_poll: bool,
     /// Acks produced on the TX ring since the last kick.
     tx_unkicked: bool,
     last_kick: u64,
@@ -154,6 +178,25 @@ pub(crate) struct Poller<'a, D: Dispatch> {
     /// Counters changed since the last publish.
     dirty: bool,
     reload_seen: u64,
+    /// The bridge, while watched: the UDP socket (of the SO_REUSEPORT
+    /// group, steered by player like the mesh) where the moves of a
+    /// handover queued.
+    bridge: Option<crate::socket::SocketServer>,
+    bridge_quiet_since: Option<u64>,
+    /// The capture ring while `ironhoard capture` runs on this poller.
+    capture: Option<Arc<CaptureRing>>,
+    capture_seen: u64,
+}
+
+/// What became of a frame [`Poller::serve_frame`] served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    /// Rewritten into an ack of this many bytes, in this turn's acks.
+    Ack(usize),
+    /// Dropped unanswered (back in the pool).
+    Dropped,
+    /// Copied to the poller owning its player (this frame back in the pool).
+    HandedOver,
 }
 
 impl<'a, D: Dispatch> Poller<'a, D> {
@@ -169,7 +212,9 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         let free = std::mem::take(&mut sock.frames);
         let receiving = total - free.len();
         let reserve = if mesh.is_some() { HANDOFF_RESERVE } else { 0 };
+        let busy_poll = sock.busy_poll.is_some();
         Poller {
+            busy_poll,
             pool: FramePool::new(free, receiving, total, reserve),
             sock,
             engine,
@@ -189,33 +234,101 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             next_publish: 0,
             dirty: false,
             reload_seen: 0,
+            bridge: None,
+            bridge_quiet_since: None,
+            capture: None,
+            capture_seen: 0,
         }
     }
 
-    /// Serves until the control plane asks to stop.
+    /// Serves the bridge socket `fd` beside the AF_XDP socket until the
+    /// control plane's program steers the moves and the bridge is empty.
+    pub(crate) fn watch_bridge(&mut self, fd: std::os::fd::RawFd) {
+        self.bridge = Some(crate::socket::SocketServer::new(fd));
+    }
+
+    /// Serves until the control plane asks to stop, then drains: answers
+    /// what the RX ring, the mailbox and the bridge still hold and waits
+    /// for its acks to leave, says so, and returns when released.
     pub(crate) fn run(mut self) {
         self.shared.has_xsk_stats.store(true, Ordering::Relaxed);
         while !self.shared.stop_requested() {
-            self.shared.apply_reload(&mut self.reload_seen, self.engine);
-            self.reclaim();
-            self.refill();
+            self.turn(false);
+        }
+        let start = monotonic_ns();
+        let mut busy_at = start;
+        loop {
             let now = monotonic_ns();
-            let n = self.receive(now);
-            let handed = self.serve_handoffs();
-            if n == 0 && handed == 0 {
-                self.idle(now);
-            } else {
-                self.idle_since = None;
-                self.wake_owners();
-                self.transmit();
-                let end = monotonic_ns();
-                self.shared.record_batch(n + handed, end.saturating_sub(now));
-                self.dirty = true;
-                self.publish(end, false);
+            if self.turn(true) {
+                busy_at = now;
             }
-            self.pool.check();
+            let drained = now - busy_at >= DRAIN_QUIET_NS && self.pool.in_flight() == 0;
+            if drained || now - start >= DRAIN_MAX_NS {
+                self.shared.drained.store(true, Ordering::Release);
+                if self.shared.exit.load(Ordering::Acquire) {
+                    break;
+                }
+            }
         }
         self.publish(monotonic_ns(), true);
+        self.capture = None;
+        self.shared.capture_gone();
+    }
+
+    /// One turn of the loop; true if it served anything.
+    fn turn(&mut self, draining: bool) -> bool {
+        self.shared.apply_reload(&mut self.reload_seen, self.engine);
+        self.shared.poll_capture(&mut self.capture_seen, &mut self.capture);
+        self.reclaim();
+        self.refill();
+        let now = monotonic_ns();
+        let n = self.receive(now);
+        let handed = self.serve_handoffs();
+        let bridged = self.serve_bridge(now);
+        let busy = n + handed + bridged > 0;
+        if n == 0 && handed == 0 {
+            if bridged == 0 {
+                self.idle(now, draining);
+            } else {
+                self.dirty = true;
+                self.publish(now, false);
+            }
+        } else {
+            self.idle_since = None;
+            self.wake_owners();
+            self.transmit();
+            let end = monotonic_ns();
+            self.shared.record_batch(n + handed, end.saturating_sub(now));
+            self.dirty = true;
+            self.publish(end, false);
+        }
+        self.pool.check();
+        busy
+    }
+
+    /// Step 4b, while a handover's bridge is watched: one batch from it,
+    /// judged by the same engine and log, acked through the kernel.
+    fn serve_bridge(&mut self, now: u64) -> usize {
+        let Some(b) = self.bridge.as_mut() else { return 0 };
+        let n = match b.turn(self.engine, self.dispatch, self.shared, libc::MSG_DONTWAIT) {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!("poller: bridge socket: {e}; no longer watched");
+                self.bridge = None;
+                return 0;
+            }
+        };
+        if n > 0 {
+            self.shared.bridged.fetch_add(n as u64, Ordering::Relaxed);
+            self.bridge_quiet_since = None;
+        } else if self.shared.bridge_closing.load(Ordering::Relaxed) {
+            let since = *self.bridge_quiet_since.get_or_insert(now);
+            if now - since >= BRIDGE_QUIET_NS {
+                log::debug!("poller: bridge empty since the program was swapped in: no longer watched");
+                self.bridge = None;
+            }
+        }
+        n
     }
 
     /// Step 1: completed TX frames come back to the pool.
@@ -239,15 +352,23 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         }
     }
 
-    /// Step 3: a batch from the RX ring, each frame served.
+    /// Step 3: a batch from the RX ring, each frame served. With preferred
+    /// busy polling, an empty ring is followed by one recvfrom (the kernel
+    /// runs the queue's NAPI poll in it) and a second look.
     fn receive(&mut self, now: u64) -> usize {
         // SAFETY: rx_batch is ours to overwrite.
-        let n = unsafe { self.sock.rx.consume(&mut self.rx_batch) };
+        let mut n = unsafe { self.sock.rx.consume(&mut self.rx_batch) };
+        if n == 0 && self.busy_poll {
+            self.sock.busy_poll_rx();
+            self.shared.count_busy_polls(1);
+            // SAFETY: as above.
+            n = unsafe { self.sock.rx.consume(&mut self.rx_batch) };
+        }
         self.pool.received(n);
         self.engine.counters.rx += n as u64;
         for i in 0..n {
             let d = self.rx_batch[i];
-            self.serve_frame(d, now, false);
+            self.serve_frame(d, now, Origin::Received);
         }
         n
     }
@@ -271,7 +392,9 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             cur.set_pos(cap);
             h.copy_into(data.contents_mut());
             data.cursor().set_pos(h.len());
-            self.serve_frame(d, h.recv_ns(), true);
+            // the sender authenticated the move; trusted under the same keys
+            let authenticated = h.keys_gen() == self.reload_seen;
+            self.serve_frame(d, h.recv_ns(), Origin::Handed { authenticated });
             k += 1;
         }
         k
@@ -281,27 +404,82 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     /// classify, then either hand the move to the poller owning its player
     /// (received frames only), or validate it in place and rewrite the frame
     /// into its ack. The frame ends in this turn's acks or back in the pool.
-    fn serve_frame(&mut self, mut d: FrameDesc, recv_ns: u64, handed_over: bool) {
+    /// While a capture runs, the same through [`Self::serve_frame_captured`]
+    /// (without one, this costs one branch).
+    #[inline]
+    fn serve_frame(&mut self, d: FrameDesc, recv_ns: u64, origin: Origin) {
+        if self.capture.is_some() {
+            self.serve_frame_captured(d, recv_ns, origin);
+        } else {
+            self.serve_frame_inner(d, recv_ns, origin);
+        }
+    }
+
+    /// [`Self::serve_frame`] with a copy of the frame as received (and of
+    /// its ack, if the capture wants acks) pushed to the capture ring. A
+    /// move handed to another poller is recorded there, where it is served.
+    /// A full ring loses the record (counted) and nothing waits.
+    #[cold]
+    #[inline(never)]
+    fn serve_frame_captured(&mut self, d: FrameDesc, recv_ns: u64, origin: Origin) {
+        let Some(ring) = self.capture.take() else {
+            self.serve_frame_inner(d, recv_ns, origin);
+            return;
+        };
+        // SAFETY: the frame came from the RX ring or the pool and is in no
+        // ring; it is only read here, before serve_frame_inner touches it.
+        let mut rec = Record::new(RecordKind::Move, NO_STATUS, recv_ns, unsafe { self.sock.umem.data(&d) }.contents());
+        match self.serve_frame_inner(d, recv_ns, origin) {
+            Served::HandedOver => {}
+            Served::Dropped => {
+                if ring.wants(NO_STATUS) && !ring.push(rec) {
+                    self.shared.count_capture_skipped();
+                }
+            }
+            Served::Ack(_) => {
+                // the ack is the last frame of this turn's acks (not yet on TX)
+                let a = self.tx_batch[self.acks - 1];
+                // SAFETY: that frame is in no ring until transmit(); read only.
+                let ack = unsafe { self.sock.umem.data(&a) };
+                rec.status = ack_status(ack.contents());
+                if ring.wants(rec.status) {
+                    if !ring.push(rec) {
+                        self.shared.count_capture_skipped();
+                    }
+                    if ring.acks && !ring.push(Record::new(RecordKind::Ack, rec.status, recv_ns, ack.contents())) {
+                        self.shared.count_capture_skipped();
+                    }
+                }
+            }
+        }
+        self.capture = Some(ring);
+    }
+
+    fn serve_frame_inner(&mut self, mut d: FrameDesc, recv_ns: u64, origin: Origin) -> Served {
         // SAFETY: the frame came from the RX ring or the pool and is in no
         // ring until we put it on TX or back in the pool.
         let mut data = unsafe { self.sock.umem.data_mut(&mut d) };
         let f = data.contents_mut();
-        let ack_len = match classify(f, self.port, MOVE_LEN) {
+        let served = match classify(f, self.port, MOVE_LEN) {
             Class::Serve(u) => {
                 let p = u.payload();
                 let owner = match self.mesh {
-                    Some((m, me)) if !handed_over => Some(m.owner(&f[p..p + u.payload_len])).filter(|&o| o != me),
+                    Some((m, me)) if origin == Origin::Received => Some(m.owner(&f[p..p + u.payload_len])).filter(|&o| o != me),
                     _ => None,
                 };
                 match owner {
                     Some(o) => {
                         let (m, _) = self.mesh.expect("an owner implies a mesh");
-                        let busy = hand_over(self.engine, self.shared, m, &mut self.woken, &mut f[..p + u.payload_len], p, o, recv_ns);
-                        busy.then(|| rewrite_to_ack(f, &u))
+                        let keys_gen = self.reload_seen;
+                        match hand_over(self.engine, self.shared, m, &mut self.woken, &mut f[..p + u.payload_len], p, o, recv_ns, keys_gen) {
+                            HandOver::Busy => Served::Ack(rewrite_to_ack(f, &u)),
+                            HandOver::Handed => Served::HandedOver,
+                            HandOver::Forged => Served::Dropped,
+                        }
                     }
-                    None => match self.engine.process(&mut f[p..p + u.payload_len], recv_ns, self.dispatch) {
-                        Verdict::Ack(_) => Some(rewrite_to_ack(f, &u)),
-                        Verdict::Drop(_) => None,
+                    None => match self.engine.process_handed(&mut f[p..p + u.payload_len], recv_ns, self.dispatch, origin == Origin::Handed { authenticated: true }) {
+                        Verdict::Ack(_) => Served::Ack(rewrite_to_ack(f, &u)),
+                        Verdict::Drop(_) => Served::Dropped,
                     },
                 }
             }
@@ -310,21 +488,22 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             // them: counted, never acked.
             Class::Drop(r) => {
                 self.engine.counters.count_drop(r);
-                None
+                Served::Dropped
             }
             Class::Pass => {
                 self.engine.counters.count_drop(DropReason::WrongLength);
-                None
+                Served::Dropped
             }
         };
-        match ack_len {
-            Some(len) => {
+        match served {
+            Served::Ack(len) => {
                 data.cursor().set_pos(len);
                 self.tx_batch[self.acks] = d;
                 self.acks += 1;
             }
-            None => self.pool.put_back(d),
+            Served::Dropped | Served::HandedOver => self.pool.put_back(d),
         }
+        served
     }
 
     /// Owners handed moves this turn get one wake-up each.
@@ -371,7 +550,8 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             }
             self.tx_unkicked |= sent > 0;
         }
-        if self.tx_unkicked && self.sock.tx.needs_wakeup() {
+        // with busy polling, every batch's sendto also drives the NAPI loop
+        if self.tx_unkicked && (self.busy_poll || self.sock.tx.needs_wakeup()) {
             self.kick_tx();
         }
     }
@@ -387,13 +567,16 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     /// now and then; stats are published; after SPIN_IDLE_NS of nothing the
     /// poller sleeps in poll(2) (woken by the socket, or by a peer that
     /// handed it a move).
-    fn idle(&mut self, now: u64) {
+    /// While draining or watching a bridge it never sleeps. With preferred
+    /// busy polling each spinning turn has made a recvfrom (step 3), so the
+    /// spin is the kernel's NAPI poll; the sleep is the same.
+    fn idle(&mut self, now: u64, draining: bool) {
         if self.pool.in_flight() > 0 && (self.tx_unkicked || now.saturating_sub(self.last_kick) >= TX_REKICK_NS) {
             self.kick_tx();
         }
         self.publish(now, false);
         let since = *self.idle_since.get_or_insert(now);
-        if now - since < SPIN_IDLE_NS || self.pool.in_flight() > 0 {
+        if now - since < SPIN_IDLE_NS || self.pool.in_flight() > 0 || draining || self.bridge.is_some() {
             std::hint::spin_loop();
             return;
         }
@@ -429,28 +612,53 @@ impl<'a, D: Dispatch> Poller<'a, D> {
 
 /// A move for a player poller `o` owns: authenticated first (a forgery
 /// never reaches another poller's mailbox), then copied to its owner.
-/// Returns true when the frame must be answered here instead: BUSY,
-/// written in place, because the owner's mailbox is full (a move is never
-/// dropped unanswered).
+/// `Busy` when the frame must be answered here instead: BUSY, written in
+/// place, because the owner's mailbox is full (a move is never dropped
+/// unanswered).
+///
+/// The copy is authenticated, not the frame: the owner trusts the check of
+/// exactly the bytes it receives (when both pollers have applied the same
+/// reload, `keys_gen`).
 #[allow(clippy::too_many_arguments)]
-fn hand_over(engine: &mut Engine, shared: &WorkerShared, m: &Mesh, woken: &mut u64, frame: &mut [u8], p: usize, o: usize, recv_ns: u64) -> bool {
-    match engine.authenticate(&frame[p..]) {
+fn hand_over(engine: &mut Engine, shared: &WorkerShared, m: &Mesh, woken: &mut u64, frame: &mut [u8], p: usize, o: usize, recv_ns: u64, keys_gen: u64) -> HandOver {
+    let h = Handoff::new(frame, recv_ns, keys_gen);
+    match engine.authenticate(&h.frame()[p..]) {
         Err(r) => {
             engine.counters.count_drop(r);
-            false
+            HandOver::Forged
         }
-        Ok(mac) => {
-            if m.inbox(o).push(Handoff::new(frame, recv_ns)).is_ok() {
+        Ok(()) => {
+            if m.inbox(o).push(h).is_ok() {
                 shared.count_handoff();
                 *woken |= 1u64 << (o % 64);
-                false
+                HandOver::Handed
             } else {
                 shared.count_handoff_dropped();
-                engine.answer_busy(&mut frame[p..], &mac);
-                true
+                engine.answer_busy(&mut frame[p..]);
+                HandOver::Busy
             }
         }
     }
+}
+
+/// Where a frame [`Poller::serve_frame`] serves comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// This poller's RX ring.
+    Received,
+    /// A peer's mailbox; `authenticated`: the peer verified the tag under
+    /// the keys this poller has (the same reload applied).
+    Handed { authenticated: bool },
+}
+
+/// What [`hand_over`] did with a move.
+enum HandOver {
+    /// Not authentic: dropped (counted).
+    Forged,
+    /// In the owner's mailbox.
+    Handed,
+    /// Answered BUSY in place (the owner's mailbox full).
+    Busy,
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub fn bind_group(iface: Option<&str>, port: u16, workers: usize) -> Result<Vec<
         let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket(AF_INET6)"))?;
         s.set_only_v6(false).map_err(err("IPV6_V6ONLY=0"))?;
         s.set_reuse_port(true).map_err(err("SO_REUSEPORT"))?;
-        s.set_recv_buffer_size(4 << 20).map_err(err("SO_RCVBUF"))?;
+        s.set_recv_buffer_size(WORKER_RCVBUF).map_err(err("SO_RCVBUF"))?;
         s.set_send_buffer_size(4 << 20).map_err(err("SO_SNDBUF"))?;
         s.set_read_timeout(Some(POLL)).map_err(err("SO_RCVTIMEO"))?;
         // Learn each datagram's destination address, to send the ack from
@@ -229,23 +229,60 @@ fn martian_source(a: &libc::sockaddr_storage) -> bool {
 }
 
 pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, shared: &Arc<WorkerShared>) -> io::Result<()> {
-    let fd = sock.as_raw_fd();
-    let mut b = Batch::new();
+    let mut srv = SocketServer::new(sock.as_raw_fd());
     let mut reload_seen = 0u64;
     while !shared.stop_requested() {
         shared.apply_reload(&mut reload_seen, engine);
+        let n = srv.turn(engine, dispatch, shared, libc::MSG_WAITFORONE)?;
+        if n > 0 {
+            shared.counters.publish(&engine.counters);
+            shared.players.store(engine.players() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    // Stopping for good: what is already queued is still answered (for at
+    // most half a second: under load the queue never empties). A handover
+    // (stop without exit) leaves the queue to the successor, who gets the
+    // socket.
+    if shared.exit.load(std::sync::atomic::Ordering::Acquire) {
+        let until = monotonic_ns() + 500_000_000;
+        while srv.turn(engine, dispatch, shared, libc::MSG_DONTWAIT)? > 0 && monotonic_ns() < until {}
+    }
+    shared.counters.publish(&engine.counters);
+    shared.drained.store(true, std::sync::atomic::Ordering::Release);
+    Ok(())
+}
+
+/// One socket's batches: receive, judge, record, ack. Used by the socket
+/// backend's workers, and by the AF_XDP pollers for the bridge (the
+/// sockets that queue moves while a predecessor hands over).
+pub struct SocketServer {
+    fd: std::os::fd::RawFd,
+    b: Batch,
+}
+
+impl SocketServer {
+    /// Buffers for serving `fd` (allocated once, here). The socket must
+    /// outlive the server.
+    pub fn new(fd: std::os::fd::RawFd) -> SocketServer {
+        SocketServer { fd, b: Batch::new() }
+    }
+
+    /// One recvmmsg batch (`flags`: MSG_WAITFORONE to block up to the
+    /// socket's timeout, MSG_DONTWAIT not to), each datagram judged by the
+    /// engine, the accepted ones recorded before any ack of the batch
+    /// leaves. Returns the datagrams received (0: nothing queued).
+    pub fn turn<D: Dispatch>(&mut self, engine: &mut Engine, dispatch: &mut D, shared: &WorkerShared, flags: libc::c_int) -> io::Result<usize> {
+        let (fd, b) = (self.fd, &mut self.b);
         b.arm_recv();
         // SAFETY: `msgs` holds BATCH headers whose pointers (set by arm_recv)
         // point into `b`'s boxed buffers, alive and unaliased for the call.
-        let n = unsafe {
-            libc::recvmmsg(fd, b.msgs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut())
-        };
+        let n = unsafe { libc::recvmmsg(fd, b.msgs.as_mut_ptr(), BATCH as u32, flags, std::ptr::null_mut()) };
         if n < 0 {
             let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
-                _ => return Err(e),
-            }
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(0),
+                _ => Err(e),
+            };
         }
         let n = n as usize;
         let now = monotonic_ns();
@@ -286,10 +323,73 @@ pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, s
             sent += r as usize;
             engine.counters.tx += r as u64;
         }
-        shared.record_batch(n, monotonic_ns().saturating_sub(now));
-        shared.counters.publish(&engine.counters);
-        shared.players.store(engine.players() as u64, std::sync::atomic::Ordering::Relaxed);
+        if n > 0 {
+            shared.record_batch(n, monotonic_ns().saturating_sub(now));
+        }
+        Ok(n)
     }
-    shared.counters.publish(&engine.counters);
+}
+
+/// Receive buffer of a bridge socket while a handover runs: room for
+/// about a second of moves at 100 k/s (a small datagram costs ~1-2 KiB of
+/// buffer in the kernel). Set with SO_RCVBUFFORCE (CAP_NET_ADMIN), else
+/// as much as net.core.rmem_max allows.
+pub const BRIDGE_RCVBUF: usize = 256 << 20;
+
+/// Readies the bridge sockets to queue a handover's moves: with `discard`
+/// (the XDP backend's sink) what they gathered while they were only the
+/// port's sink (passed datagrams nobody answered) is thrown away; their
+/// receive buffers are raised. Returns the buffer the kernel granted (the
+/// smallest of the sockets').
+pub fn open_bridge(socks: &[Socket], discard: bool) -> io::Result<usize> {
+    let mut granted = usize::MAX;
+    for s in socks {
+        let mut junk = [0u8; 2048];
+        // SAFETY: recv into a stack buffer we own, non-blocking.
+        while discard && unsafe { libc::recv(s.as_raw_fd(), junk.as_mut_ptr().cast(), junk.len(), libc::MSG_DONTWAIT) } >= 0 {}
+        let v = (BRIDGE_RCVBUF / 2) as libc::c_int; // the kernel doubles it
+        // SAFETY: an int option of the size passed, on a valid socket.
+        let rc = unsafe {
+            libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&v as *const libc::c_int).cast(), 4)
+        };
+        if rc != 0 {
+            s.set_recv_buffer_size(BRIDGE_RCVBUF / 2)?;
+        }
+        granted = granted.min(s.recv_buffer_size()?);
+    }
+    Ok(granted)
+}
+
+/// The bridge's sockets back to their everyday buffer once a handover's
+/// queue is served: a sink's (`bytes` 0, the XDP backend) or a worker
+/// socket's ([`WORKER_RCVBUF`], the socket backend).
+pub fn close_bridge(socks: &[Socket], bytes: usize) -> io::Result<()> {
+    for s in socks {
+        s.set_recv_buffer_size(bytes)?;
+    }
     Ok(())
+}
+
+/// A socket-backend worker's receive buffer.
+pub const WORKER_RCVBUF: usize = 4 << 20;
+
+/// Waits (up to `within`) until nothing is bound to UDP `port` on `iface`
+/// any more: sockets dropped from systemd's fd store are closed by systemd
+/// a little later, and a new SO_REUSEPORT group bound before that would
+/// join theirs (its steering by index then broken). Probes with a plain
+/// bind (no SO_REUSEPORT), released at once.
+pub fn wait_port_free(iface: &str, port: u16, within: Duration) -> Result<(), SocketError> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let err = |what: &'static str| move |source| SocketError::Setup { what, port, iface: iface.to_string(), source };
+        let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket(AF_INET6)"))?;
+        s.set_only_v6(false).map_err(err("IPV6_V6ONLY=0"))?;
+        s.bind_device(Some(iface.as_bytes())).map_err(err("SO_BINDTODEVICE"))?;
+        let addr = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+        match s.bind(&addr.into()) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && t0.elapsed() < within => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(err("waiting for the old bridge sockets to close (bind)")(e)),
+        }
+    }
 }

@@ -6,7 +6,9 @@
 //! rewrite the frame into the ack → TX ring; frames of dropped datagrams go
 //! straight back to the fill ring; completed TX frames go back to the fill
 //! ring. No allocation, no lock; the only system calls are need_wakeup kicks
-//! (in copy mode, one sendto per TX batch) and a poll() when idle.
+//! (in copy mode, one sendto per TX batch) and a poll() when idle — and,
+//! with preferred busy polling ([`BusyPoll`]), the recvfrom/sendto that
+//! drive the NIC's NAPI loop from the poller instead of from interrupts.
 
 use std::io;
 use std::num::NonZeroU32;
@@ -38,6 +40,37 @@ const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 /// Linux ≥ 6.17: descriptors one copy-mode sendto may transmit (default 32).
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 
+/// SOL_SOCKET options for busy polling (asm-generic/socket.h).
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+/// Preferred busy polling for an AF_XDP socket (`[interface] busy_poll`):
+/// SO_PREFER_BUSY_POLL = 1, SO_BUSY_POLL = `usecs`, SO_BUSY_POLL_BUDGET =
+/// `budget`. The socket's poller then drives the NIC queue's NAPI loop
+/// itself (a recvfrom when its RX ring is empty, a sendto per batch of
+/// acks); with the NIC's napi_defer_hard_irqs and gro_flush_timeout set,
+/// the queue's interrupts stay off while it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// SO_BUSY_POLL: microseconds a blocking busy poll may spin (nonzero
+    /// is what turns busy polling on for the socket).
+    pub usecs: u32,
+    /// SO_BUSY_POLL_BUDGET: packets per NAPI poll (above the kernel's
+    /// default needs CAP_NET_ADMIN).
+    pub budget: u32,
+}
+
+/// The busy-polling options a socket holds: SO_PREFER_BUSY_POLL and
+/// SO_BUSY_POLL read back from the kernel, the budget as set (it cannot be
+/// read back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BusyPollState {
+    pub prefer: bool,
+    pub usecs: u32,
+    pub budget: u32,
+}
+
 /// Largest frame handed between pollers. Only frames the classifier serves
 /// are handed over (one VLAN tag at most, no IP options or extension
 /// headers): Ethernet + VLAN + IPv6 + UDP + a move is 130 bytes.
@@ -53,16 +86,29 @@ pub(crate) const HANDOFF_RESERVE: usize = 256;
 pub struct Handoff {
     len: u16,
     recv_ns: u64,
+    /// The reload generation of the poller that authenticated the move: the
+    /// owner trusts that check only under the same keys (the same
+    /// generation applied).
+    keys_gen: u64,
     frame: [u8; HANDOFF_MAX],
 }
 
 impl Handoff {
     /// A copy of `frame` (at most HANDOFF_MAX bytes: the classifier serves
     /// nothing longer) received at `recv_ns`.
-    pub(crate) fn new(frame: &[u8], recv_ns: u64) -> Handoff {
-        let mut h = Handoff { len: frame.len() as u16, recv_ns, frame: [0; HANDOFF_MAX] };
+    pub(crate) fn new(frame: &[u8], recv_ns: u64, keys_gen: u64) -> Handoff {
+        let mut h = Handoff { len: frame.len() as u16, recv_ns, keys_gen, frame: [0; HANDOFF_MAX] };
         h.frame[..frame.len()].copy_from_slice(frame);
         h
+    }
+
+    /// The copied frame's bytes.
+    pub(crate) fn frame(&self) -> &[u8] {
+        &self.frame[..self.len()]
+    }
+
+    pub(crate) fn keys_gen(&self) -> u64 {
+        self.keys_gen
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -183,6 +229,8 @@ pub enum ZeroCopyWant {
 pub enum XskError {
     #[error("AF_XDP on {iface} queue {queue}: {what}: {detail}")]
     Open { iface: String, queue: u32, what: &'static str, detail: String },
+    #[error("AF_XDP on {iface} queue {queue}: busy polling: setsockopt(SOL_SOCKET, {option}, {value}): {err}{hint}")]
+    BusyPoll { iface: String, queue: u32, option: &'static str, value: u32, err: io::Error, hint: &'static str },
 }
 
 /// A socket's UMEM and ring sizes.
@@ -237,8 +285,12 @@ pub struct XskSocket {
     pub(crate) fq: FillQueue,
     pub(crate) cq: CompQueue,
     pub queue: u32,
+    pub iface: String,
     pub mode: XskMode,
     pub sizes: XskSizes,
+    /// Preferred busy polling, as the kernel holds it, once
+    /// [`set_busy_poll`](Self::set_busy_poll) set it.
+    pub busy_poll: Option<BusyPollState>,
 }
 
 /// The soft RLIMIT_MEMLOCK in KiB (u64::MAX when unlimited), for error messages.
@@ -347,7 +399,74 @@ impl XskSocket {
             sizes.umem_bytes() >> 20,
             if hugepages { "2 MiB hugepages" } else { "4 KiB pages" }
         );
-        Ok(XskSocket { umem, frames, rx, tx, fq, cq, queue, mode, sizes })
+        Ok(XskSocket { umem, frames, rx, tx, fq, cq, queue, iface: iface.into(), mode, sizes, busy_poll: None })
+    }
+
+    /// Turns on preferred busy polling: SO_PREFER_BUSY_POLL = 1,
+    /// SO_BUSY_POLL = `bp.usecs`, SO_BUSY_POLL_BUDGET = `bp.budget` (the
+    /// first and, above the kernel's default, the last need
+    /// CAP_NET_ADMIN; Linux >= 5.11). Reads the first two back and returns
+    /// (and keeps, for the poller and `show info`) what the kernel holds.
+    /// From then on the poller drives the NAPI loop (see [`crate::poller`]).
+    pub fn set_busy_poll(&mut self, bp: BusyPoll) -> Result<BusyPollState, XskError> {
+        let fd = self.fd();
+        for (option, name, value) in [
+            (SO_PREFER_BUSY_POLL, "SO_PREFER_BUSY_POLL", 1u32),
+            (SO_BUSY_POLL, "SO_BUSY_POLL", bp.usecs),
+            (SO_BUSY_POLL_BUDGET, "SO_BUSY_POLL_BUDGET", bp.budget),
+        ] {
+            let v = value as libc::c_int;
+            // SAFETY: fd is our AF_XDP socket; the value is a c_int of the length passed.
+            let rc = unsafe {
+                libc::setsockopt(fd, libc::SOL_SOCKET, option, (&v as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t)
+            };
+            if rc != 0 {
+                let err = io::Error::last_os_error();
+                let hint = match err.raw_os_error() {
+                    Some(libc::EPERM) | Some(libc::EACCES) => " (needs CAP_NET_ADMIN)",
+                    Some(libc::ENOPROTOOPT) | Some(libc::EINVAL) => {
+                        " (needs Linux >= 5.11 built with CONFIG_NET_RX_BUSY_POLL; or set [interface] busy_poll = false)"
+                    }
+                    _ => "",
+                };
+                return Err(XskError::BusyPoll { iface: self.iface.clone(), queue: self.queue, option: name, value, err, hint });
+            }
+        }
+        let get = |option: libc::c_int, name: &'static str| -> Result<u32, XskError> {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: fd is our AF_XDP socket; `v` is a writable c_int of the length passed.
+            let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, option, (&mut v as *mut libc::c_int).cast(), &mut len) };
+            if rc != 0 {
+                let err = io::Error::last_os_error();
+                return Err(XskError::BusyPoll { iface: self.iface.clone(), queue: self.queue, option: name, value: 0, err, hint: " (reading it back)" });
+            }
+            Ok(v.max(0) as u32)
+        };
+        // the kernel has no getsockopt for SO_BUSY_POLL_BUDGET (ENOPROTOOPT
+        // on 6.18): the budget is the one just set
+        let st = BusyPollState {
+            prefer: get(SO_PREFER_BUSY_POLL, "SO_PREFER_BUSY_POLL")? != 0,
+            usecs: get(SO_BUSY_POLL, "SO_BUSY_POLL")?,
+            budget: bp.budget,
+        };
+        info!(
+            "AF_XDP {} queue {}: preferred busy polling on (SO_BUSY_POLL {} us, budget {}): the poller drives the NAPI loop",
+            self.iface, self.queue, st.usecs, st.budget
+        );
+        self.busy_poll = Some(st);
+        Ok(st)
+    }
+
+    /// With preferred busy polling: one non-blocking recvfrom, in which the
+    /// kernel runs the queue's NAPI poll (RX frames onto our RX ring, TX
+    /// completions) on this core. Errors are ignored: the next turn tries
+    /// again (EAGAIN, ENOBUFS and the like are normal here).
+    #[inline]
+    pub(crate) fn busy_poll_rx(&self) {
+        // SAFETY: a zero-length, non-blocking recvfrom on our AF_XDP socket
+        // with no buffer and no address (the kernel writes nothing).
+        let _ = unsafe { libc::recvfrom(self.fd(), std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut()) };
     }
 
     /// The socket's fd, for the XSKMAP.
@@ -379,9 +498,14 @@ impl XskSocket {
         shared: &Arc<WorkerShared>,
         port: u16,
         mesh: Option<(Arc<Mesh>, usize)>,
+        bridge: Option<RawFd>,
     ) -> io::Result<()> {
         let mesh = mesh.as_ref().map(|(m, me)| (&**m, *me));
-        Poller::new(self, engine, dispatch, shared, port, mesh).run();
+        let mut p = Poller::new(self, engine, dispatch, shared, port, mesh);
+        if let Some(fd) = bridge {
+            p.watch_bridge(fd);
+        }
+        p.run();
         Ok(())
     }
 

@@ -3,7 +3,11 @@
 //! moves alternating between two key_ids, both keyed states cached), warm
 //! forged (a bad tag from a known player), cold (key derived), the ack
 //! emit alone, and the tag check alone and with the ACCEPTED ack signed
-//! alongside it. `cargo bench -p ironhoard-engine`.
+//! alongside it; and a move handed between two pollers (the non-owner
+//! authenticates it, the owner judges it), before the key cache and the
+//! owner's trust (key derived and tag checked on the non-owner, tag checked
+//! again on the owner) and after (the cached key's check on the non-owner,
+//! the ack's signature alone on the owner). `cargo bench -p ironhoard-engine`.
 
 use std::sync::Arc;
 
@@ -16,13 +20,17 @@ const SECRET: [u8; 32] = [0x42; 32];
 const SECRET1: [u8; 32] = [0x43; 32];
 
 fn engine(players: usize) -> Engine {
+    engine_with_cache(players, ironhoard_engine::DEFAULT_KEY_CACHE_SLOTS)
+}
+
+fn engine_with_cache(players: usize, key_cache_slots: usize) -> Engine {
     let cfg = EngineConfig {
         board_width: 1024,
         board_height: 1024,
         bucket: BucketConfig { rate_per_second: u32::MAX, burst: u32::MAX },
         players,
     };
-    Engine::new(cfg, Arc::new(Keyring::from_secrets(&[SECRET, SECRET1])), 11)
+    Engine::with_key_cache(cfg, Arc::new(Keyring::from_secrets(&[SECRET, SECRET1])), 11, key_cache_slots)
 }
 
 fn repr(player: u32, seq: u64) -> MoveRepr {
@@ -160,5 +168,46 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(b, benches);
+/// A move handed from the poller that received it (`peer`) to the one
+/// owning its player (`owner`, warm: 1024 players in its table), per move.
+fn handoff(c: &mut Criterion) {
+    let mk = MasterKey::new(&SECRET);
+    let mut g = c.benchmark_group("handoff");
+    g.throughput(Throughput::Elements(1));
+    let players = 1024u32;
+    let macs: Vec<_> = (0..players).map(|p| mk.player_mac(1, p)).collect();
+    for (name, cache_slots, trusted) in [("handoff_before_key_derived_tag_checked_twice", 0, false), ("handoff_after_key_cached_owner_trusts", 4096, true)] {
+        let mut peer = engine_with_cache(4096, cache_slots);
+        let mut owner = engine(4096);
+        for p in 0..players {
+            let mut b = repr(p, 1).to_bytes(&macs[p as usize]);
+            peer.authenticate(&b).expect("genuine");
+            owner.process(&mut b, 0, &mut NoDispatch);
+        }
+        let mut next = vec![2u64; players as usize];
+        let mut i = 0usize;
+        let macs = macs.clone();
+        let mut fresh = move || {
+            let p = i % players as usize;
+            i += 1;
+            next[p] += 1;
+            repr(p as u32, next[p]).to_bytes(&macs[p])
+        };
+        g.bench_function(name, |bch| {
+            bch.iter_batched_ref(
+                &mut fresh,
+                |b| {
+                    peer.authenticate(b).expect("genuine");
+                    black_box(owner.process_handed(b, 0, &mut NoDispatch, trusted))
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        let accepted = owner.counters.status(Status::Accepted);
+        assert_eq!(owner.counters.status.iter().sum::<u64>(), accepted, "{name}: every handed move ACCEPTED");
+    }
+    g.finish();
+}
+
+criterion_group!(b, benches, handoff);
 criterion_main!(b);

@@ -9,6 +9,7 @@ use ironhoard_wire::{
 
 use crate::bucket::{BucketConfig, TokenBucket};
 use crate::counters::Counters;
+use crate::keycache::{KeyCache, DEFAULT_KEY_CACHE_SLOTS};
 use crate::keyring::Keyring;
 use crate::table::{Keyed, PlayerId, PlayerState, PlayerTable, Slot};
 use crate::window::{ReplayWindow, WindowCheck};
@@ -88,6 +89,9 @@ pub struct Engine {
     /// Table slots swept since start (a reload that changes no key sweeps
     /// none).
     swept: u64,
+    /// Keyed states of the players whose moves this engine authenticated
+    /// for another poller ([`authenticate`](Self::authenticate)).
+    keycache: KeyCache,
     /// Counters of this engine's verdicts (the backend adds rx/tx).
     pub counters: Counters,
 }
@@ -111,9 +115,17 @@ pub const SUSPICION_PER_FORGERY: u32 = 64;
 const MAX_SUSPICION: u32 = 1 << 20;
 
 impl Engine {
-    /// Allocates the player table (the only allocation an engine makes).
+    /// Allocates the player table and the key cache (the only allocations
+    /// an engine makes).
     pub fn new(cfg: EngineConfig, keys: Arc<Keyring>, hash_seed: u64) -> Engine {
+        Engine::with_key_cache(cfg, keys, hash_seed, DEFAULT_KEY_CACHE_SLOTS)
+    }
+
+    /// [`new`](Self::new) with a key cache of `key_cache_slots` (0: none,
+    /// every handed move derives its player's key, as before the cache).
+    pub fn with_key_cache(cfg: EngineConfig, keys: Arc<Keyring>, hash_seed: u64, key_cache_slots: usize) -> Engine {
         Engine {
+            keycache: KeyCache::new(key_cache_slots, hash_seed.rotate_left(17) ^ 0x6b63),
             cfg,
             keys,
             table: PlayerTable::new(cfg.players, hash_seed),
@@ -130,12 +142,15 @@ impl Engine {
         &self.cfg
     }
 
-    /// Checks a move's header and tag without judging it (no state
-    /// touched): the player's key on success, the drop reason otherwise.
+    /// Checks a move's header and tag without judging it (no player state
+    /// touched): the drop reason when it is not authentic.
     /// A poller runs it on a move it hands to the player's owner, so
-    /// forgeries never reach another poller's mailbox. Derives the key (one
-    /// HMAC): for moves that change queue, not the common path.
-    pub fn authenticate(&self, buf: &[u8]) -> Result<PlayerMac, DropReason> {
+    /// forgeries never reach another poller's mailbox; the owner then
+    /// trusts the check ([`process_handed`](Self::process_handed)). The
+    /// player's keyed state comes from the key cache (a hit costs the check
+    /// alone: two SHA-256 compressions), or is derived and, once the tag
+    /// verified, cached.
+    pub fn authenticate(&mut self, buf: &[u8]) -> Result<(), DropReason> {
         let m = Move::new_unchecked(buf);
         if let Err(e) = m.check_header() {
             return Err(match e {
@@ -144,17 +159,40 @@ impl Engine {
                 WireError::BadVersion(_) => DropReason::BadVersion,
             });
         }
-        let master = self.keys.get(m.key_id()).ok_or(DropReason::UnknownKeyId)?;
-        let mac = master.player_mac(m.game_id(), m.player_id());
+        let (key_id, game, player) = (m.key_id(), m.game_id(), m.player_id());
+        if let Some(mac) = self.keycache.get(game, player, key_id, self.epoch) {
+            return if m.verify_tag(mac) { Ok(()) } else { Err(DropReason::BadTag) };
+        }
+        let master = self.keys.get(key_id).ok_or(DropReason::UnknownKeyId)?;
+        let mac = master.player_mac(game, player);
         if !m.verify_tag(&mac) {
             return Err(DropReason::BadTag);
         }
-        Ok(mac)
+        self.keycache.put(game, player, key_id, self.epoch, &mac);
+        Ok(())
     }
 
-    /// Answers an authenticated move BUSY in place (a poller whose handoff
-    /// to the owner failed: the move is answered, never dropped silently).
-    pub fn answer_busy(&mut self, buf: &mut [u8], mac: &PlayerMac) {
+    /// Key cache lookups since start: (hits, misses).
+    pub fn key_cache_stats(&self) -> (u64, u64) {
+        self.keycache.stats()
+    }
+
+    /// Answers a move [`authenticate`](Self::authenticate) accepted BUSY in
+    /// place (a poller whose handoff to the owner failed: the move is
+    /// answered, never dropped silently). Signed with the cached key (or
+    /// one derived again, without a cache).
+    pub fn answer_busy(&mut self, buf: &mut [u8]) {
+        let m = Move::new_unchecked(&*buf);
+        let (key_id, game, player) = (m.key_id(), m.game_id(), m.player_id());
+        let derived;
+        let mac = match self.keycache.get(game, player, key_id, self.epoch) {
+            Some(mac) => mac,
+            None => {
+                let Some(master) = self.keys.get(key_id) else { return };
+                derived = master.player_mac(game, player);
+                &derived
+            }
+        };
         ack_in_place(buf, Status::Busy, mac);
         self.counters.count_status(Status::Busy);
     }
@@ -261,7 +299,7 @@ impl Engine {
     /// and, for an ack, writes it over `buf[..48]`. Counts the verdict.
     #[inline]
     pub fn process<D: Dispatch>(&mut self, buf: &mut [u8], now_ns: u64, dispatch: &mut D) -> Verdict {
-        let v = self.judge(buf, now_ns, dispatch);
+        let v = self.judge::<D, false>(buf, now_ns, dispatch);
         match v {
             Verdict::Drop(r) => self.counters.count_drop(r),
             Verdict::Ack(s) => self.counters.count_status(s),
@@ -269,7 +307,30 @@ impl Engine {
         v
     }
 
-    fn judge<D: Dispatch>(&mut self, buf: &mut [u8], now_ns: u64, dispatch: &mut D) -> Verdict {
+    /// [`process`](Self::process) for a move another poller handed over.
+    /// `authenticated`: that poller's [`authenticate`](Self::authenticate)
+    /// verified its tag under the same keys as this engine's (the caller
+    /// checks both applied the same reload), so the tag is not checked
+    /// again: the owner pays only the ack's signature, and a handed move
+    /// costs about what one that arrived on its owner's queue does.
+    /// Everything else (window, board, rate, the table) is judged as ever.
+    #[inline]
+    pub fn process_handed<D: Dispatch>(&mut self, buf: &mut [u8], now_ns: u64, dispatch: &mut D, authenticated: bool) -> Verdict {
+        let v = if authenticated {
+            self.judge::<D, true>(buf, now_ns, dispatch)
+        } else {
+            self.judge::<D, false>(buf, now_ns, dispatch)
+        };
+        match v {
+            Verdict::Drop(r) => self.counters.count_drop(r),
+            Verdict::Ack(s) => self.counters.count_status(s),
+        }
+        v
+    }
+
+    /// `TRUSTED`: the tag was verified by [`authenticate`](Self::authenticate)
+    /// under this engine's keys (a handed move); it is not checked again.
+    fn judge<D: Dispatch, const TRUSTED: bool>(&mut self, buf: &mut [u8], now_ns: u64, dispatch: &mut D) -> Verdict {
         let m = Move::new_unchecked(&*buf);
         if let Err(e) = m.check_header() {
             return Verdict::Drop(match e {
@@ -296,6 +357,7 @@ impl Engine {
             Slot::Found(slot) => {
                 let st = self.table.get_mut(slot).expect("found slot holds a state");
                 let (k, pre) = match st.mac_slot(key_id) {
+                    Some(k) if TRUSTED => (st.touch(k), None),
                     Some(k) => {
                         let mac = st.mac(k);
                         let pre = if self.suspicion == 0 {
@@ -322,7 +384,7 @@ impl Engine {
                             return Verdict::Drop(DropReason::UnknownKeyId);
                         };
                         let mac = master.player_mac(id.game_id, id.player_id);
-                        if !m.verify_tag(&mac) {
+                        if !TRUSTED && !m.verify_tag(&mac) {
                             return Verdict::Drop(DropReason::BadTag);
                         }
                         (st.cache(Keyed { key_id, mac }), None)
@@ -342,7 +404,7 @@ impl Engine {
                     return Verdict::Drop(DropReason::UnknownKeyId);
                 };
                 let mac = master.player_mac(id.game_id, id.player_id);
-                if !m.verify_tag(&mac) {
+                if !TRUSTED && !m.verify_tag(&mac) {
                     return Verdict::Drop(DropReason::BadTag);
                 }
                 // Authenticated. Stateless rules first; the player is only
@@ -494,6 +556,57 @@ mod tests {
 
     fn send(e: &mut Engine, r: &MoveRepr) -> Verdict {
         send_at(e, r, 0, &mut NoDispatch)
+    }
+
+    #[test]
+    fn authenticate_caches_the_key_of_a_verified_move_until_a_reload_rekeys_it() {
+        let mut e = engine();
+        let r = repr(3, 4, 1);
+        let good = r.to_bytes(&mac_for(&r));
+        let mut forged = good;
+        forged[60] ^= 1;
+        // a forgery is refused and never cached
+        assert_eq!(e.authenticate(&forged).err(), Some(DropReason::BadTag));
+        assert_eq!(e.key_cache_stats(), (0, 1));
+        assert!(e.authenticate(&good).is_ok());
+        assert_eq!(e.key_cache_stats(), (0, 2), "derived, then cached");
+        assert!(e.authenticate(&good).is_ok());
+        assert_eq!(e.authenticate(&forged).err(), Some(DropReason::BadTag), "a hit still checks the tag");
+        assert_eq!(e.key_cache_stats(), (2, 2));
+        assert_eq!(e.players(), 0, "authenticate touches no player state");
+        // key_id 0 re-keyed: the cached key is of the old epoch, the move
+        // under the retired secret is refused
+        const NEW0: [u8; 32] = [0x5a; 32];
+        e.begin_reconfigure(cfg(), Arc::new(Keyring::from_secrets(&[NEW0, SECRET1])));
+        assert_eq!(e.authenticate(&good).err(), Some(DropReason::BadTag));
+        assert_eq!(e.key_cache_stats(), (2, 3));
+        let fresh = r.to_bytes(&MasterKey::new(&NEW0).player_mac(3, 4));
+        assert!(e.authenticate(&fresh).is_ok());
+        assert!(e.authenticate(&fresh).is_ok());
+        assert_eq!(e.key_cache_stats(), (3, 4));
+    }
+
+    #[test]
+    fn a_handed_move_is_trusted_only_when_authenticated() {
+        let mut e = engine();
+        let r = repr(5, 6, 1);
+        let mac = mac_for(&r);
+        // the peer authenticated it: judged without a second check, the ack
+        // signed with the player's key
+        let mut buf = r.to_bytes(&mac);
+        assert_eq!(e.process_handed(&mut buf, 0, &mut NoDispatch, true), Verdict::Ack(Status::Accepted));
+        assert!(Ack::new_checked(&buf[..ACK_LEN]).unwrap().verify_tag(&mac));
+        // not authenticated under this engine's keys (another reload): the
+        // tag is checked as for a received move
+        let r2 = repr(5, 6, 2);
+        let mut forged = r2.to_bytes(&mac);
+        forged[60] ^= 1;
+        assert_eq!(e.process_handed(&mut forged, 0, &mut NoDispatch, false), Verdict::Drop(DropReason::BadTag));
+        let mut buf = r2.to_bytes(&mac);
+        assert_eq!(e.process_handed(&mut buf, 0, &mut NoDispatch, false), Verdict::Ack(Status::Accepted));
+        // the window holds for handed moves as for any
+        let mut again = r2.to_bytes(&mac);
+        assert_eq!(e.process_handed(&mut again, 0, &mut NoDispatch, true), Verdict::Ack(Status::Duplicate));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod bucket;
 pub mod counters;
 pub mod engine;
+pub mod keycache;
 pub mod keyring;
 pub mod table;
 pub mod testing;
@@ -19,5 +20,6 @@ pub use counters::{Counters, SharedCounters, Snapshot};
 pub use engine::{Dispatch, Engine, EngineConfig, NoDispatch, RestoreError, Verdict};
 pub use window::ReplayWindow;
 pub use ironhoard_common::DropReason;
+pub use keycache::{KeyCache, DEFAULT_KEY_CACHE_SLOTS};
 pub use keyring::Keyring;
 pub use table::{KeySet, Keyed, PlayerId, PlayerTable, KEYED_SLOTS};

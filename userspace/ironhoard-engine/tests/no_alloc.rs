@@ -72,4 +72,25 @@ fn engine_allocates_nothing_per_move() {
     let after = A.count();
     assert!(acks > 5000, "the run exercised real acks ({acks})");
     assert_eq!(after - before, 0, "allocations during {} moves", scratch.len());
+
+    // the handoff path: a peer authenticates (key cache misses and hits,
+    // forgeries), the owner judges what it trusts, or answers BUSY
+    let mut peer = Engine::new(cfg, Arc::new(Keyring::from_secrets(&secrets)), 4);
+    let mut owner = Engine::new(cfg, Arc::new(Keyring::from_secrets(&secrets)), 5);
+    let mut scratch = moves.clone();
+    let before = A.count();
+    let mut handed = 0u64;
+    for (i, b) in scratch.iter_mut().enumerate() {
+        if peer.authenticate(b).is_ok() {
+            handed += 1;
+            if i % 97 == 0 {
+                peer.answer_busy(b);
+            } else {
+                owner.process_handed(b, i as u64 * 1000, &mut NoDispatch, true);
+            }
+        }
+    }
+    let after = A.count();
+    assert!(handed > 5000 && peer.key_cache_stats().0 > 4000, "the run exercised the key cache ({handed} handed, {:?})", peer.key_cache_stats());
+    assert_eq!(after - before, 0, "allocations during {} handoffs", scratch.len());
 }

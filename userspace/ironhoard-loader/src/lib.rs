@@ -1,14 +1,17 @@
 //! Loads IronHoard's XDP program (`xdp-prog/`, built for the BPF target by
 //! this crate's build script and embedded here), attaches it to an
-//! interface by bpf_link — so the kernel detaches it when the process dies,
-//! even on `kill -9` — fills its maps and reads its per-CPU counters.
+//! interface by bpf_link — so the kernel detaches it when the last holder
+//! of the link's fd is gone, even on `kill -9` — fills its maps and reads
+//! its per-CPU counters. The link's fd can be handed to a successor, which
+//! swaps its own program in with BPF_LINK_UPDATE ([`Steering::take_over`]):
+//! the interface is never without a program.
 //!
 //! Control plane only: nothing here runs per packet.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use aya::maps::{Array, PerCpuArray, XskMap};
-use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use ironhoard_common::{XdpConfig, XdpCounter, MAP_CONFIG, MAP_COUNTERS, MAP_XSKS, XDP_PROGRAM};
 use log::{info, warn};
@@ -38,6 +41,8 @@ pub enum LoaderError {
     MissingMap(&'static str),
     #[error("attaching XDP to {iface}: native mode failed ({native}); skb mode failed ({skb})")]
     Attach { iface: String, native: String, skb: String },
+    #[error("XDP on {iface}: {what}: {source}")]
+    Link { iface: String, what: &'static str, source: std::io::Error },
 }
 
 /// How the program should be attached (`[interface] xdp_mode`).
@@ -63,12 +68,50 @@ impl AttachedMode {
             AttachedMode::Skb => "skb",
         }
     }
+
+    /// The mode named by [`name`](Self::name).
+    pub fn from_name(s: &str) -> Option<AttachedMode> {
+        match s {
+            "native" => Some(AttachedMode::Native),
+            "skb" => Some(AttachedMode::Skb),
+            _ => None,
+        }
+    }
+
+    fn link_flags(self) -> u32 {
+        match self {
+            AttachedMode::Skb => 1 << 1,    // XDP_FLAGS_SKB_MODE
+            AttachedMode::Native => 1 << 2, // XDP_FLAGS_DRV_MODE
+        }
+    }
 }
 
-/// The loaded program and its maps. Dropping it detaches the program.
+/// The loaded program and its maps. Dropping it closes its link fd: the
+/// program is detached unless another process holds the link (a successor
+/// it was handed to, or systemd's fd store).
 pub struct Steering {
     ebpf: Ebpf,
     attached: Option<(String, AttachedMode)>,
+    link: Option<OwnedFd>,
+}
+
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+const BPF_XDP: u32 = 37;
+
+/// bpf(2) with a zeroed 64-byte attribute block whose first words are `words`.
+fn bpf_cmd(cmd: libc::c_long, words: &[u32]) -> std::io::Result<libc::c_long> {
+    let mut attr = [0u32; 16];
+    attr[..words.len()].copy_from_slice(words);
+    // SAFETY: bpf(2) reads `size_of_val(&attr)` bytes of the attribute
+    // block we own; the layouts (link_create: prog_fd, target_ifindex,
+    // attach_type, flags; link_update: link_fd, new_prog_fd, flags,
+    // old_prog_fd) are the kernel's, the rest zero.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), std::mem::size_of_val(&attr) as u32) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc)
 }
 
 impl Steering {
@@ -79,7 +122,7 @@ impl Steering {
             let prog = program(&mut ebpf)?;
             prog.load().map_err(|source| LoaderError::Program { what: "verifier/load".into(), source })?;
         }
-        let mut s = Steering { ebpf, attached: None };
+        let mut s = Steering { ebpf, attached: None, link: None };
         s.set_port(port)?;
         Ok(s)
     }
@@ -126,19 +169,73 @@ impl Steering {
             .map_err(|source| LoaderError::Map { map: MAP_CONFIG, what: "expect acks".into(), source })
     }
 
+    /// Turns the handover on or off: while on, moves that pass the shield
+    /// go to the kernel (the bridge sockets) instead of the AF_XDP sockets.
+    pub fn set_handover(&mut self, on: bool) -> Result<(), LoaderError> {
+        let m = self.ebpf.map_mut(MAP_CONFIG).ok_or(LoaderError::MissingMap(MAP_CONFIG))?;
+        let mut cfg: Array<_, u32> =
+            Array::try_from(m).map_err(|source| LoaderError::Map { map: MAP_CONFIG, what: "open".into(), source })?;
+        cfg.set(XdpConfig::Handover as u32, on as u32, 0)
+            .map_err(|source| LoaderError::Map { map: MAP_CONFIG, what: format!("set handover = {on}"), source })
+    }
+
+    fn prog_fd(&mut self) -> Result<RawFd, LoaderError> {
+        let prog = program(&mut self.ebpf)?;
+        let fd = prog.fd().map_err(|source| LoaderError::Program { what: "fd".into(), source })?;
+        Ok(fd.as_fd().as_raw_fd())
+    }
+
+    /// One BPF_LINK_CREATE of this program on `iface` in `mode`.
+    fn link_create(&mut self, iface: &str, mode: AttachedMode) -> Result<OwnedFd, String> {
+        let prog = self.prog_fd().map_err(|e| e.to_string())?;
+        let name = std::ffi::CString::new(iface).map_err(|e| e.to_string())?;
+        // SAFETY: a NUL-terminated interface name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(format!("no interface {iface}: {}", std::io::Error::last_os_error()));
+        }
+        let fd = bpf_cmd(BPF_LINK_CREATE, &[prog as u32, ifindex, BPF_XDP, mode.link_flags()]).map_err(|e| format!("BPF_LINK_CREATE: {e}"))?;
+        // SAFETY: a new link fd the kernel just gave us; nobody else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+
+    /// The link's fd while attached (to hand to a successor or to store in
+    /// systemd's fd store: the program stays attached while any copy lives).
+    pub fn link_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.link.as_ref().map(|l| l.as_fd())
+    }
+
+    /// Takes over `link` (attached to `iface` in `mode` by a predecessor):
+    /// this program replaces the link's, atomically (BPF_LINK_UPDATE), and
+    /// this `Steering` holds the link from now on.
+    pub fn take_over(&mut self, iface: &str, link: OwnedFd, mode: AttachedMode) -> Result<(), LoaderError> {
+        let prog = self.prog_fd()?;
+        let res = bpf_cmd(BPF_LINK_UPDATE, &[link.as_raw_fd() as u32, prog as u32, 0, 0]);
+        // kept either way: if the swap failed, the predecessor's program
+        // stays attached (bridging) while this process lives
+        self.link = Some(link);
+        res.map_err(|source| LoaderError::Link { iface: iface.into(), what: "BPF_LINK_UPDATE of the inherited link", source })?;
+        info!("XDP program swapped in on {iface} ({} mode, inherited bpf_link)", mode.name());
+        self.attached = Some((iface.into(), mode));
+        Ok(())
+    }
+
     /// Attaches to `iface` by bpf_link in the wanted mode; `Auto` tries
     /// native, then skb. Returns (and logs) the mode obtained.
     pub fn attach(&mut self, iface: &str, want: WantMode) -> Result<AttachedMode, LoaderError> {
-        let prog = program(&mut self.ebpf)?;
-        let try_mode = |prog: &mut Xdp, mode: XdpMode| prog.attach(iface, mode).map(|_| ()).map_err(|e| format!("{e}"));
+        let mut try_mode = |mode: AttachedMode| -> Result<(), String> {
+            let l = self.link_create(iface, mode)?;
+            self.link = Some(l);
+            Ok(())
+        };
         let (native, skb);
         let got = match want {
-            WantMode::Native | WantMode::Auto => match try_mode(prog, XdpMode::Driver) {
+            WantMode::Native | WantMode::Auto => match try_mode(AttachedMode::Native) {
                 Ok(()) => AttachedMode::Native,
                 Err(e) if want == WantMode::Auto => {
                     warn!("XDP native mode on {iface} failed ({e}); falling back to skb (generic) mode");
                     native = e;
-                    match try_mode(prog, XdpMode::Skb) {
+                    match try_mode(AttachedMode::Skb) {
                         Ok(()) => AttachedMode::Skb,
                         Err(e) => {
                             skb = e;
@@ -150,7 +247,7 @@ impl Steering {
                     return Err(LoaderError::Attach { iface: iface.into(), native: e, skb: "not tried (xdp_mode = native)".into() })
                 }
             },
-            WantMode::Skb => match try_mode(prog, XdpMode::Skb) {
+            WantMode::Skb => match try_mode(AttachedMode::Skb) {
                 Ok(()) => AttachedMode::Skb,
                 Err(e) => {
                     return Err(LoaderError::Attach { iface: iface.into(), native: "not tried (xdp_mode = skb)".into(), skb: e })

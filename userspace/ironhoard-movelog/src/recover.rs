@@ -150,6 +150,18 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
         let want = ((cap - slot) as usize).min(4096) * RECORD_LEN;
         let got = read_full(&f, &mut buf[..want], pos).map_err(|e| io_err(path, "reading", e))?;
         let whole = got / RECORD_LEN;
+        // Past the dense run, a never-written stretch (most of an open
+        // segment) only marks the tail's pending empty slot: decided for
+        // the whole chunk at once (a restart reads an open segment fast).
+        if tail.is_some() && all_zero(&buf[..whole * RECORD_LEN]) {
+            empty_pending |= whole > 0;
+            slot += whole as u64;
+            pos += (whole * RECORD_LEN) as u64;
+            if got < want {
+                break;
+            }
+            continue;
+        }
         for i in 0..whole {
             let b: &[u8; RECORD_LEN] = buf[i * RECORD_LEN..(i + 1) * RECORD_LEN].try_into().expect("record size");
             let s = slot + i as u64;
@@ -202,6 +214,16 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
         }
     };
     Ok(Ok(Scan { path: path.to_path_buf(), header, good, end }))
+}
+
+/// Whether every byte of `b` is zero (eight at a time).
+fn all_zero(b: &[u8]) -> bool {
+    let (head, words, tail) = {
+        // SAFETY: reinterpreting initialized bytes as u64 words is sound for
+        // any bit pattern; align_to puts the unaligned ends in head/tail.
+        unsafe { b.align_to::<u64>() }
+    };
+    head.iter().all(|&x| x == 0) && words.iter().all(|&w| w == 0) && tail.iter().all(|&x| x == 0)
 }
 
 /// Visits every CRC-valid record in a file's slots, whatever its header says.

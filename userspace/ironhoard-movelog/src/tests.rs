@@ -138,17 +138,18 @@ fn a_second_writer_is_refused() {
 #[test]
 fn no_prepared_segment_refuses_until_one_is() {
     let d = Dir::new("norot");
-    let mut o = open(&d.0, &[0], SEG10, false).unwrap(); // keeper primed, not running
-    // at open: the segment being written plus two prepared ahead
+    let mut o = open(&d.0, &[0], SEG10, false).unwrap(); // keeper not running
+    // at open: only the segment being written (the running keeper prepares
+    // the spares: a restart serves sooner)
     let mut n = 0;
     while o.parts[0].append(&acc(0, n)) {
         n += 1;
     }
-    assert_eq!(n, 30, "three segments of 10");
+    assert_eq!(n, 10, "one segment of 10");
     assert_eq!(o.shared.partitions[0].refused.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(read_partition(&d.0, 0, 0).0.len(), 0, "readers see nothing the writer has not published");
     o.parts[0].commit();
-    assert_eq!(read_partition(&d.0, 0, 0).0.len(), 30, "nothing written for the refused one");
+    assert_eq!(read_partition(&d.0, 0, 0).0.len(), 10, "nothing written for the refused one");
 }
 
 #[test]
@@ -575,4 +576,103 @@ fn interval_sync_looking_between_the_writers_two_stores_still_syncs_the_batch() 
     parts.clear();
     shared.request_stop();
     keeper.run();
+}
+
+/// Minor page faults taken by the calling thread so far.
+fn thread_minflt() -> i64 {
+    // SAFETY: getrusage fills the struct we pass; RUSAGE_THREAD is the caller.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) }, 0);
+    u.ru_minflt
+}
+
+#[test]
+fn interval_syncs_never_write_protect_the_page_the_writer_is_in() {
+    // A writer appending steadily (this thread, whose page faults are
+    // counted), the keeper syncing every interval in between, in lockstep
+    // (its thread: each turn, as its loop does, the pages ahead kept
+    // writable, then the interval sync). The writer takes no page fault
+    // from the syncs, and every record is synced within two intervals.
+    // Other processes' fsyncs on the same file system can make the kernel
+    // write our dirty pages back (ext4 ordered data) between the keeper's
+    // turn and the writer's next store: up to a quarter of the syncs may
+    // see one for that (0 alone, ~50 beside the crate's other tests);
+    // syncing the page being written faults at every sync (~400 alone).
+    // That noise only ever adds faults: the test is judged on the best of
+    // three runs (and nextest runs it alone, .config/nextest.toml).
+    let mut runs = Vec::new();
+    for run in 0..3 {
+        let (faults, syncs) = writer_faults_across_interval_syncs(run);
+        if faults < syncs as i64 / 4 {
+            return;
+        }
+        runs.push((faults, syncs));
+    }
+    panic!("the writer took page faults at the interval syncs in every run: (faults, syncs) = {runs:?}");
+}
+
+/// One run of the test above: the writer's page faults and the number of
+/// interval syncs, with every other property asserted.
+fn writer_faults_across_interval_syncs(run: usize) -> (i64, usize) {
+    use std::sync::atomic::Ordering::Acquire;
+    use std::sync::mpsc;
+    let d = Dir::new(&format!("nofault{run}"));
+    let every = std::time::Duration::from_micros(300);
+    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: 8 << 20, sync: SyncPolicy::Interval(every) };
+    let (mut parts, mut keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
+    let sh = Arc::clone(&shared.partitions[0]);
+    let (go_tx, go_rx) = mpsc::channel::<bool>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let k = std::thread::spawn(move || {
+        while let Ok(more) = go_rx.recv() {
+            std::thread::sleep(every);
+            let _ = keeper.populate_ahead();
+            keeper.sync_due(every);
+            done_tx.send(()).unwrap();
+            if !more {
+                break;
+            }
+        }
+        keeper
+    });
+    let mut n = 0u64;
+    let batch = |parts: &mut Vec<Partition>, n: &mut u64| {
+        // 50 records (4 800 bytes, more than a page) per interval: the
+        // writer leaves a page behind between two syncs, as at any high
+        // rate (200 k moves/s fill 4 600 pages per 200 ms interval)
+        for _ in 0..50 {
+            assert!(parts[0].append(&acc(0, *n)));
+            *n += 1;
+        }
+        parts[0].commit();
+    };
+    // warm up: the first pages written, the pages ahead populated
+    batch(&mut parts, &mut n);
+    go_tx.send(true).unwrap();
+    done_rx.recv().unwrap();
+    let before = thread_minflt();
+    let (mut syncs, mut lag_max) = (0, 0);
+    for _ in 0..400 {
+        batch(&mut parts, &mut n);
+        let s0 = sh.synced_offset.load(Acquire);
+        go_tx.send(true).unwrap();
+        done_rx.recv().unwrap();
+        let s1 = sh.synced_offset.load(Acquire);
+        syncs += usize::from(s1 > s0);
+        lag_max = lag_max.max(n - s1);
+    }
+    let faults = thread_minflt() - before;
+    // quiet: the last page goes too
+    go_tx.send(true).unwrap();
+    done_rx.recv().unwrap();
+    go_tx.send(false).unwrap();
+    done_rx.recv().unwrap();
+    let keeper = k.join().unwrap();
+    assert!(syncs > 300, "the keeper synced as it went ({syncs} syncs)");
+    assert!(lag_max < 150, "records waited for more than two intervals: {lag_max} behind");
+    assert_eq!(sh.synced_offset.load(Acquire), n, "the quiet partition's last page is synced");
+    parts.clear();
+    shared.request_stop();
+    keeper.run();
+    (faults, syncs)
 }

@@ -136,7 +136,10 @@ pub struct LogShared {
     pub stop: AtomicBool,
     keeper: OnceLock<Thread>,
     /// The directory lock, held while any partition or the keeper lives.
-    _lock: DirLock,
+    /// The directory lock: released by the keeper once it has synced
+    /// everything at stop (a successor may open the log from then on,
+    /// while this process is still exiting).
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl LogShared {
@@ -355,7 +358,17 @@ struct KeeperPart {
     /// policy, retirement, stop).
     synced: u64,
     last_sync: Instant,
+    /// The published offset at the last interval sync: unchanged at the
+    /// next means the partition went quiet.
+    seen_next: u64,
+    /// The published offset at the keeper's last turn (is the writer
+    /// moving: [`Keeper::populate_ahead`]).
+    turn_next: u64,
     retry_at: Option<Instant>,
+    /// The segment resumed at start, mapped without prefaulting (a restart
+    /// serves sooner): the keeper takes its write faults in the background,
+    /// 2 MiB per turn, from this byte on.
+    populate: Option<(MapAddr, usize)>,
 }
 
 fn io_err(path: &Path, what: &str, e: io::Error) -> io::Error {
@@ -413,20 +426,30 @@ fn zero_fill(f: &File, path: &Path, from: u64, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Step of the keeper's prefaulting (MADV_POPULATE_WRITE).
+const POPULATE_STEP: usize = 2 << 20;
+/// How far ahead of each writer the keeper keeps the log's pages writable
+/// ([`Keeper::populate_ahead`]): 2 MiB, 0.1 s of records at 200 k moves/s
+/// on one queue, ten of the keeper's turns while it moves. (8 MiB cost the
+/// keeper ~0.9 ms a turn, walking pages already writable.)
+const AHEAD: usize = 2 << 20;
+/// The keeper's longest nap while a writer is moving: the kernel's
+/// writeback of the pages ahead of it (every few seconds, over a second
+/// or so) costs the writer the faults of at most this long (~50 pages at
+/// 200 k moves/s) before the keeper makes them writable again.
+const BUSY_NAP: Duration = Duration::from_millis(10);
+/// The page size msync and the write faults work in.
+const PAGE: usize = 4096;
+
 fn map(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
-    // SAFETY: the file is ours (the directory lock keeps other appliances
-    // out) and preallocated to `len`; nothing truncates it while mapped.
-    // Stores through the mapping are plain memory writes into page-cache
-    // pages; other processes reading the file see bytes, not Rust objects.
-    let m = unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))?;
+    let m = map_lazy(f, path, len)?;
     // Take every page's write fault here, on the keeper's core, not in the
     // poller's hot loop (on ext4 a first write to a page costs microseconds).
     // In 2 MiB steps, yielding between them, so threads sharing the
     // keeper's core are not held off for the whole segment.
-    const STEP: usize = 2 << 20;
     let mut off = 0;
     while off < m.len() {
-        let n = STEP.min(m.len() - off);
+        let n = POPULATE_STEP.min(m.len() - off);
         if let Err(e) = m.advise_range(Advice::PopulateWrite, off, n) {
             log::debug!("madvise(MADV_POPULATE_WRITE) on {}: {e}; pages will fault in as records are written", path.display());
             break;
@@ -435,6 +458,16 @@ fn map(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
         std::thread::yield_now();
     }
     Ok(m)
+}
+
+/// [`map`] without prefaulting: the pages fault in as they are written, or
+/// as the keeper populates them.
+fn map_lazy(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
+    // SAFETY: the file is ours (the directory lock keeps other appliances
+    // out) and preallocated to `len`; nothing truncates it while mapped.
+    // Stores through the mapping are plain memory writes into page-cache
+    // pages; other processes reading the file see bytes, not Rust objects.
+    unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))
 }
 
 /// A mapped segment's address range, for the keeper's msync of what was
@@ -451,6 +484,34 @@ impl MapAddr {
         MapAddr { addr: m.as_ptr() as usize, len: m.len() }
     }
 
+    /// Takes the write faults of bytes `from..from + POPULATE_STEP`
+    /// (MADV_POPULATE_WRITE); returns where the next step starts, or None
+    /// when the range is done (or the kernel cannot: pages then fault in
+    /// as they are written).
+    fn populate_step(&self, from: usize) -> Option<usize> {
+        let n = POPULATE_STEP.min(self.len.saturating_sub(from));
+        if n == 0 {
+            return None;
+        }
+        // SAFETY: [addr+from, addr+from+n) lies inside a shared file mapping
+        // only the keeper (the caller) unmaps; populating faults pages in
+        // without changing their contents.
+        let rc = unsafe { libc::madvise((self.addr + from) as *mut libc::c_void, n, libc::MADV_POPULATE_WRITE) };
+        (rc == 0 && from + n < self.len).then_some(from + n)
+    }
+
+    /// MADV_POPULATE_WRITE over bytes `from..from + n` (page aligned `from`,
+    /// clipped to the mapping): their write faults taken now, by the caller.
+    fn populate_range(&self, from: usize, n: usize) {
+        let n = n.min(self.len.saturating_sub(from));
+        if n == 0 {
+            return;
+        }
+        // SAFETY: as in populate_step: a range inside a shared file mapping
+        // only the keeper (the caller) unmaps; populating changes no byte.
+        let _ = unsafe { libc::madvise((self.addr + from) as *mut libc::c_void, n, libc::MADV_POPULATE_WRITE) };
+    }
+
     /// Record slots in the mapped segment.
     fn slots(&self) -> u64 {
         records_per_segment(self.len as u64)
@@ -459,8 +520,7 @@ impl MapAddr {
     /// msync(MS_SYNC) of bytes `from..to` (widened to pages): writes back
     /// and waits for just that range, and the metadata needed to read it.
     fn sync(&self, from: usize, to: usize) -> io::Result<()> {
-        let page = 4096;
-        let start = from / page * page;
+        let start = from / PAGE * PAGE;
         let end = to.min(self.len);
         if end <= start {
             return Ok(());
@@ -581,24 +641,47 @@ impl Keeper {
 
     /// Interval policy: once the interval has passed, msync the records
     /// published since the last sync, in whichever mapped segments hold
-    /// them (a rotation since included), and mark exactly the published
-    /// offset synced. The offset is loaded once, with Acquire, so the
-    /// range synced and the offset marked are the same. Only written
-    /// ranges: pages prepared ahead stay dirty and writable, so the poller
-    /// takes no write fault on them.
+    /// them (a rotation since included), and mark exactly what was synced.
+    /// The offset is loaded once, with Acquire, so the range synced and
+    /// the offset marked agree.
+    ///
+    /// Only pages the writer has left behind: an msync write-protects the
+    /// pages it writes back, and the poller's next store into the page it
+    /// is filling would then take a page_mkwrite fault in its hot loop (on
+    /// ext4 it can wait on the journal). So the page being written is held
+    /// back while the writer is still in it and has left another page
+    /// behind since the last sync. The sync goes to the published offset
+    /// when the partition is quiet (nothing published for an interval) or
+    /// when the writer is still in the page it was in at the last sync (a
+    /// slow writer: at most one fault per interval). A record is thus
+    /// synced within two intervals, where it was within one. Pages prepared
+    /// ahead are never synced here either (they stay dirty and writable).
     pub(crate) fn sync_due(&mut self, every: Duration) {
         for p in &mut self.parts {
             if p.last_sync.elapsed() < every {
                 continue;
             }
             let next = p.sh.next_offset.load(Ordering::Acquire);
+            let quiet = next == p.seen_next;
+            p.seen_next = next;
             if next <= p.synced {
                 continue;
             }
+            // the records below the last whole page of the segment being
+            // written (next falls in it)
+            let whole = p
+                .files
+                .iter()
+                .find(|(first, _, m)| next > *first && next <= first + m.slots())
+                .map_or(next, |(first, _, _)| {
+                    let to = (HEADER_LEN + (next - first) as usize * RECORD_LEN) / PAGE * PAGE;
+                    (first + (to.saturating_sub(HEADER_LEN) / RECORD_LEN) as u64).max(*first)
+                });
+            let upto = if quiet || whole <= p.synced { next } else { whole };
             let mut ok = true;
             for (first, _, m) in &p.files {
                 let cap = m.slots();
-                let (lo, hi) = (p.synced.max(*first), next.min(first + cap));
+                let (lo, hi) = (p.synced.max(*first), upto.min(first + cap));
                 if lo >= hi {
                     continue;
                 }
@@ -610,11 +693,47 @@ impl Keeper {
             }
             if ok {
                 p.sh.syncs.fetch_add(1, Ordering::Relaxed);
-                p.synced = next;
-                p.sh.synced_offset.fetch_max(next, Ordering::Release);
+                p.synced = upto;
+                p.sh.synced_offset.fetch_max(upto, Ordering::Release);
             }
             p.last_sync = Instant::now();
         }
+    }
+
+    /// Keeps the pages just ahead of each writer writable: the kernel's
+    /// flusher writes a dirty page back (write-protecting it) once its file
+    /// has been dirty for dirty_expire (~30 s), prepared pages included, so
+    /// without this the poller would take a page_mkwrite fault on each
+    /// page it reaches after that. MADV_POPULATE_WRITE over the next
+    /// [`AHEAD`] bytes (into the next prepared segment near the end) takes
+    /// those faults here, on the keeper's core; on pages still writable it
+    /// only walks their page table entries. Returns whether any writer
+    /// moved since the last turn (the keeper then turns again sooner).
+    pub(crate) fn populate_ahead(&mut self) -> bool {
+        let mut moving = false;
+        for p in &mut self.parts {
+            let next = p.sh.next_offset.load(Ordering::Acquire);
+            moving |= next != p.turn_next;
+            p.turn_next = next;
+            let mut want = AHEAD;
+            for (first, _, m) in &p.files {
+                if want == 0 {
+                    break;
+                }
+                let cap = m.slots();
+                if next >= first + cap {
+                    continue; // full, waiting to be retired
+                }
+                let pos = if next > *first { HEADER_LEN + (next - first) as usize * RECORD_LEN } else { 0 };
+                let start = pos / PAGE * PAGE;
+                let n = want.min(m.len.saturating_sub(start));
+                if n > 0 {
+                    m.populate_range(start, n);
+                }
+                want -= n;
+            }
+        }
+        moving
     }
 
     /// At stop: fdatasync every segment that holds records (not the
@@ -658,13 +777,23 @@ impl Keeper {
             self.retire();
             if stop {
                 self.sync_all();
+                drop(self.shared.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
                 return;
             }
             self.fill();
             if let Some(d) = interval {
                 self.sync_due(d);
             }
-            let nap = interval.unwrap_or(Duration::from_millis(100)).min(Duration::from_millis(100));
+            let moving = self.populate_ahead();
+            if self.populate() {
+                std::thread::yield_now();
+                continue;
+            }
+            // while moves are logged, a turn every BUSY_NAP: pages the kernel
+            // wrote back ahead of a writer are writable again before it
+            // reaches most of them
+            let most = if moving { BUSY_NAP } else { Duration::from_millis(100) };
+            let nap = interval.unwrap_or(most).min(most);
             std::thread::park_timeout(nap);
         }
     }
@@ -672,6 +801,43 @@ impl Keeper {
     /// Prepares segments now (at start, so the first moves find one).
     pub fn prime(&mut self) {
         self.fill();
+    }
+
+    /// One prefaulting step for each partition whose resumed segment is
+    /// not yet populated; true while any is left.
+    fn populate(&mut self) -> bool {
+        let mut left = false;
+        for p in &mut self.parts {
+            if let Some((m, from)) = p.populate {
+                // retired meanwhile (full, handed back): nothing to do
+                let live = p.files.iter().any(|(_, _, a)| a.addr == m.addr);
+                p.populate = live.then(|| m.populate_step(from)).flatten().map(|next| (m, next));
+                left |= p.populate.is_some();
+            }
+        }
+        left
+    }
+
+    /// At start: one segment for each partition that does not resume in
+    /// one, so its first moves find it; the spares are the keeper's to
+    /// prepare once it runs (a restart serves sooner).
+    fn prime_current(&mut self, parts: &mut [Partition]) {
+        for (p, kp) in parts.iter_mut().zip(&mut self.parts) {
+            if p.cur.is_some() {
+                continue;
+            }
+            match Self::prepare(&self.shared, kp) {
+                Ok(m) => {
+                    p.shared.segment_first.store(m.first, Ordering::Relaxed);
+                    p.cur = Some(m);
+                }
+                Err(e) => {
+                    log::error!("move log: {e}; moves are answered BUSY until a segment can be prepared");
+                    self.shared.error(e.to_string());
+                    kp.retry_at = Some(Instant::now() + RETRY);
+                }
+            }
+        }
     }
 }
 
@@ -793,7 +959,7 @@ pub fn open_log(
         recovery: Mutex::new(notes),
         stop: AtomicBool::new(false),
         keeper: OnceLock::new(),
-        _lock: lock,
+        lock: Mutex::new(Some(lock)),
     });
     let mut parts = Vec::new();
     let mut kparts = Vec::new();
@@ -802,7 +968,7 @@ pub fn open_log(
         let (cur, slot, next_first) = match resume {
             Some((path, h, slot)) if resumable(&path, h.segment_bytes, slot) => {
                 let f = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err(&path, "opening", e))?;
-                let m = map(&f, &path, h.segment_bytes)?;
+                let m = map_lazy(&f, &path, h.segment_bytes)?;
                 files.push_back((h.first, f, MapAddr::of(&m)));
                 sh.segment_first.store(h.first, Ordering::Relaxed);
                 log::info!("move log {}: appending at offset {next} in {}", sh.dir.display(), path.display());
@@ -838,22 +1004,22 @@ pub fn open_log(
             // where it will stay
             synced: next,
             last_sync: Instant::now(),
+            seen_next: 0,
+            turn_next: 0,
             retry_at: None,
+            populate: None,
         });
     }
-    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts };
-    keeper.prime();
-    // a partition starting a new segment takes it now, so its first rotation
-    // comes only when that segment is full; then refill what it took
-    for p in &mut parts {
-        if p.cur.is_none() {
-            if let Some(m) = p.shared.ready.pop() {
-                p.shared.segment_first.store(m.first, Ordering::Relaxed);
-                p.cur = Some(m);
-            }
+    for (p, kp) in parts.iter().zip(&mut kparts) {
+        if let Some(m) = &p.cur {
+            kp.populate = Some((MapAddr::of(&m.map), 0));
         }
     }
-    keeper.prime();
+    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts };
+    // a partition starting a new segment gets it now, so its first rotation
+    // comes only when that segment is full; the keeper prepares the spares
+    // (and prefaults a resumed segment) once it runs
+    keeper.prime_current(&mut parts);
     Ok((parts, keeper, shared, recoveries))
 }
 

@@ -2,6 +2,7 @@
 //! a capture), sends them at a controlled rate, receives and verifies every
 //! ack, and reports rate, loss, statuses and RTT percentiles (SPEC §2).
 
+mod cli;
 mod gen;
 mod net;
 mod pcap;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use hdrhistogram::Histogram;
 use ironhoard_dataplane::xsk::{XskRx, XskSocket, XskTx, ZeroCopyWant};
 use ironhoard_dataplane::{affinity, frame, monotonic_ns};
@@ -23,124 +24,8 @@ use ironhoard_wire::{Ack, AckRepr, Move, MoveRepr, Status, MOVE_LEN};
 use serde_json::json;
 use socket2::SockAddr;
 
+use cli::{Args, Mode};
 use gen::{Class, Generated, Generator, Keys, Mix, HOSTILE_TS};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    /// Kernel UDP (UDP GSO sends, recvmmsg); portable.
-    Socket,
-    /// AF_XDP TX/RX on --iface (our XDP program steers the acks to it).
-    Xdp,
-}
-
-#[derive(Parser, Debug)]
-#[command(name = "ironhoard-pktgen", version, about = "IronHoard traffic generator and replayer")]
-struct Args {
-    /// The appliance: IP:PORT (IPv4 or [IPv6]).
-    #[arg(long)]
-    target: SocketAddr,
-    /// Master secret file (64 hex) the appliance has for --key-id.
-    #[arg(long)]
-    secret_file: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    key_id: u8,
-    /// Datagrams per second (0 = as fast as possible).
-    #[arg(long, default_value_t = 10_000)]
-    rate: u64,
-    /// Seconds of sending (the run also stops after --count datagrams).
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Stop after this many datagrams.
-    #[arg(long)]
-    count: Option<u64>,
-    /// Send in bursts of N back to back, spaced to keep --rate on average.
-    #[arg(long, default_value_t = 1)]
-    burst: u64,
-    #[arg(long, default_value_t = 1)]
-    games: u32,
-    /// The first game id: games are GAME_BASE..GAME_BASE+games (a probe
-    /// uses a game id of its own so its moves are told apart downstream).
-    #[arg(long, default_value_t = 1)]
-    game_base: u32,
-    /// Every player's first seq (a probe starts above any seq it used
-    /// before, e.g. the time in seconds, so its moves are ACCEPTED again).
-    #[arg(long, default_value_t = 1)]
-    first_seq: u64,
-    #[arg(long, default_value_t = 100)]
-    players: u32,
-    /// Board size the moves' x/y are drawn from (WIDTHxHEIGHT).
-    #[arg(long, default_value = "64x64")]
-    board: String,
-    /// Fraction of hostile datagrams, split evenly among forged tags, wrong
-    /// key_id, junk lengths and replays of old seqs (unless the finer flags are given).
-    #[arg(long, default_value_t = 0.0)]
-    invalid_ratio: f64,
-    #[arg(long)]
-    forged_ratio: Option<f64>,
-    #[arg(long)]
-    wrong_key_ratio: Option<f64>,
-    #[arg(long)]
-    junk_ratio: Option<f64>,
-    #[arg(long)]
-    replay_ratio: Option<f64>,
-    #[arg(long, value_enum, default_value_t = Mode::Socket)]
-    mode: Mode,
-    /// Interface for --mode xdp.
-    #[arg(long)]
-    iface: Option<String>,
-    /// --mode xdp: the next hop's MAC (default: the neighbour table's entry
-    /// for --target, resolved if needed).
-    #[arg(long)]
-    dst_mac: Option<String>,
-    /// Write the generated traffic to this pcap (Ethernet frames).
-    #[arg(long)]
-    write_pcap: Option<PathBuf>,
-    /// MAC addresses for the frames in --write-pcap (source, destination).
-    #[arg(long, default_value = "02:00:00:00:00:02")]
-    pcap_src_mac: String,
-    #[arg(long, default_value = "02:00:00:00:00:01")]
-    pcap_dst_mac: String,
-    /// Replay the UDP datagrams of a pcap to --target instead of generating.
-    #[arg(long)]
-    replay: Option<PathBuf>,
-    /// Replay timing: original gaps divided by SPEED (ignored with --rate > 0
-    /// given explicitly for replay via --replay-rate).
-    #[arg(long, default_value_t = 1.0)]
-    speed: f64,
-    /// Replay at a set rate instead of the capture's timing.
-    #[arg(long)]
-    replay_rate: Option<u64>,
-    /// Replay the capture this many times.
-    #[arg(long = "loop", default_value_t = 1)]
-    loops: u64,
-    /// Write the JSON report here.
-    #[arg(long)]
-    report: PathBuf,
-    /// Pin the sender to this core (with --threads, thread i to cpu + i).
-    #[arg(long)]
-    cpu: Option<usize>,
-    /// Sender threads (socket mode), each with its own socket and its own
-    /// share of the players and of the rate.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Pin the receiver to this core.
-    #[arg(long)]
-    rx_cpu: Option<usize>,
-    /// Run the receiver SCHED_FIFO (latency runs).
-    #[arg(long)]
-    rx_fifo: bool,
-    /// How long to wait for late acks after the last send (ms).
-    #[arg(long, default_value_t = 500)]
-    drain_ms: u64,
-    /// No progress line.
-    #[arg(long)]
-    quiet: bool,
-    /// Write every move acked ACCEPTED here, one `key_id game_id player_id
-    /// seq` line each (sorted): what the client saw, to check a move log
-    /// against exactly.
-    #[arg(long)]
-    accepted_out: Option<PathBuf>,
-}
 
 fn parse_mac(s: &str) -> Result<[u8; 6]> {
     let v: Vec<u8> = s.split(':').map(|h| u8::from_str_radix(h, 16)).collect::<Result<_, _>>().with_context(|| format!("MAC {s}"))?;
@@ -148,6 +33,10 @@ fn parse_mac(s: &str) -> Result<[u8; 6]> {
 }
 
 /// Live counters shared by the sender, receiver and progress threads.
+/// Set by SIGINT/SIGTERM: sending ends early; the late acks are waited
+/// for and the report is written as after a full run.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 #[derive(Default)]
 struct Live {
     sent: AtomicU64,
@@ -318,6 +207,10 @@ fn neighbour_mac(iface: &str, ip: std::net::IpAddr) -> Result<[u8; 6]> {
 }
 
 fn run(a: Args) -> Result<()> {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { signal_hook::low_level::register(sig, || INTERRUPTED.store(true, Ordering::Relaxed)) }.context("installing signal handlers")?;
+    }
     let secret = read_secret(&a.secret_file)?;
     let (bw, bh) = a
         .board
@@ -524,7 +417,7 @@ fn generate(
     let start_ns = monotonic_ns();
     loop {
         let el = start.elapsed();
-        if el >= dur || sent >= limit {
+        if el >= dur || sent >= limit || INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
         let allowed = if rate == 0 { u64::MAX } else { (rate as f64 * el.as_secs_f64()) as u64 };
@@ -621,7 +514,7 @@ fn replay(a: &Args, path: &PathBuf, tx: &mut Sender, keys: &mut Keys, live: &Liv
     'outer: for lp in 0..a.loops {
         let loop_start = Instant::now();
         for (i, d) in ds.iter().enumerate() {
-            if sent >= limit || start.elapsed() >= Duration::from_secs_f64(a.duration.max(0.0)) && a.duration > 0.0 && lp > 0 {
+            if sent >= limit || start.elapsed() >= Duration::from_secs_f64(a.duration.max(0.0)) && a.duration > 0.0 && lp > 0 || INTERRUPTED.load(Ordering::Relaxed) {
                 break 'outer;
             }
             let due = match a.replay_rate {

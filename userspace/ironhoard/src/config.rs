@@ -15,10 +15,11 @@ use serde::Deserialize;
 /// `xsk::DEFAULT_FRAMES` / `DEFAULT_RING`; a test keeps them equal).
 const DEFAULT_UMEM_FRAMES: i64 = 8192;
 const DEFAULT_RING_SIZE: i64 = 4096;
+/// `[interface] busy_poll_usecs` and `busy_poll_budget` when absent.
+pub const DEFAULT_BUSY_POLL_USECS: i64 = 20;
+pub const DEFAULT_BUSY_POLL_BUDGET: i64 = 64;
 pub use ironhoard_ship::ShipConfig;
 
-/// Default stats socket (SPEC §2).
-pub const DEFAULT_STATS_SOCKET: &str = "/run/ironhoard/stats.sock";
 /// Default players per worker table.
 pub const DEFAULT_PLAYERS_PER_WORKER: usize = 65_536;
 
@@ -91,6 +92,12 @@ struct RawInterface {
     umem_frames: Option<i64>,
     #[serde(default)]
     ring_size: Option<i64>,
+    #[serde(default)]
+    busy_poll: Option<bool>,
+    #[serde(default)]
+    busy_poll_usecs: Option<i64>,
+    #[serde(default)]
+    busy_poll_budget: Option<i64>,
 }
 
 /// `[interface] rx_vlan_offload`: what to do when the NIC strips VLAN tags
@@ -261,6 +268,13 @@ pub struct Config {
     /// queue's AF_XDP socket.
     pub umem_frames: u32,
     pub ring_size: u32,
+    /// XDP backend: preferred busy polling on each AF_XDP socket
+    /// (SO_PREFER_BUSY_POLL, SO_BUSY_POLL = `busy_poll_usecs`,
+    /// SO_BUSY_POLL_BUDGET = `busy_poll_budget`), the pollers driving the
+    /// NIC's NAPI loop. Off by default.
+    pub busy_poll: bool,
+    pub busy_poll_usecs: u32,
+    pub busy_poll_budget: u32,
     /// `[ship]`: the shipper's settings (`ironhoard ship`), if any.
     pub ship: Option<ShipConfig>,
 }
@@ -449,6 +463,22 @@ impl Config {
         if !(64..=umem_frames / 2).contains(&ring_size) || !(ring_size as u64).is_power_of_two() {
             return Err(bad("interface.ring_size", &ring_size, &format!("must be a power of two from 64 to umem_frames/2 ({})", umem_frames / 2)));
         }
+        let busy_poll_usecs = raw.interface.busy_poll_usecs.unwrap_or(DEFAULT_BUSY_POLL_USECS);
+        if !(1..=1000).contains(&busy_poll_usecs) {
+            return Err(bad("interface.busy_poll_usecs", &busy_poll_usecs, "must be between 1 and 1000 (microseconds)"));
+        }
+        let busy_poll_budget = raw.interface.busy_poll_budget.unwrap_or(DEFAULT_BUSY_POLL_BUDGET);
+        if !(1..=1024).contains(&busy_poll_budget) {
+            return Err(bad("interface.busy_poll_budget", &busy_poll_budget, "must be between 1 and 1024 (packets per NAPI poll)"));
+        }
+        let busy_poll = raw.interface.busy_poll.unwrap_or(false);
+        if busy_poll && raw.interface.backend == Some(Backend::Socket) {
+            return Err(bad(
+                "interface.busy_poll",
+                &busy_poll,
+                "needs backend \"xdp\" (it sets preferred busy polling on the AF_XDP sockets); set it to false for backend \"socket\"",
+            ));
+        }
         let abs = |p: &str| -> PathBuf {
             let p = PathBuf::from(p);
             if p.is_absolute() { p } else { base.join(p) }
@@ -593,6 +623,9 @@ impl Config {
             rx_vlan_offload: raw.interface.rx_vlan_offload.unwrap_or(VlanOffload::Warn),
             umem_frames: umem_frames as u32,
             ring_size: ring_size as u32,
+            busy_poll,
+            busy_poll_usecs: busy_poll_usecs as u32,
+            busy_poll_budget: busy_poll_budget as u32,
             shield_source: (src_rate, src_burst),
             shield_address: (addr_rate, addr_burst),
             ship,
@@ -975,5 +1008,38 @@ dir = "/var/lib/ironhoard/moves"
             let e = parse(p, &good(p).replace("backend = \"socket\"\n", &format!("backend = \"socket\"\numem_frames = {frames}\nring_size = {ring}\n"))).unwrap_err().to_string();
             assert!(e.contains(key), "{frames}/{ring}: {e}");
         }
+    }
+
+    #[test]
+    fn busy_poll_keys() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let xdp = |extra: &str| good(p).replace("backend = \"socket\"\n", &format!("backend = \"xdp\"\n{extra}"));
+        let c = parse(p, &xdp("")).unwrap();
+        assert_eq!((c.busy_poll, c.busy_poll_usecs, c.busy_poll_budget), (false, 20, 64), "off by default, with the defaults");
+        let c = parse(p, &xdp("busy_poll = true\nbusy_poll_usecs = 50\nbusy_poll_budget = 256\n")).unwrap();
+        assert_eq!((c.busy_poll, c.busy_poll_usecs, c.busy_poll_budget), (true, 50, 256));
+        let c = parse(p, &xdp("busy_poll = true\n")).unwrap();
+        assert_eq!((c.busy_poll, c.busy_poll_usecs, c.busy_poll_budget), (true, 20, 64));
+        // the default backend is xdp
+        assert!(parse(p, &good(p).replace("backend = \"socket\"\n", "busy_poll = true\n")).unwrap().busy_poll);
+        for (extra, want) in [
+            ("busy_poll_usecs = 0", "interface.busy_poll_usecs = 0"),
+            ("busy_poll_usecs = 1001", "interface.busy_poll_usecs = 1001"),
+            ("busy_poll_budget = 0", "interface.busy_poll_budget = 0"),
+            ("busy_poll_budget = 1025", "interface.busy_poll_budget = 1025"),
+            ("busy_poll_budget = -1", "interface.busy_poll_budget = -1"),
+        ] {
+            let e = parse(p, &xdp(&format!("busy_poll = true\n{extra}\n"))).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("must be between"), "{extra}: {e}");
+        }
+        let e = parse(p, &xdp("busy_poll = \"yes\"\n")).unwrap_err().to_string();
+        assert!(e.contains("c.toml:") && e.contains("bool"), "{e}");
+        // backend socket: refused, naming the key
+        let e = err(p, "backend = \"socket\"\n", "backend = \"socket\"\nbusy_poll = true\n");
+        assert!(e.contains("interface.busy_poll = true") && e.contains("backend \"xdp\""), "{e}");
+        // off, the other keys are still checked but do nothing
+        let c = parse(p, &good(p).replace("backend = \"socket\"\n", "backend = \"socket\"\nbusy_poll = false\nbusy_poll_usecs = 10\n")).unwrap();
+        assert!(!c.busy_poll);
     }
 }

@@ -1,6 +1,9 @@
 //! `ironhoard`: the appliance and its control commands (SPEC §2).
 
+mod capture;
+mod cli;
 mod config;
+mod handover;
 mod notify;
 mod prometheus;
 mod rebuild;
@@ -12,133 +15,12 @@ mod stats;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
+use cli::{Cli, Cmd};
 use config::{Config, Overrides};
-
-#[derive(Parser)]
-#[command(name = "ironhoard", version, about = "IronHoard: kernel-bypass move validation for real-time games")]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the appliance.
-    Run {
-        #[arg(long)]
-        config: PathBuf,
-        /// Interface to serve (overrides [interface] name).
-        #[arg(long)]
-        iface: Option<String>,
-        /// Move port (overrides [moves] port).
-        #[arg(long)]
-        port: Option<u16>,
-        /// Stats socket path (overrides [stats] socket).
-        #[arg(long)]
-        stats_socket: Option<PathBuf>,
-    },
-    /// Validate a config file (and its secret files); exit non-zero on error.
-    CheckConfig {
-        #[arg(long)]
-        config: PathBuf,
-        /// Also check it against this host: the interface and its rx queues
-        /// exist, every core is online (what `run` would refuse at start).
-        #[arg(long)]
-        on_host: bool,
-    },
-    /// Print a new random master secret (64 hex characters).
-    Keygen {
-        /// Write it to this file (created with mode 0600) instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Print the key of a player, derived from a master secret.
-    PlayerKey {
-        /// The master secret file.
-        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
-        secret_file: Option<PathBuf>,
-        /// Take the secret for --key-id from this config instead.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        game: u32,
-        #[arg(long)]
-        player: u32,
-        /// key_id of the secret (selects it with --config).
-        #[arg(long, default_value_t = 0)]
-        key_id: u8,
-    },
-    /// Print the move log, one accepted move per line: every partition
-    /// merged by server time, or one with --queue. Damage and gaps are
-    /// reported on stderr (exit 1 after damage), never skipped silently.
-    Tail {
-        /// The log directory ([log] dir).
-        #[arg(long, required_unless_present = "file")]
-        dir: Option<PathBuf>,
-        /// Keep reading as the log grows (and rotates), like tail -f.
-        #[arg(long)]
-        follow: bool,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-        /// Only this partition (queue).
-        #[arg(long)]
-        queue: Option<u16>,
-        /// Where to start: QUEUE:OFFSET (repeatable, or comma-separated;
-        /// other partitions from 0), or a bare OFFSET with --queue.
-        #[arg(long, value_delimiter = ',')]
-        from: Vec<String>,
-        /// Stop after this many records.
-        #[arg(long)]
-        limit: Option<u64>,
-        /// Read one segment file instead (also a set-aside damaged one),
-        /// slot by slot, reporting the bad ones.
-        #[arg(long, conflicts_with_all = ["dir", "follow", "queue", "from"])]
-        file: Option<PathBuf>,
-    },
-    /// Publish the move log to NATS JetStream ([ship] of the config): one
-    /// message per accepted move, at least once from the log and exactly
-    /// once in the stream. Runs until SIGTERM.
-    Ship {
-        #[arg(long)]
-        config: PathBuf,
-        /// Create the stream if it does not exist, or check it and say what
-        /// differs (exit 2), then exit.
-        #[arg(long)]
-        ensure_stream: bool,
-    },
-    /// Make the running appliance re-read its config (as SIGHUP does):
-    /// secrets, board and rate limits change without a restart. Exit 0 when
-    /// applied, 1 when the new config is refused (the old one keeps
-    /// serving), 3 when what changed needs a restart, 4 when no appliance
-    /// answers on the socket.
-    Reload {
-        #[arg(long, default_value = config::DEFAULT_STATS_SOCKET)]
-        socket: PathBuf,
-    },
-    /// Read the running appliance's counters from its stats socket.
-    Stats {
-        #[arg(long, default_value = config::DEFAULT_STATS_SOCKET)]
-        socket: PathBuf,
-        /// One JSON object (SPEC counters, totals and per queue).
-        #[arg(long, conflicts_with = "prometheus")]
-        json: bool,
-        /// Prometheus text exposition (HELP/TYPE, labels per queue and reason).
-        #[arg(long)]
-        prometheus: bool,
-        /// Refresh every SECS seconds (default 1), like top.
-        #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "SECS")]
-        watch: Option<f64>,
-        /// Send a raw command (e.g. "show info") and print its JSON.
-        #[arg(long)]
-        command: Option<String>,
-    },
-}
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_target(false).init();
@@ -149,8 +31,24 @@ fn main() {
     }
 }
 
+
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Capture { socket, queue, count, duration, status, acks, ring, out } => {
+            if let Some(d) = duration {
+                if !(d.is_finite() && d > 0.0) {
+                    bail!("--duration {d}: give a positive number of seconds");
+                }
+            }
+            if count == Some(0) {
+                bail!("--count 0: give at least 1 frame");
+            }
+            let out = capture::check_out(&out)?;
+            let opts = capture::Options { queue, count, duration, status, acks, ring, ..Default::default() };
+            let summary = capture::run_client(&socket, opts, &out)?;
+            println!("{summary}");
+            Ok(())
+        }
         Cmd::Run { config, iface, port, stats_socket } => {
             let ov = Overrides { iface, port, stats_socket };
             let cfg = Config::load(&config, &ov)?;

@@ -16,7 +16,18 @@ pub fn notify(state: &str) {
     }
 }
 
-fn send(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
+/// One notification datagram carrying `fds` (SCM_RIGHTS): FDSTORE=1.
+pub fn send_fds(path: &std::ffi::OsStr, state: &str, fds: &[std::os::fd::RawFd]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = connect(path)?;
+    let n = crate::handover::sendmsg_fds(sock.as_raw_fd(), state.as_bytes(), fds, 0)?;
+    if n != state.len() {
+        return Err(std::io::Error::other("short datagram"));
+    }
+    Ok(())
+}
+
+fn connect(path: &std::ffi::OsStr) -> std::io::Result<UnixDatagram> {
     use std::os::unix::ffi::OsStrExt;
     let sock = UnixDatagram::unbound()?;
     let b = path.as_bytes();
@@ -25,11 +36,12 @@ fn send(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
         Some(b'/') => SocketAddr::from_pathname(path)?,
         _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "neither a path nor an @abstract name")),
     };
-    let n = sock.send_to_addr(state.as_bytes(), &addr)?;
-    if n != state.len() {
-        return Err(std::io::Error::other("short datagram"));
-    }
-    Ok(())
+    sock.connect_addr(&addr)?;
+    Ok(sock)
+}
+
+fn send(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
+    send_fds(path, state, &[])
 }
 
 #[cfg(test)]

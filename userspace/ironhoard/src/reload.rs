@@ -67,6 +67,9 @@ fn fixed(c: &Config) -> Vec<(&'static str, String)> {
         ("interface.rx_vlan_offload", format!("{:?}", c.rx_vlan_offload)),
         ("interface.umem_frames", c.umem_frames.to_string()),
         ("interface.ring_size", c.ring_size.to_string()),
+        ("interface.busy_poll", c.busy_poll.to_string()),
+        ("interface.busy_poll_usecs", c.busy_poll_usecs.to_string()),
+        ("interface.busy_poll_budget", c.busy_poll_budget.to_string()),
     ]
 }
 

@@ -17,6 +17,7 @@ use ironhoard_engine::{Engine, EngineConfig, Keyring};
 use log::{error, info, warn};
 
 use crate::notify;
+use crate::handover::{self, Inherited};
 use crate::rebuild::{Rebuild, Restored};
 use crate::config::{Backend, Config, LogSync, XdpMode, ZeroCopy};
 use crate::stats::{self, Info, StatsSource, WorkerInfo};
@@ -129,14 +130,43 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing the SIGHUP handler")?;
 
-    // The stats socket first: it doubles as the single-instance lock, so a
-    // second `ironhoard run` stops here before touching the data path
-    // (joining the SO_REUSEPORT group, replacing the XDP program).
-    let listener = stats::bind(&cfg.stats_socket, cfg.stats_group.as_deref())?;
+    // The stats socket first: it doubles as the single-instance lock. A
+    // second `ironhoard run` finds the first there and asks it to hand over
+    // (handover.rs): the first drains, syncs the move log and sends its XDP
+    // link, bridge sockets and listeners; only then does this one go on.
+    let t_start = Instant::now();
+    // where a successor's start-up time goes (logged once it steers)
+    let mut marks: Vec<(&str, Duration)> = Vec::new();
+    // The XDP program is loaded (and verified) first: a successor does it
+    // before it asks its predecessor to hand over, shortening the swap.
+    let mut preloaded = match cfg.backend {
+        Backend::Xdp => Some(Steering::load(cfg.port).context("loading the XDP program")?),
+        Backend::Socket => None,
+    };
+    marks.push(("program loaded", t_start.elapsed()));
+    let mut inherited = if stats::is_live(&cfg.stats_socket) {
+        info!("an appliance serves {}: asking it to hand over", cfg.stats_socket.display());
+        let inh = Inherited::request(&cfg.stats_socket, &cfg)?;
+        marks.push(("released", t_start.elapsed()));
+        info!("handed over by {}", inh.from.as_deref().unwrap_or("?"));
+        inh
+    } else {
+        let inh = Inherited::from_systemd(&cfg);
+        handover::unstore(&inh.stale);
+        inh
+    };
+    let listener = match inherited.stats.take() {
+        Some(l) => l,
+        None => stats::bind(&cfg.stats_socket, cfg.stats_group.as_deref())?,
+    };
     info!("stats socket at {} (mode 0660)", cfg.stats_socket.display());
     // Everything that can fail at start fails before the data path serves a
     // single move (after that, errors go through the stop-and-drain path).
     let metrics_listener = match cfg.prometheus_listen {
+        Some(addr) if inherited.metrics.as_ref().and_then(|m| m.local_addr().ok()) == Some(addr) => {
+            info!("Prometheus metrics at http://{addr}/metrics (listener handed over)");
+            inherited.metrics.take()
+        }
         Some(addr) => {
             let l = std::net::TcpListener::bind(addr).with_context(|| format!("[stats] prometheus_listen = \"{addr}\": bind"))?;
             info!("Prometheus metrics at http://{addr}/metrics");
@@ -189,7 +219,9 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
     // Only players with a live key take a slot (and count below): one key
     // check per (player, key_id), on every core (nothing is served yet).
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    marks.push(("log read", t_start.elapsed()));
     let (restore, sum) = rebuild.finish(&keys, workers.len(), threads);
+    marks.push(("keys checked", t_start.elapsed()));
     info!(
         "move log {}: {} partition(s), {found} records of {} players, {} restored (windows and keyed states), \
          {} with no live key left out ({} of {} keyed states retired or re-keyed); read in {} ms, keys checked in {} ms",
@@ -232,23 +264,44 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
     }
     let keeper_handle = thread::Builder::new().name("ih-logkeep".into()).spawn(move || keeper.run())?;
 
-    // The XDP program stays attached while `steering` lives (bpf_link: the
-    // kernel also detaches it if this process is killed).
-    // Declared before the steering: dropped after it, so the move port
-    // stays open until the XDP program is gone.
-    let mut _sink = None;
-    let mut _sink_held: Vec<std::os::fd::OwnedFd> = Vec::new();
+    // The bridge: the move port's SO_REUSEPORT group, steered by player
+    // like the mesh (socket i feeds worker i). With the socket backend it
+    // is the workers' sockets; with XDP it is the port's sink (an open
+    // port: the kernel never answers a sender with ICMP) and, during a
+    // handover, where the moves queue for the successor. Inherited sockets
+    // are kept when they match the workers, so nothing they hold is lost.
+    let bridges: Vec<socket2::Socket> = {
+        let inh = std::mem::take(&mut inherited.bridges);
+        if !inh.is_empty() && inh.len() == workers.len() {
+            info!("bridge: {} inherited socket(s) on UDP port {}", inh.len(), cfg.port);
+            inh
+        } else {
+            if !inh.is_empty() {
+                warn!(
+                    "bridge: {} inherited socket(s) for {} worker(s): closed (what they held is lost), new ones bound",
+                    inh.len(),
+                    workers.len()
+                );
+                handover::unstore(&(0..inh.len()).map(|i| format!("{}{i}", handover::bridge_prefix(&cfg))).collect::<Vec<_>>());
+                drop(inh);
+                // systemd closes its copies a little later: a group bound
+                // before that would join the old one
+                socket::wait_port_free(&cfg.iface, cfg.port, Duration::from_secs(5)).context("bridge: the old sockets do not go away")?;
+            }
+            let b = socket::bind_group(Some(&cfg.iface), cfg.port, workers.len())?;
+            if cfg.backend == Backend::Xdp {
+                socket::close_bridge(&b, 0).context("bridge: SO_RCVBUF")?;
+            }
+            b
+        }
+    };
+    let inherited_bridge = inherited.from.is_some();
+
     let mut steering: Option<Steering> = None;
     let mut xdp_info = serde_json::Value::Null;
+    let mut spawn_err = None;
     let handles: Vec<JoinHandle<Result<()>>> = match cfg.backend {
         Backend::Socket => {
-            let socks = socket::bind_group(Some(&cfg.iface), cfg.port, workers.len())?;
-            // A duplicate of each socket stays open until the process ends:
-            // while the workers have stopped and the log is being synced,
-            // datagrams queue unread instead of meeting a closed port (ICMP).
-            for s in &socks {
-                _sink_held.push(std::os::fd::OwnedFd::from(s.try_clone().context("duplicating a worker socket")?));
-            }
             info!(
                 "socket backend: {} worker(s) on {} UDP port {} (IPv4 and IPv6), steered by player",
                 workers.len(),
@@ -256,8 +309,9 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
                 cfg.port
             );
             let mut hs = Vec::new();
-            for (w, sock) in workers.iter().zip(socks) {
+            for (w, sock) in workers.iter().zip(&bridges) {
                 let (shared, core, queue, keys) = (Arc::clone(&w.shared), w.core, w.queue, Arc::clone(&keys));
+                let sock = sock.try_clone().context("duplicating a worker socket")?;
                 let mut disp = ends.next().expect("one log partition per worker");
                 let restore = restore.next().expect("one restore list per worker");
                 let seed = seeds.next().expect("one seed per worker");
@@ -283,14 +337,7 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             raise_memlock_limit();
             warn_unserved_queues(&cfg.iface, &cfg.queues);
             check_vlan_offload(&cfg.iface, cfg.rx_vlan_offload);
-            match socket::bind_sink(&cfg.iface, cfg.port) {
-                Ok(s) => _sink = Some(s),
-                Err(e) => warn!(
-                    "{e}: move-port datagrams the XDP program passes to the kernel (non-first fragments) \
-                     may be answered with ICMP port unreachable"
-                ),
-            }
-            let mut st = Steering::load(cfg.port).context("loading the XDP program")?;
+            let mut st = preloaded.take().expect("loaded at start for the XDP backend");
             st.set_shield(cfg.shield_source, cfg.shield_address).context("configuring the XDP shield")?;
             info!(
                 "XDP shield: {}/s (burst {}) per source, {}/s (burst {}) per address (0 = off)",
@@ -304,22 +351,28 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             let mut socks = Vec::new();
             for w in &workers {
                 let sizes = xsk::XskSizes { frames: cfg.umem_frames, ring: cfg.ring_size };
-                let s = XskSocket::open(&cfg.iface, w.queue, zc, sizes)?;
+                let mut s = XskSocket::open(&cfg.iface, w.queue, zc, sizes)?;
+                if cfg.busy_poll {
+                    s.set_busy_poll(xsk::BusyPoll { usecs: cfg.busy_poll_usecs, budget: cfg.busy_poll_budget })?;
+                }
                 st.insert_socket(w.queue, s.fd()).with_context(|| format!("registering queue {}", w.queue))?;
                 socks.push(s);
             }
-            let want = match cfg.xdp_mode {
-                XdpMode::Auto => WantMode::Auto,
-                XdpMode::Native => WantMode::Native,
-                XdpMode::Skb => WantMode::Skb,
-            };
-            let mode = st.attach(&cfg.iface, want)?;
             xdp_info = serde_json::json!({
-                "xdp_mode": mode.name(),
                 "zero_copy": socks.iter().all(|s| s.mode.zero_copy),
                 "hugepages": socks.iter().all(|s| s.mode.hugepages),
                 "umem_frames": cfg.umem_frames,
                 "ring_size": cfg.ring_size,
+                // as configured, and per queue as each socket holds it (read back)
+                "busy_poll": {
+                    "enabled": cfg.busy_poll,
+                    "usecs": cfg.busy_poll_usecs,
+                    "budget": cfg.busy_poll_budget,
+                    "queues": socks.iter().map(|s| match s.busy_poll {
+                        Some(b) => serde_json::json!({"queue": s.queue, "prefer_busy_poll": b.prefer, "usecs": b.usecs, "budget": b.budget}),
+                        None => serde_json::json!({"queue": s.queue, "prefer_busy_poll": false}),
+                    }).collect::<Vec<_>>(),
+                },
             });
             // Several pollers: each player is owned by one of them (its
             // window is in one table); moves arriving elsewhere are handed over.
@@ -334,6 +387,9 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
                 let mut disp = ends.next().expect("one log partition per worker");
                 let restore = restore.next().expect("one restore list per worker");
                 let seed = seeds.next().expect("one seed per worker");
+                // the pollers watch the bridge only after a handover (a
+                // fresh start's bridge is only the port's sink)
+                let bridge = inherited_bridge.then(|| std::os::fd::AsRawFd::as_raw_fd(&bridges[i]));
                 let h = thread::Builder::new()
                     .name(format!("ih-poller-{queue}"))
                     .spawn(move || -> Result<()> {
@@ -342,17 +398,69 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
                         restore_windows(&mut engine, queue, restore)?;
                         info!("poller {queue}: pinned to core {core}, room for {} players", ecfg.players);
                         shared.serving.store(true, Ordering::Release);
-                        sock.serve(&mut engine, &mut disp, &shared, port, mesh)
+                        sock.serve(&mut engine, &mut disp, &shared, port, mesh, bridge)
                             .with_context(|| format!("poller {queue} (core {core})"))
                     })
                     .context("spawning poller thread")?;
                 hs.push(h);
             }
+            // The program steers to the AF_XDP sockets once every poller
+            // serves (they watch the bridge meanwhile): swapped into the
+            // inherited link, or attached.
+            marks.push(("sockets open", t_start.elapsed()));
+            let t0 = Instant::now();
+            while !workers.iter().all(|w| w.shared.serving.load(Ordering::Acquire)) && !hs.iter().any(|h| h.is_finished()) {
+                thread::sleep(Duration::from_millis(1));
+            }
+            let attached = if hs.iter().any(|h| h.is_finished()) {
+                Err(anyhow::anyhow!("a poller stopped before serving"))
+            } else {
+                match inherited.link.take() {
+                    Some((link, mode)) => st.take_over(&cfg.iface, link, mode).map(|_| mode).map_err(anyhow::Error::from),
+                    None => {
+                        let want = match cfg.xdp_mode {
+                            XdpMode::Auto => WantMode::Auto,
+                            XdpMode::Native => WantMode::Native,
+                            XdpMode::Skb => WantMode::Skb,
+                        };
+                        st.attach(&cfg.iface, want).map_err(anyhow::Error::from)
+                    }
+                }
+            };
+            match attached {
+                Ok(mode) => {
+                    xdp_info["xdp_mode"] = mode.name().into();
+                    if let Some(from) = &inherited.from {
+                        marks.push(("pollers serving", t0.elapsed() + marks.last().map(|m| m.1).unwrap_or_default()));
+                        let steps: Vec<String> = marks.iter().map(|(k, t)| format!("{k} {}", t.as_millis())).collect();
+                        info!(
+                            "took over from {from}: own program steering {} ms after asking ({} ms)",
+                            t_start.elapsed().as_millis(),
+                            steps.join(", ")
+                        );
+                    }
+                }
+                Err(e) => spawn_err = Some(e),
+            }
+            for w in &workers {
+                w.shared.bridge_closing.store(true, Ordering::Relaxed);
+            }
             steering = Some(st);
             hs
         }
     };
+    // What a restart under systemd hands to the next process.
+    let mut stored: Vec<(String, std::os::fd::RawFd)> =
+        bridges.iter().enumerate().map(|(i, b)| (format!("{}{i}", handover::bridge_prefix(&cfg)), std::os::fd::AsRawFd::as_raw_fd(b))).collect();
+    if let Some((fd, (_, mode))) = steering.as_ref().and_then(|s| Some((s.link_fd()?, s.attached()?))) {
+        stored.push((format!("{}{}", handover::link_prefix(&cfg), mode.name()), std::os::fd::AsRawFd::as_raw_fd(&fd)));
+    }
+    if spawn_err.is_none() {
+        handover::store(&stored);
+    }
     let steering = steering.map(|s| Arc::new(std::sync::Mutex::new(s)));
+    let stats_dup = listener.try_clone().context("duplicating the stats listener")?;
+    let metrics_dup = metrics_listener.as_ref().map(|l| l.try_clone()).transpose().context("duplicating the metrics listener")?;
 
     let reloader = Arc::new(crate::reload::Reloader::new(
         cfg.clone(),
@@ -370,6 +478,7 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             key_ids: cfg.secrets.len(),
             secret_files: cfg.secret_files.clone(),
             log_dir: cfg.log_dir.clone(),
+            handed_over_by: inherited.from.clone(),
         },
         workers,
         started: Instant::now(),
@@ -378,10 +487,12 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
         rates: Default::default(),
         log: Some(Arc::clone(&lshared)),
         reloader: Some(Arc::clone(&reloader)),
+        capture: Default::default(),
     });
+    let slot = Arc::new(handover::Slot::new(&cfg));
     {
-        let src = Arc::clone(&src);
-        thread::Builder::new().name("ih-stats".into()).spawn(move || stats::serve(listener, src))?;
+        let (src, slot) = (Arc::clone(&src), Arc::clone(&slot));
+        thread::Builder::new().name("ih-stats".into()).spawn(move || stats::serve(listener, src, slot))?;
     }
     {
         // per-second rates for `show stats` and `--watch`
@@ -398,10 +509,18 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
         thread::Builder::new().name("ih-metrics".into()).spawn(move || crate::prometheus::serve_http(l, src))?;
     }
 
-    let mut failed = None;
+    let mut failed: Option<String> = spawn_err.map(|e| format!("{e:#}"));
     let mut ready = false;
-    while !term.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(50));
+    let swapped = Instant::now();
+    let mut bridge_shrunk = !inherited_bridge;
+    let mut successor = None;
+    while failed.is_none() && !term.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(20));
+        if let Some(pid) = slot.requested() {
+            info!("pid {pid} asks to take over (same config): handing over");
+            successor = Some(pid);
+            break;
+        }
         if hup.swap(false, Ordering::Relaxed) {
             info!("SIGHUP: reloading {}", cfg.path.display());
             match reloader.reload() {
@@ -423,19 +542,61 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             info!("ready: {status}");
             notify::notify(&format!("READY=1\nSTATUS={status}\nMAINPID={}", std::process::id()));
         }
+        if !bridge_shrunk && swapped.elapsed() > Duration::from_secs(2) {
+            // the pollers have served what the bridge held: back to a sink
+            bridge_shrunk = true;
+            let n: u64 = src.workers.iter().map(|w| w.shared.bridged.load(Ordering::Relaxed)).sum();
+            info!("handover complete: {n} move(s) served from the bridge");
+            let everyday = if cfg.backend == Backend::Xdp { 0 } else { socket::WORKER_RCVBUF };
+            if let Err(e) = socket::close_bridge(&bridges, everyday) {
+                warn!("bridge: {e}");
+            }
+        }
         if handles.iter().any(|h| h.is_finished()) {
-            failed = Some("a worker stopped unexpectedly");
+            failed = Some("a worker stopped unexpectedly".into());
             break;
         }
         if keeper_handle.is_finished() {
-            failed = Some("the move log keeper stopped unexpectedly");
+            failed = Some("the move log keeper stopped unexpectedly".into());
             break;
         }
     }
+    // Stopping, or handing over: the moves go to the bridge (XDP) or queue
+    // in the workers' sockets (socket backend) from now on; the workers
+    // answer what they hold and their acks leave; the log is synced and
+    // unlocked. A successor (or systemd's fd store) holds the bridge and
+    // the link: nothing sent meanwhile is lost.
     info!("stopping workers");
     notify::notify("STOPPING=1\nSTATUS=stopping: draining the workers and syncing the move log");
+    // (the XDP backend's sink junk is thrown away, unless the pollers may
+    // still be serving an inherited queue from it)
+    match socket::open_bridge(&bridges, src.steering.is_some() && bridge_shrunk) {
+        Ok(b) if b < socket::BRIDGE_RCVBUF => warn!("bridge: receive buffers of {b} bytes (wanted {}): a long handover may overflow them", socket::BRIDGE_RCVBUF),
+        Ok(_) => {}
+        Err(e) => warn!("bridge: {e}"),
+    }
+    if let Some(st) = &src.steering {
+        let t = Instant::now();
+        match st.lock().map_err(|_| anyhow::anyhow!("steering lock poisoned")).and_then(|mut s| Ok(s.set_handover(true)?)) {
+            Ok(()) => info!("XDP program steers the moves to the bridge ({} µs)", t.elapsed().as_micros()),
+            Err(e) => warn!("could not turn the XDP program's handover on: {e:#}"),
+        }
+        // redirects already under way land in the RX rings, which the
+        // pollers drain next
+        thread::sleep(Duration::from_millis(2));
+    }
     for w in &src.workers {
-        w.shared.request_stop();
+        w.shared.begin_drain();
+    }
+    let t = Instant::now();
+    while !src.workers.iter().all(|w| w.shared.drained.load(Ordering::Acquire)) && t.elapsed() < Duration::from_secs(3) {
+        if handles.iter().all(|h| h.is_finished()) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    for w in &src.workers {
+        w.shared.release();
     }
     let mut result = Ok(());
     for h in handles {
@@ -448,7 +609,7 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             Err(_) => result = Err(anyhow::anyhow!("a worker panicked")),
         }
     }
-    // Pollers are stopped: drain every dispatch queue into the log and sync.
+    info!("workers drained in {} ms", t.elapsed().as_millis());
     // Pollers are stopped (their records are in the page cache): the keeper
     // fsyncs every partition, whatever the policy, and releases the lock.
     lshared.request_stop();
@@ -460,12 +621,27 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             lshared.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default()
         );
     }
-    let _ = std::fs::remove_file(&cfg.stats_socket);
     let s = src.stats();
     info!(
         "stopped: rx {} tx {} accepted {}; move log: {} records written",
         s["rx"], s["tx"], s["accepted"], lshared.records()
     );
+    match successor {
+        Some(pid) if result.is_ok() => {
+            let mut fds = stored.clone();
+            fds.push(("stats".into(), std::os::fd::AsRawFd::as_raw_fd(&stats_dup)));
+            if let Some(m) = &metrics_dup {
+                fds.push(("metrics".into(), std::os::fd::AsRawFd::as_raw_fd(m)));
+            }
+            slot.complete(&fds)?;
+            info!("handed over to pid {pid} in {} ms: exiting", t.elapsed().as_millis());
+            // the stats socket file is the successor's now
+            return Ok(());
+        }
+        Some(_) => slot.refuse("the running appliance failed while draining; start again"),
+        None => {}
+    }
+    let _ = std::fs::remove_file(&cfg.stats_socket);
     if let (Some(why), Ok(())) = (failed, &result) {
         bail!("{why}");
     }

@@ -8,6 +8,9 @@
 //! percentiles), `show xdp` (the XDP program's counters), `show players`
 //! (table fill per queue), `show metrics` (Prometheus text). An empty line
 //! means `show stats`. Anything else gets `{"error": "..."}`.
+//!
+//! `capture {json}` is the exception: it keeps its connection for as long
+//! as the capture runs and streams frames (crate::capture).
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -41,6 +44,8 @@ pub struct Info {
     pub key_ids: usize,
     pub secret_files: Vec<PathBuf>,
     pub log_dir: PathBuf,
+    /// The predecessor this appliance took over from ("pid N", "systemd fd store").
+    pub handed_over_by: Option<String>,
 }
 
 /// Per-second rates of the totals, computed by the sampler thread.
@@ -77,6 +82,8 @@ pub struct StatsSource {
     pub log: Option<Arc<ironhoard_movelog::LogShared>>,
     /// Reloads the config (the `reload` command, SIGHUP).
     pub reloader: Option<Arc<crate::reload::Reloader>>,
+    /// The `capture` running, if any (at most one).
+    pub capture: crate::capture::Running,
 }
 
 /// Renders counters with the SPEC names.
@@ -132,9 +139,13 @@ impl StatsSource {
             q.insert("core".into(), w.core.into());
             q.insert("players".into(), p.into());
             q.insert("wakeups".into(), w.shared.wakeups.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("busy_polls".into(), w.shared.busy_polls.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("handoffs".into(), w.shared.handoffs.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("handoffs_dropped".into(), w.shared.handoffs_dropped.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("peer_wakes".into(), w.shared.peer_wakes.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("bridged".into(), w.shared.bridged.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("capture_active".into(), w.shared.capture_active.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("capture_skipped".into(), w.shared.capture_skipped.load(std::sync::atomic::Ordering::Relaxed).into());
             if w.shared.has_xsk_stats.load(std::sync::atomic::Ordering::Relaxed) {
                 let m: Map<String, Value> = XSK_STAT_NAMES
                     .iter()
@@ -164,6 +175,7 @@ impl StatsSource {
         top.insert("players".into(), players.into());
         top.insert("uptime_secs".into(), self.started.elapsed().as_secs_f64().into());
         top.insert("backend".into(), self.info.backend.clone().into());
+        top.insert("capture".into(), self.capture.describe());
         {
             let r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
             top.insert("rates_per_sec".into(), Value::Object(r.total.clone()));
@@ -297,6 +309,8 @@ impl StatsSource {
                 .unwrap_or_else(|| self.info.secret_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().into()),
             "config_in_force": self.reloader.as_ref().map(|r| r.info()),
             "log_dir": self.info.log_dir.display().to_string(),
+            "handed_over_by": self.info.handed_over_by,
+            "handed_over_by": self.info.handed_over_by,
             "players_per_worker": self.info.players_per_worker,
             "xdp": self.xdp_info,
             "queues": self.workers.iter().map(|w| json!({"queue": w.queue, "core": w.core})).collect::<Vec<_>>(),
@@ -394,8 +408,35 @@ fn group_id(name: &str) -> Result<u32> {
 /// Serves clients until the process ends, off the workers' cores: each on
 /// its own thread, at most 8 at once, 2 s for the whole exchange
 /// (`crate::serve`), so no client can hold the socket.
-pub fn serve(listener: UnixListener, src: Arc<StatsSource>) {
-    serve_with(listener, move |line| src.answer(line));
+/// `capture` connections outlive that limit (crate::capture::serve), and
+/// a successor's `handover` waits for the main thread's answer.
+pub fn serve(listener: UnixListener, src: Arc<StatsSource>, handover: Arc<crate::handover::Slot>) {
+    let limits = crate::serve::Limits::CONTROL;
+    crate::serve::serve("stats", listener.incoming(), limits, None, move |c, deadline| {
+        let Ok(req) = crate::serve::read_request(c, deadline, 4096, |b| b.contains(&b'\n')) else { return };
+        let line = String::from_utf8_lossy(&req);
+        let line = line.trim();
+        if line.starts_with("handover") {
+            // a successor: answered by the main thread once this appliance
+            // has released the data path (or refused here)
+            if let Some(why) = handover.offer(c, line) {
+                let _ = crate::serve::write_answer(c, deadline, format!("{}\n", json!({"ok": false, "error": why})).as_bytes());
+            }
+            return;
+        }
+        if let Some(args) = crate::capture::command_args(line) {
+            return crate::capture::serve(&src, c, args);
+        }
+        // a reload waits for every worker to take it (at most 5 s)
+        let deadline = if line == "reload" { std::time::Instant::now() + Duration::from_secs(10) } else { deadline };
+        let v = src.answer(line);
+        let _ = crate::serve::write_answer(c, deadline, format!("{v}\n").as_bytes());
+    });
+}
+
+/// Whether an appliance answers on the stats socket `path`.
+pub fn is_live(path: &Path) -> bool {
+    UnixStream::connect(path).is_ok()
 }
 
 /// [`serve`] with any answering function (the shipper's socket too).
@@ -422,7 +463,18 @@ pub fn query(path: &Path, command: &str) -> Result<Value> {
 
 /// Sends `command`, returns the JSON answer as is (an `error` key included).
 pub fn query_with_timeout(path: &Path, command: &str, timeout: Duration) -> Result<Value> {
-    let mut c = UnixStream::connect(path).map_err(|e| match e.kind() {
+    let mut c = connect(path)?;
+    c.set_read_timeout(Some(timeout))?;
+    writeln!(c, "{command}")?;
+    let mut s = String::new();
+    c.read_to_string(&mut s).with_context(|| format!("reading from stats socket {}", path.display()))?;
+    let v: Value = serde_json::from_str(s.trim()).with_context(|| format!("stats socket {} sent {s:?}", path.display()))?;
+    Ok(v)
+}
+
+/// Connects to the stats socket, with an error that says what to check.
+pub fn connect(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
             "no appliance is serving stats at {} ({e}); is `ironhoard run` running with this stats socket?",
             path.display()
@@ -432,13 +484,7 @@ pub fn query_with_timeout(path: &Path, command: &str, timeout: Duration) -> Resu
             path.display()
         ),
         _ => anyhow::anyhow!("stats socket {}: {e}", path.display()),
-    })?;
-    c.set_read_timeout(Some(timeout))?;
-    writeln!(c, "{command}")?;
-    let mut s = String::new();
-    c.read_to_string(&mut s).with_context(|| format!("reading from stats socket {}", path.display()))?;
-    let v: Value = serde_json::from_str(s.trim()).with_context(|| format!("stats socket {} sent {s:?}", path.display()))?;
-    Ok(v)
+    })
 }
 
 /// The readable table `ironhoard stats` prints by default: totals, per

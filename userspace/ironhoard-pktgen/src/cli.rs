@@ -1,0 +1,145 @@
+//! The `ironhoard-pktgen` command line: clap definitions only, so that
+//! `ironhoard-docgen` renders the man page and shell completions the Debian
+//! package ships from exactly what the binary parses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Kernel UDP (UDP GSO sends, recvmmsg); portable.
+    Socket,
+    /// AF_XDP TX/RX on --iface (our XDP program steers the acks to it).
+    Xdp,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ironhoard-pktgen",
+    version,
+    about = "IronHoard traffic generator and replayer",
+    long_about = "Generates signed moves for many players (or replays a capture), sends them to an \
+appliance at a controlled rate through kernel UDP or AF_XDP, receives and verifies every ack \
+(its tag and its echo of the move), and writes a JSON report: moves sent and acked, lost, \
+statuses, and RTT percentiles (kernel timestamps where the kernel gives them). A hostile mix \
+(forged tags, wrong key_id, junk, replays) tests what the appliance must refuse."
+)]
+pub struct Args {
+    /// The appliance: IP:PORT (IPv4 or [IPv6]).
+    #[arg(long)]
+    pub target: SocketAddr,
+    /// Master secret file (64 hex) the appliance has for --key-id.
+    #[arg(long)]
+    pub secret_file: PathBuf,
+    /// The key_id the moves carry (selects --secret-file on the appliance).
+    #[arg(long, default_value_t = 0)]
+    pub key_id: u8,
+    /// Datagrams per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Seconds of sending (the run also stops after --count datagrams, and
+    /// on SIGINT or SIGTERM: then the late acks are waited for and the
+    /// report written as after a full run).
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Stop after this many datagrams.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Send in bursts of N back to back, spaced to keep --rate on average.
+    #[arg(long, default_value_t = 1)]
+    pub burst: u64,
+    /// How many games the players are spread over.
+    #[arg(long, default_value_t = 1)]
+    pub games: u32,
+    /// The first game id: games are GAME_BASE..GAME_BASE+games (a probe
+    /// uses a game id of its own so its moves are told apart downstream).
+    #[arg(long, default_value_t = 1)]
+    pub game_base: u32,
+    /// Every player's first seq (a probe starts above any seq it used
+    /// before, e.g. the time in seconds, so its moves are ACCEPTED again).
+    #[arg(long, default_value_t = 1)]
+    pub first_seq: u64,
+    /// Players per game, each with its own key and seq.
+    #[arg(long, default_value_t = 100)]
+    pub players: u32,
+    /// Board size the moves' x/y are drawn from (WIDTHxHEIGHT).
+    #[arg(long, default_value = "64x64")]
+    pub board: String,
+    /// Fraction of hostile datagrams, split evenly among forged tags, wrong
+    /// key_id, junk lengths and replays of old seqs (unless the finer flags are given).
+    #[arg(long, default_value_t = 0.0)]
+    pub invalid_ratio: f64,
+    /// Fraction of moves with a forged tag (silently dropped).
+    #[arg(long)]
+    pub forged_ratio: Option<f64>,
+    /// Fraction of moves signed for a key_id the appliance lacks (dropped).
+    #[arg(long)]
+    pub wrong_key_ratio: Option<f64>,
+    /// Fraction of datagrams of a wrong length (dropped by the XDP program).
+    #[arg(long)]
+    pub junk_ratio: Option<f64>,
+    /// Fraction of resent old moves (acked DUPLICATE or STALE).
+    #[arg(long)]
+    pub replay_ratio: Option<f64>,
+    /// How to send and receive.
+    #[arg(long, value_enum, default_value_t = Mode::Socket)]
+    pub mode: Mode,
+    /// Interface for --mode xdp.
+    #[arg(long)]
+    pub iface: Option<String>,
+    /// --mode xdp: the next hop's MAC (default: the neighbour table's entry
+    /// for --target, resolved if needed).
+    #[arg(long)]
+    pub dst_mac: Option<String>,
+    /// Write the generated traffic to this pcap (Ethernet frames).
+    #[arg(long)]
+    pub write_pcap: Option<PathBuf>,
+    /// Source MAC address of the frames in --write-pcap.
+    #[arg(long, default_value = "02:00:00:00:00:02")]
+    pub pcap_src_mac: String,
+    /// Destination MAC address of the frames in --write-pcap.
+    #[arg(long, default_value = "02:00:00:00:00:01")]
+    pub pcap_dst_mac: String,
+    /// Replay the UDP datagrams of a pcap to --target instead of generating.
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// Replay timing: original gaps divided by SPEED (ignored with --rate > 0
+    /// given explicitly for replay via --replay-rate).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Replay at a set rate instead of the capture's timing.
+    #[arg(long)]
+    pub replay_rate: Option<u64>,
+    /// Replay the capture this many times.
+    #[arg(long = "loop", default_value_t = 1)]
+    pub loops: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// Pin the sender to this core (with --threads, thread i to cpu + i).
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    /// Sender threads (socket mode), each with its own socket and its own
+    /// share of the players and of the rate.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Pin the receiver to this core.
+    #[arg(long)]
+    pub rx_cpu: Option<usize>,
+    /// Run the receiver SCHED_FIFO (latency runs).
+    #[arg(long)]
+    pub rx_fifo: bool,
+    /// How long to wait for late acks after the last send (ms).
+    #[arg(long, default_value_t = 500)]
+    pub drain_ms: u64,
+    /// No progress line.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Write every move acked ACCEPTED here, one `key_id game_id player_id
+    /// seq` line each (sorted): what the client saw, to check a move log
+    /// against exactly.
+    #[arg(long)]
+    pub accepted_out: Option<PathBuf>,
+}
