@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 # The command line as given, with the knobs that were set (results.json).
 quote() { if [[ $1 =~ ^[A-Za-z0-9_./:=,+-]+$ ]]; then printf '%s' "$1"; elif [[ $1 =~ ^[A-Za-z0-9_./:=,+\ -]*$ ]]; then printf '"%s"' "$1"; else printf '%q' "$1"; fi; }
 CMDLINE=""
-for v in CONTENDERS SECONDS_PER_STEP RUNS SOCKET_RATES XDP_RATES REFLECTOR_RATES TOKIO_RATES OUT_DIR \
+for v in CONTENDERS GEN_MODE SECONDS_PER_STEP RUNS SOCKET_RATES XDP_RATES REFLECTOR_RATES TOKIO_RATES OUT_DIR \
          IRONHOARD_BIN PKTGEN_BIN REFLECTOR_BIN TOKIO_BIN; do
   [ -n "${!v+x}" ] && CMDLINE+="$v=$(quote "${!v}") "
 done
@@ -42,7 +42,14 @@ REFLECTOR_BIN=${REFLECTOR_BIN:-target/release/ih-bench-reflector}
 TOKIO_BIN=${TOKIO_BIN:-target/release/ih-bench-tokio}
 OUT_DIR=${OUT_DIR:-bench/results}
 APP_CORE=0; GEN_CORE=1; PORT=7777
-GEN_ARGS=(--games 10 --players 100 --board 16x16 --mode socket --cpu $GEN_CORE --rx-cpu $GEN_CORE)
+# GEN_MODE=socket (default) or xdp: how pktgen sends and receives (xdp: AF_XDP
+# on the lab's peer end; see docs/performance.md, "The generator's ceiling")
+GEN_MODE=${GEN_MODE:-socket}
+case $GEN_MODE in
+  socket) GEN_ARGS=(--games 10 --players 100 --board 16x16 --mode socket --cpu $GEN_CORE --rx-cpu $GEN_CORE) ;;
+  xdp) GEN_ARGS=(--games 10 --players 100 --board 16x16 --mode xdp --iface "$B" --cpu $GEN_CORE --rx-cpu $GEN_CORE) ;;
+  *) echo "GEN_MODE must be socket or xdp (got '$GEN_MODE')" >&2; exit 2 ;;
+esac
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer (got '$RUNS')" >&2; exit 2; }
 [[ $SECONDS_PER_STEP =~ ^[0-9]+(\.[0-9]+)?$ ]] && [ "$SECONDS_PER_STEP" != 0 ] ||
@@ -272,7 +279,7 @@ IH_CMD_xdp="$BIN run --config $DIR/ironhoard.toml   (appliance_config, backend =
 IH_CMD_reflector="${REFLECTOR_CMD[*]}" IH_CMD_tokio="${TOKIO_CMD[*]}" \
 IH_GEN="ip netns exec $NS $PKTGEN --target $HOST_IP:$PORT --secret-file $DIR/secret0.hex --rate RATE --duration $SECONDS_PER_STEP ${GEN_ARGS[*]} --report r.json --quiet" \
 IH_LAB="veth pair $A (root namespace, $HOST_IP:$PORT, the contender) <-> $B (namespace $NS, $PEER_IP, the generator)" \
-IH_CONFIG=$DIR/ironhoard.toml \
+IH_CONFIG=$DIR/ironhoard.toml IH_GEN_MODE=$GEN_MODE \
 python3 - <<'PY'
 import datetime, json, os, re, subprocess
 E = os.environ
@@ -322,7 +329,7 @@ out = {
     "contenders": {c: {"what": what[c], "command": E["IH_CMD_" + c], "rates": [int(x) for x in E["IH_RATES_" + c].split()]}
                    for c in E["IH_ACTIVE"].split()},
     "skipped": dict(s.split("=", 1) for s in E["IH_SKIPPED"].split(";") if s),
-    "generator": {"command": E["IH_GEN"], "lab": E["IH_LAB"]},
+    "generator": {"command": E["IH_GEN"], "lab": E["IH_LAB"], "mode": E["IH_GEN_MODE"]},
     "appliance_config": config,
     "rows": rows,
 }
@@ -333,5 +340,5 @@ with open(tmp, "w") as f:
 os.replace(tmp, E["IH_OUT"])
 PY
 python3 bench/report.py "$OUT_DIR/results.json"
-echo "(contender pinned to core $APP_CORE, pktgen sender and receiver to core $GEN_CORE; $SECONDS_PER_STEP s per step, $RUNS run(s))"
+echo "(contender pinned to core $APP_CORE, pktgen ($GEN_MODE mode) sender and receiver to core $GEN_CORE; $SECONDS_PER_STEP s per step, $RUNS run(s))"
 echo "results: $OUT_DIR/results.json, $OUT_DIR/results.md, $OUT_DIR/*.svg"

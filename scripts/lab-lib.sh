@@ -9,12 +9,17 @@ LAB_ID=$$
 NS=ihlab$LAB_ID; A=ih${LAB_ID}a; B=ih${LAB_ID}b
 HOST_IP=198.18.200.1; PEER_IP=198.18.200.2
 DIR=""; APID=""
+# LAB_QUEUES: queues on the veth pair and the appliance (default 1);
+# LAB_CORES: their pollers' cores (default: all on core 0)
+LAB_QUEUES=${LAB_QUEUES:-1}
+LAB_CORES=${LAB_CORES:-$(for _ in $(seq "$LAB_QUEUES"); do printf "0, "; done | sed "s/, $//")}
 
 lab_up() {
   [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, XDP)" >&2; exit 1; }
   DIR=$(mktemp -d /tmp/ih-lab.XXXXXX)
   ip netns add "$NS"
-  ip link add "$A" type veth peer name "$B"
+  ip link add "$A" numtxqueues "$LAB_QUEUES" numrxqueues "$LAB_QUEUES" type veth \
+    peer name "$B" numtxqueues "$LAB_QUEUES" numrxqueues "$LAB_QUEUES"
   ip link set "$B" netns "$NS"
   ip addr add $HOST_IP/24 dev "$A"; ip link set "$A" up
   ip netns exec "$NS" ip addr add $PEER_IP/24 dev "$B"
@@ -30,8 +35,8 @@ appliance_up() {
   cat > "$DIR/ironhoard.toml" <<CFG
 [interface]
 name = "$A"
-queues = 1
-cores = [0]
+queues = $LAB_QUEUES
+cores = [$LAB_CORES]
 xdp_mode = "auto"
 zero_copy = "auto"
 backend = "$1"

@@ -74,6 +74,11 @@ pub struct WorkerShared {
     pub handoffs: AtomicU64,
     /// Moves whose owner's mailbox was full: answered BUSY by this poller.
     pub handoffs_dropped: AtomicU64,
+    /// AF_XDP, several pollers: lookups of the key cache for moves of
+    /// players another poller owns, that found the player's keyed state
+    /// (hits) or had to derive it (misses); published with the counters.
+    pub key_cache_hits: AtomicU64,
+    pub key_cache_misses: AtomicU64,
     /// Times this poller was woken from poll(2) by a peer that handed it
     /// moves (instead of sleeping out its 10 ms).
     pub peer_wakes: AtomicU64,

@@ -600,6 +600,9 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         if force || (self.dirty && now >= self.next_publish) {
             self.shared.counters.publish(&self.engine.counters);
             self.shared.players.store(self.engine.players() as u64, Ordering::Relaxed);
+            let (hits, misses) = self.engine.key_cache_stats();
+            self.shared.key_cache_hits.store(hits, Ordering::Relaxed);
+            self.shared.key_cache_misses.store(misses, Ordering::Relaxed);
             self.next_publish = now + PUBLISH_NS;
             self.dirty = false;
         }

@@ -188,8 +188,16 @@ impl Mesh {
     pub fn owner(&self, payload: &[u8]) -> usize {
         let g = u32::from_be_bytes([payload[8], payload[9], payload[10], payload[11]]);
         let p = u32::from_be_bytes([payload[12], payload[13], payload[14], payload[15]]);
-        ((g ^ p) % self.inboxes.len() as u32) as usize
+        owner_of(g, p, self.inboxes.len())
     }
+}
+
+/// Which of `pollers` pollers owns a player: its window and rate bucket
+/// live there, and a move that arrives on another poller's queue is handed
+/// to it (the generator uses this to aim at one poller's players).
+#[inline]
+pub fn owner_of(game_id: u32, player_id: u32, pollers: usize) -> usize {
+    ((game_id ^ player_id) % pollers.max(1) as u32) as usize
 }
 
 impl XskSocket {

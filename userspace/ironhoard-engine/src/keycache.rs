@@ -16,9 +16,27 @@
 
 use ironhoard_wire::PlayerMac;
 
-/// Slots of the default cache: 4096 (about 0.9 MiB), enough for the
-/// players of a busy queue's peers between two moves of each.
+/// Slots of the default cache (an engine made without a size): 4096.
 pub const DEFAULT_KEY_CACHE_SLOTS: usize = 4096;
+
+/// The most slots [`slots_for`] gives a poller's cache (2^17).
+pub const MAX_KEY_CACHE_SLOTS: usize = 1 << 17;
+
+/// Slots for the cache of one of `pollers` pollers with room for
+/// `players_per_worker` players each: every player of the others (a game's
+/// players all move all the time, so a cache smaller than the players
+/// another poller owns is cycled through and misses nearly always), at
+/// least [`DEFAULT_KEY_CACHE_SLOTS`], at most [`MAX_KEY_CACHE_SLOTS`]; none
+/// with one poller (no move is ever handed over).
+pub fn slots_for(players_per_worker: usize, pollers: usize) -> usize {
+    if pollers <= 1 {
+        return 0;
+    }
+    players_per_worker
+        .saturating_mul(pollers - 1)
+        .clamp(DEFAULT_KEY_CACHE_SLOTS, MAX_KEY_CACHE_SLOTS)
+        .next_power_of_two()
+}
 
 struct Entry {
     /// game_id << 32 | player_id
@@ -85,6 +103,16 @@ impl KeyCache {
         self.slots[i] = Some(Entry { id, key_id, epoch, mac: mac.clone() });
     }
 
+    /// Slots (a power of two, or 0: no cache).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes a cache of `slots` slots takes.
+    pub fn bytes(slots: usize) -> usize {
+        slots.next_power_of_two() * std::mem::size_of::<Option<Entry>>()
+    }
+
     /// Lookups that found the key, and that did not, since start.
     pub fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
@@ -111,6 +139,16 @@ mod tests {
         assert!(c.get(2, 1, 0, 0).is_none(), "another player");
         assert!(c.get(1, 2, 0, 1).is_none(), "a later key epoch");
         assert_eq!(c.stats(), (1, 4));
+    }
+
+    #[test]
+    fn a_poller_caches_the_other_pollers_players_within_bounds() {
+        assert_eq!(slots_for(65_536, 1), 0, "one poller hands nothing over");
+        assert_eq!(slots_for(65_536, 2), 65_536);
+        assert_eq!(slots_for(65_536, 4), MAX_KEY_CACHE_SLOTS);
+        assert_eq!(slots_for(100, 2), DEFAULT_KEY_CACHE_SLOTS);
+        assert_eq!(slots_for(5_000, 2), 8192);
+        assert_eq!(slots_for(usize::MAX, 2), MAX_KEY_CACHE_SLOTS);
     }
 
     #[test]

@@ -20,6 +20,6 @@ pub use counters::{Counters, SharedCounters, Snapshot};
 pub use engine::{Dispatch, Engine, EngineConfig, NoDispatch, RestoreError, Verdict};
 pub use window::ReplayWindow;
 pub use ironhoard_common::DropReason;
-pub use keycache::{KeyCache, DEFAULT_KEY_CACHE_SLOTS};
+pub use keycache::{KeyCache, DEFAULT_KEY_CACHE_SLOTS, MAX_KEY_CACHE_SLOTS};
 pub use keyring::Keyring;
 pub use table::{KeySet, Keyed, PlayerId, PlayerTable, KEYED_SLOTS};

@@ -64,6 +64,12 @@ pub struct Args {
     /// Players per game, each with its own key and seq.
     #[arg(long, default_value_t = 100)]
     pub players: u32,
+    /// Only the players that poller N of an appliance with Q queues owns
+    /// (N/Q; the appliance's hash, (game_id XOR player_id) mod Q): on a
+    /// Q-queue XDP backend every move that lands on another queue is handed
+    /// over to poller N (bench/handoff-bench.sh).
+    #[arg(long, value_name = "N/Q", value_parser = parse_poller)]
+    pub players_of_poller: Option<(usize, usize)>,
     /// Board size the moves' x/y are drawn from (WIDTHxHEIGHT).
     #[arg(long, default_value = "64x64")]
     pub board: String,
@@ -142,4 +148,15 @@ pub struct Args {
     /// against exactly.
     #[arg(long)]
     pub accepted_out: Option<PathBuf>,
+}
+
+/// `N/Q` for --players-of-poller: poller N of Q (N < Q).
+pub fn parse_poller(s: &str) -> Result<(usize, usize), String> {
+    let (n, q) = s.split_once('/').ok_or_else(|| format!("{s:?} is not N/Q (e.g. 1/2)"))?;
+    let n: usize = n.trim().parse().map_err(|e| format!("poller {n:?} in {s:?}: {e}"))?;
+    let q: usize = q.trim().parse().map_err(|e| format!("queue count {q:?} in {s:?}: {e}"))?;
+    if q == 0 || n >= q {
+        return Err(format!("{s:?}: the poller must be below the queue count (0..{q})"));
+    }
+    Ok((n, q))
 }

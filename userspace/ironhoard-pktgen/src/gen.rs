@@ -85,6 +85,11 @@ impl Keys {
         }
     }
 
+    /// (game_id, player_id) of the generated player at index `i`.
+    pub fn ids_at(&self, i: usize) -> (u32, u32) {
+        ((i as u32 / self.players) + self.game_base, (i as u32 % self.players) + 1)
+    }
+
     pub fn mac_at(&self, i: usize) -> &PlayerMac {
         &self.macs[i]
     }
@@ -163,6 +168,8 @@ pub struct Generator {
     cursor: usize,
     first: usize,
     stride: usize,
+    /// Only the players poller `.0` of `.1` owns (`--players-of-poller`).
+    owned_by: Option<(usize, usize)>,
     rng: Rng,
     mix: Mix,
     board: (u16, u16),
@@ -186,10 +193,40 @@ impl Generator {
             cursor: first % n,
             first: first % n,
             stride: stride.max(1),
+            owned_by: None,
             rng: Rng::new(seed),
             mix,
             board,
             generated: Generated::default(),
+        }
+    }
+
+    /// Keeps only the players that poller `poller` of an appliance with
+    /// `pollers` queues owns; None if this generator names none of them.
+    pub fn only_owned_by(mut self, poller: usize, pollers: usize) -> Option<Generator> {
+        let owned = |i: usize| self.owns(i, poller, pollers);
+        let any = (self.first..self.next_seq.len()).step_by(self.stride).any(owned);
+        self.owned_by = Some((poller, pollers));
+        any.then_some(self)
+    }
+
+    fn owns(&self, i: usize, poller: usize, pollers: usize) -> bool {
+        let (game, player) = self.keys.ids_at(i);
+        ironhoard_dataplane::xsk::owner_of(game, player, pollers) == poller
+    }
+
+    /// The next player in this generator's share (and owner, if set).
+    fn next_player(&mut self) -> usize {
+        loop {
+            let i = self.cursor;
+            self.cursor += self.stride;
+            if self.cursor >= self.next_seq.len() {
+                self.cursor = self.first;
+            }
+            match self.owned_by {
+                Some((o, n)) if !self.owns(i, o, n) => continue,
+                _ => return i,
+            }
         }
     }
 
@@ -213,11 +250,7 @@ impl Generator {
     /// with `now_ns`; returns its length and class.
     pub fn next(&mut self, out: &mut [u8], now_ns: u64) -> (usize, Class) {
         let mut class = self.pick_class();
-        let i = self.cursor;
-        self.cursor += self.stride;
-        if self.cursor >= self.next_seq.len() {
-            self.cursor = self.first;
-        }
+        let i = self.next_player();
         if class == Class::Junk {
             let len = loop {
                 let l = (self.rng.next() % 200) as usize;
@@ -249,7 +282,7 @@ impl Generator {
             _ => self.next_seq[i] + 1_000_000_000,
         };
         let r = self.rng.next();
-        let (game, player) = ((i as u32 / self.keys.players) + self.keys.game_base, (i as u32 % self.keys.players) + 1);
+        let (game, player) = self.keys.ids_at(i);
         let hostile = matches!(class, Class::Forged | Class::WrongKey);
         let repr = MoveRepr {
             key_id: if class == Class::WrongKey { self.keys.key_id.wrapping_add(1 + (r % 254) as u8) } else { self.keys.key_id },
@@ -321,6 +354,19 @@ mod tests {
             let r = MoveRepr::parse(&Move::new_checked(&buf[..len]).unwrap()).unwrap();
             assert_eq!(keys.index(r.game_id, r.player_id).unwrap() % 3, 1);
         }
+        // aimed at one poller's players: only those, and all of them
+        let mut seen = std::collections::HashSet::new();
+        let mut o = Generator::new_subset(Arc::clone(&keys), Mix::default(), (16, 16), 1, 0, 1).only_owned_by(1, 2).unwrap();
+        for n in 0..100 {
+            let (len, _) = o.next(&mut buf, n);
+            let r = MoveRepr::parse(&Move::new_checked(&buf[..len]).unwrap()).unwrap();
+            assert_eq!(ironhoard_dataplane::xsk::owner_of(r.game_id, r.player_id, 2), 1, "{r:?}");
+            seen.insert((r.game_id, r.player_id));
+        }
+        let owned = (1..=2u32).flat_map(|g| (1..=5u32).map(move |p| (g, p))).filter(|&(g, p)| (g ^ p) % 2 == 1).count();
+        assert_eq!(seen.len(), owned);
+        // a share with none of the poller's players is refused
+        assert!(Generator::new_subset(Arc::clone(&keys), Mix::default(), (16, 16), 1, 0, 1).only_owned_by(999_999, 1_000_000).is_none());
         assert!(gn.forged > 300 && gn.junk > 300 && gn.wrong_key > 300 && gn.replay > 300, "{gn:?}");
     }
 

@@ -2,6 +2,7 @@
 //! a capture), sends them at a controlled rate, receives and verifies every
 //! ack, and reports rate, loss, statuses and RTT percentiles (SPEC §2).
 
+mod accepted;
 mod cli;
 mod gen;
 mod net;
@@ -72,7 +73,7 @@ struct RxResult {
     /// The senders' kernel TX stamps, for the report.
     tx_stamped: (u64, u64, u64),
     /// Every move acked ACCEPTED: (key_id, game, player) -> seqs.
-    accepted: std::collections::HashMap<(u8, u32, u32), std::collections::HashSet<u64>>,
+    accepted: accepted::Accepted,
 }
 
 fn main() {
@@ -349,10 +350,9 @@ fn run(a: Args) -> Result<()> {
 }
 
 /// `--accepted-out`: the moves acked ACCEPTED, sorted, one per line.
-fn write_accepted(path: &std::path::Path, acc: &std::collections::HashMap<(u8, u32, u32), std::collections::HashSet<u64>>) -> Result<()> {
+fn write_accepted(path: &std::path::Path, acc: &accepted::Accepted) -> Result<()> {
     use std::io::Write as _;
-    let mut v: Vec<(u8, u32, u32, u64)> = acc.iter().flat_map(|(&(k, g, p), seqs)| seqs.iter().map(move |&s| (k, g, p, s))).collect();
-    v.sort_unstable();
+    let v = acc.sorted();
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
     for (k, g, p, s) in v {
@@ -389,6 +389,11 @@ fn generate(
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
     let seed = 0x1d2c_3b4a ^ std::process::id() as u64 ^ ((share.index as u64) << 40);
     let mut g = Generator::new_subset(Arc::clone(keys), mix, board, seed, share.index, share.of);
+    if let Some((n, q)) = a.players_of_poller {
+        g = g.only_owned_by(n, q).ok_or_else(|| {
+            anyhow::anyhow!("--players-of-poller {n}/{q}: sender {} of {} has none of that poller's players (more --players or --games)", share.index, share.of)
+        })?;
+    }
     let mut pcap = match &a.write_pcap {
         Some(p) => Some(pcap::Writer::create(p)?),
         None => None,
@@ -622,7 +627,7 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
                 }
             }
             // accepted seqs per player, for "accepted twice" (a replay acked as new)
-            if ar.status == Status::Accepted && !r.accepted.entry((ar.key_id, ar.game_id, ar.player_id)).or_default().insert(ar.seq) {
+            if ar.status == Status::Accepted && !r.accepted.insert(ar.key_id, ar.game_id, ar.player_id, ar.seq) {
                 r.double_accepted += 1;
             }
         }

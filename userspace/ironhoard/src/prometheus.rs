@@ -81,6 +81,9 @@ pub fn render(src: &StatsSource) -> String {
         ("ironhoard_wakeups_total", "counter", "System calls to kick the kernel or sleep (need_wakeup, idle poll).", "wakeups"),
         ("ironhoard_handoffs_total", "counter", "Moves handed to the poller owning their player (several AF_XDP queues).", "handoffs"),
         ("ironhoard_handoffs_dropped_total", "counter", "Moves not handed over: the owner's mailbox was full (no answer; the client retransmits).", "handoffs_dropped"),
+        ("ironhoard_key_cache_hits_total", "counter", "Moves of another poller's players authenticated with a cached player key.", "key_cache_hits"),
+        ("ironhoard_key_cache_misses_total", "counter", "Moves of another poller's players whose player key had to be derived.", "key_cache_misses"),
+        ("ironhoard_busy_polls_total", "counter", "recvfrom calls made on an empty RX ring to run the queue's NAPI poll (preferred busy polling).", "busy_polls"),
     ] {
         e.family(name, kind, help);
         for q in &qs {

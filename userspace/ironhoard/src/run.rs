@@ -13,7 +13,7 @@ use ironhoard_dataplane::{affinity, socket, WorkerShared};
 use ironhoard_movelog::{open_log, LogConfig, Record, SyncPolicy};
 use ironhoard_loader::{Steering, WantMode};
 use ironhoard_engine::bucket::BucketConfig;
-use ironhoard_engine::{Engine, EngineConfig, Keyring};
+use ironhoard_engine::{keycache, Engine, EngineConfig, KeyCache, Keyring};
 use log::{error, info, warn};
 
 use crate::notify;
@@ -387,6 +387,7 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
                 let mut disp = ends.next().expect("one log partition per worker");
                 let restore = restore.next().expect("one restore list per worker");
                 let seed = seeds.next().expect("one seed per worker");
+                let cache_slots = keycache::slots_for(ecfg.players, workers.len());
                 // the pollers watch the bridge only after a handover (a
                 // fresh start's bridge is only the port's sink)
                 let bridge = inherited_bridge.then(|| std::os::fd::AsRawFd::as_raw_fd(&bridges[i]));
@@ -394,9 +395,13 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
                     .name(format!("ih-poller-{queue}"))
                     .spawn(move || -> Result<()> {
                         affinity::pin_current_thread(core)?;
-                        let mut engine = Engine::new(ecfg, keys, seed);
+                        let mut engine = Engine::with_key_cache(ecfg, keys, seed, cache_slots);
                         restore_windows(&mut engine, queue, restore)?;
-                        info!("poller {queue}: pinned to core {core}, room for {} players", ecfg.players);
+                        info!(
+                            "poller {queue}: pinned to core {core}, room for {} players, keys of {cache_slots} of the other pollers' players cached ({:.1} MiB)",
+                            ecfg.players,
+                            KeyCache::bytes(cache_slots) as f64 / (1 << 20) as f64
+                        );
                         shared.serving.store(true, Ordering::Release);
                         sock.serve(&mut engine, &mut disp, &shared, port, mesh, bridge)
                             .with_context(|| format!("poller {queue} (core {core})"))

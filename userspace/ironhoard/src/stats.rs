@@ -142,6 +142,8 @@ impl StatsSource {
             q.insert("busy_polls".into(), w.shared.busy_polls.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("handoffs".into(), w.shared.handoffs.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("handoffs_dropped".into(), w.shared.handoffs_dropped.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("key_cache_hits".into(), w.shared.key_cache_hits.load(std::sync::atomic::Ordering::Relaxed).into());
+            q.insert("key_cache_misses".into(), w.shared.key_cache_misses.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("peer_wakes".into(), w.shared.peer_wakes.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("bridged".into(), w.shared.bridged.load(std::sync::atomic::Ordering::Relaxed).into());
             q.insert("capture_active".into(), w.shared.capture_active.load(std::sync::atomic::Ordering::Relaxed).into());
