@@ -256,6 +256,13 @@ pub fn replay_from_other_port_is_duplicate(backend: &'static str, queues: u32) {
         // by the handing poller, not left to its 10 ms timeout
         let wakes: u64 = qs.iter().map(|q| q["peer_wakes"].as_u64().unwrap()).sum();
         assert!(wakes > 0, "no owner was woken by a handoff: {s}");
+        // each handed move was authenticated with its player's key looked
+        // up in the handing poller's key cache, and a player's later moves
+        // found it there (published with the counters)
+        let hits: u64 = qs.iter().map(|q| q["key_cache_hits"].as_u64().unwrap()).sum();
+        let misses: u64 = qs.iter().map(|q| q["key_cache_misses"].as_u64().unwrap()).sum();
+        assert!(hits + misses >= handed, "{handed} handed moves, {hits} + {misses} key cache lookups: {s}");
+        assert!(hits > 0, "no handed move found its player's key in the cache: {s}");
 
         // forgeries for players of the other poller never reach its mailbox:
         // dropped (bad_tag) by the poller they arrive on
