@@ -35,10 +35,14 @@ lab_up
 OUT=$(mktemp /tmp/ih-veth-napi.XXXXXX.jsonl)
 
 # napi_threaded on|off: each end's NAPI threads pinned to its side's core
+# (a veth has NAPI only with GRO on or an XDP program attached: GRO is
+# turned on for the threaded mode so the threads exist before either)
 napi_threaded() {
-  local v=0; [ "$1" = on ] && v=1
-  echo $v > /sys/class/net/$A/threaded
-  ip netns exec "$NS" sh -c "echo $v > /sys/class/net/$B/threaded"
+  local v=0 gro=off; [ "$1" = on ] && v=1 gro=on
+  ethtool -K "$A" gro $gro >/dev/null
+  ip netns exec "$NS" ethtool -K "$B" gro $gro >/dev/null
+  echo $v > /sys/class/net/$A/threaded 2>/dev/null || [ $v = 0 ]
+  ip netns exec "$NS" sh -c "echo $v > /sys/class/net/$B/threaded" 2>/dev/null || [ $v = 0 ]
   [ $v = 1 ] || return 0
   sleep 0.2
   local pid
@@ -84,12 +88,13 @@ try:
 except (OSError, ValueError):
     r = {}
 mode, c, rate, secs = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-k = r.get("latency_kernel_ns") or {}
+k = r.get("latency_kernel_ns") or r.get("latency_ns") or {}
+src = "kernel" if r.get("latency_kernel_ns") else "user"
 sent = r.get("sent") or 0
 print(json.dumps({"napi": mode, "contender": c, "rate": rate, "offered_pps": r.get("offered_pps"),
                   "acked": r.get("acked"), "lost": r.get("lost"),
                   "lost_pct": round(100 * (r.get("lost") or 0) / sent, 3) if sent else None,
-                  "kernel_rtt_p99_us": round(k["p99"] / 1e3, 1) if "p99" in k else None}))
+                  "rtt": src, "rtt_p99_us": round(k["p99"] / 1e3, 1) if "p99" in k else None}))
 PY
       tail -1 "$OUT"
     done
@@ -97,7 +102,7 @@ PY
       perf record -q -a -g -C 0,1 -o "$DIR/perf.data" -- sleep "$SECS" >/dev/null 2>&1 &
       ppid=$!; gen 0 "$DIR/p.json"; wait $ppid || true
       echo "== $mode / $c: core 1 (pktgen's), top of the profile"
-      perf report -i "$DIR/perf.data" --no-children --sort sym -C 1 --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12
+      { perf report -i "$DIR/perf.data" --no-children --sort sym -C 1 --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12; } || true
     fi
     contender_down
   done

@@ -3,7 +3,7 @@
 # each step checks first and does nothing when its tool is already there.
 #   - Debian packages: clang/llvm/libelf/zlib/libpcap/pkg-config/m4 (xsk-rs
 #     builds libxdp from C), iproute2 (labs), tcpreplay/tshark (pcap checks),
-#     debhelper and lintian (make deb, make lint-deb).
+#     debhelper and lintian (make deb, make lint-deb), ethtool (bench/veth-napi.sh).
 #   - rust-src for the nightly toolchain (the XDP program is built with
 #     -Z build-std=core for the bpfel target).
 #   - bpf-linker, built against the nightly toolchain's own LLVM (Debian has
@@ -23,7 +23,7 @@ need_root() {
   fi
 }
 
-APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq openssl bc strace e2fsprogs xfsprogs btrfs-progs curl golang-go golang-github-nats-io-go-nats-dev debhelper lintian)
+APT_PKGS=(python3 systemd-container clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 iproute2 iputils-ping tcpdump tcpreplay tshark jq openssl bc strace e2fsprogs xfsprogs btrfs-progs curl golang-go golang-github-nats-io-go-nats-dev debhelper lintian ethtool)
 
 install_apt() {
   local missing=()
