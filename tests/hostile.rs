@@ -458,7 +458,8 @@ fn xdp_moves_on_an_unserved_queue_get_no_icmp() {
 }
 
 /// A full mailbox between pollers: with a mailbox of one frame
-/// (IRONHOARD_MESH_DEPTH, a test knob) and bursts from many flows, moves
+/// (IRONHOARD_MESH_DEPTH, a test knob only debug builds read: the lab tests
+/// run target/debug) and bursts from many flows, moves
 /// for the other poller's players overflow it; each is answered BUSY by the
 /// poller it arrived on, none is left unanswered.
 #[test]

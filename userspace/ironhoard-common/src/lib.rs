@@ -274,8 +274,10 @@ pub mod net {
 }
 
 /// Wire constants the XDP program checks (kept here, not taken from
-/// `ironhoard-wire`, so the BPF build needs no crypto crates; a test in
-/// the wire crate's users checks they agree).
+/// `ironhoard-wire`, so the BPF build needs no crypto crates;
+/// `ironhoard-dataplane`'s test
+/// `the_xdp_programs_wire_constants_agree_with_the_wire_crate` checks they
+/// agree).
 pub mod wire {
     pub const MOVE_LEN: usize = 64;
     pub const ACK_LEN: usize = 48;

@@ -5,7 +5,16 @@
 //! them and reads their [`WorkerShared`] state.
 //!
 //! Backends:
-//! - [`socket`]: kernel UDP sockets (SO_REUSEPORT group, recvmmsg/sendmmsg).
+//! - [`xsk`]: AF_XDP, one socket and UMEM per NIC queue, steered by the XDP
+//!   program; each socket's poller (the loop in `poller`) validates moves in
+//!   place and acks from the same frame, handing a move whose player another
+//!   poller owns to that poller's mailbox (the [`xsk::Mesh`]);
+//! - [`socket`]: kernel UDP sockets (SO_REUSEPORT group, recvmmsg/sendmmsg),
+//!   for hosts or NICs where AF_XDP is not wanted.
+//!
+//! Beside them: [`capture`] (the per-poller ring `ironhoard capture` reads),
+//! [`dispatch`] (the move log's writer as the engine sees it), [`frame`] (the
+//! one packet classifier, shared with the XDP program), [`affinity`], [`nic`].
 
 pub mod affinity;
 pub mod capture;
@@ -257,4 +266,20 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    /// The XDP program checks moves by `ironhoard-common`'s copy of the wire
+    /// constants (the BPF build takes no crypto crates); the appliance and
+    /// the generator build and parse them by `ironhoard-wire`'s.
+    #[test]
+    fn the_xdp_programs_wire_constants_agree_with_the_wire_crate() {
+        use ironhoard_common::wire as bpf;
+        assert_eq!(bpf::MOVE_LEN, ironhoard_wire::MOVE_LEN);
+        assert_eq!(bpf::ACK_LEN, ironhoard_wire::ACK_LEN);
+        assert_eq!(bpf::MOVE_MAGIC, ironhoard_wire::MOVE_MAGIC);
+        assert_eq!(bpf::ACK_MAGIC, ironhoard_wire::ACK_MAGIC);
+        assert_eq!(bpf::VERSION, ironhoard_wire::VERSION);
+    }
 }

@@ -199,8 +199,6 @@ impl Batch {
     }
 }
 
-/// Serves `sock` until `shared.stop` is set. Blocking; run it on the
-/// worker's pinned thread. The engine and dispatcher are owned by the worker.
 /// A source no ack may be sent to (the same rule as the XDP path's
 /// classifier): unspecified, loopback, multicast, broadcast. The dual-stack
 /// socket reports IPv4 clients as ::ffff:a.b.c.d: judged as IPv4.
@@ -228,6 +226,8 @@ fn martian_source(a: &libc::sockaddr_storage) -> bool {
     }
 }
 
+/// Serves `sock` until `shared.stop` is set. Blocking; run it on the
+/// worker's pinned thread. The engine and dispatcher are owned by the worker.
 pub fn serve<D: Dispatch>(sock: Socket, engine: &mut Engine, dispatch: &mut D, shared: &Arc<WorkerShared>) -> io::Result<()> {
     let mut srv = SocketServer::new(sock.as_raw_fd());
     let mut reload_seen = 0u64;

@@ -3,12 +3,16 @@
 //! from the very frame its move arrived in.
 //!
 //! Per batch: RX ring → parse Ethernet/VLAN/IP/UDP → engine (in place) →
-//! rewrite the frame into the ack → TX ring; frames of dropped datagrams go
-//! straight back to the fill ring; completed TX frames go back to the fill
-//! ring. No allocation, no lock; the only system calls are need_wakeup kicks
-//! (in copy mode, one sendto per TX batch) and a poll() when idle — and,
-//! with preferred busy polling ([`BusyPoll`]), the recvfrom/sendto that
-//! drive the NIC's NAPI loop from the poller instead of from interrupts.
+//! rewrite the frame into the ack → TX ring. The poller's frame pool holds
+//! the frames in no ring: frames of dropped datagrams and completed TX
+//! frames go back to it, and each turn refills the fill ring from it. No
+//! allocation; the per-packet path takes no lock (peers hand moves over
+//! through lock-free [`Mesh`] mailboxes; a reload or a capture is picked up
+//! between batches with a `try_lock` that never waits). The only system
+//! calls are need_wakeup kicks (in copy mode, one sendto per TX batch) and a
+//! poll() when idle — and, with preferred busy polling ([`BusyPoll`]), the
+//! recvfrom/sendto that drive the NIC's NAPI loop from the poller instead of
+//! from interrupts.
 
 use std::io;
 use std::num::NonZeroU32;

@@ -31,8 +31,21 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
     }
 }
 
-/// Moves arriving on an rx queue without a poller are passed to the kernel
-/// (which has no socket on the port with this backend): say so at start.
+/// Moves each poller's mailbox holds: 4096. A debug build (the one the lab
+/// tests run) reads IRONHOARD_MESH_DEPTH, a test knob: a tiny mailbox makes
+/// the full-mailbox path reachable in a lab. A release build never looks.
+fn mesh_depth() -> usize {
+    const DEPTH: usize = 4096;
+    if cfg!(debug_assertions) {
+        if let Some(d) = std::env::var("IRONHOARD_MESH_DEPTH").ok().and_then(|v| v.parse().ok()) {
+            return d;
+        }
+    }
+    DEPTH
+}
+
+/// Moves arriving on an rx queue without a poller are dropped by the XDP
+/// program (counted as `no_socket`): say so at start.
 fn warn_unserved_queues(iface: &str, served: &[u32]) {
     let dir = format!("/sys/class/net/{iface}/queues");
     let Ok(rd) = std::fs::read_dir(&dir) else { return };
@@ -42,7 +55,7 @@ fn warn_unserved_queues(iface: &str, served: &[u32]) {
     let unserved: Vec<u32> = rx.iter().copied().filter(|q| !served.contains(q)).collect();
     if !unserved.is_empty() {
         warn!(
-            "{iface} has {} rx queues and only {:?} are served: moves hashed to {:?} reach the kernel instead. \
+            "{iface} has {} rx queues and only {:?} are served: moves hashed to {:?} are dropped (counted as no_socket). \
              Serve every queue, or steer the move port to a served one (ethtool -N {iface} flow-type udp4 dst-port PORT action Q)",
             rx.len(),
             served,
@@ -376,10 +389,7 @@ pub fn run(cfg: Config, overrides: crate::config::Overrides) -> Result<()> {
             });
             // Several pollers: each player is owned by one of them (its
             // window is in one table); moves arriving elsewhere are handed over.
-            // IRONHOARD_MESH_DEPTH: a test knob (a tiny mailbox makes the
-            // full-mailbox path reachable in a lab); 4096 otherwise.
-            let depth = std::env::var("IRONHOARD_MESH_DEPTH").ok().and_then(|v| v.parse().ok()).unwrap_or(4096usize);
-            let mesh = (workers.len() > 1).then(|| xsk::Mesh::new(workers.len(), depth));
+            let mesh = (workers.len() > 1).then(|| xsk::Mesh::new(workers.len(), mesh_depth()));
             let mut hs = Vec::new();
             for (i, (w, sock)) in workers.iter().zip(socks).enumerate() {
                 let mesh = mesh.as_ref().map(|m| (Arc::clone(m), i));

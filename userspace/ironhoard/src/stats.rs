@@ -312,7 +312,6 @@ impl StatsSource {
             "config_in_force": self.reloader.as_ref().map(|r| r.info()),
             "log_dir": self.info.log_dir.display().to_string(),
             "handed_over_by": self.info.handed_over_by,
-            "handed_over_by": self.info.handed_over_by,
             "players_per_worker": self.info.players_per_worker,
             "xdp": self.xdp_info,
             "queues": self.workers.iter().map(|w| json!({"queue": w.queue, "core": w.core})).collect::<Vec<_>>(),
