@@ -548,6 +548,44 @@ fn the_batch_policy_syncs_every_batch_before_it_returns() {
 }
 
 #[test]
+fn a_fast_writers_interval_sync_ends_on_a_2_mib_boundary_and_a_quiet_one_syncs_all() {
+    // The writer has passed a 2 MiB boundary of its segment since the last
+    // sync: the sync stops there (never inside a large folio the writer is
+    // still in), then the quiet partition's rest is synced. Behind no new
+    // 2 MiB boundary, the last whole page is the limit.
+    use std::sync::atomic::Ordering::Acquire;
+    let d = Dir::new("folio");
+    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: 8 << 20, sync: SyncPolicy::Interval(std::time::Duration::ZERO) };
+    let (mut parts, mut keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
+    let sh = Arc::clone(&shared.partitions[0]);
+    let at = |bytes: usize| ((bytes - HEADER_LEN) / RECORD_LEN) as u64; // records wholly below
+    let mut n = 0u64;
+    let mut append_to = |parts: &mut Vec<Partition>, records: u64| {
+        while n < records {
+            assert!(parts[0].append(&acc(0, n)));
+            n += 1;
+        }
+        parts[0].commit();
+    };
+    // past the 2 MiB boundary by 100 pages
+    let end = at((2 << 20) + 100 * 4096) + 7;
+    append_to(&mut parts, end);
+    keeper.sync_due(std::time::Duration::ZERO);
+    assert_eq!(sh.synced_offset.load(Acquire), at(2 << 20), "synced up to the 2 MiB boundary");
+    // 10 pages more, no new 2 MiB boundary: the last whole page
+    let end2 = at((2 << 20) + 110 * 4096) + 3;
+    append_to(&mut parts, end2);
+    keeper.sync_due(std::time::Duration::ZERO);
+    assert_eq!(sh.synced_offset.load(Acquire), at((2 << 20) + 110 * 4096), "synced up to the last whole page");
+    // quiet: the rest
+    keeper.sync_due(std::time::Duration::ZERO);
+    assert_eq!(sh.synced_offset.load(Acquire), end2, "the quiet partition's last records");
+    parts.clear();
+    shared.request_stop();
+    keeper.run();
+}
+
+#[test]
 fn interval_sync_looking_between_the_writers_two_stores_still_syncs_the_batch() {
     // The keeper looks after the record count was published but before the
     // offset was (the interleaving the old keeper turned into a batch left
