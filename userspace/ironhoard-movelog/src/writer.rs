@@ -661,9 +661,13 @@ impl Keeper {
     /// behind since the last sync. The sync goes to the published offset
     /// when the partition is quiet (nothing published for an interval) or
     /// when the writer is still in the page it was in at the last sync (a
-    /// slow writer: at most one fault per interval). A record is thus
-    /// synced within two intervals, where it was within one. Pages prepared
-    /// ahead are never synced here either (they stay dirty and writable).
+    /// slow writer: at most one fault per interval). A fast writer's sync
+    /// stops on the last 2 MiB boundary behind it instead ([`FOLIO_MAX`]:
+    /// the page cache's large folios are written back, and write-protected,
+    /// whole). A record is thus synced within two intervals (three if the
+    /// writer had just crossed a 2 MiB boundary), where it was within one.
+    /// Pages prepared ahead are never synced here either (they stay dirty
+    /// and writable).
     pub(crate) fn sync_due(&mut self, every: Duration) {
         for p in &mut self.parts {
             if p.last_sync.elapsed() < every {
