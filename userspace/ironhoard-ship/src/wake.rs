@@ -208,6 +208,16 @@ mod tests {
         let took = t.elapsed();
         // the shipper read it: it now waits for offset 1
         cell.store(1, Ordering::Release);
+        // A check begun before that store may still wake it once more (the
+        // test thread can be slower than a 200 µs check): a Notify keeps at
+        // most one such wake-up. Once two more checks have begun, the one
+        // in between saw offset 1: take that stale wake-up, if any; any
+        // later one is a check that woke the shipper with nothing new.
+        let c0 = w.shared.checks.load(Ordering::Relaxed);
+        while w.shared.checks.load(Ordering::Relaxed) < c0 + 2 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let _ = woken(0);
         assert!(!woken(300), "woken again with nothing new");
         assert!(w.shared.wakes.load(Ordering::Relaxed) >= 1);
         eprintln!("woken {took:?} after the commit");
