@@ -1,99 +1,195 @@
 //! Types shared by the XDP program (`xdp-prog/`, built for the BPF target)
 //! and userspace (loader, stats). `no_std`, no dependencies: only plain
 //! constants and `#[repr(C)]` data that both sides agree on byte for byte.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
-/// Reasons for which a datagram on the move port is dropped before any key
-/// is involved. The XDP program counts its early drops with these indices
-/// (a per-CPU array), and the userspace engine uses the same names for its
-/// own drop counters, so `show xdp` and `show stats` speak one language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum DropReason {
-    /// UDP payload is not exactly 64 bytes.
-    WrongLength = 0,
+/// The one table of drop reasons: each row is a variant, its index (in the
+/// engine's and the XDP program's counter arrays), its name (stats JSON,
+/// Prometheus `reason` labels, `show xdp`), and who gives it: `xdp` where
+/// the XDP program counts it, `engine` where the userspace engine gives it
+/// (`-` where not). Every list and lookup below is derived from it; the
+/// docs' list of names is checked against it by `ironhoard`'s test
+/// `the_docs_name_every_drop_reason`.
+macro_rules! drop_reasons {
+    ($( $(#[doc = $doc:literal])* $v:ident = $i:literal, $name:literal, $xdp:tt $engine:tt; )*) => {
+        /// Reasons for which a datagram on the move port is dropped
+        /// silently. The XDP program counts its early drops with these
+        /// indices (a per-CPU array), and the userspace engine uses the same
+        /// names for its own drop counters, so `show xdp` and `show stats`
+        /// speak one language.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u32)]
+        pub enum DropReason {
+            $( $(#[doc = $doc])* $v = $i, )*
+        }
+
+        impl DropReason {
+            /// All reasons in index order.
+            pub const ALL: [DropReason; [$($i),*].len()] = [$(DropReason::$v),*];
+            /// Number of reasons (size of the counter arrays).
+            pub const COUNT: usize = DropReason::ALL.len();
+
+            /// The name used in stats JSON and Prometheus labels.
+            pub const fn name(self) -> &'static str {
+                match self { $(DropReason::$v => $name,)* }
+            }
+
+            /// Whether the XDP program counts this reason.
+            pub const fn counted_by_xdp(self) -> bool {
+                match self { $(DropReason::$v => drop_reasons!(@flag $xdp),)* }
+            }
+
+            /// Whether the userspace engine gives this reason (the rest are
+            /// the frame's, the XDP program's or the shield's).
+            pub const fn given_by_engine(self) -> bool {
+                match self { $(DropReason::$v => drop_reasons!(@flag $engine),)* }
+            }
+        }
+
+        /// What the XDP program counts, per CPU, for datagrams to the move
+        /// port: one slot per [`DropReason`], at its index (the same name in
+        /// `show xdp` and `show stats`; a reason the program never gives
+        /// stays 0), then `Redirected` and `Bridged`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u32)]
+        pub enum XdpCounter {
+            $( $v = $i, )*
+            /// Redirected to the AF_XDP socket of the rx queue.
+            Redirected = DropReason::COUNT as u32,
+            /// Passed to the kernel's UDP sockets (the bridge) during a handover.
+            Bridged = DropReason::COUNT as u32 + 1,
+        }
+
+        impl XdpCounter {
+            /// The counter of a drop reason (its slot has the reason's index).
+            pub const fn of_drop(r: DropReason) -> XdpCounter {
+                match r { $(DropReason::$v => XdpCounter::$v,)* }
+            }
+
+            /// The drop reason this counter is, if it is a drop.
+            pub const fn drop_reason(self) -> Option<DropReason> {
+                match self {
+                    $(XdpCounter::$v => Some(DropReason::$v),)*
+                    XdpCounter::Redirected | XdpCounter::Bridged => None,
+                }
+            }
+        }
+    };
+    (@flag -) => { false };
+    (@flag $yes:ident) => { true };
+}
+
+drop_reasons! {
+    /// UDP payload is not exactly 64 bytes (XDP: the UDP length is not
+    /// 8 + 64, or disagrees with the IP layer or the frame).
+    WrongLength = 0, "wrong_length", xdp engine;
     /// Payload does not start with "IH".
-    BadMagic = 1,
+    BadMagic = 1, "bad_magic", xdp engine;
     /// Version byte is not 1.
-    BadVersion = 2,
+    BadVersion = 2, "bad_version", xdp engine;
     /// No master secret is configured for the key_id.
-    UnknownKeyId = 3,
+    UnknownKeyId = 3, "unknown_key_id", - engine;
     /// The tag does not verify under the player's key.
-    BadTag = 4,
+    BadTag = 4, "bad_tag", - engine;
     /// More than one VLAN tag (QinQ): acks would go out with one.
-    VlanStack = 5,
+    VlanStack = 5, "vlan_stack", xdp -;
     /// IPv4 options or IPv6 extension headers: never echoed into an ack.
-    IpOptions = 6,
+    IpOptions = 6, "ip_options", xdp -;
     /// IPv4 IHL < 5, wrong IP version, IP length past the frame or too
     /// short for UDP, or a bad IPv4 header checksum.
-    BadIpHeader = 7,
+    BadIpHeader = 7, "bad_ip_header", xdp -;
     /// A fragment (a 64-byte move is never fragmented).
-    Fragment = 8,
+    Fragment = 8, "fragment", xdp -;
     /// Source MAC group or zero, or source IP unspecified, loopback,
     /// multicast, broadcast or otherwise martian: an ack would be a
     /// reflection.
-    MartianSource = 9,
-    /// XDP: no AF_XDP socket on the rx queue.
-    NoSocket = 10,
+    MartianSource = 9, "martian_source", xdp -;
+    /// XDP: no AF_XDP socket on the rx queue (the kernel has no socket on
+    /// the port either, and would answer with ICMP).
+    NoSocket = 10, "no_socket", xdp -;
     /// A DUPLICATE or STALE answer beyond the player's token bucket: a
     /// captured move replayed (with spoofed sources) must not turn the
     /// appliance into a reflector of signed acks.
-    ReplayOverLimit = 11,
+    ReplayOverLimit = 11, "replay_over_limit", - engine;
     /// XDP shield: the source (IPv4 address or IPv6 /64, and UDP port)
     /// sent faster than `[shield] rate_per_source`.
-    SourceLimited = 12,
+    SourceLimited = 12, "source_limited", xdp -;
     /// XDP shield: the source address (all its ports together) sent faster
     /// than `[shield] rate_per_address`.
-    AddressLimited = 13,
+    AddressLimited = 13, "address_limited", xdp -;
 }
 
-impl DropReason {
-    /// Number of reasons (size of the counter arrays).
-    pub const COUNT: usize = 14;
-    /// All reasons in index order.
-    pub const ALL: [DropReason; DropReason::COUNT] = [
-        DropReason::WrongLength,
-        DropReason::BadMagic,
-        DropReason::BadVersion,
-        DropReason::UnknownKeyId,
-        DropReason::BadTag,
-        DropReason::VlanStack,
-        DropReason::IpOptions,
-        DropReason::BadIpHeader,
-        DropReason::Fragment,
-        DropReason::MartianSource,
-        DropReason::NoSocket,
-        DropReason::ReplayOverLimit,
-        DropReason::SourceLimited,
-        DropReason::AddressLimited,
-    ];
-    /// The reasons the engine itself gives (the rest are the frame's).
-    pub const ENGINE: [DropReason; 6] = [
-        DropReason::WrongLength,
-        DropReason::BadMagic,
-        DropReason::BadVersion,
-        DropReason::UnknownKeyId,
-        DropReason::BadTag,
-        DropReason::ReplayOverLimit,
-    ];
+/// Which reasons a derived list keeps.
+#[derive(Clone, Copy)]
+enum GivenBy {
+    Xdp,
+    Engine,
+}
 
-    /// The name used in stats JSON and Prometheus labels.
+const fn keep(r: DropReason, by: GivenBy) -> bool {
+    match by {
+        GivenBy::Xdp => r.counted_by_xdp(),
+        GivenBy::Engine => r.given_by_engine(),
+    }
+}
+
+/// The `N` reasons of [`DropReason::ALL`] given `by`, in index order (a
+/// const filter: `N` must be their number, checked at compile time).
+const fn reasons_where<const N: usize>(by: GivenBy) -> [DropReason; N] {
+    let mut out = [DropReason::WrongLength; N];
+    let (mut i, mut k) = (0, 0);
+    while i < DropReason::COUNT {
+        if keep(DropReason::ALL[i], by) {
+            out[k] = DropReason::ALL[i];
+            k += 1;
+        }
+        i += 1;
+    }
+    assert!(k == N, "reasons_where: N is not the number of reasons kept");
+    out
+}
+
+const fn reasons_counted(by: GivenBy) -> usize {
+    let (mut i, mut n) = (0, 0);
+    while i < DropReason::COUNT {
+        if keep(DropReason::ALL[i], by) {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+const ENGINE_REASONS: usize = reasons_counted(GivenBy::Engine);
+const XDP_REASONS: usize = reasons_counted(GivenBy::Xdp);
+
+impl DropReason {
+    /// The reasons the engine itself gives, in index order.
+    pub const ENGINE: [DropReason; ENGINE_REASONS] = reasons_where(GivenBy::Engine);
+}
+
+impl XdpCounter {
+    /// Size of the per-CPU counter array.
+    pub const COUNT: u32 = XdpCounter::Bridged as u32 + 1;
+    /// The counters the program moves: its drop reasons, then
+    /// `Redirected` and `Bridged`.
+    pub const ALL: [XdpCounter; XDP_REASONS + 2] = {
+        let drops: [DropReason; XDP_REASONS] = reasons_where(GivenBy::Xdp);
+        let mut out = [XdpCounter::Redirected; XDP_REASONS + 2];
+        let mut i = 0;
+        while i < XDP_REASONS {
+            out[i] = XdpCounter::of_drop(drops[i]);
+            i += 1;
+        }
+        out[XDP_REASONS + 1] = XdpCounter::Bridged;
+        out
+    };
+
     pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::WrongLength => "wrong_length",
-            DropReason::BadMagic => "bad_magic",
-            DropReason::BadVersion => "bad_version",
-            DropReason::UnknownKeyId => "unknown_key_id",
-            DropReason::BadTag => "bad_tag",
-            DropReason::VlanStack => "vlan_stack",
-            DropReason::IpOptions => "ip_options",
-            DropReason::BadIpHeader => "bad_ip_header",
-            DropReason::Fragment => "fragment",
-            DropReason::MartianSource => "martian_source",
-            DropReason::NoSocket => "no_socket",
-            DropReason::ReplayOverLimit => "replay_over_limit",
-            DropReason::SourceLimited => "source_limited",
-            DropReason::AddressLimited => "address_limited",
+        match (self.drop_reason(), self) {
+            (Some(r), _) => r.name(),
+            (None, XdpCounter::Bridged) => "bridged",
+            (None, _) => "redirected",
         }
     }
 }
@@ -168,96 +264,6 @@ pub const MAP_SHIELD: &str = "SHIELD";
 /// Sources the shield tracks at once (least recently seen evicted).
 pub const SHIELD_ENTRIES: u32 = 65536;
 
-/// What the XDP program counts, per CPU, for datagrams to the move port.
-/// A drop counts at its [`DropReason`]'s index (the same name in `show
-/// xdp` and `show stats`); `Redirected` after the last reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum XdpCounter {
-    /// UDP length is not 8 + 64, or disagrees with the IP layer or the frame.
-    WrongLength = 0,
-    BadMagic = 1,
-    BadVersion = 2,
-    VlanStack = 5,
-    IpOptions = 6,
-    BadIpHeader = 7,
-    Fragment = 8,
-    MartianSource = 9,
-    /// No socket bound on the rx queue: dropped (the kernel has no socket
-    /// on the port either, and would answer with ICMP).
-    NoSocket = 10,
-    SourceLimited = 12,
-    AddressLimited = 13,
-    /// Redirected to the AF_XDP socket of the rx queue.
-    Redirected = 14,
-    /// Passed to the kernel's UDP sockets (the bridge) during a handover.
-    Bridged = 15,
-}
-
-impl XdpCounter {
-    /// Size of the per-CPU counter array (indices 3, 4 and 11 stay 0).
-    pub const COUNT: u32 = 16;
-    pub const ALL: [XdpCounter; 13] = [
-        XdpCounter::WrongLength,
-        XdpCounter::BadMagic,
-        XdpCounter::BadVersion,
-        XdpCounter::VlanStack,
-        XdpCounter::IpOptions,
-        XdpCounter::BadIpHeader,
-        XdpCounter::Fragment,
-        XdpCounter::MartianSource,
-        XdpCounter::NoSocket,
-        XdpCounter::SourceLimited,
-        XdpCounter::AddressLimited,
-        XdpCounter::Redirected,
-        XdpCounter::Bridged,
-    ];
-
-    /// The counter of a drop reason the XDP program gives.
-    pub const fn of_drop(r: DropReason) -> XdpCounter {
-        match r {
-            DropReason::WrongLength => XdpCounter::WrongLength,
-            DropReason::BadMagic => XdpCounter::BadMagic,
-            DropReason::BadVersion => XdpCounter::BadVersion,
-            DropReason::VlanStack => XdpCounter::VlanStack,
-            DropReason::IpOptions => XdpCounter::IpOptions,
-            DropReason::BadIpHeader => XdpCounter::BadIpHeader,
-            DropReason::Fragment => XdpCounter::Fragment,
-            DropReason::MartianSource => XdpCounter::MartianSource,
-            DropReason::SourceLimited => XdpCounter::SourceLimited,
-            DropReason::AddressLimited => XdpCounter::AddressLimited,
-            // never given by the program (key and tag checks are userspace's)
-            _ => XdpCounter::NoSocket,
-        }
-    }
-
-    pub const fn name(self) -> &'static str {
-        match (self.drop_reason(), self) {
-            (Some(r), _) => r.name(),
-            (None, XdpCounter::Bridged) => "bridged",
-            (None, _) => "redirected",
-        }
-    }
-
-    /// The drop reason this counter is, if it is a drop.
-    pub const fn drop_reason(self) -> Option<DropReason> {
-        match self {
-            XdpCounter::WrongLength => Some(DropReason::WrongLength),
-            XdpCounter::BadMagic => Some(DropReason::BadMagic),
-            XdpCounter::BadVersion => Some(DropReason::BadVersion),
-            XdpCounter::VlanStack => Some(DropReason::VlanStack),
-            XdpCounter::IpOptions => Some(DropReason::IpOptions),
-            XdpCounter::BadIpHeader => Some(DropReason::BadIpHeader),
-            XdpCounter::Fragment => Some(DropReason::Fragment),
-            XdpCounter::MartianSource => Some(DropReason::MartianSource),
-            XdpCounter::NoSocket => Some(DropReason::NoSocket),
-            XdpCounter::SourceLimited => Some(DropReason::SourceLimited),
-            XdpCounter::AddressLimited => Some(DropReason::AddressLimited),
-            XdpCounter::Redirected | XdpCounter::Bridged => None,
-        }
-    }
-}
-
 pub mod frame;
 
 /// Link, network and transport constants both the XDP program and the
@@ -284,4 +290,34 @@ pub mod wire {
     pub const MOVE_MAGIC: [u8; 2] = [0x49, 0x48];
     pub const ACK_MAGIC: [u8; 2] = [0x49, 0x41];
     pub const VERSION: u8 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_table_is_dense_and_every_derived_list_follows_it() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{} is not at its index", r.name());
+            assert_eq!(XdpCounter::of_drop(*r) as usize, i, "{}'s counter slot", r.name());
+            assert_eq!(XdpCounter::of_drop(*r).drop_reason(), Some(*r));
+            assert!(r.counted_by_xdp() || r.given_by_engine(), "{} is given by no one", r.name());
+        }
+        assert_eq!(DropReason::COUNT, 14);
+        assert_eq!(XdpCounter::COUNT, 16);
+        assert_eq!((XdpCounter::Redirected as u32, XdpCounter::Bridged as u32), (14, 15));
+        let names = |rs: &[DropReason]| rs.iter().map(|r| r.name()).collect::<Vec<_>>();
+        let engine = ["wrong_length", "bad_magic", "bad_version", "unknown_key_id", "bad_tag", "replay_over_limit"];
+        assert_eq!(names(&DropReason::ENGINE), engine);
+        let xdp: Vec<&str> = XdpCounter::ALL.iter().map(|c| c.name()).collect();
+        let program = ["wrong_length", "bad_magic", "bad_version", "vlan_stack", "ip_options", "bad_ip_header"];
+        let program = program.into_iter().chain(["fragment", "martian_source", "no_socket", "source_limited"]);
+        let program: Vec<&str> = program.chain(["address_limited", "redirected", "bridged"]).collect();
+        assert_eq!(xdp, program);
+        let mut all = names(&DropReason::ALL);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), DropReason::COUNT, "two reasons share a name");
+    }
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use ironhoard_common::DropReason;
 use ironhoard_wire::{
-    ack_in_place, ack_in_place_presigned, Error as WireError, Kind, Move, PlayerMac, Status, ACK_LEN, MOVE_LEN,
+    ack_in_place, ack_in_place_presigned, Error as WireError, Kind, Move, PlayerMac, Presigned, Status, ACK_LEN,
+    MOVE_LEN,
 };
 
 use crate::bucket::{BucketConfig, TokenBucket};
@@ -152,22 +153,16 @@ impl Engine {
     /// verified, cached.
     pub fn authenticate(&mut self, buf: &[u8]) -> Result<(), DropReason> {
         let m = Move::new_unchecked(buf);
-        if let Err(e) = m.check_header() {
-            return Err(match e {
-                WireError::WrongLength(_) => DropReason::WrongLength,
-                WireError::BadMagic(_) => DropReason::BadMagic,
-                WireError::BadVersion(_) => DropReason::BadVersion,
-            });
-        }
+        m.check_header().map_err(header_drop)?;
         let (key_id, game, player) = (m.key_id(), m.game_id(), m.player_id());
         if let Some(mac) = self.keycache.get(game, player, key_id, self.epoch) {
-            return if m.verify_tag(mac) { Ok(()) } else { Err(DropReason::BadTag) };
+            return if m.verify_tag(mac) {
+                Ok(())
+            } else {
+                Err(DropReason::BadTag)
+            };
         }
-        let master = self.keys.get(key_id).ok_or(DropReason::UnknownKeyId)?;
-        let mac = master.player_mac(game, player);
-        if !m.verify_tag(&mac) {
-            return Err(DropReason::BadTag);
-        }
+        let mac = derive_verified(&self.keys, &m, true)?;
         self.keycache.put(game, player, key_id, self.epoch, &mac);
         Ok(())
     }
@@ -330,19 +325,21 @@ impl Engine {
 
     /// `TRUSTED`: the tag was verified by [`authenticate`](Self::authenticate)
     /// under this engine's keys (a handed move); it is not checked again.
-    fn judge<D: Dispatch, const TRUSTED: bool>(&mut self, buf: &mut [u8], now_ns: u64, dispatch: &mut D) -> Verdict {
+    fn judge<D: Dispatch, const TRUSTED: bool>(
+        &mut self,
+        buf: &mut [u8],
+        now_ns: u64,
+        dispatch: &mut D,
+    ) -> Verdict {
         let m = Move::new_unchecked(&*buf);
         if let Err(e) = m.check_header() {
-            return Verdict::Drop(match e {
-                WireError::WrongLength(_) => DropReason::WrongLength,
-                WireError::BadMagic(_) => DropReason::BadMagic,
-                WireError::BadVersion(_) => DropReason::BadVersion,
-            });
+            return Verdict::Drop(header_drop(e));
         }
         // One entry per player, whatever the key_id (SPEC §1: one window).
-        let key_id = m.key_id();
-        let id = PlayerId { game_id: m.game_id(), player_id: m.player_id() };
-        let cfg = self.cfg;
+        let id = PlayerId {
+            game_id: m.game_id(),
+            player_id: m.player_id(),
+        };
         let mut found = self.table.lookup(&id);
         if let Slot::Found(slot) = found {
             let st = self.table.get_mut(slot).expect("found slot holds a state");
@@ -354,84 +351,145 @@ impl Engine {
             }
         }
         match found {
-            Slot::Found(slot) => {
-                let st = self.table.get_mut(slot).expect("found slot holds a state");
-                let (k, pre) = match st.mac_slot(key_id) {
-                    Some(k) if TRUSTED => (st.touch(k), None),
-                    Some(k) => {
-                        let mac = st.mac(k);
-                        let pre = if self.suspicion == 0 {
-                            let Some(pre) = m.verify_tag_presign(mac) else {
-                                self.suspicion = SUSPICION_PER_FORGERY;
-                                return Verdict::Drop(DropReason::BadTag);
-                            };
-                            Some(pre)
-                        } else {
-                            if !m.verify_tag(mac) {
-                                self.suspicion = (self.suspicion + SUSPICION_PER_FORGERY).min(MAX_SUSPICION);
-                                return Verdict::Drop(DropReason::BadTag);
-                            }
-                            self.suspicion -= 1;
-                            None
-                        };
-                        (st.touch(k), pre)
-                    }
-                    None => {
-                        // A known player under a key_id whose keyed state is
-                        // not cached (a key rotation): derive it as for a
-                        // new player, and cache it once it verified.
-                        let Some(master) = self.keys.get(key_id) else {
-                            return Verdict::Drop(DropReason::UnknownKeyId);
-                        };
-                        let mac = master.player_mac(id.game_id, id.player_id);
-                        if !TRUSTED && !m.verify_tag(&mac) {
-                            return Verdict::Drop(DropReason::BadTag);
-                        }
-                        (st.cache(Keyed { key_id, mac }), None)
-                    }
-                };
-                let status = match judge_known(&cfg, st, &m, now_ns, dispatch) {
-                    Ok(s) => s,
-                    Err(r) => return Verdict::Drop(r),
-                };
-                ack_in_place_presigned(buf, status, st.mac(k), pre.as_ref());
-                Verdict::Ack(status)
-            }
+            Slot::Found(slot) => self.judge_player::<D, TRUSTED>(slot, buf, now_ns, dispatch),
             Slot::Vacant(slot) => {
-                // Cold path: derive the player key (the keyed master state is
-                // cached, so this is one HMAC plus keying the player's).
-                let Some(master) = self.keys.get(key_id) else {
-                    return Verdict::Drop(DropReason::UnknownKeyId);
-                };
-                let mac = master.player_mac(id.game_id, id.player_id);
-                if !TRUSTED && !m.verify_tag(&mac) {
-                    return Verdict::Drop(DropReason::BadTag);
-                }
-                // Authenticated. Stateless rules first; the player is only
-                // given a slot once it needs state.
-                if is_invalid(&cfg, &m) {
-                    return ack_with(buf, Status::Invalid, &mac);
-                }
-                if self.table.is_full() {
-                    return ack_with(buf, Status::Busy, &mac);
-                }
-                let full = TokenBucket::full(&cfg.bucket, now_ns);
-                let mut st = PlayerState::new(Keyed { key_id, mac }, ReplayWindow::new(), full, full);
-                st.epoch = self.epoch;
-                let status = match judge_known(&cfg, &mut st, &m, now_ns, dispatch) {
-                    Ok(s) => s,
-                    Err(r) => return Verdict::Drop(r),
-                };
-                ack_in_place(buf, status, st.mac(0));
-                // Only a player whose move was accepted has state worth a
-                // slot; a BUSY first move leaves the table unchanged.
-                if status == Status::Accepted {
-                    self.table.insert(slot, id, st).expect("checked not full above");
-                }
-                Verdict::Ack(status)
+                self.judge_newcomer::<D, TRUSTED>(slot, id, buf, now_ns, dispatch)
             }
         }
     }
+
+    /// A move of the player in table slot `slot`: its tag under the
+    /// player's cached keyed state (or, under a key_id it has no state for
+    /// yet, a freshly derived one), then the rules.
+    #[inline(always)]
+    fn judge_player<D: Dispatch, const TRUSTED: bool>(
+        &mut self,
+        slot: usize,
+        buf: &mut [u8],
+        now_ns: u64,
+        dispatch: &mut D,
+    ) -> Verdict {
+        let m = Move::new_unchecked(&*buf);
+        let key_id = m.key_id();
+        let cfg = self.cfg;
+        let st = self.table.get_mut(slot).expect("found slot holds a state");
+        let (k, pre) = match st.mac_slot(key_id) {
+            Some(k) if TRUSTED => (st.touch(k), None),
+            Some(k) => match verify_watchfully(&mut self.suspicion, &m, st.mac(k)) {
+                Ok(pre) => (st.touch(k), pre),
+                Err(r) => return Verdict::Drop(r),
+            },
+            // A known player under a key_id whose keyed state is not cached
+            // (a key rotation): derive it as for a new player, and cache it
+            // once it verified.
+            None => match derive_verified(&self.keys, &m, !TRUSTED) {
+                Ok(mac) => (st.cache(Keyed { key_id, mac }), None),
+                Err(r) => return Verdict::Drop(r),
+            },
+        };
+        let status = match judge_known(&cfg, st, &m, now_ns, dispatch) {
+            Ok(s) => s,
+            Err(r) => return Verdict::Drop(r),
+        };
+        ack_in_place_presigned(buf, status, st.mac(k), pre.as_ref());
+        Verdict::Ack(status)
+    }
+
+    /// A move of a player not in the table (vacant `slot`). Cold path:
+    /// derive the player key (the keyed master state is cached, so this is
+    /// one HMAC plus keying the player's).
+    #[inline]
+    fn judge_newcomer<D: Dispatch, const TRUSTED: bool>(
+        &mut self,
+        slot: usize,
+        id: PlayerId,
+        buf: &mut [u8],
+        now_ns: u64,
+        dispatch: &mut D,
+    ) -> Verdict {
+        let m = Move::new_unchecked(&*buf);
+        let key_id = m.key_id();
+        let mac = match derive_verified(&self.keys, &m, !TRUSTED) {
+            Ok(mac) => mac,
+            Err(r) => return Verdict::Drop(r),
+        };
+        // Authenticated. Stateless rules first; the player is only given a
+        // slot once it needs state.
+        if is_invalid(&self.cfg, &m) {
+            return ack_with(buf, Status::Invalid, &mac);
+        }
+        if self.table.is_full() {
+            return ack_with(buf, Status::Busy, &mac);
+        }
+        let full = TokenBucket::full(&self.cfg.bucket, now_ns);
+        let mut st = PlayerState::new(Keyed { key_id, mac }, ReplayWindow::new(), full, full);
+        st.epoch = self.epoch;
+        let status = match judge_known(&self.cfg, &mut st, &m, now_ns, dispatch) {
+            Ok(s) => s,
+            Err(r) => return Verdict::Drop(r),
+        };
+        ack_in_place(buf, status, st.mac(0));
+        // Only a player whose move was accepted has state worth a slot; a
+        // BUSY first move leaves the table unchanged.
+        if status == Status::Accepted {
+            self.table
+                .insert(slot, id, st)
+                .expect("checked not full above");
+        }
+        Verdict::Ack(status)
+    }
+}
+
+/// The drop reason of a header the wire crate's checks refuse.
+#[inline(always)]
+fn header_drop(e: WireError) -> DropReason {
+    match e {
+        WireError::WrongLength(_) => DropReason::WrongLength,
+        WireError::BadMagic(_) => DropReason::BadMagic,
+        WireError::BadVersion(_) => DropReason::BadVersion,
+    }
+}
+
+/// Derives the move's player key under its key_id's master secret and,
+/// if `verify`, checks the move's tag with it.
+#[inline(always)]
+fn derive_verified<T: AsRef<[u8]>>(
+    keys: &Keyring,
+    m: &Move<T>,
+    verify: bool,
+) -> Result<PlayerMac, DropReason> {
+    let master = keys.get(m.key_id()).ok_or(DropReason::UnknownKeyId)?;
+    let mac = master.player_mac(m.game_id(), m.player_id());
+    if verify && !m.verify_tag(&mac) {
+        return Err(DropReason::BadTag);
+    }
+    Ok(mac)
+}
+
+/// Checks a known player's tag. While `suspicion` is zero the ACCEPTED ack
+/// is signed alongside the check (returned); a bad tag raises it by
+/// [`SUSPICION_PER_FORGERY`], a genuine move lowers it by one.
+#[inline(always)]
+fn verify_watchfully<T: AsRef<[u8]>>(
+    suspicion: &mut u32,
+    m: &Move<T>,
+    mac: &PlayerMac,
+) -> Result<Option<Presigned>, DropReason> {
+    if *suspicion == 0 {
+        return match m.verify_tag_presign(mac) {
+            Some(pre) => Ok(Some(pre)),
+            None => {
+                *suspicion = SUSPICION_PER_FORGERY;
+                Err(DropReason::BadTag)
+            }
+        };
+    }
+    if !m.verify_tag(mac) {
+        *suspicion = (*suspicion + SUSPICION_PER_FORGERY).min(MAX_SUSPICION);
+        return Err(DropReason::BadTag);
+    }
+    *suspicion -= 1;
+    Ok(None)
 }
 
 #[inline]

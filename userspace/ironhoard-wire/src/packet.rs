@@ -42,6 +42,31 @@ fn be64(b: &[u8]) -> u64 {
     u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
+/// `Error::WrongLength` unless `buf` is exactly `len` bytes.
+#[inline]
+fn check_exact_len(buf: &[u8], len: usize) -> Result<(), Error> {
+    if buf.len() == len {
+        Ok(())
+    } else {
+        Err(Error::WrongLength(buf.len()))
+    }
+}
+
+/// Length, magic and version, in that order (the order the appliance
+/// counts its drops): the stateless, keyless checks of a move or an ack.
+#[inline]
+fn check_header(buf: &[u8], len: usize, magic: [u8; 2]) -> Result<(), Error> {
+    check_exact_len(buf, len)?;
+    let got = [buf[field::MAGIC.start], buf[field::MAGIC.start + 1]];
+    if got != magic {
+        return Err(Error::BadMagic(u16::from_be_bytes(got)));
+    }
+    if buf[field::VERSION] != VERSION {
+        return Err(Error::BadVersion(buf[field::VERSION]));
+    }
+    Ok(())
+}
+
 /// Accessors for the fields moves and acks share, at the same offsets:
 /// magic, version, key_id, and the echoed game_id, player_id, seq, client_ts.
 macro_rules! header_accessors {
@@ -100,25 +125,13 @@ impl<T: AsRef<[u8]>> Move<T> {
 
     /// A datagram is a move only if it is exactly 64 bytes long.
     pub fn check_len(&self) -> Result<(), Error> {
-        let len = self.buffer.as_ref().len();
-        if len == MOVE_LEN {
-            Ok(())
-        } else {
-            Err(Error::WrongLength(len))
-        }
+        check_exact_len(self.buffer.as_ref(), MOVE_LEN)
     }
 
     /// Checks length, magic and version: the stateless, keyless checks, in
     /// the order the appliance counts its drops.
     pub fn check_header(&self) -> Result<(), Error> {
-        self.check_len()?;
-        if self.magic() != MOVE_MAGIC {
-            return Err(Error::BadMagic(u16::from_be_bytes(self.magic())));
-        }
-        if self.version() != VERSION {
-            return Err(Error::BadVersion(self.version()));
-        }
-        Ok(())
+        check_header(self.buffer.as_ref(), MOVE_LEN, MOVE_MAGIC)
     }
 
     header_accessors!();
@@ -309,24 +322,12 @@ impl<T: AsRef<[u8]>> Ack<T> {
 
     /// An ack is exactly 48 bytes.
     pub fn check_len(&self) -> Result<(), Error> {
-        let len = self.buffer.as_ref().len();
-        if len == ACK_LEN {
-            Ok(())
-        } else {
-            Err(Error::WrongLength(len))
-        }
+        check_exact_len(self.buffer.as_ref(), ACK_LEN)
     }
 
     /// Length, magic and version.
     pub fn check_header(&self) -> Result<(), Error> {
-        self.check_len()?;
-        if self.magic() != ACK_MAGIC {
-            return Err(Error::BadMagic(u16::from_be_bytes(self.magic())));
-        }
-        if self.version() != VERSION {
-            return Err(Error::BadVersion(self.version()));
-        }
-        Ok(())
+        check_header(self.buffer.as_ref(), ACK_LEN, ACK_MAGIC)
     }
 
     header_accessors!();

@@ -584,3 +584,21 @@ pub fn render_table(v: &Value, lat: Option<&Value>) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DropReason;
+
+    /// The operator's reference lists the `dropped` object's keys: the same
+    /// names, in the same order, as the one table in `ironhoard-common`.
+    #[test]
+    fn the_docs_name_every_drop_reason() {
+        let doc = include_str!("../../../docs/operations.md");
+        let from = doc.find("`dropped` (object by reason: ").expect("docs/operations.md lists the drop reasons");
+        let list = &doc[from..];
+        let list = &list[list.find(": ").unwrap() + 2..list.find(')').unwrap()];
+        let named: Vec<&str> = list.split(", ").map(|n| n.trim_matches('`')).collect();
+        let table: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(named, table, "docs/operations.md's `show stats` row");
+    }
+}
