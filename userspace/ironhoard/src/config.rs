@@ -76,6 +76,63 @@ enum Queues {
     List(Vec<i64>),
 }
 
+/// What every section's validation needs: the file (named in errors, and
+/// the base of relative paths).
+struct Ctx<'a> {
+    path: &'a Path,
+    base: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn bad(&self, key: &str, value: &dyn fmt::Debug, why: &str) -> ConfigError {
+        ConfigError::Invalid { path: self.path.into(), key: key.into(), value: format!("{value:?}"), why: why.into() }
+    }
+
+    /// `p`, resolved against the config file's directory if relative.
+    fn abs(&self, p: &str) -> PathBuf {
+        let p = PathBuf::from(p);
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// `v` (or `default`) within `lo..=hi`.
+    fn range(&self, key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> Result<u64, ConfigError> {
+        let v = v.unwrap_or(default);
+        if (lo..=hi).contains(&v) {
+            Ok(v as u64)
+        } else {
+            Err(self.bad(key, &v, &format!("must be between {lo} and {hi}")))
+        }
+    }
+
+    /// A listen address: a bare port is loopback (reachable from elsewhere
+    /// only when an address says so).
+    fn listen(&self, key: &str, a: &Option<String>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let Some(a) = a else { return Ok(None) };
+        Ok(Some(match a.parse::<u16>() {
+            Ok(p) if p > 0 => std::net::SocketAddr::from(([127, 0, 0, 1], p)),
+            _ => a.parse::<std::net::SocketAddr>().map_err(|_| {
+                self.bad(key, a, "must be a port (on 127.0.0.1) or an IP:PORT address, e.g. \"127.0.0.1:9477\"")
+            })?,
+        }))
+    }
+
+    /// A core number for a helper thread, never a poller's.
+    fn helper_core(&self, key: &str, c: Option<i64>, pollers: &[usize], who: &str) -> Result<Option<usize>, ConfigError> {
+        let Some(c) = c else { return Ok(None) };
+        if !(0..=1023).contains(&c) {
+            return Err(self.bad(key, &c, "must be a core number 0..=1023"));
+        }
+        if pollers.contains(&(c as usize)) {
+            return Err(self.bad(key, &c, &format!("is a poller's core (interface.cores): {who} must not preempt a poller")));
+        }
+        Ok(Some(c as usize))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInterface {
@@ -98,6 +155,107 @@ struct RawInterface {
     busy_poll_usecs: Option<i64>,
     #[serde(default)]
     busy_poll_budget: Option<i64>,
+}
+
+/// `[interface]`, validated.
+struct Interface {
+    name: String,
+    queues: Vec<u32>,
+    cores: Vec<usize>,
+    xdp_mode: XdpMode,
+    zero_copy: ZeroCopy,
+    backend: Backend,
+    rx_vlan_offload: VlanOffload,
+    umem_frames: u32,
+    ring_size: u32,
+    busy_poll: bool,
+    busy_poll_usecs: u32,
+    busy_poll_budget: u32,
+}
+
+impl RawInterface {
+    fn validate(self, cx: &Ctx, ov: &Overrides) -> Result<Interface, ConfigError> {
+        let name = ov.iface.clone().unwrap_or(self.name);
+        if name.is_empty() || name.len() > 15 || name.contains('/') || name.contains(char::is_whitespace) {
+            return Err(cx.bad("interface.name", &name, "must be a network interface name (1 to 15 characters)"));
+        }
+        let queues = queue_ids(cx, self.queues)?;
+        let cores = self.cores;
+        if cores.len() != queues.len() {
+            let why = format!("must name one core per queue ({} queues, {} cores)", queues.len(), cores.len());
+            return Err(cx.bad("interface.cores", &cores, &why));
+        }
+        let mut core_ids = Vec::new();
+        for &c in &cores {
+            if !(0..=1023).contains(&c) {
+                return Err(cx.bad("interface.cores", &cores, &format!("core {c} is out of range 0..=1023")));
+            }
+            core_ids.push(c as usize);
+        }
+        // the same rule as the data path's (ironhoard_dataplane::xsk::XskSizes::check)
+        let umem_frames = self.umem_frames.unwrap_or(DEFAULT_UMEM_FRAMES);
+        if !(1024..=65536).contains(&umem_frames) || !(umem_frames as u64).is_power_of_two() {
+            return Err(cx.bad("interface.umem_frames", &umem_frames, "must be a power of two from 1024 to 65536"));
+        }
+        let ring_size = self.ring_size.unwrap_or(DEFAULT_RING_SIZE);
+        if !(64..=umem_frames / 2).contains(&ring_size) || !(ring_size as u64).is_power_of_two() {
+            let why = format!("must be a power of two from 64 to umem_frames/2 ({})", umem_frames / 2);
+            return Err(cx.bad("interface.ring_size", &ring_size, &why));
+        }
+        let busy_poll_usecs = self.busy_poll_usecs.unwrap_or(DEFAULT_BUSY_POLL_USECS);
+        if !(1..=1000).contains(&busy_poll_usecs) {
+            return Err(cx.bad("interface.busy_poll_usecs", &busy_poll_usecs, "must be between 1 and 1000 (microseconds)"));
+        }
+        let busy_poll_budget = self.busy_poll_budget.unwrap_or(DEFAULT_BUSY_POLL_BUDGET);
+        if !(1..=1024).contains(&busy_poll_budget) {
+            return Err(cx.bad("interface.busy_poll_budget", &busy_poll_budget, "must be between 1 and 1024 (packets per NAPI poll)"));
+        }
+        let busy_poll = self.busy_poll.unwrap_or(false);
+        if busy_poll && self.backend == Some(Backend::Socket) {
+            return Err(cx.bad(
+                "interface.busy_poll",
+                &busy_poll,
+                "needs backend \"xdp\" (it sets preferred busy polling on the AF_XDP sockets); set it to false for backend \"socket\"",
+            ));
+        }
+        Ok(Interface {
+            name,
+            queues,
+            cores: core_ids,
+            xdp_mode: self.xdp_mode,
+            zero_copy: self.zero_copy,
+            backend: self.backend.unwrap_or(Backend::Xdp),
+            rx_vlan_offload: self.rx_vlan_offload.unwrap_or(VlanOffload::Warn),
+            umem_frames: umem_frames as u32,
+            ring_size: ring_size as u32,
+            busy_poll,
+            busy_poll_usecs: busy_poll_usecs as u32,
+            busy_poll_budget: busy_poll_budget as u32,
+        })
+    }
+}
+
+/// `[interface] queues`: 1 to 256 distinct queue ids.
+fn queue_ids(cx: &Ctx, q: Queues) -> Result<Vec<u32>, ConfigError> {
+    let queues: Vec<i64> = match q {
+        Queues::Count(n) if (1..=256).contains(&n) => (0..n).collect(),
+        Queues::Count(n) => return Err(cx.bad("interface.queues", &n, "must be 1 to 256, or a list of queue ids")),
+        Queues::List(l) => l,
+    };
+    if queues.is_empty() || queues.len() > 256 {
+        return Err(cx.bad("interface.queues", &queues, "must list 1 to 256 queue ids"));
+    }
+    let mut ids = Vec::new();
+    for &q in &queues {
+        if !(0..=255).contains(&q) {
+            return Err(cx.bad("interface.queues", &queues, &format!("queue id {q} is out of range 0..=255")));
+        }
+        if ids.contains(&(q as u32)) {
+            return Err(cx.bad("interface.queues", &queues, &format!("queue {q} is listed twice")));
+        }
+        ids.push(q as u32);
+    }
+    Ok(ids)
 }
 
 /// `[interface] rx_vlan_offload`: what to do when the NIC strips VLAN tags
@@ -126,6 +284,80 @@ struct RawMoves {
     players_per_worker: Option<i64>,
 }
 
+/// `[moves]`, validated, its secrets read.
+struct Moves {
+    port: u16,
+    secret_files: Vec<PathBuf>,
+    secrets: Vec<Secret>,
+    board_width: u16,
+    board_height: u16,
+    rate_per_second: u32,
+    rate_burst: u32,
+    players_per_worker: usize,
+}
+
+impl RawMoves {
+    fn validate(self, cx: &Ctx, ov: &Overrides) -> Result<Moves, ConfigError> {
+        let port = ov.port.map(i64::from).unwrap_or(self.port);
+        if !(1..=65535).contains(&port) {
+            return Err(cx.bad("moves.port", &port, "must be between 1 and 65535"));
+        }
+        let board = |key: &str, v: i64| -> Result<u16, ConfigError> {
+            if (1..=65535).contains(&v) {
+                Ok(v as u16)
+            } else {
+                Err(cx.bad(key, &v, "must be between 1 and 65535"))
+            }
+        };
+        let positive_u32 = |key: &str, v: i64| -> Result<u32, ConfigError> {
+            if (1..=1_000_000_000).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(cx.bad(key, &v, "must be between 1 and 1000000000"))
+            }
+        };
+        let players = self.players_per_worker.unwrap_or(DEFAULT_PLAYERS_PER_WORKER as i64);
+        let (board_width, board_height) = (board("moves.board_width", self.board_width)?, board("moves.board_height", self.board_height)?);
+        let rate_per_second = positive_u32("moves.rate_per_second", self.rate_per_second)?;
+        let rate_burst = positive_u32("moves.rate_burst", self.rate_burst)?;
+        if !(1..=(1 << 22)).contains(&players) {
+            return Err(cx.bad("moves.players_per_worker", &players, "must be between 1 and 4194304"));
+        }
+        let (secret_files, secrets) = secrets(cx, &self.secrets)?;
+        Ok(Moves {
+            port: port as u16,
+            secret_files,
+            secrets,
+            board_width,
+            board_height,
+            rate_per_second,
+            rate_burst,
+            players_per_worker: players as usize,
+        })
+    }
+}
+
+/// `[moves] secrets`: 1 to 256 files (index = key_id), each read.
+fn secrets(cx: &Ctx, files: &[String]) -> Result<(Vec<PathBuf>, Vec<Secret>), ConfigError> {
+    if files.is_empty() || files.len() > 256 {
+        return Err(cx.bad("moves.secrets", &files, "must list 1 to 256 secret files (index = key_id)"));
+    }
+    let mut secret_files = Vec::new();
+    let mut secrets = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let file = cx.abs(f);
+        let s = read_secret_file(&file).map_err(|why| ConfigError::Secret {
+            path: cx.path.into(),
+            key: format!("moves.secrets[{i}]"),
+            file: file.clone(),
+            why,
+        })?;
+        secret_files.push(file);
+        secrets.push(s);
+    }
+    Ok((secret_files, secrets))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStats {
@@ -134,6 +366,29 @@ struct RawStats {
     group: Option<String>,
     #[serde(default)]
     prometheus_listen: Option<String>,
+}
+
+/// `[stats]`, validated.
+struct Stats {
+    socket: PathBuf,
+    group: Option<String>,
+    prometheus_listen: Option<std::net::SocketAddr>,
+}
+
+impl RawStats {
+    fn validate(self, cx: &Ctx, ov: &Overrides) -> Result<Stats, ConfigError> {
+        let socket = ov.stats_socket.clone().unwrap_or_else(|| PathBuf::from(self.socket));
+        if socket.as_os_str().is_empty() {
+            return Err(cx.bad("stats.socket", &socket, "must be a path"));
+        }
+        let prometheus_listen = cx.listen("stats.prometheus_listen", &self.prometheus_listen)?;
+        if let Some(g) = &self.group {
+            if g.is_empty() || g.contains(char::is_whitespace) {
+                return Err(cx.bad("stats.group", g, "must be a group name or gid"));
+            }
+        }
+        Ok(Stats { socket, group: self.group, prometheus_listen })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +403,39 @@ struct RawLog {
     sync_interval_ms: Option<i64>,
     #[serde(default)]
     core: Option<i64>,
+}
+
+/// `[log]`, validated.
+struct Log {
+    dir: PathBuf,
+    segment_bytes: u64,
+    sync: LogSync,
+    sync_interval_ms: u64,
+    core: Option<usize>,
+}
+
+impl RawLog {
+    fn validate(self, cx: &Ctx, pollers: &[usize]) -> Result<Log, ConfigError> {
+        if self.dir.is_empty() {
+            return Err(cx.bad("log.dir", &self.dir, "must be a directory path"));
+        }
+        let seg = self.segment_bytes.unwrap_or(64 << 20);
+        if !((1 << 16)..=(1 << 32)).contains(&seg) {
+            return Err(cx.bad("log.segment_bytes", &seg, "must be between 65536 and 4294967296"));
+        }
+        let sync_ms = self.sync_interval_ms.unwrap_or(200);
+        if !(1..=60_000).contains(&sync_ms) {
+            return Err(cx.bad("log.sync_interval_ms", &sync_ms, "must be between 1 and 60000"));
+        }
+        let core = cx.helper_core("log.core", self.core, pollers, "helper threads")?;
+        Ok(Log {
+            dir: cx.abs(&self.dir),
+            segment_bytes: seg as u64,
+            sync: self.sync.unwrap_or(LogSync::Interval),
+            sync_interval_ms: sync_ms as u64,
+            core,
+        })
+    }
 }
 
 /// `[log] sync`.
@@ -170,6 +458,33 @@ struct RawShield {
     rate_per_address: Option<i64>,
     #[serde(default)]
     burst_per_address: Option<i64>,
+}
+
+/// `[shield]`, validated: (rate, burst), a rate of 0 off.
+struct Shield {
+    source: (u32, u32),
+    address: (u32, u32),
+}
+
+impl RawShield {
+    /// (rate, burst) per source and per address. Defaults: a source may
+    /// send 4 players' worth; an address (a carrier-grade NAT) 50 000
+    /// moves/s.
+    fn validate(self, cx: &Ctx, moves: &Moves) -> Result<Shield, ConfigError> {
+        let val = |key: &str, v: Option<i64>, default: u64| -> Result<u32, ConfigError> {
+            let v = v.unwrap_or(default.min(1_000_000_000) as i64);
+            if (0..=1_000_000_000).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(cx.bad(key, &v, "must be between 0 (off) and 1000000000"))
+            }
+        };
+        let src_rate = val("shield.rate_per_source", self.rate_per_source, (moves.rate_per_second as u64 * 4).max(1000))?;
+        let src_burst = val("shield.burst_per_source", self.burst_per_source, (moves.rate_burst as u64 * 4).max(src_rate as u64))?;
+        let addr_rate = val("shield.rate_per_address", self.rate_per_address, 50_000)?;
+        let addr_burst = val("shield.burst_per_address", self.burst_per_address, (addr_rate as u64).max(1))?;
+        Ok(Shield { source: (src_rate, src_burst), address: (addr_rate, addr_burst) })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +525,126 @@ struct RawShip {
     stats_socket: Option<String>,
     #[serde(default)]
     prometheus_listen: Option<String>,
+}
+
+/// `[ship]`'s files: a creds or an nkey file, a CA file.
+struct Credentials {
+    creds: Option<PathBuf>,
+    nkey: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+}
+
+impl RawShip {
+    /// `[ship]`: the shipper's settings. `log_dir`, `pollers` and
+    /// `stats_socket` are the appliance's, which the shipper's must not
+    /// overlap.
+    fn validate(self, cx: &Ctx, log_dir: &Path, pollers: &[usize], stats_socket: &Path) -> Result<ShipConfig, ConfigError> {
+        self.check_names(cx)?;
+        let checkpoint = cx.abs(&self.checkpoint);
+        if checkpoint.starts_with(log_dir) {
+            return Err(cx.bad("ship.checkpoint", &checkpoint, "must not be inside [log] dir (the log is the appliance's)"));
+        }
+        let Credentials { creds, nkey, tls_ca } = self.credentials(cx)?;
+        let in_flight = cx.range("ship.in_flight", self.in_flight, 4096, 1, 65_536)?;
+        let ack_ms = cx.range("ship.ack_timeout_ms", self.ack_timeout_ms, 5000, 100, 60_000)?;
+        let ckpt_ms = cx.range("ship.checkpoint_interval_ms", self.checkpoint_interval_ms, 100, 10, 60_000)?;
+        let wake_us = cx.range("ship.wake_interval_us", self.wake_interval_us, 200, 20, 100_000)?;
+        let poll_ms = cx.range("ship.poll_interval_ms", self.poll_interval_ms, 20, 1, 1000)?;
+        if poll_ms * 1000 < wake_us {
+            return Err(cx.bad("ship.poll_interval_ms", &poll_ms, "must be at least wake_interval_us (the idle interval is the longer one)"));
+        }
+        let partitions = cx.range("ship.partitions", self.partitions, 1, 1, 64)?;
+        let replicas = cx.range("ship.replicas", self.replicas, 3, 1, 5)?;
+        let max_age = cx.range("ship.max_age_s", self.max_age_s, 7 * 86_400, 0, 10 * 365 * 86_400)?;
+        // the window must cover a replay after a crash: one checkpoint
+        // interval and one ack timeout, and a restart
+        let min_dup = ((ckpt_ms + ack_ms) / 1000 + 30) as i64;
+        let dup = cx.range("ship.duplicate_window_s", self.duplicate_window_s, 120.max(min_dup), min_dup, 86_400)?;
+        if max_age != 0 && max_age < dup {
+            return Err(cx.bad("ship.max_age_s", &max_age, "must be 0 (keep forever) or at least duplicate_window_s"));
+        }
+        let core = cx.helper_core("ship.core", self.core, pollers, "the shipper")?;
+        let ship_socket = PathBuf::from(self.stats_socket.as_deref().unwrap_or(ironhoard_ship::DEFAULT_STATS_SOCKET));
+        if ship_socket == stats_socket {
+            return Err(cx.bad("ship.stats_socket", &ship_socket, "must differ from [stats] socket (the appliance's)"));
+        }
+        Ok(ShipConfig {
+            servers: self.servers,
+            stream: self.stream,
+            subject_prefix: self.subject_prefix,
+            host_id: self.host_id,
+            checkpoint,
+            creds,
+            nkey,
+            tls_ca,
+            in_flight: in_flight as usize,
+            ack_timeout: std::time::Duration::from_millis(ack_ms),
+            checkpoint_interval: std::time::Duration::from_millis(ckpt_ms),
+            wake_interval: std::time::Duration::from_micros(wake_us),
+            poll_interval: std::time::Duration::from_millis(poll_ms),
+            partitions: partitions as u16,
+            replicas: replicas as usize,
+            duplicate_window: std::time::Duration::from_secs(dup),
+            max_age: std::time::Duration::from_secs(max_age),
+            core,
+            stats_socket: ship_socket,
+            prometheus_listen: cx.listen("ship.prometheus_listen", &self.prometheus_listen)?,
+        })
+    }
+
+    /// Servers, stream, subject prefix, host id and checkpoint are given and
+    /// well formed.
+    fn check_names(&self, cx: &Ctx) -> Result<(), ConfigError> {
+        if self.servers.is_empty() {
+            return Err(cx.bad("ship.servers", &self.servers, "must list at least one server, e.g. [\"nats://10.0.0.5:4222\"]"));
+        }
+        for s in &self.servers {
+            if !ironhoard_ship::valid_server(s) {
+                return Err(cx.bad("ship.servers", s, "must be nats://HOST:PORT or tls://HOST:PORT"));
+            }
+        }
+        let name_ok = |v: &str| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok(&self.stream) {
+            return Err(cx.bad("ship.stream", &self.stream, "must be 1 to 64 letters, digits, - or _"));
+        }
+        if !ironhoard_ship::message::valid_prefix(&self.subject_prefix) {
+            return Err(cx.bad("ship.subject_prefix", &self.subject_prefix, "must be dot-separated tokens of letters, digits, - or _ (no wildcards), e.g. \"ih.moves\""));
+        }
+        if !name_ok(&self.host_id) {
+            return Err(cx.bad("ship.host_id", &self.host_id, "must be 1 to 64 letters, digits, - or _ (unique per edge host)"));
+        }
+        if self.checkpoint.is_empty() {
+            return Err(cx.bad("ship.checkpoint", &self.checkpoint, "must be a file path"));
+        }
+        Ok(())
+    }
+
+    /// The creds or nkey file (private: checked like a secret file) and the
+    /// TLS CA file, if given.
+    fn credentials(&self, cx: &Ctx) -> Result<Credentials, ConfigError> {
+        if self.creds.is_some() && self.nkey.is_some() {
+            return Err(cx.bad("ship.nkey", &self.nkey, "give creds or nkey, not both"));
+        }
+        let private = |key: &str, f: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+            let Some(f) = f else { return Ok(None) };
+            let file = cx.abs(f);
+            check_private_file(&file).map_err(|why| ConfigError::Secret { path: cx.path.into(), key: key.into(), file: file.clone(), why })?;
+            Ok(Some(file))
+        };
+        let creds = private("ship.creds", &self.creds)?;
+        let nkey = private("ship.nkey", &self.nkey)?;
+        let tls_ca = match &self.tls_ca {
+            None => None,
+            Some(f) => {
+                let f = cx.abs(f);
+                if !f.is_file() {
+                    return Err(cx.bad("ship.tls_ca", &f, "is not a readable file (PEM CA certificates)"));
+                }
+                Some(f)
+            }
+        };
+        Ok(Credentials { creds, nkey, tls_ca })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,333 +736,45 @@ impl Config {
             let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)).unwrap_or(0);
             ConfigError::Parse { path: path.into(), line, msg: e.message().replace('\n', " ") }
         })?;
-        let bad = |key: &str, value: &dyn fmt::Debug, why: &str| ConfigError::Invalid {
-            path: path.into(),
-            key: key.into(),
-            value: format!("{value:?}"),
-            why: why.into(),
-        };
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-
-        let iface = ov.iface.clone().unwrap_or(raw.interface.name);
-        if iface.is_empty() || iface.len() > 15 || iface.contains('/') || iface.contains(char::is_whitespace) {
-            return Err(bad("interface.name", &iface, "must be a network interface name (1 to 15 characters)"));
-        }
-        let queues: Vec<i64> = match raw.interface.queues {
-            Queues::Count(n) if (1..=256).contains(&n) => (0..n).collect(),
-            Queues::Count(n) => return Err(bad("interface.queues", &n, "must be 1 to 256, or a list of queue ids")),
-            Queues::List(l) => l,
-        };
-        if queues.is_empty() || queues.len() > 256 {
-            return Err(bad("interface.queues", &queues, "must list 1 to 256 queue ids"));
-        }
-        let mut queue_ids = Vec::new();
-        for &q in &queues {
-            if !(0..=255).contains(&q) {
-                return Err(bad("interface.queues", &queues, &format!("queue id {q} is out of range 0..=255")));
-            }
-            if queue_ids.contains(&(q as u32)) {
-                return Err(bad("interface.queues", &queues, &format!("queue {q} is listed twice")));
-            }
-            queue_ids.push(q as u32);
-        }
-        let cores = raw.interface.cores;
-        if cores.len() != queue_ids.len() {
-            return Err(bad(
-                "interface.cores",
-                &cores,
-                &format!("must name one core per queue ({} queues, {} cores)", queue_ids.len(), cores.len()),
-            ));
-        }
-        let mut core_ids = Vec::new();
-        for &c in &cores {
-            if !(0..=1023).contains(&c) {
-                return Err(bad("interface.cores", &cores, &format!("core {c} is out of range 0..=1023")));
-            }
-            core_ids.push(c as usize);
-        }
-
-        let port = match ov.port {
-            Some(p) => p as i64,
-            None => raw.moves.port,
-        };
-        if !(1..=65535).contains(&port) {
-            return Err(bad("moves.port", &port, "must be between 1 and 65535"));
-        }
-        let board = |key: &str, v: i64| -> Result<u16, ConfigError> {
-            if (1..=65535).contains(&v) {
-                Ok(v as u16)
-            } else {
-                Err(bad(key, &v, "must be between 1 and 65535"))
-            }
-        };
-        let board_width = board("moves.board_width", raw.moves.board_width)?;
-        let board_height = board("moves.board_height", raw.moves.board_height)?;
-        let positive_u32 = |key: &str, v: i64| -> Result<u32, ConfigError> {
-            if (1..=1_000_000_000).contains(&v) {
-                Ok(v as u32)
-            } else {
-                Err(bad(key, &v, "must be between 1 and 1000000000"))
-            }
-        };
-        let rate_per_second = positive_u32("moves.rate_per_second", raw.moves.rate_per_second)?;
-        let rate_burst = positive_u32("moves.rate_burst", raw.moves.rate_burst)?;
-        let players = raw.moves.players_per_worker.unwrap_or(DEFAULT_PLAYERS_PER_WORKER as i64);
-        if !(1..=(1 << 22)).contains(&players) {
-            return Err(bad("moves.players_per_worker", &players, "must be between 1 and 4194304"));
-        }
-
-        if raw.moves.secrets.is_empty() || raw.moves.secrets.len() > 256 {
-            return Err(bad(
-                "moves.secrets",
-                &raw.moves.secrets,
-                "must list 1 to 256 secret files (index = key_id)",
-            ));
-        }
-        let mut secret_files = Vec::new();
-        let mut secrets = Vec::new();
-        for (i, f) in raw.moves.secrets.iter().enumerate() {
-            let file = if Path::new(f).is_absolute() { PathBuf::from(f) } else { base.join(f) };
-            let s = read_secret_file(&file).map_err(|why| ConfigError::Secret {
-                path: path.into(),
-                key: format!("moves.secrets[{i}]"),
-                file: file.clone(),
-                why,
-            })?;
-            secret_files.push(file);
-            secrets.push(s);
-        }
-
-        let stats_socket = ov.stats_socket.clone().unwrap_or_else(|| PathBuf::from(raw.stats.socket));
-        if stats_socket.as_os_str().is_empty() {
-            return Err(bad("stats.socket", &stats_socket, "must be a path"));
-        }
-        // a bare port is loopback: reachable from elsewhere only when an
-        // address says so
-        let listen = |key: &str, a: &Option<String>| -> Result<Option<std::net::SocketAddr>, ConfigError> {
-            let Some(a) = a else { return Ok(None) };
-            Ok(Some(match a.parse::<u16>() {
-                Ok(p) if p > 0 => std::net::SocketAddr::from(([127, 0, 0, 1], p)),
-                _ => a.parse::<std::net::SocketAddr>().map_err(|_| {
-                    bad(key, a, "must be a port (on 127.0.0.1) or an IP:PORT address, e.g. \"127.0.0.1:9477\"")
-                })?,
-            }))
-        };
-        let prometheus_listen = listen("stats.prometheus_listen", &raw.stats.prometheus_listen)?;
-        if let Some(g) = &raw.stats.group {
-            if g.is_empty() || g.contains(char::is_whitespace) {
-                return Err(bad("stats.group", g, "must be a group name or gid"));
-            }
-        }
-        if raw.log.dir.is_empty() {
-            return Err(bad("log.dir", &raw.log.dir, "must be a directory path"));
-        }
-        let seg = raw.log.segment_bytes.unwrap_or(64 << 20);
-        if !((1 << 16)..=(1 << 32)).contains(&seg) {
-            return Err(bad("log.segment_bytes", &seg, "must be between 65536 and 4294967296"));
-        }
-        let sync_ms = raw.log.sync_interval_ms.unwrap_or(200);
-        if !(1..=60_000).contains(&sync_ms) {
-            return Err(bad("log.sync_interval_ms", &sync_ms, "must be between 1 and 60000"));
-        }
-        if let Some(c) = raw.log.core {
-            if !(0..=1023).contains(&c) {
-                return Err(bad("log.core", &c, "must be a core number 0..=1023"));
-            }
-            if core_ids.contains(&(c as usize)) {
-                return Err(bad("log.core", &c, "is a poller's core (interface.cores): helper threads must not preempt a poller"));
-            }
-        }
-        let shield_val = |key: &str, v: Option<i64>, default: u64| -> Result<u32, ConfigError> {
-            let v = v.unwrap_or(default.min(1_000_000_000) as i64);
-            if (0..=1_000_000_000).contains(&v) {
-                Ok(v as u32)
-            } else {
-                Err(bad(key, &v, "must be between 0 (off) and 1000000000"))
-            }
-        };
-        // defaults: a source may send 4 players' worth; an address (a
-        // carrier-grade NAT) 50 000 moves/s
-        let src_rate = shield_val("shield.rate_per_source", raw.shield.rate_per_source, (rate_per_second as u64 * 4).max(1000))?;
-        let src_burst = shield_val("shield.burst_per_source", raw.shield.burst_per_source, (rate_burst as u64 * 4).max(src_rate as u64))?;
-        let addr_rate = shield_val("shield.rate_per_address", raw.shield.rate_per_address, 50_000)?;
-        let addr_burst = shield_val("shield.burst_per_address", raw.shield.burst_per_address, (addr_rate as u64).max(1))?;
-        let log_dir = PathBuf::from(&raw.log.dir);
-        let log_dir = if log_dir.is_absolute() { log_dir } else { base.join(log_dir) };
-        // the same rule as the data path's (ironhoard_dataplane::xsk::XskSizes::check)
-        let umem_frames = raw.interface.umem_frames.unwrap_or(DEFAULT_UMEM_FRAMES);
-        if !(1024..=65536).contains(&umem_frames) || !(umem_frames as u64).is_power_of_two() {
-            return Err(bad("interface.umem_frames", &umem_frames, "must be a power of two from 1024 to 65536"));
-        }
-        let ring_size = raw.interface.ring_size.unwrap_or(DEFAULT_RING_SIZE);
-        if !(64..=umem_frames / 2).contains(&ring_size) || !(ring_size as u64).is_power_of_two() {
-            return Err(bad("interface.ring_size", &ring_size, &format!("must be a power of two from 64 to umem_frames/2 ({})", umem_frames / 2)));
-        }
-        let busy_poll_usecs = raw.interface.busy_poll_usecs.unwrap_or(DEFAULT_BUSY_POLL_USECS);
-        if !(1..=1000).contains(&busy_poll_usecs) {
-            return Err(bad("interface.busy_poll_usecs", &busy_poll_usecs, "must be between 1 and 1000 (microseconds)"));
-        }
-        let busy_poll_budget = raw.interface.busy_poll_budget.unwrap_or(DEFAULT_BUSY_POLL_BUDGET);
-        if !(1..=1024).contains(&busy_poll_budget) {
-            return Err(bad("interface.busy_poll_budget", &busy_poll_budget, "must be between 1 and 1024 (packets per NAPI poll)"));
-        }
-        let busy_poll = raw.interface.busy_poll.unwrap_or(false);
-        if busy_poll && raw.interface.backend == Some(Backend::Socket) {
-            return Err(bad(
-                "interface.busy_poll",
-                &busy_poll,
-                "needs backend \"xdp\" (it sets preferred busy polling on the AF_XDP sockets); set it to false for backend \"socket\"",
-            ));
-        }
-        let abs = |p: &str| -> PathBuf {
-            let p = PathBuf::from(p);
-            if p.is_absolute() { p } else { base.join(p) }
-        };
-        let ship = match raw.ship {
-            None => None,
-            Some(r) => {
-                if r.servers.is_empty() {
-                    return Err(bad("ship.servers", &r.servers, "must list at least one server, e.g. [\"nats://10.0.0.5:4222\"]"));
-                }
-                for s in &r.servers {
-                    if !ironhoard_ship::valid_server(s) {
-                        return Err(bad("ship.servers", s, "must be nats://HOST:PORT or tls://HOST:PORT"));
-                    }
-                }
-                let name_ok = |v: &str| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                if !name_ok(&r.stream) {
-                    return Err(bad("ship.stream", &r.stream, "must be 1 to 64 letters, digits, - or _"));
-                }
-                if !ironhoard_ship::message::valid_prefix(&r.subject_prefix) {
-                    return Err(bad("ship.subject_prefix", &r.subject_prefix, "must be dot-separated tokens of letters, digits, - or _ (no wildcards), e.g. \"ih.moves\""));
-                }
-                if !name_ok(&r.host_id) {
-                    return Err(bad("ship.host_id", &r.host_id, "must be 1 to 64 letters, digits, - or _ (unique per edge host)"));
-                }
-                if r.checkpoint.is_empty() {
-                    return Err(bad("ship.checkpoint", &r.checkpoint, "must be a file path"));
-                }
-                let checkpoint = abs(&r.checkpoint);
-                if checkpoint.starts_with(&log_dir) {
-                    return Err(bad("ship.checkpoint", &checkpoint, "must not be inside [log] dir (the log is the appliance's)"));
-                }
-                if r.creds.is_some() && r.nkey.is_some() {
-                    return Err(bad("ship.nkey", &r.nkey, "give creds or nkey, not both"));
-                }
-                let private = |key: &str, f: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
-                    let Some(f) = f else { return Ok(None) };
-                    let file = abs(f);
-                    check_private_file(&file)
-                        .map_err(|why| ConfigError::Secret { path: path.into(), key: key.into(), file: file.clone(), why })?;
-                    Ok(Some(file))
-                };
-                let creds = private("ship.creds", &r.creds)?;
-                let nkey = private("ship.nkey", &r.nkey)?;
-                let tls_ca = match &r.tls_ca {
-                    None => None,
-                    Some(f) => {
-                        let f = abs(f);
-                        if !f.is_file() {
-                            return Err(bad("ship.tls_ca", &f, "is not a readable file (PEM CA certificates)"));
-                        }
-                        Some(f)
-                    }
-                };
-                let range = |key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64| -> Result<u64, ConfigError> {
-                    let v = v.unwrap_or(default);
-                    if (lo..=hi).contains(&v) {
-                        Ok(v as u64)
-                    } else {
-                        Err(bad(key, &v, &format!("must be between {lo} and {hi}")))
-                    }
-                };
-                let in_flight = range("ship.in_flight", r.in_flight, 4096, 1, 65_536)?;
-                let ack_ms = range("ship.ack_timeout_ms", r.ack_timeout_ms, 5000, 100, 60_000)?;
-                let ckpt_ms = range("ship.checkpoint_interval_ms", r.checkpoint_interval_ms, 100, 10, 60_000)?;
-                let wake_us = range("ship.wake_interval_us", r.wake_interval_us, 200, 20, 100_000)?;
-                let poll_ms = range("ship.poll_interval_ms", r.poll_interval_ms, 20, 1, 1000)?;
-                if poll_ms * 1000 < wake_us {
-                    return Err(bad("ship.poll_interval_ms", &poll_ms, "must be at least wake_interval_us (the idle interval is the longer one)"));
-                }
-                let partitions = range("ship.partitions", r.partitions, 1, 1, 64)?;
-                let replicas = range("ship.replicas", r.replicas, 3, 1, 5)?;
-                let max_age = range("ship.max_age_s", r.max_age_s, 7 * 86_400, 0, 10 * 365 * 86_400)?;
-                // the window must cover a replay after a crash: one
-                // checkpoint interval and one ack timeout, and a restart
-                let min_dup = ((ckpt_ms + ack_ms) / 1000 + 30) as i64;
-                let dup = range("ship.duplicate_window_s", r.duplicate_window_s, 120.max(min_dup), min_dup, 86_400)?;
-                if max_age != 0 && max_age < dup {
-                    return Err(bad("ship.max_age_s", &max_age, "must be 0 (keep forever) or at least duplicate_window_s"));
-                }
-                if let Some(c) = r.core {
-                    if !(0..=1023).contains(&c) {
-                        return Err(bad("ship.core", &c, "must be a core number 0..=1023"));
-                    }
-                    if core_ids.contains(&(c as usize)) {
-                        return Err(bad("ship.core", &c, "is a poller's core (interface.cores): the shipper must not preempt a poller"));
-                    }
-                }
-                let ship_socket = PathBuf::from(r.stats_socket.as_deref().unwrap_or(ironhoard_ship::DEFAULT_STATS_SOCKET));
-                if ship_socket == stats_socket {
-                    return Err(bad("ship.stats_socket", &ship_socket, "must differ from [stats] socket (the appliance's)"));
-                }
-                Some(ShipConfig {
-                    servers: r.servers,
-                    stream: r.stream,
-                    subject_prefix: r.subject_prefix,
-                    host_id: r.host_id,
-                    checkpoint,
-                    creds,
-                    nkey,
-                    tls_ca,
-                    in_flight: in_flight as usize,
-                    ack_timeout: std::time::Duration::from_millis(ack_ms),
-                    checkpoint_interval: std::time::Duration::from_millis(ckpt_ms),
-                    wake_interval: std::time::Duration::from_micros(wake_us),
-                    poll_interval: std::time::Duration::from_millis(poll_ms),
-                    partitions: partitions as u16,
-                    replicas: replicas as usize,
-                    duplicate_window: std::time::Duration::from_secs(dup),
-                    max_age: std::time::Duration::from_secs(max_age),
-                    core: r.core.map(|c| c as usize),
-                    stats_socket: ship_socket,
-                    prometheus_listen: listen("ship.prometheus_listen", &r.prometheus_listen)?,
-                })
-            }
-        };
-
+        let cx = Ctx { path, base: path.parent().map(Path::to_path_buf).unwrap_or_default() };
+        let interface = raw.interface.validate(&cx, ov)?;
+        let moves = raw.moves.validate(&cx, ov)?;
+        let stats = raw.stats.validate(&cx, ov)?;
+        let log = raw.log.validate(&cx, &interface.cores)?;
+        let shield = raw.shield.validate(&cx, &moves)?;
+        let ship = raw.ship.map(|r| r.validate(&cx, &log.dir, &interface.cores, &stats.socket)).transpose()?;
         Ok(Config {
             path: path.into(),
-            iface,
-            queues: queue_ids,
-            cores: core_ids,
-            xdp_mode: raw.interface.xdp_mode,
-            zero_copy: raw.interface.zero_copy,
-            backend: raw.interface.backend.unwrap_or(Backend::Xdp),
-            port: port as u16,
-            secret_files,
-            secrets,
-            board_width,
-            board_height,
-            rate_per_second,
-            rate_burst,
-            players_per_worker: players as usize,
-            stats_socket,
-            stats_group: raw.stats.group,
-            prometheus_listen,
-            log_dir,
-            log_segment_bytes: seg as u64,
-            log_sync: raw.log.sync.unwrap_or(LogSync::Interval),
-            log_sync_interval_ms: sync_ms as u64,
-            log_core: raw.log.core.map(|c| c as usize),
-            rx_vlan_offload: raw.interface.rx_vlan_offload.unwrap_or(VlanOffload::Warn),
-            umem_frames: umem_frames as u32,
-            ring_size: ring_size as u32,
-            busy_poll,
-            busy_poll_usecs: busy_poll_usecs as u32,
-            busy_poll_budget: busy_poll_budget as u32,
-            shield_source: (src_rate, src_burst),
-            shield_address: (addr_rate, addr_burst),
+            iface: interface.name,
+            queues: interface.queues,
+            cores: interface.cores,
+            xdp_mode: interface.xdp_mode,
+            zero_copy: interface.zero_copy,
+            backend: interface.backend,
+            port: moves.port,
+            secret_files: moves.secret_files,
+            secrets: moves.secrets,
+            board_width: moves.board_width,
+            board_height: moves.board_height,
+            rate_per_second: moves.rate_per_second,
+            rate_burst: moves.rate_burst,
+            players_per_worker: moves.players_per_worker,
+            stats_socket: stats.socket,
+            stats_group: stats.group,
+            prometheus_listen: stats.prometheus_listen,
+            log_dir: log.dir,
+            log_segment_bytes: log.segment_bytes,
+            log_sync: log.sync,
+            log_sync_interval_ms: log.sync_interval_ms,
+            log_core: log.core,
+            rx_vlan_offload: interface.rx_vlan_offload,
+            umem_frames: interface.umem_frames,
+            ring_size: interface.ring_size,
+            busy_poll: interface.busy_poll,
+            busy_poll_usecs: interface.busy_poll_usecs,
+            busy_poll_budget: interface.busy_poll_budget,
+            shield_source: shield.source,
+            shield_address: shield.address,
             ship,
         })
     }
