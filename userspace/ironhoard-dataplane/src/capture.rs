@@ -13,8 +13,8 @@ use crossbeam_queue::ArrayQueue;
 use ironhoard_wire::{Status, ACK_LEN};
 
 /// Frame bytes kept per record: the classifier serves nothing longer
-/// (Ethernet + 802.1Q + IPv6 + UDP + a 64-byte move; see xsk.rs).
-pub const CAPTURE_MAX: usize = crate::xsk::HANDOFF_MAX;
+/// (Ethernet + 802.1Q + IPv6 + UDP + a 64-byte move; see mesh.rs).
+pub const CAPTURE_MAX: usize = crate::mesh::HANDOFF_MAX;
 
 /// The status of a record that has none: a move dropped without an ack
 /// (bad tag, wrong length, ...).

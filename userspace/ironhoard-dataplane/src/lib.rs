@@ -8,11 +8,13 @@
 //! - [`xsk`]: AF_XDP, one socket and UMEM per NIC queue, steered by the XDP
 //!   program; each socket's poller (the loop in `poller`) validates moves in
 //!   place and acks from the same frame, handing a move whose player another
-//!   poller owns to that poller's mailbox (the [`xsk::Mesh`]);
+//!   poller owns to that poller's mailbox (the [`mesh::Mesh`]);
 //! - [`socket`]: kernel UDP sockets (SO_REUSEPORT group, recvmmsg/sendmmsg),
 //!   for hosts or NICs where AF_XDP is not wanted.
 //!
-//! Beside them: [`capture`] (the per-poller ring `ironhoard capture` reads),
+//! Beside them: [`mesh`] (the pollers' mailboxes), [`split`] (an AF_XDP
+//! socket's halves, for the generator), [`capture`] (the per-poller ring
+//! `ironhoard capture` reads),
 //! [`dispatch`] (the move log's writer as the engine sees it), [`frame`] (the
 //! one packet classifier, shared with the XDP program), [`affinity`], [`nic`].
 
@@ -23,7 +25,9 @@ mod poller;
 pub mod dispatch;
 pub mod frame;
 pub mod hist;
+pub mod mesh;
 pub mod socket;
+pub mod split;
 pub mod xsk;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -31,6 +31,8 @@
 //! pool counts the kernel's shares, and debug builds check after every
 //! turn that the four add up to the UMEM's frame count.
 
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -41,11 +43,10 @@ use xsk_rs::FrameDesc;
 
 use crate::capture::{ack_status, CaptureRing, Record, RecordKind, NO_STATUS};
 use crate::frame::{classify, rewrite_to_ack, Class};
-use crate::xsk::{Handoff, Mesh, XskSocket, HANDOFF_RESERVE};
+use crate::mesh::{Handoff, Mesh, HANDOFF_RESERVE};
+use crate::xsk::{XskSocket, BATCH};
 use crate::{monotonic_ns, WorkerShared};
 
-/// Frames per RX batch.
-pub(crate) const BATCH: usize = 64;
 /// How long the poller keeps spinning on an empty RX ring before it sleeps
 /// in poll(2) (the core is the poller's own; spinning costs no one).
 const SPIN_IDLE_NS: u64 = 2_000_000;
@@ -197,6 +198,30 @@ enum Served {
     Dropped,
     /// Copied to the poller owning its player (this frame back in the pool).
     HandedOver,
+}
+
+impl XskSocket {
+    /// Serves moves until `shared.stop` is set: the poller's hot loop
+    /// (its steps: [`crate::poller`]). `mesh` (several pollers): this
+    /// poller's index in it; moves for players it does not own go to their
+    /// owner's mailbox, and moves handed to it are served from its own frames.
+    pub fn serve<D: Dispatch>(
+        self,
+        engine: &mut Engine,
+        dispatch: &mut D,
+        shared: &Arc<WorkerShared>,
+        port: u16,
+        mesh: Option<(Arc<Mesh>, usize)>,
+        bridge: Option<RawFd>,
+    ) -> io::Result<()> {
+        let mesh = mesh.as_ref().map(|(m, me)| (&**m, *me));
+        let mut p = Poller::new(self, engine, dispatch, shared, port, mesh);
+        if let Some(fd) = bridge {
+            p.watch_bridge(fd);
+        }
+        p.run();
+        Ok(())
+    }
 }
 
 impl<'a, D: Dispatch> Poller<'a, D> {
@@ -585,7 +610,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
                 let _ = self.sock.rx.poll(IDLE_POLL_MS);
             }
             Some((m, me)) => {
-                if self.sock.sleep_or_wake(m, me) {
+                if m.sleep_or_wake(me, self.sock.rx.fd().as_raw_fd(), IDLE_POLL_MS) {
                     self.shared.peer_wakes.fetch_add(1, Ordering::Relaxed);
                 }
             }

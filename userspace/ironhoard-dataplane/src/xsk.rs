@@ -1,33 +1,26 @@
-//! The AF_XDP poller: one socket per NIC queue, its own UMEM, and a busy
-//! loop that validates moves in place in the UMEM frames and sends each ack
-//! from the very frame its move arrived in.
-//!
-//! Per batch: RX ring → parse Ethernet/VLAN/IP/UDP → engine (in place) →
-//! rewrite the frame into the ack → TX ring. The poller's frame pool holds
-//! the frames in no ring: frames of dropped datagrams and completed TX
-//! frames go back to it, and each turn refills the fill ring from it. No
-//! allocation; the per-packet path takes no lock (peers hand moves over
-//! through lock-free [`Mesh`] mailboxes; a reload or a capture is picked up
-//! between batches with a `try_lock` that never waits). The only system
-//! calls are need_wakeup kicks (in copy mode, one sendto per TX batch) and a
-//! poll() when idle — and, with preferred busy polling ([`BusyPoll`]), the
-//! recvfrom/sendto that drive the NIC's NAPI loop from the poller instead of
-//! from interrupts.
+//! AF_XDP sockets: one per NIC queue, each with its own UMEM (on 2 MiB
+//! hugepages when reserved) and rings, zero-copy where the driver allows it
+//! and copy mode otherwise, preferred busy polling when configured
+//! ([`BusyPoll`]), and the kernel's XDP_STATISTICS. Setup only: the loop
+//! that serves a socket is the poller's ([`XskSocket::serve`], in
+//! `poller`), the pollers' mailboxes are [`crate::mesh`], and the
+//! generator's send and receive halves are [`crate::split`].
 
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use ironhoard_engine::{Dispatch, Engine};
 use log::{debug, info, warn};
 use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
-use crossbeam_queue::ArrayQueue;
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-use crate::poller::{Poller, BATCH, IDLE_POLL_MS};
+use crate::mesh::HANDOFF_RESERVE;
 use crate::WorkerShared;
+
+/// Descriptors taken from a ring (or put on one) at once: a poller's
+/// batch, and the generator's.
+pub const BATCH: usize = 64;
 
 /// Default UMEM frames per socket (`[interface] umem_frames`): 8192 ×
 /// 2048 B = 16 MiB, a whole number of 2 MiB pages.
@@ -73,159 +66,6 @@ pub struct BusyPollState {
     pub prefer: bool,
     pub usecs: u32,
     pub budget: u32,
-}
-
-/// Largest frame handed between pollers. Only frames the classifier serves
-/// are handed over (one VLAN tag at most, no IP options or extension
-/// headers): Ethernet + VLAN + IPv6 + UDP + a move is 130 bytes.
-pub(crate) const HANDOFF_MAX: usize = 160;
-const _: () = assert!(14 + 4 + 40 + 8 + 64 <= HANDOFF_MAX);
-/// Frames a poller keeps off the fill ring for moves handed to it.
-pub(crate) const HANDOFF_RESERVE: usize = 256;
-
-/// A move that arrived on a queue whose poller does not own its player, on
-/// its way to the poller that does (a copy of the frame: frames belong to
-/// one UMEM).
-#[derive(Clone, Copy)]
-pub struct Handoff {
-    len: u16,
-    recv_ns: u64,
-    /// The reload generation of the poller that authenticated the move: the
-    /// owner trusts that check only under the same keys (the same
-    /// generation applied).
-    keys_gen: u64,
-    frame: [u8; HANDOFF_MAX],
-}
-
-impl Handoff {
-    /// A copy of `frame` (at most HANDOFF_MAX bytes: the classifier serves
-    /// nothing longer) received at `recv_ns`.
-    pub(crate) fn new(frame: &[u8], recv_ns: u64, keys_gen: u64) -> Handoff {
-        let mut h = Handoff { len: frame.len() as u16, recv_ns, keys_gen, frame: [0; HANDOFF_MAX] };
-        h.frame[..frame.len()].copy_from_slice(frame);
-        h
-    }
-
-    /// The copied frame's bytes.
-    pub(crate) fn frame(&self) -> &[u8] {
-        &self.frame[..self.len()]
-    }
-
-    pub(crate) fn keys_gen(&self) -> u64 {
-        self.keys_gen
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len as usize
-    }
-
-    pub(crate) fn recv_ns(&self) -> u64 {
-        self.recv_ns
-    }
-
-    /// Copies the frame to the start of `out`.
-    pub(crate) fn copy_into(&self, out: &mut [u8]) {
-        out[..self.len()].copy_from_slice(&self.frame[..self.len()]);
-    }
-}
-
-/// The pollers' mailboxes. Every player is owned by exactly one poller —
-/// `(game_id ^ player_id) % pollers`, the socket backend's steering — so its
-/// anti-replay window is in one table whichever queue the NIC's RSS picks
-/// for a datagram (a replay from another address or port included).
-pub struct Mesh {
-    inboxes: Vec<ArrayQueue<Handoff>>,
-    /// One eventfd per poller: written by a poller that handed moves to a
-    /// sleeping owner, polled by the owner beside its socket.
-    wakers: Vec<std::os::fd::OwnedFd>,
-    /// Set by a poller about to sleep in poll(2), cleared when it wakes.
-    sleeping: Vec<std::sync::atomic::AtomicBool>,
-}
-
-impl Mesh {
-    /// Mailboxes of `depth` frames for `pollers` pollers (allocated once).
-    pub fn new(pollers: usize, depth: usize) -> Arc<Mesh> {
-        use std::os::fd::FromRawFd;
-        let wakers = (0..pollers)
-            .map(|_| {
-                // SAFETY: eventfd(2) with valid flags; the fd is owned below.
-                let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-                assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
-                // SAFETY: a fresh fd nobody else owns.
-                unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
-            })
-            .collect();
-        Arc::new(Mesh {
-            inboxes: (0..pollers).map(|_| ArrayQueue::new(depth.max(1))).collect(),
-            wakers,
-            sleeping: (0..pollers).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
-        })
-    }
-
-    /// Wakes poller `o` if it sleeps (one write to its eventfd).
-    pub(crate) fn wake(&self, o: usize) {
-        use std::os::fd::AsRawFd;
-        // the push before, then the flag: ordered against the sleeper's
-        // flag-then-mailbox (both sequentially consistent)
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.sleeping[o].load(Ordering::SeqCst) {
-            let one: u64 = 1;
-            // SAFETY: writing 8 bytes from a u64 to our eventfd.
-            let _ = unsafe { libc::write(self.wakers[o].as_raw_fd(), (&one as *const u64).cast(), 8) };
-        }
-    }
-
-    /// Poller `o`'s mailbox.
-    pub(crate) fn inbox(&self, o: usize) -> &ArrayQueue<Handoff> {
-        &self.inboxes[o]
-    }
-
-    pub fn pollers(&self) -> usize {
-        self.inboxes.len()
-    }
-
-    /// The poller owning a move payload's player (the classifier has
-    /// checked the payload's length; its header is not checked here: a
-    /// non-owner authenticates a move before handing it over, an owner
-    /// validates it, and junk is dropped either way, counted by reason).
-    #[inline]
-    pub fn owner(&self, payload: &[u8]) -> usize {
-        let g = u32::from_be_bytes([payload[8], payload[9], payload[10], payload[11]]);
-        let p = u32::from_be_bytes([payload[12], payload[13], payload[14], payload[15]]);
-        owner_of(g, p, self.inboxes.len())
-    }
-}
-
-/// Which of `pollers` pollers owns a player: its window and rate bucket
-/// live there, and a move that arrives on another poller's queue is handed
-/// to it (the generator uses this to aim at one poller's players).
-#[inline]
-pub fn owner_of(game_id: u32, player_id: u32, pollers: usize) -> usize {
-    ((game_id ^ player_id) % pollers.max(1) as u32) as usize
-}
-
-impl XskSocket {
-    /// Sleeps in poll(2) on this socket and the poller's eventfd (a peer
-    /// that hands it a move writes there), up to IDLE_POLL_MS. The sleeping
-    /// flag is raised before the mailbox is looked at one last time, so a
-    /// move pushed meanwhile is either seen here or wakes the poll.
-    pub(crate) fn sleep_or_wake(&mut self, m: &Mesh, me: usize) -> bool {
-        use std::os::fd::AsRawFd;
-        m.sleeping[me].store(true, Ordering::SeqCst);
-        if m.inboxes[me].is_empty() {
-            let mut fds = [
-                libc::pollfd { fd: self.rx.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: m.wakers[me].as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            ];
-            // SAFETY: two valid pollfds of the count passed.
-            let _ = unsafe { libc::poll(fds.as_mut_ptr(), 2, IDLE_POLL_MS) };
-        }
-        m.sleeping[me].store(false, Ordering::SeqCst);
-        let mut v = 0u64;
-        // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd (drains it).
-        let n = unsafe { libc::read(m.wakers[me].as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-        n == 8 && v > 0
-    }
 }
 
 /// `[interface] zero_copy`.
@@ -499,28 +339,6 @@ impl XskSocket {
         ])
     }
 
-    /// Serves moves until `shared.stop` is set: the poller's hot loop
-    /// (its steps: [`crate::poller`]). `mesh` (several pollers): this
-    /// poller's index in it; moves for players it does not own go to their
-    /// owner's mailbox, and moves handed to it are served from its own frames.
-    pub fn serve<D: Dispatch>(
-        self,
-        engine: &mut Engine,
-        dispatch: &mut D,
-        shared: &Arc<WorkerShared>,
-        port: u16,
-        mesh: Option<(Arc<Mesh>, usize)>,
-        bridge: Option<RawFd>,
-    ) -> io::Result<()> {
-        let mesh = mesh.as_ref().map(|(m, me)| (&**m, *me));
-        let mut p = Poller::new(self, engine, dispatch, shared, port, mesh);
-        if let Some(fd) = bridge {
-            p.watch_bridge(fd);
-        }
-        p.run();
-        Ok(())
-    }
-
     /// One getsockopt(XDP_STATISTICS), published for the control plane
     /// (called about once a second, never per packet).
     pub(crate) fn publish_xsk_stats(&self, shared: &WorkerShared) {
@@ -529,141 +347,6 @@ impl XskSocket {
                 cell.store(v, Ordering::Relaxed);
             }
         }
-    }
-}
-
-/// The transmit half of a split socket: free frames, TX ring, completions.
-pub struct XskTx {
-    umem: Umem,
-    tx: TxQueue,
-    cq: CompQueue,
-    free: Vec<FrameDesc>,
-    comp: Vec<FrameDesc>,
-    batch: Vec<FrameDesc>,
-}
-
-/// The receive half of a split socket: RX ring and fill ring.
-pub struct XskRx {
-    umem: Umem,
-    rx: RxQueue,
-    fq: FillQueue,
-    stash: Vec<FrameDesc>,
-    batch: Vec<FrameDesc>,
-}
-
-impl XskSocket {
-    /// Splits the socket for a sender thread and a receiver thread (the
-    /// generator's use): frames on the fill ring belong to the receiver,
-    /// the others to the sender.
-    pub fn split(self) -> (XskTx, XskRx) {
-        let n = self.frames.len();
-        (
-            XskTx {
-                umem: self.umem.clone(),
-                tx: self.tx,
-                cq: self.cq,
-                free: self.frames,
-                comp: vec![FrameDesc::default(); n.max(1)],
-                batch: Vec::with_capacity(BATCH),
-            },
-            XskRx {
-                umem: self.umem,
-                rx: self.rx,
-                fq: self.fq,
-                stash: Vec::with_capacity(self.sizes.frames as usize),
-                batch: vec![FrameDesc::default(); BATCH],
-            },
-        )
-    }
-}
-
-impl XskTx {
-    /// Takes back completed frames.
-    fn reclaim(&mut self) {
-        // SAFETY: comp is ours to overwrite; completions are frames we sent.
-        let c = unsafe { self.cq.consume(&mut self.comp) };
-        self.free.extend_from_slice(&self.comp[..c]);
-    }
-
-    /// Sends up to `n` (≤ 64) frames, each written by `build` into a frame
-    /// buffer (returning its length). Returns how many went out; fewer when
-    /// frames or ring slots are short.
-    pub fn send(&mut self, n: usize, mut build: impl FnMut(&mut [u8]) -> usize) -> usize {
-        self.reclaim();
-        let k = n.min(BATCH).min(self.free.len());
-        self.batch.clear();
-        for _ in 0..k {
-            let mut d = self.free.pop().expect("k <= free");
-            // SAFETY: a free frame is in no ring; we own it until produced.
-            let mut data = unsafe { self.umem.data_mut(&mut d) };
-            let mut cur = data.cursor();
-            let cap = cur.buf_len();
-            cur.set_pos(cap);
-            let len = build(data.contents_mut());
-            data.cursor().set_pos(len);
-            self.batch.push(d);
-        }
-        if k == 0 {
-            let _ = self.tx.wakeup();
-            return 0;
-        }
-        // SAFETY: the frames in batch hold finished datagrams, in no ring.
-        let sent = unsafe { self.tx.produce(&self.batch) };
-        if sent < k {
-            self.free.extend_from_slice(&self.batch[sent..]);
-        }
-        if self.tx.needs_wakeup() {
-            let _ = self.tx.wakeup();
-        }
-        sent
-    }
-
-    /// Kicks the kernel until every sent frame has completed (or `tries` runs out).
-    pub fn flush(&mut self, total: usize, tries: usize) {
-        for _ in 0..tries {
-            self.reclaim();
-            if self.free.len() >= total {
-                return;
-            }
-            let _ = self.tx.wakeup();
-            std::thread::yield_now();
-        }
-    }
-
-    pub fn free_frames(&self) -> usize {
-        self.free.len()
-    }
-}
-
-impl XskRx {
-    /// Receives a batch, calling `f` on each frame, and recycles the frames
-    /// to the fill ring. Sleeps in poll(2) up to `timeout_ms` when empty.
-    pub fn recv(&mut self, timeout_ms: i32, mut f: impl FnMut(&[u8])) -> usize {
-        // SAFETY: batch is ours to overwrite.
-        let mut n = unsafe { self.rx.consume(&mut self.batch) };
-        if n == 0 {
-            let _ = self.rx.poll(timeout_ms);
-            // SAFETY: as above.
-            n = unsafe { self.rx.consume(&mut self.batch) };
-        }
-        for d in self.batch[..n].iter() {
-            // SAFETY: the RX ring handed us this frame; it is in no ring.
-            let data = unsafe { self.umem.data(d) };
-            f(data.contents());
-        }
-        self.stash.extend_from_slice(&self.batch[..n]);
-        let k = (self.fq.nb_free(self.stash.len() as u32) as usize).min(self.stash.len());
-        if k > 0 {
-            let from = self.stash.len() - k;
-            // SAFETY: stashed frames are in no ring.
-            if unsafe { self.fq.produce(&self.stash[from..]) } == k {
-                self.stash.truncate(from);
-            }
-        }
-        if self.fq.needs_wakeup() {
-            let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
-        }
-        n
     }
 }
 

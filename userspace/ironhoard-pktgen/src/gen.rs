@@ -212,7 +212,7 @@ impl Generator {
 
     fn owns(&self, i: usize, poller: usize, pollers: usize) -> bool {
         let (game, player) = self.keys.ids_at(i);
-        ironhoard_dataplane::xsk::owner_of(game, player, pollers) == poller
+        ironhoard_dataplane::mesh::owner_of(game, player, pollers) == poller
     }
 
     /// The next player in this generator's share (and owner, if set).
@@ -360,7 +360,7 @@ mod tests {
         for n in 0..100 {
             let (len, _) = o.next(&mut buf, n);
             let r = MoveRepr::parse(&Move::new_checked(&buf[..len]).unwrap()).unwrap();
-            assert_eq!(ironhoard_dataplane::xsk::owner_of(r.game_id, r.player_id, 2), 1, "{r:?}");
+            assert_eq!(ironhoard_dataplane::mesh::owner_of(r.game_id, r.player_id, 2), 1, "{r:?}");
             seen.insert((r.game_id, r.player_id));
         }
         let owned = (1..=2u32).flat_map(|g| (1..=5u32).map(move |p| (g, p))).filter(|&(g, p)| (g ^ p) % 2 == 1).count();

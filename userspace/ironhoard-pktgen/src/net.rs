@@ -204,3 +204,65 @@ pub fn sched_fifo(prio: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+
+    use super::recv_batch;
+    use crate::tstamp::{enable_rx, realtime_minus_monotonic, TxStamps};
+
+    /// Over loopback: every sendmsg is reported with its OPT_ID, and the
+    /// receiver's datagrams carry an RX stamp between send and now.
+    #[test]
+    fn loopback_sends_and_receives_are_stamped() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_rx(&rx).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+        let mut bufs = vec![[0u8; 128]; 64];
+        let mut lens = [0usize; 64];
+        let mut stamps = [0u64; 64];
+        // The kernel turns RX timestamping on through a work item: wait
+        // until a datagram comes stamped (up to 2 s), then check them all.
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let t0 = std::time::Instant::now();
+        loop {
+            probe.send_to(&[1u8; 8], rx.local_addr().unwrap()).unwrap();
+            let n = recv_batch(&rx, &mut bufs, &mut lens, Some(&mut stamps)).unwrap();
+            if stamps[..n].iter().any(|&s| s != 0) {
+                break;
+            }
+            assert!(t0.elapsed() < std::time::Duration::from_secs(2), "no RX timestamp within 2 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // drain the probes
+        rx.set_nonblocking(true).unwrap();
+        while recv_batch(&rx, &mut bufs, &mut lens, None).unwrap() > 0 {}
+        rx.set_nonblocking(false).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut st = TxStamps::new(&tx);
+        assert!(st.enabled);
+        let before = realtime_minus_monotonic() + crate::monotonic_ns() as i64;
+        for i in 0..40u64 {
+            tx.send_to(&[0u8; 8], rx.local_addr().unwrap()).unwrap();
+            st.sent(1000 + i);
+        }
+        let out = st.finish();
+        assert_eq!(out.pairs.len(), 40, "every send reported");
+        assert_eq!(out.unreported, 0);
+        for i in 0..40u64 {
+            let k = out.kernel_tx(1000 + i).unwrap();
+            assert!(k as i64 >= before - 1_000_000, "send {i} stamped before the run");
+        }
+        let mut got = 0;
+        while got < 40 {
+            let n = recv_batch(&rx, &mut bufs, &mut lens, Some(&mut stamps)).unwrap();
+            assert!(n > 0, "only {got} of 40 datagrams arrived");
+            let now = realtime_minus_monotonic() + crate::monotonic_ns() as i64;
+            for &s in &stamps[..n] {
+                assert!(s as i64 >= before - 1_000_000 && s as i64 <= now + 1_000_000, "rx stamp {s} outside [{before}, {now}]");
+            }
+            got += n;
+        }
+    }
+}

@@ -26,7 +26,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -35,7 +35,7 @@ use ironhoard_dataplane::WorkerShared;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::stats::StatsSource;
+use crate::stats::{Running, StatsSource};
 
 /// What the client asks for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -64,17 +64,6 @@ pub struct Options {
     pub pid: u32,
     #[serde(default)]
     pub out: String,
-}
-
-/// The capture running on an appliance (at most one).
-#[derive(Default)]
-pub struct Running(Mutex<Option<String>>);
-
-impl Running {
-    /// What runs, for `show stats` (null when nothing does).
-    pub fn describe(&self) -> Value {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone().map_or(Value::Null, Value::from)
-    }
 }
 
 /// Removes the rings and frees the slot however the capture ends.
@@ -372,7 +361,7 @@ pub fn run_client(socket: &Path, mut opts: Options, out: &Path) -> Result<Value>
     }
     // the file first: a path we cannot write fails before anything starts
     let mut w = PcapWriter::create(out)?;
-    let mut c = crate::stats::connect(socket)?;
+    let mut c = crate::client::connect(socket)?;
     c.set_write_timeout(Some(Duration::from_secs(5)))?;
     writeln!(c, "capture {}", serde_json::to_string(&opts)?).with_context(|| format!("stats socket {}", socket.display()))?;
     // the JSON line

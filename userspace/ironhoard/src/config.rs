@@ -8,6 +8,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use ironhoard_engine::bucket::BucketConfig;
+use ironhoard_engine::EngineConfig;
 use serde::Deserialize;
 
 
@@ -723,6 +725,16 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The rules and limits each worker's engine enforces.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            board_width: self.board_width,
+            board_height: self.board_height,
+            bucket: BucketConfig { rate_per_second: self.rate_per_second, burst: self.rate_burst },
+            players: self.players_per_worker,
+        }
+    }
+
     /// Reads, parses and validates `path`, applies `ov`, loads the secrets.
     pub fn load(path: &Path, ov: &Overrides) -> Result<Config, ConfigError> {
         let text = fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;

@@ -222,43 +222,10 @@ impl Slot {
     }
 }
 
-/// One sendmsg(2) of `data` on socket `fd` with `fds` attached
-/// (SCM_RIGHTS); returns the bytes sent.
-pub(crate) fn sendmsg_fds(fd: RawFd, data: &[u8], fds: &[RawFd], flags: libc::c_int) -> io::Result<usize> {
-    assert!(fds.len() <= MAX_FDS);
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
-    let bytes = std::mem::size_of_val(fds) as u32;
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
-    let mut ctrl = vec![0u64; space.div_ceil(8)];
-    // SAFETY: an all-zero msghdr is valid; the pointers set below point to
-    // `iov` and `ctrl`, alive for the sendmsg call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !fds.is_empty() {
-        msg.msg_control = ctrl.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: msg_control points at `space` bytes (room for one
-        // SCM_RIGHTS header and the fds); CMSG_FIRSTHDR is within it.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
-        }
-    }
-    // SAFETY: a valid socket and a msghdr whose buffers outlive the call.
-    let n = unsafe { libc::sendmsg(fd, &msg, flags) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
-}
-
 fn send_with_fds(s: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let n = sendmsg_fds(s.as_raw_fd(), data, fds, libc::MSG_NOSIGNAL)?;
+    // the receiver takes at most MAX_FDS
+    assert!(fds.len() <= MAX_FDS);
+    let n = crate::notify::sendmsg_fds(s.as_raw_fd(), data, fds, libc::MSG_NOSIGNAL)?;
     // the rest of the line, if the first call was short (the fds went with it)
     let mut rest = &data[n..];
     let mut w = s;

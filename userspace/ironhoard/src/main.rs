@@ -1,8 +1,10 @@
 //! `ironhoard`: the appliance and its control commands (SPEC §2).
 
 mod capture;
+mod client;
 mod cli;
 mod config;
+mod control;
 mod handover;
 mod notify;
 mod prometheus;
@@ -117,7 +119,7 @@ fn real_main(cli: Cli) -> Result<()> {
             ship::run(cfg)
         }
         Cmd::Reload { socket } => {
-            let v = match stats::query_with_timeout(&socket, "reload", std::time::Duration::from_secs(15)) {
+            let v = match client::query_with_timeout(&socket, "reload", std::time::Duration::from_secs(15)) {
                 Ok(v) => v,
                 Err(e) => {
                     eprintln!("ironhoard: reload: {e:#}");
@@ -135,20 +137,20 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Stats { socket, json, prometheus, watch, command } => {
             let once = || -> Result<String> {
                 if let Some(c) = &command {
-                    return Ok(format!("{}\n", stats::query(&socket, c)?));
+                    return Ok(format!("{}\n", client::query(&socket, c)?));
                 }
                 if prometheus {
-                    let v = stats::query(&socket, "show metrics")?;
+                    let v = client::query(&socket, "show metrics")?;
                     return Ok(v["prometheus"].as_str().unwrap_or_default().to_string());
                 }
-                let v = stats::query(&socket, "show stats")?;
+                let v = client::query(&socket, "show stats")?;
                 if json {
                     return Ok(format!("{v}\n"));
                 }
                 if v["role"] == "ship" {
                     return Ok(ship::render_table(&v));
                 }
-                let lat = stats::query(&socket, "show latency").ok();
+                let lat = client::query(&socket, "show latency").ok();
                 Ok(stats::render_table(&v, lat.as_ref()))
             };
             match watch {

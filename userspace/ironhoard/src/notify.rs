@@ -3,6 +3,7 @@
 //! (a path, or an abstract name written with a leading `@`). Without the
 //! variable (not started by systemd with `Type=notify`) it does nothing.
 
+use std::os::fd::RawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
@@ -20,7 +21,7 @@ pub fn notify(state: &str) {
 pub fn send_fds(path: &std::ffi::OsStr, state: &str, fds: &[std::os::fd::RawFd]) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let sock = connect(path)?;
-    let n = crate::handover::sendmsg_fds(sock.as_raw_fd(), state.as_bytes(), fds, 0)?;
+    let n = sendmsg_fds(sock.as_raw_fd(), state.as_bytes(), fds, 0)?;
     if n != state.len() {
         return Err(std::io::Error::other("short datagram"));
     }
@@ -43,6 +44,45 @@ fn connect(path: &std::ffi::OsStr) -> std::io::Result<UnixDatagram> {
 fn send(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
     send_fds(path, state, &[])
 }
+
+/// The most fds one SCM_RIGHTS message carries (the kernel's SCM_MAX_FD).
+const SCM_MAX_FD: usize = 253;
+
+/// One sendmsg(2) of `data` on socket `fd` with `fds` attached
+/// (SCM_RIGHTS); returns the bytes sent.
+pub(crate) fn sendmsg_fds(fd: RawFd, data: &[u8], fds: &[RawFd], flags: libc::c_int) -> std::io::Result<usize> {
+    assert!(fds.len() <= SCM_MAX_FD);
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let bytes = std::mem::size_of_val(fds) as u32;
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+    let mut ctrl = vec![0u64; space.div_ceil(8)];
+    // SAFETY: an all-zero msghdr is valid; the pointers set below point to
+    // `iov` and `ctrl`, alive for the sendmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = ctrl.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control points at `space` bytes (room for one
+        // SCM_RIGHTS header and the fds); CMSG_FIRSTHDR is within it.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
+        }
+    }
+    // SAFETY: a valid socket and a msghdr whose buffers outlive the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, flags) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 
 #[cfg(test)]
 mod tests {

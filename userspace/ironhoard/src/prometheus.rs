@@ -4,12 +4,10 @@
 use std::fmt::Write as _;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 
 use serde_json::Value;
 
-use crate::stats::StatsSource;
 
 /// Builds exposition text: HELP and TYPE once per family, then samples.
 #[derive(Default)]
@@ -49,11 +47,9 @@ impl Exposition {
 
 const STATUSES: [&str; 6] = ["accepted", "duplicate", "stale", "invalid", "rate_limited", "busy"];
 
-/// Renders the stats, latency, players and XDP counters of `src`.
-pub fn render(src: &StatsSource) -> String {
-    let stats = src.stats();
-    let lat = src.latency();
-    let info = src.info();
+/// Renders the appliance's `show stats`, `show latency` and `show info`
+/// answers (counters, latency, players, the XDP program's counters).
+pub fn render(stats: &Value, lat: &Value, info: &Value) -> String {
     let mut e = Exposition::default();
     let qs = stats["queues"].as_array().cloned().unwrap_or_default();
     let q_label = |q: &Value| q["queue"].as_u64().unwrap_or(0).to_string();
@@ -157,15 +153,11 @@ pub fn render(src: &StatsSource) -> String {
     e.finish()
 }
 
-/// Serves `GET /metrics` on `listener` until the process ends: each
+/// Serves `GET /metrics` on `listener` until the process ends, the body
+/// `render`'s exposition (the appliance's or the shipper's): each
 /// connection on its own thread, at most 8 at once (then 503), 2 s for the
 /// whole exchange, 8 KiB of request at most (`crate::serve`).
-pub fn serve_http(listener: TcpListener, src: Arc<StatsSource>) {
-    serve_http_with(listener, move || render(&src));
-}
-
-/// [`serve_http`] with any exposition (the shipper's too).
-pub fn serve_http_with(listener: TcpListener, render: impl Fn() -> String + Send + Sync + 'static) {
+pub fn serve_http(listener: TcpListener, render: impl Fn() -> String + Send + Sync + 'static) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     let limits = crate::serve::Limits::CONTROL;
     crate::serve::serve("metrics", listener.incoming(), limits, Some(BUSY), move |c, deadline| {

@@ -124,7 +124,7 @@ impl Reloader {
                     .map_err(|e| ReloadError::Invalid(format!("setting the XDP shield: {e}")))?;
             }
         }
-        let reload = Reload { cfg: crate::run::engine_config(&new), keys: Arc::clone(&keys) };
+        let reload = Reload { cfg: new.engine_config(), keys: Arc::clone(&keys) };
         st.generation += 1;
         let g = st.generation;
         let before: u64 = self.workers.iter().map(|w| w.reclaimed.load(Ordering::Relaxed)).sum();
@@ -166,8 +166,11 @@ impl Reloader {
         Ok(msg)
     }
 
+}
+
+impl crate::stats::Reloadable for Reloader {
     /// The stats socket's `reload` answer.
-    pub fn reload_json(&self) -> Value {
+    fn reload_json(&self) -> Value {
         match self.reload() {
             Ok(m) => json!({"ok": true, "message": m}),
             Err(e) => json!({"ok": false, "restart_needed": matches!(e, ReloadError::NeedsRestart(_)), "error": e.to_string()}),
@@ -175,7 +178,7 @@ impl Reloader {
     }
 
     /// For `show info`.
-    pub fn info(&self) -> Value {
+    fn info(&self) -> Value {
         let st = self.current.lock().unwrap_or_else(|e| e.into_inner());
         json!({
             "key_ids": st.cfg.secrets.len(),

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use ironhoard_dataplane::xsk::{self, XskSocket, ZeroCopyWant};
 use ironhoard_dataplane::dispatch::{LogDispatch, WallClock};
-use ironhoard_dataplane::{affinity, socket, WorkerShared};
+use ironhoard_dataplane::{affinity, mesh, socket, WorkerShared};
 use ironhoard_movelog::{open_log, Keeper, LogConfig, LogShared, Record, SyncPolicy};
 use ironhoard_loader::{AttachedMode, Steering, WantMode};
-use ironhoard_engine::bucket::BucketConfig;
 use ironhoard_engine::{keycache, Engine, EngineConfig, KeyCache, Keyring, DEFAULT_KEY_CACHE_SLOTS};
 use log::{error, info, warn};
 
@@ -23,16 +22,8 @@ use crate::notify;
 use crate::handover::{self, Inherited};
 use crate::rebuild::{Rebuild, Restored};
 use crate::config::{Backend, Config, LogSync, XdpMode, ZeroCopy};
-use crate::stats::{self, Info, StatsSource, WorkerInfo};
-
-pub fn engine_config(cfg: &Config) -> EngineConfig {
-    EngineConfig {
-        board_width: cfg.board_width,
-        board_height: cfg.board_height,
-        bucket: BucketConfig { rate_per_second: cfg.rate_per_second, burst: cfg.rate_burst },
-        players: cfg.players_per_worker,
-    }
-}
+use crate::control;
+use crate::stats::{Info, StatsSource, WorkerInfo};
 
 /// Moves each poller's mailbox holds: 4096. A debug build (the one the lab
 /// tests run) reads IRONHOARD_MESH_DEPTH, a test knob: a tiny mailbox makes
@@ -291,7 +282,7 @@ fn load_program(cfg: &Config) -> Result<Option<Steering>> {
 /// link, bridge sockets and listeners; only then does this one go on.
 /// Without a predecessor, what systemd's fd store holds is taken.
 fn take_over_or_start(cfg: &Config, marks: &mut Marks) -> Result<Inherited> {
-    if stats::is_live(&cfg.stats_socket) {
+    if crate::client::is_live(&cfg.stats_socket) {
         info!("an appliance serves {}: asking it to hand over", cfg.stats_socket.display());
         let inh = Inherited::request(&cfg.stats_socket, cfg)?;
         marks.mark("released");
@@ -309,7 +300,7 @@ fn take_over_or_start(cfg: &Config, marks: &mut Marks) -> Result<Inherited> {
 fn open_listeners(cfg: &Config, inherited: &mut Inherited) -> Result<(UnixListener, Option<TcpListener>)> {
     let listener = match inherited.stats.take() {
         Some(l) => l,
-        None => stats::bind(&cfg.stats_socket, cfg.stats_group.as_deref())?,
+        None => control::bind(&cfg.stats_socket, cfg.stats_group.as_deref())?,
     };
     info!("stats socket at {} (mode 0660)", cfg.stats_socket.display());
     let metrics = match cfg.prometheus_listen {
@@ -467,7 +458,7 @@ fn worker_starts(
     ends: Vec<LogDispatch>,
     restore: Vec<Vec<Restored>>,
 ) -> Result<Vec<WorkerStart>> {
-    let ecfg = engine_config(cfg);
+    let ecfg = cfg.engine_config();
     let cache_slots = match cfg.backend {
         Backend::Xdp => keycache::slots_for(ecfg.players, workers.len()),
         // the kernel steers by player: nothing is handed over
@@ -555,7 +546,7 @@ fn start_pollers(
     let mut xdp_info = xdp_info(cfg, &socks);
     // Several pollers: each player is owned by one of them (its window is
     // in one table); moves arriving elsewhere are handed over.
-    let mesh = (workers.len() > 1).then(|| xsk::Mesh::new(workers.len(), mesh_depth()));
+    let mesh = (workers.len() > 1).then(|| mesh::Mesh::new(workers.len(), mesh_depth()));
     // the pollers watch the bridge only after a handover (a fresh start's
     // bridge is only the port's sink)
     let inherited_bridge = inherited.from.is_some();
@@ -693,7 +684,7 @@ fn stats_source(
         steering,
         rates: Default::default(),
         log: Some(Arc::clone(log)),
-        reloader: Some(Arc::clone(reloader)),
+        reloader: Some(Arc::clone(reloader) as Arc<dyn crate::stats::Reloadable>),
         capture: Default::default(),
     })
 }
@@ -708,7 +699,7 @@ fn spawn_control_threads(
     clock: &Arc<WallClock>,
 ) -> Result<()> {
     let (s, h) = (Arc::clone(src), Arc::clone(slot));
-    thread::Builder::new().name("ih-stats".into()).spawn(move || stats::serve(listener, s, h))?;
+    thread::Builder::new().name("ih-stats".into()).spawn(move || control::serve(listener, s, h))?;
     let (s, clock) = (Arc::clone(src), Arc::clone(clock));
     thread::Builder::new().name("ih-sampler".into()).spawn(move || loop {
         s.sample_rates();
@@ -717,7 +708,7 @@ fn spawn_control_threads(
     })?;
     if let Some(l) = metrics {
         let s = Arc::clone(src);
-        thread::Builder::new().name("ih-metrics".into()).spawn(move || crate::prometheus::serve_http(l, s))?;
+        thread::Builder::new().name("ih-metrics".into()).spawn(move || crate::prometheus::serve_http(l, move || s.prometheus()))?;
     }
     Ok(())
 }

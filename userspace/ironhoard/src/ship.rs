@@ -65,15 +65,15 @@ pub fn run(cfg: Config) -> Result<()> {
     }
     let status = Arc::new(Status::new(&ship.host_id, &ship.stream));
     let shipper = Shipper::new(ship.clone(), &cfg.log_dir, Arc::clone(&status))?;
-    let listener = crate::stats::bind(&ship.stats_socket, cfg.stats_group.as_deref())?;
+    let listener = crate::control::bind(&ship.stats_socket, cfg.stats_group.as_deref())?;
     {
         let st = Arc::clone(&status);
-        std::thread::Builder::new().name("ih-ship-stats".into()).spawn(move || crate::stats::serve_with(listener, move |l| answer(&st, l)))?;
+        std::thread::Builder::new().name("ih-ship-stats".into()).spawn(move || crate::control::serve_with(listener, move |l| answer(&st, l)))?;
     }
     if let Some(addr) = ship.prometheus_listen {
         let l = std::net::TcpListener::bind(addr).with_context(|| format!("[ship] prometheus_listen = {addr}: bind"))?;
         let st = Arc::clone(&status);
-        std::thread::Builder::new().name("ih-ship-metrics".into()).spawn(move || crate::prometheus::serve_http_with(l, move || render_prometheus(&st)))?;
+        std::thread::Builder::new().name("ih-ship-metrics".into()).spawn(move || crate::prometheus::serve_http(l, move || render_prometheus(&st)))?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

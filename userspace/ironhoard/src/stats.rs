@@ -12,14 +12,10 @@
 //! `capture {json}` is the exception: it keeps its connection for as long
 //! as the capture runs and streams frames (crate::capture).
 
-use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
 use ironhoard_common::{DropReason, XdpCounter};
 use ironhoard_dataplane::{WorkerShared, XSK_STAT_NAMES};
 use ironhoard_engine::Counters;
@@ -32,6 +28,26 @@ pub struct WorkerInfo {
     pub queue: u32,
     pub core: usize,
     pub shared: Arc<WorkerShared>,
+}
+
+/// The capture running on an appliance (at most one).
+#[derive(Default)]
+pub struct Running(pub(crate) std::sync::Mutex<Option<String>>);
+
+impl Running {
+    /// What runs, for `show stats` (null when nothing does).
+    pub fn describe(&self) -> Value {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone().map_or(Value::Null, Value::from)
+    }
+}
+
+/// The reloader as `show info` and `reload` see it (the control plane's
+/// [`crate::reload::Reloader`]).
+pub trait Reloadable: Send + Sync {
+    /// `reload`'s answer: what changed, or why it was refused.
+    fn reload_json(&self) -> Value;
+    /// The config in force: key ids, secret files, what a reload changed.
+    fn info(&self) -> Value;
 }
 
 /// Static facts for `show info`.
@@ -81,9 +97,9 @@ pub struct StatsSource {
     /// The move log's state.
     pub log: Option<Arc<ironhoard_movelog::LogShared>>,
     /// Reloads the config (the `reload` command, SIGHUP).
-    pub reloader: Option<Arc<crate::reload::Reloader>>,
+    pub reloader: Option<Arc<dyn Reloadable>>,
     /// The `capture` running, if any (at most one).
-    pub capture: crate::capture::Running,
+    pub capture: Running,
 }
 
 /// Renders counters with the SPEC names.
@@ -242,7 +258,7 @@ impl StatsSource {
 
     /// `show metrics`: Prometheus text exposition.
     pub fn prometheus(&self) -> String {
-        crate::prometheus::render(self)
+        crate::prometheus::render(&self.stats(), &self.latency(), &self.info())
     }
 
     /// `show players`: table fill per queue.
@@ -346,146 +362,6 @@ fn to_hdr(h: &ironhoard_dataplane::hist::AtomicHistogram) -> hdrhistogram::Histo
         let _ = out.record_n((lo + (hi - lo) / 2).max(1), c);
     });
     out
-}
-
-/// Binds the stats socket at `path` with mode 0660, replacing a stale
-/// socket left by a crashed run but refusing to steal a live one.
-pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating stats socket directory {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-                .with_context(|| format!("chmod 0755 {}", dir.display()))?;
-        }
-    }
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
-        if !meta.file_type().is_socket() {
-            bail!("stats socket path {} exists and is not a socket; refusing to replace it", path.display());
-        }
-        if UnixStream::connect(path).is_ok() {
-            bail!("stats socket {} is in use: another ironhoard is running", path.display());
-        }
-        std::fs::remove_file(path).with_context(|| format!("removing stale stats socket {}", path.display()))?;
-    }
-    // SAFETY: umask only changes this process's file-creation mask; it is
-    // set around bind so the socket is never briefly accessible to others.
-    let old = unsafe { libc::umask(0o117) };
-    let l = UnixListener::bind(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
-    let l = l.with_context(|| format!("binding stats socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .with_context(|| format!("chmod 0660 {}", path.display()))?;
-    if let Some(g) = group {
-        let gid = group_id(g).with_context(|| format!("[stats] group = {g:?}"))?;
-        // Under systemd (Group=ironhoard) the socket is born in its group:
-        // no chown, which the unit's system-call filter does not allow.
-        let now = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?);
-        if now != gid {
-            std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| format!("chgrp {g} {}", path.display()))?;
-        }
-    }
-    Ok(l)
-}
-
-/// The gid of a group name (or a numeric gid).
-fn group_id(name: &str) -> Result<u32> {
-    if let Ok(n) = name.parse::<u32>() {
-        return Ok(n);
-    }
-    let c = std::ffi::CString::new(name)?;
-    // SAFETY: getgrnam reads a NUL-terminated name and returns a pointer to
-    // static storage or null; we copy the gid out at once (the control
-    // thread is the only caller, at start).
-    let g = unsafe { libc::getgrnam(c.as_ptr()) };
-    if g.is_null() {
-        bail!("no such group");
-    }
-    // SAFETY: g is non-null and points to a valid struct group.
-    Ok(unsafe { (*g).gr_gid })
-}
-
-/// Serves clients until the process ends, off the workers' cores: each on
-/// its own thread, at most 8 at once, 2 s for the whole exchange
-/// (`crate::serve`), so no client can hold the socket.
-/// `capture` connections outlive that limit (crate::capture::serve), and
-/// a successor's `handover` waits for the main thread's answer.
-pub fn serve(listener: UnixListener, src: Arc<StatsSource>, handover: Arc<crate::handover::Slot>) {
-    let limits = crate::serve::Limits::CONTROL;
-    crate::serve::serve("stats", listener.incoming(), limits, None, move |c, deadline| {
-        let Ok(req) = crate::serve::read_request(c, deadline, 4096, |b| b.contains(&b'\n')) else { return };
-        let line = String::from_utf8_lossy(&req);
-        let line = line.trim();
-        if line.starts_with("handover") {
-            // a successor: answered by the main thread once this appliance
-            // has released the data path (or refused here)
-            if let Some(why) = handover.offer(c, line) {
-                let _ = crate::serve::write_answer(c, deadline, format!("{}\n", json!({"ok": false, "error": why})).as_bytes());
-            }
-            return;
-        }
-        if let Some(args) = crate::capture::command_args(line) {
-            return crate::capture::serve(&src, c, args);
-        }
-        // a reload waits for every worker to take it (at most 5 s)
-        let deadline = if line == "reload" { std::time::Instant::now() + Duration::from_secs(10) } else { deadline };
-        let v = src.answer(line);
-        let _ = crate::serve::write_answer(c, deadline, format!("{v}\n").as_bytes());
-    });
-}
-
-/// Whether an appliance answers on the stats socket `path`.
-pub fn is_live(path: &Path) -> bool {
-    UnixStream::connect(path).is_ok()
-}
-
-/// [`serve`] with any answering function (the shipper's socket too).
-pub fn serve_with(listener: UnixListener, answer: impl Fn(&str) -> Value + Send + Sync + 'static) {
-    let limits = crate::serve::Limits::CONTROL;
-    crate::serve::serve("stats", listener.incoming(), limits, None, move |c, deadline| {
-        let Ok(req) = crate::serve::read_request(c, deadline, 4096, |b| b.contains(&b'\n')) else { return };
-        let line = String::from_utf8_lossy(&req);
-        // a reload waits for every worker to take it (at most 5 s)
-        let deadline = if line.trim() == "reload" { std::time::Instant::now() + Duration::from_secs(10) } else { deadline };
-        let v = answer(line.trim());
-        let _ = crate::serve::write_answer(c, deadline, format!("{v}\n").as_bytes());
-    });
-}
-
-/// Client side: sends `command`, returns the JSON answer.
-pub fn query(path: &Path, command: &str) -> Result<Value> {
-    let v = query_with_timeout(path, command, Duration::from_secs(5))?;
-    if let Some(e) = v.get("error") {
-        bail!("stats socket {}: {}", path.display(), e.as_str().unwrap_or("error"));
-    }
-    Ok(v)
-}
-
-/// Sends `command`, returns the JSON answer as is (an `error` key included).
-pub fn query_with_timeout(path: &Path, command: &str, timeout: Duration) -> Result<Value> {
-    let mut c = connect(path)?;
-    c.set_read_timeout(Some(timeout))?;
-    writeln!(c, "{command}")?;
-    let mut s = String::new();
-    c.read_to_string(&mut s).with_context(|| format!("reading from stats socket {}", path.display()))?;
-    let v: Value = serde_json::from_str(s.trim()).with_context(|| format!("stats socket {} sent {s:?}", path.display()))?;
-    Ok(v)
-}
-
-/// Connects to the stats socket, with an error that says what to check.
-pub fn connect(path: &Path) -> Result<UnixStream> {
-    UnixStream::connect(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
-            "no appliance is serving stats at {} ({e}); is `ironhoard run` running with this stats socket?",
-            path.display()
-        ),
-        io::ErrorKind::PermissionDenied => anyhow::anyhow!(
-            "cannot open stats socket {} ({e}); run as root or as a member of the socket's group",
-            path.display()
-        ),
-        _ => anyhow::anyhow!("stats socket {}: {e}", path.display()),
-    })
 }
 
 /// The readable table `ironhoard stats` prints by default: totals, per
