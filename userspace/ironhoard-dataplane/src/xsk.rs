@@ -170,64 +170,11 @@ impl XskSocket {
     pub fn open_with_fill(iface: &str, queue: u32, zc: ZeroCopyWant, fill: usize, sizes: XskSizes) -> Result<XskSocket, XskError> {
         let err = |what: &'static str, detail: String| XskError::Open { iface: iface.into(), queue, what, detail };
         sizes.check().map_err(|e| err("sizes", e))?;
-        let (frames_n, ring) = (sizes.frames, sizes.ring);
-        let ucfg = UmemConfig::builder()
-            .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| err("frame size", e.to_string()))?)
-            .fill_queue_size(QueueSize::new(frames_n).map_err(|e| err("fill ring size", e.to_string()))?)
-            .comp_queue_size(QueueSize::new(frames_n).map_err(|e| err("completion ring size", e.to_string()))?)
-            .build()
-            .map_err(|e| err("UMEM config", e.to_string()))?;
-        let count = NonZeroU32::new(frames_n).expect("nonzero");
-        let (umem, frames, hugepages) = match Umem::new(ucfg, count, true) {
-            Ok((u, f)) => (u, f, true),
-            Err(e) => {
-                warn!(
-                    "AF_XDP {iface} queue {queue}: no 2 MiB hugepages for the UMEM ({e}); using 4 KiB pages. \
-                     Reserve some with: echo 64 > /proc/sys/vm/nr_hugepages (8 per queue at the default umem_frames)"
-                );
-                let (u, f) = Umem::new(ucfg, count, false).map_err(|e| {
-                    err(
-                        "UMEM registration",
-                        format!(
-                            "{e}: the {} KiB area must be locked (the process needs CAP_IPC_LOCK, or RLIMIT_MEMLOCK above it: \
-                             it is {} KiB; systemd: LimitMEMLOCK=infinity), and the AF_XDP socket needs CAP_NET_RAW",
-                            sizes.umem_bytes() / 1024,
-                            memlock_kib()
-                        ),
-                    )
-                })?;
-                (u, f, false)
-            }
-        };
-        let ifc: Interface = iface.parse().map_err(|_| err("interface name", iface.into()))?;
-        let cfg = |b: BindFlags| {
-            SocketConfig::builder()
-                .rx_queue_size(QueueSize::new(ring).expect("power of two"))
-                .tx_queue_size(QueueSize::new(ring).expect("power of two"))
-                .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-                .bind_flags(b | BindFlags::XDP_USE_NEED_WAKEUP)
-                .build()
-        };
-        // SAFETY: the UMEM lives as long as the queues (they are stored
-        // together in XskSocket and the UMEM handle keeps the area mapped);
-        // the program-load inhibit flag is set, as Socket::new requires when
-        // the caller manages the XDP program.
-        let open = |b: BindFlags| unsafe { Socket::new(cfg(b), &umem, &ifc, queue) };
-        let (tx, rx, fqcq) = match zc {
-            ZeroCopyWant::On => open(BindFlags::XDP_ZEROCOPY).map_err(|e| err("bind zero-copy (zero_copy = on)", e.to_string()))?,
-            ZeroCopyWant::Off => open(BindFlags::XDP_COPY).map_err(|e| err("bind copy mode", e.to_string()))?,
-            ZeroCopyWant::Auto => match open(BindFlags::XDP_ZEROCOPY) {
-                Ok(s) => s,
-                Err(e) => {
-                    info!("AF_XDP {iface} queue {queue}: zero-copy not available ({e}); using copy mode");
-                    open(BindFlags::XDP_COPY).map_err(|e| err("bind copy mode", e.to_string()))?
-                }
-            },
-        };
+        let (umem, mut frames, hugepages) = new_umem(iface, queue, sizes)?;
+        let (tx, rx, fqcq) = bind(&umem, iface, queue, sizes.ring, zc)?;
         let (mut fq, cq) = fqcq.ok_or_else(|| err("rings", "fill/completion rings already taken".into()))?;
         // Fill the fill ring now, before the program can redirect anything
         // here, so the first frames find buffers waiting.
-        let mut frames = frames;
         let k = (fq.nb_free(frames.len() as u32) as usize).min(frames.len()).min(fill);
         // SAFETY: fresh frames from Umem::new, in no ring yet.
         if unsafe { fq.produce(&frames[frames.len() - k..]) } == k {
@@ -235,21 +182,15 @@ impl XskSocket {
         }
         let fd = rx.fd().as_raw_fd();
         let zero_copy = xdp_options(fd).map(|f| f & XDP_OPTIONS_ZEROCOPY != 0).unwrap_or(false);
-        let budget = ring;
-        // SAFETY: fd is our AF_XDP socket; the option value is a u32 read by the kernel.
-        let rc = unsafe {
-            libc::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, (&budget as *const u32).cast(), 4)
-        };
-        if rc != 0 {
-            debug!("XDP_MAX_TX_SKB_BUDGET not set ({}): copy-mode TX sends 32 per kick", io::Error::last_os_error());
-        }
+        raise_tx_budget(fd, sizes.ring);
         let mode = XskMode { zero_copy, hugepages };
         info!(
-            "AF_XDP {iface} queue {queue}: {} mode, UMEM {} frames ({} MiB) on {}, rings {ring}",
+            "AF_XDP {iface} queue {queue}: {} mode, UMEM {} frames ({} MiB) on {}, rings {}",
             if zero_copy { "zero-copy" } else { "copy" },
-            frames_n,
+            sizes.frames,
             sizes.umem_bytes() >> 20,
-            if hugepages { "2 MiB hugepages" } else { "4 KiB pages" }
+            if hugepages { "2 MiB hugepages" } else { "4 KiB pages" },
+            sizes.ring
         );
         Ok(XskSocket { umem, frames, rx, tx, fq, cq, queue, iface: iface.into(), mode, sizes, busy_poll: None })
     }
@@ -347,6 +288,87 @@ impl XskSocket {
                 cell.store(v, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// The socket's UMEM: `sizes.frames` frames of FRAME_SIZE, on 2 MiB
+/// hugepages when some are reserved, else on 4 KiB pages (and whether it
+/// got hugepages).
+fn new_umem(iface: &str, queue: u32, sizes: XskSizes) -> Result<(Umem, Vec<FrameDesc>, bool), XskError> {
+    let err = |what: &'static str, detail: String| XskError::Open { iface: iface.into(), queue, what, detail };
+    let frames_n = sizes.frames;
+    let ucfg = UmemConfig::builder()
+        .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| err("frame size", e.to_string()))?)
+        .fill_queue_size(QueueSize::new(frames_n).map_err(|e| err("fill ring size", e.to_string()))?)
+        .comp_queue_size(QueueSize::new(frames_n).map_err(|e| err("completion ring size", e.to_string()))?)
+        .build()
+        .map_err(|e| err("UMEM config", e.to_string()))?;
+    let count = NonZeroU32::new(frames_n).expect("nonzero");
+    let (umem, frames, hugepages) = match Umem::new(ucfg, count, true) {
+        Ok((u, f)) => (u, f, true),
+        Err(e) => {
+            warn!(
+                "AF_XDP {iface} queue {queue}: no 2 MiB hugepages for the UMEM ({e}); using 4 KiB pages. \
+                 Reserve some with: echo 64 > /proc/sys/vm/nr_hugepages (8 per queue at the default umem_frames)"
+            );
+            let (u, f) = Umem::new(ucfg, count, false).map_err(|e| {
+                err(
+                    "UMEM registration",
+                    format!(
+                        "{e}: the {} KiB area must be locked (the process needs CAP_IPC_LOCK, or RLIMIT_MEMLOCK above it: \
+                         it is {} KiB; systemd: LimitMEMLOCK=infinity), and the AF_XDP socket needs CAP_NET_RAW",
+                        sizes.umem_bytes() / 1024,
+                        memlock_kib()
+                    ),
+                )
+            })?;
+            (u, f, false)
+        }
+    };
+    Ok((umem, frames, hugepages))
+}
+
+type Rings = (TxQueue, RxQueue, Option<(FillQueue, CompQueue)>);
+
+/// Binds an AF_XDP socket on `iface` queue `queue` to `umem`: zero-copy,
+/// copy mode, or zero-copy where the driver allows it and copy otherwise.
+fn bind(umem: &Umem, iface: &str, queue: u32, ring: u32, zc: ZeroCopyWant) -> Result<Rings, XskError> {
+    let err = |what: &'static str, detail: String| XskError::Open { iface: iface.into(), queue, what, detail };
+    let ifc: Interface = iface.parse().map_err(|_| err("interface name", iface.into()))?;
+    let cfg = |b: BindFlags| {
+        SocketConfig::builder()
+            .rx_queue_size(QueueSize::new(ring).expect("power of two"))
+            .tx_queue_size(QueueSize::new(ring).expect("power of two"))
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(b | BindFlags::XDP_USE_NEED_WAKEUP)
+            .build()
+    };
+    // SAFETY: the UMEM lives as long as the queues (they are stored
+    // together in XskSocket and the UMEM handle keeps the area mapped);
+    // the program-load inhibit flag is set, as Socket::new requires when
+    // the caller manages the XDP program.
+    let open = |b: BindFlags| unsafe { Socket::new(cfg(b), umem, &ifc, queue) };
+    Ok(match zc {
+        ZeroCopyWant::On => open(BindFlags::XDP_ZEROCOPY).map_err(|e| err("bind zero-copy (zero_copy = on)", e.to_string()))?,
+        ZeroCopyWant::Off => open(BindFlags::XDP_COPY).map_err(|e| err("bind copy mode", e.to_string()))?,
+        ZeroCopyWant::Auto => match open(BindFlags::XDP_ZEROCOPY) {
+            Ok(s) => s,
+            Err(e) => {
+                info!("AF_XDP {iface} queue {queue}: zero-copy not available ({e}); using copy mode");
+                open(BindFlags::XDP_COPY).map_err(|e| err("bind copy mode", e.to_string()))?
+            }
+        },
+    })
+}
+
+/// Lets one copy-mode sendto transmit a whole ring (Linux >= 6.17;
+/// otherwise 32 per kick).
+fn raise_tx_budget(fd: RawFd, ring: u32) {
+    let budget = ring;
+    // SAFETY: fd is our AF_XDP socket; the option value is a u32 read by the kernel.
+    let rc = unsafe { libc::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, (&budget as *const u32).cast(), 4) };
+    if rc != 0 {
+        debug!("XDP_MAX_TX_SKB_BUDGET not set ({}): copy-mode TX sends 32 per kick", io::Error::last_os_error());
     }
 }
 

@@ -82,6 +82,13 @@ struct Open {
     path: PathBuf,
 }
 
+/// What one slot gave [`PartitionReader::next`]: its answer, or look again
+/// (at the next segment).
+enum Next {
+    Done(Option<Record>),
+    Again,
+}
+
 /// Reads one partition in offset order from a given offset. `next` returns
 /// `Ok(None)` at the current end; call it again later to follow.
 pub struct PartitionReader {
@@ -245,7 +252,7 @@ impl PartitionReader {
             // crash or a power cut it can name records the log lost, until
             // the next appliance rewrites it.
             let head = self.head();
-            let mut below_head = head.is_some_and(|h| self.next_offset < h);
+            let below_head = head.is_some_and(|h| self.next_offset < h);
             if head.is_some() && !below_head && self.watch.alive() {
                 return Ok(None);
             }
@@ -264,98 +271,120 @@ impl PartitionReader {
                 }
                 return Ok(None);
             }
-            let mut slot_now = decode_slot(&b);
-            let mut after = false;
-            if below_head && !matches!(slot_now, Slot::Valid(_)) && !self.watch.alive() {
-                below_head = false;
-            }
-            if below_head && !matches!(slot_now, Slot::Valid(_)) {
-                // published, so not being written: read once more (a read
-                // error of the device, a page being brought in), then it is
-                // damage (or, if empty, a cut or a gap: see below)
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                let o = self.cur.as_ref().expect("positioned");
-                if read_full(&o.file, &mut b, byte).map_err(|e| self.io(&path, e))? == RECORD_LEN {
-                    slot_now = decode_slot(&b);
-                }
-                after = !matches!(slot_now, Slot::Empty);
-            } else if !matches!(slot_now, Slot::Valid(_)) {
-                // Look past it, then read it once more: a record being
-                // written when first read is whole by the time a later one
-                // is seen (the poller writes slots in order).
-                // (a live writer fills slots in order: a short look suffices)
-                let alive = self.watch.alive();
-                after = if alive {
-                    self.data_after(byte, 16)?
-                } else if self.end_scanned == Some(self.next_offset) {
-                    false
-                } else {
-                    let a = self.data_after(byte, u64::MAX)?;
-                    if !a {
-                        self.end_scanned = Some(self.next_offset);
-                    }
-                    a
-                };
-                let o = self.cur.as_ref().expect("positioned");
-                if read_full(&o.file, &mut b, byte).map_err(|e| self.io(&path, e))? == RECORD_LEN {
-                    slot_now = decode_slot(&b);
-                }
-            }
-            match slot_now {
-                Slot::Valid(r) if r.offset == self.next_offset => {
-                    self.next_offset += 1;
-                    return Ok(Some(r));
-                }
-                Slot::Valid(r) => {
-                    let offset = self.next_offset;
-                    self.next_offset += 1;
-                    return Err(ReadError::Damage { path, byte, offset, why: format!("record says offset {}", r.offset) });
-                }
-                Slot::Empty if after && !below_head => {
-                    let offset = self.next_offset;
-                    self.next_offset += 1;
-                    return Err(ReadError::Damage { path, byte, offset, why: "never-written record followed by data".into() });
-                }
-                Slot::Empty => {
-                    // the end, unless the writer has moved on past it
-                    if let Some(t) = self.later_segment(first)? {
-                        let from = self.next_offset;
-                        self.cur = None;
-                        if t == from {
-                            continue; // this segment was left unfilled, the next one continues it
-                        }
-                        if t < from {
-                            // the later segment overlaps this one: read on from it
-                            return Err(ReadError::Damage { path, byte, offset: from, why: format!("a later segment starts at offset {t}, inside this one") });
-                        }
-                        self.next_offset = t;
-                        return Err(ReadError::Gap { dir: self.dir.clone(), from, to: t });
-                    }
-                    if below_head {
-                        let offset = self.next_offset;
-                        self.next_offset += 1;
-                        return Err(ReadError::Damage { path, byte, offset, why: "never-written record below the writer's published head".into() });
-                    }
-                    return Ok(None);
-                }
-                Slot::Bad => {
-                    if !after && self.later_segment(first)?.is_none() {
-                        if self.watch.alive() {
-                            return Ok(None); // being written
-                        }
-                        if self.torn_reported == Some(self.next_offset) {
-                            return Ok(None);
-                        }
-                        self.torn_reported = Some(self.next_offset);
-                        return Err(ReadError::Torn { path, byte, offset: self.next_offset });
-                    }
-                    let offset = self.next_offset;
-                    self.next_offset += 1;
-                    return Err(ReadError::Damage { path, byte, offset, why: "record fails its CRC".into() });
-                }
+            let (slot_now, after, below_head) = self.recheck(decode_slot(&b), byte, &path, below_head)?;
+            match self.verdict(slot_now, after, below_head, path, byte, first)? {
+                Next::Done(r) => return Ok(r),
+                Next::Again => continue,
             }
         }
         Ok(None)
+    }
+
+    /// A slot that is not a valid record is looked at again before it is
+    /// judged: below a live writer's head, read once more after 1 ms (a read
+    /// error, a page being brought in); past it, look for data after it and
+    /// read it again (a record being written when first read is whole by
+    /// the time a later one is seen). Returns the slot as last read,
+    /// whether data follows it, and whether it counts as below the head
+    /// (only while the head's writer lives).
+    fn recheck(&mut self, mut slot_now: Slot, byte: u64, path: &Path, mut below_head: bool) -> Result<(Slot, bool, bool), ReadError> {
+        let mut b = [0u8; RECORD_LEN];
+        let mut after = false;
+        if below_head && !matches!(slot_now, Slot::Valid(_)) && !self.watch.alive() {
+            below_head = false;
+        }
+        if below_head && !matches!(slot_now, Slot::Valid(_)) {
+            // published, so not being written: read once more (a read
+            // error of the device, a page being brought in), then it is
+            // damage (or, if empty, a cut or a gap: see below)
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let o = self.cur.as_ref().expect("positioned");
+            if read_full(&o.file, &mut b, byte).map_err(|e| self.io(path, e))? == RECORD_LEN {
+                slot_now = decode_slot(&b);
+            }
+            after = !matches!(slot_now, Slot::Empty);
+        } else if !matches!(slot_now, Slot::Valid(_)) {
+            // Look past it, then read it once more: a record being
+            // written when first read is whole by the time a later one
+            // is seen (the poller writes slots in order).
+            // (a live writer fills slots in order: a short look suffices)
+            let alive = self.watch.alive();
+            after = if alive {
+                self.data_after(byte, 16)?
+            } else if self.end_scanned == Some(self.next_offset) {
+                false
+            } else {
+                let a = self.data_after(byte, u64::MAX)?;
+                if !a {
+                    self.end_scanned = Some(self.next_offset);
+                }
+                a
+            };
+            let o = self.cur.as_ref().expect("positioned");
+            if read_full(&o.file, &mut b, byte).map_err(|e| self.io(path, e))? == RECORD_LEN {
+                slot_now = decode_slot(&b);
+            }
+        }
+        Ok((slot_now, after, below_head))
+    }
+
+    /// What the slot at `byte` (of the segment starting at `first`) means
+    /// for the reader: a record, the current end, or damage, a torn record
+    /// or a gap (reported once, then stepped over where there is more).
+    fn verdict(&mut self, slot_now: Slot, after: bool, below_head: bool, path: PathBuf, byte: u64, first: u64) -> Result<Next, ReadError> {
+        match slot_now {
+            Slot::Valid(r) if r.offset == self.next_offset => {
+                self.next_offset += 1;
+                Ok(Next::Done(Some(r)))
+            }
+            Slot::Valid(r) => {
+                let offset = self.next_offset;
+                self.next_offset += 1;
+                Err(ReadError::Damage { path, byte, offset, why: format!("record says offset {}", r.offset) })
+            }
+            Slot::Empty if after && !below_head => {
+                let offset = self.next_offset;
+                self.next_offset += 1;
+                Err(ReadError::Damage { path, byte, offset, why: "never-written record followed by data".into() })
+            }
+            Slot::Empty => {
+                // the end, unless the writer has moved on past it
+                if let Some(t) = self.later_segment(first)? {
+                    let from = self.next_offset;
+                    self.cur = None;
+                    if t == from {
+                        return Ok(Next::Again); // this segment was left unfilled, the next one continues it
+                    }
+                    if t < from {
+                        // the later segment overlaps this one: read on from it
+                        return Err(ReadError::Damage { path, byte, offset: from, why: format!("a later segment starts at offset {t}, inside this one") });
+                    }
+                    self.next_offset = t;
+                    return Err(ReadError::Gap { dir: self.dir.clone(), from, to: t });
+                }
+                if below_head {
+                    let offset = self.next_offset;
+                    self.next_offset += 1;
+                    return Err(ReadError::Damage { path, byte, offset, why: "never-written record below the writer's published head".into() });
+                }
+                Ok(Next::Done(None))
+            }
+            Slot::Bad => {
+                if !after && self.later_segment(first)?.is_none() {
+                    if self.watch.alive() {
+                        return Ok(Next::Done(None)); // being written
+                    }
+                    if self.torn_reported == Some(self.next_offset) {
+                        return Ok(Next::Done(None));
+                    }
+                    self.torn_reported = Some(self.next_offset);
+                    return Err(ReadError::Torn { path, byte, offset: self.next_offset });
+                }
+                let offset = self.next_offset;
+                self.next_offset += 1;
+                Err(ReadError::Damage { path, byte, offset, why: "record fails its CRC".into() })
+            }
+        }
     }
 
     /// The first offset of a segment after the one starting at `first`

@@ -124,25 +124,12 @@ fn io_err(path: &Path, what: &str, e: io::Error) -> io::Error {
 fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn FnMut(&Record)) -> io::Result<Result<Scan, (u64, String)>> {
     let mut f = File::open(path).map_err(|e| io_err(path, "opening", e))?;
     let len = f.metadata().map_err(|e| io_err(path, "stat", e))?.len();
-    let mut hb = [0u8; HEADER_LEN];
-    if len < HEADER_LEN as u64 || f.read_exact(&mut hb).is_err() {
-        return Ok(Err((0, format!("file of {len} bytes has no whole header"))));
-    }
-    let header = match decode_header(&hb) {
+    let header = match read_header(&mut f, len, name_first, partition) {
         Ok(h) => h,
-        Err(why) => return Ok(Err((0, why))),
+        Err(bad) => return Ok(Err(bad)),
     };
-    if header.first != name_first {
-        return Ok(Err((16, format!("header says first offset {}, the name {name_first}", header.first))));
-    }
-    if header.partition != partition {
-        return Ok(Err((32, format!("header says partition {}, the directory q{partition}", header.partition))));
-    }
     let cap = header.capacity();
-    let mut good = 0u64;
-    let mut tail: Option<Tail> = None;
-    // inside the tail: an empty slot seen since the last non-empty one
-    let mut empty_pending = false;
+    let mut t = Tracker { first: header.first, good: 0, tail: None, empty_pending: false };
     let mut buf = vec![0u8; RECORD_LEN * 4096];
     let mut slot = 0u64;
     let mut pos = HEADER_LEN as u64;
@@ -153,8 +140,8 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
         // Past the dense run, a never-written stretch (most of an open
         // segment) only marks the tail's pending empty slot: decided for
         // the whole chunk at once (a restart reads an open segment fast).
-        if tail.is_some() && all_zero(&buf[..whole * RECORD_LEN]) {
-            empty_pending |= whole > 0;
+        if t.tail.is_some() && all_zero(&buf[..whole * RECORD_LEN]) {
+            t.empty_pending |= whole > 0;
             slot += whole as u64;
             pos += (whole * RECORD_LEN) as u64;
             if got < want {
@@ -170,33 +157,7 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
             if let Slot::Valid(r) = &d {
                 visit(r);
             }
-            match (&mut tail, d) {
-                (None, Slot::Valid(r)) if r.offset == header.first + s => good += 1,
-                (None, first) => {
-                    let (why, nonempty, valid) = match first {
-                        Slot::Valid(r) => (format!("slot {s} holds offset {}, expected {}", r.offset, header.first + s), 1, 1),
-                        Slot::Bad => (format!("record at slot {s} (offset {}) fails its CRC", header.first + s), 1, 0),
-                        Slot::Empty => (format!("never-written slot at offset {}", header.first + s), 0, 0),
-                    };
-                    empty_pending = nonempty == 0;
-                    let bad_bytes = if nonempty == 1 && valid == 0 { vec![byte] } else { Vec::new() };
-                    tail = Some(Tail { byte, why, hole: false, valid, nonempty, end_slot: if nonempty == 1 { s + 1 } else { s }, bad_bytes });
-                }
-                (Some(t), Slot::Empty) => {
-                    let _ = t;
-                    empty_pending = true;
-                }
-                (Some(t), other) => {
-                    t.hole |= empty_pending;
-                    empty_pending = false;
-                    t.nonempty += 1;
-                    t.end_slot = s + 1;
-                    match other {
-                        Slot::Valid(_) => t.valid += 1,
-                        _ => t.bad_bytes.push(byte),
-                    }
-                }
-            }
+            t.step(s, byte, d);
         }
         slot += whole as u64;
         pos += (whole * RECORD_LEN) as u64;
@@ -207,13 +168,74 @@ fn scan_segment(path: &Path, name_first: u64, partition: u16, visit: &mut dyn Fn
     let end = if len != header.segment_bytes {
         End::Damaged { byte: len.min(header.segment_bytes), why: format!("file is {len} bytes, its header says {}", header.segment_bytes) }
     } else {
-        match tail {
+        match t.tail {
             None => End::Full,
             Some(t) if t.nonempty == 0 => End::Open,
             Some(t) => End::Tail(t),
         }
     };
-    Ok(Ok(Scan { path: path.to_path_buf(), header, good, end }))
+    Ok(Ok(Scan { path: path.to_path_buf(), header, good: t.good, end }))
+}
+
+/// Reads and checks a segment's header against its file name and
+/// directory: the header, or where (byte) and why it is bad.
+fn read_header(f: &mut File, len: u64, name_first: u64, partition: u16) -> Result<Header, (u64, String)> {
+    let mut hb = [0u8; HEADER_LEN];
+    if len < HEADER_LEN as u64 || f.read_exact(&mut hb).is_err() {
+        return Err((0, format!("file of {len} bytes has no whole header")));
+    }
+    let header = decode_header(&hb).map_err(|why| (0, why))?;
+    if header.first != name_first {
+        return Err((16, format!("header says first offset {}, the name {name_first}", header.first)));
+    }
+    if header.partition != partition {
+        return Err((32, format!("header says partition {}, the directory q{partition}", header.partition)));
+    }
+    Ok(header)
+}
+
+/// A segment's slots, one at a time: the dense run of good records from
+/// the start, then the tail after it (see [`Tail`]).
+struct Tracker {
+    /// The segment's first offset.
+    first: u64,
+    /// Records in the dense run.
+    good: u64,
+    tail: Option<Tail>,
+    /// Inside the tail: an empty slot seen since the last non-empty one.
+    empty_pending: bool,
+}
+
+impl Tracker {
+    /// Slot `s` (at file byte `byte`) decoded as `d`.
+    fn step(&mut self, s: u64, byte: u64, d: Slot) {
+        let first = self.first;
+        match (&mut self.tail, d) {
+            (None, Slot::Valid(r)) if r.offset == first + s => self.good += 1,
+            (None, slot) => {
+                let (why, nonempty, valid) = match slot {
+                    Slot::Valid(r) => (format!("slot {s} holds offset {}, expected {}", r.offset, first + s), 1, 1),
+                    Slot::Bad => (format!("record at slot {s} (offset {}) fails its CRC", first + s), 1, 0),
+                    Slot::Empty => (format!("never-written slot at offset {}", first + s), 0, 0),
+                };
+                self.empty_pending = nonempty == 0;
+                let bad_bytes = if nonempty == 1 && valid == 0 { vec![byte] } else { Vec::new() };
+                let end_slot = if nonempty == 1 { s + 1 } else { s };
+                self.tail = Some(Tail { byte, why, hole: false, valid, nonempty, end_slot, bad_bytes });
+            }
+            (Some(_), Slot::Empty) => self.empty_pending = true,
+            (Some(t), other) => {
+                t.hole |= self.empty_pending;
+                self.empty_pending = false;
+                t.nonempty += 1;
+                t.end_slot = s + 1;
+                match other {
+                    Slot::Valid(_) => t.valid += 1,
+                    _ => t.bad_bytes.push(byte),
+                }
+            }
+        }
+    }
 }
 
 /// Whether every byte of `b` is zero (eight at a time).
@@ -319,6 +341,50 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Record)) -> io::Result<Recovery> {
     fs::create_dir_all(pdir).map_err(|e| io_err(pdir, "creating partition directory", e))?;
     let mut rec = Recovery::default();
+    let segs = list_partition(pdir, &mut rec)?;
+    let mut count = 0u64;
+    let mut highest: Option<u64> = None;
+    let mut visit_all = |r: &Record| {
+        count += 1;
+        highest = Some(highest.map_or(r.offset, |h: u64| h.max(r.offset)));
+        visit(r);
+    };
+    for p in &rec.set_aside_earlier {
+        visit_slots(p, &mut visit_all)?;
+    }
+    let mut kept: Vec<Scan> = Vec::new();
+    for (first, path) in &segs {
+        match scan_segment(path, *first, partition, &mut visit_all)? {
+            Err((byte, why)) => {
+                // the header cannot be trusted, but every record that passes
+                // its CRC is an accepted move: remember it
+                visit_slots(path, &mut visit_all)?;
+                let to = set_aside(path)?;
+                rec.damage.push(Damage { path: path.clone(), byte, why: format!("bad header: {why}"), set_aside: Some(to) });
+            }
+            Ok(s) => kept.push(s),
+        }
+    }
+    let last_data = kept.iter().rposition(|s| s.good > 0 || !matches!(s.end, End::Open));
+    let (resume, keep) = settle(&kept, last_data, &mut rec)?;
+    rec.records = count;
+    rec.next_offset = highest.map_or(0, |h| h.saturating_add(1));
+    if highest.is_none() {
+        // no record anywhere: continue where the newest segment starts
+        rec.next_offset = kept.iter().map(|s| s.header.first).max().unwrap_or(0);
+    }
+    choose_resume(&kept, resume, last_data, &mut rec)?;
+    find_gaps(&keep, highest.is_some(), &mut rec);
+    if !rec.damage.is_empty() || !rec.removed_empty.is_empty() || rec.torn_cut.is_some() {
+        sync_dir(pdir)?;
+    }
+    Ok(rec)
+}
+
+/// The partition's segments by first offset; what else is there sorted into
+/// `rec` (stray files, copies set aside earlier), and half-prepared
+/// segments a crash left removed.
+fn list_partition(pdir: &Path, rec: &mut Recovery) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut segs: Vec<(u64, PathBuf)> = Vec::new();
     let mut tmp = Vec::new();
     for e in fs::read_dir(pdir).map_err(|e| io_err(pdir, "listing", e))? {
@@ -346,42 +412,24 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
         fs::remove_file(&t).map_err(|e| io_err(&t, "removing half-prepared segment", e))?;
         rec.removed_empty.push(t);
     }
-    let mut count = 0u64;
-    let mut highest: Option<u64> = None;
-    let mut visit_all = |r: &Record| {
-        count += 1;
-        highest = Some(highest.map_or(r.offset, |h: u64| h.max(r.offset)));
-        visit(r);
-    };
-    for p in &rec.set_aside_earlier {
-        visit_slots(p, &mut visit_all)?;
-    }
-    let mut kept: Vec<Scan> = Vec::new();
-    for (first, path) in &segs {
-        match scan_segment(path, *first, partition, &mut visit_all)? {
-            Err((byte, why)) => {
-                // the header cannot be trusted, but every record that passes
-                // its CRC is an accepted move: remember it
-                visit_slots(path, &mut visit_all)?;
-                let to = set_aside(path)?;
-                rec.damage.push(Damage { path: path.clone(), byte, why: format!("bad header: {why}"), set_aside: Some(to) });
-            }
-            Ok(s) => kept.push(s),
-        }
-    }
-    // The newest segment holding data is where a power cut leaves its
-    // marks: pages written since the last sync come back old or new in any
-    // combination. Its dense run of good records is kept in place — every
-    // record below the last durable point is in it — and it is cut after
-    // the run: what follows (records written after the first hole) is
-    // copied aside for the operator, then zeroed. An older segment is cut
-    // the same way only if it has a hole (it was retired, not yet synced,
-    // when the power went); bad slots between good records of an older
-    // segment are damage at rest: kept in place, readers report each and
-    // step over it, so no good record around them is hidden.
-    let last_data = kept.iter().rposition(|s| s.good > 0 || !matches!(s.end, End::Open));
+    Ok(segs)
+}
+
+/// Decides each scanned segment's fate. The newest segment holding data is
+/// where a power cut leaves its marks: pages written since the last sync
+/// come back old or new in any combination. Its dense run of good records
+/// is kept in place — every record below the last durable point is in it —
+/// and it is cut after the run: what follows (records written after the
+/// first hole) is copied aside for the operator, then zeroed. An older
+/// segment is cut the same way only if it has a hole (it was retired, not
+/// yet synced, when the power went); bad slots between good records of an
+/// older segment are damage at rest: kept in place, readers report each
+/// and step over it, so no good record around them is hidden. Returns the
+/// segment to resume in, if any, and the kept segments with one past the
+/// last offset of theirs readers can use.
+#[allow(clippy::type_complexity)]
+fn settle<'a>(kept: &'a [Scan], last_data: Option<usize>, rec: &mut Recovery) -> io::Result<(Option<usize>, Vec<(&'a Scan, u64)>)> {
     let mut resume = None;
-    // kept segments and one past the last slot of theirs readers can use
     let mut keep: Vec<(&Scan, u64)> = Vec::new();
     for (i, s) in kept.iter().enumerate() {
         let newest = Some(i) == last_data;
@@ -391,24 +439,7 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
                 rec.damage.push(Damage { path: s.path.clone(), byte: *byte, why: why.clone(), set_aside: Some(to) });
             }
             End::Tail(t) if newest || t.hole => {
-                if t.valid > 0 || t.nonempty > 1 {
-                    let to = copy_tail_aside(&s.path, s.good, t.end_slot)?;
-                    rec.damage.push(Damage {
-                        path: s.path.clone(),
-                        byte: t.byte,
-                        why: format!(
-                            "{}{}; cut there: the {} written slot(s) after it ({} valid record(s)) copied aside",
-                            t.why,
-                            if t.hole { ", with data after a never-written slot (writeback out of order: a power cut?)" } else { "" },
-                            t.nonempty,
-                            t.valid
-                        ),
-                        set_aside: Some(to),
-                    });
-                } else {
-                    log::warn!("move log {}: cut a torn record at byte {} (offset {})", s.path.display(), t.byte, s.header.first + s.good);
-                    rec.torn_cut = Some((s.path.clone(), t.byte));
-                }
+                cut_tail(s, t, rec)?;
                 zero_slots(&s.path, s.good, t.end_slot)?;
                 if newest {
                     resume = Some(i);
@@ -437,12 +468,38 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
             End::Full => keep.push((s, s.header.first + s.good)),
         }
     }
-    rec.records = count;
-    rec.next_offset = highest.map_or(0, |h| h.saturating_add(1));
-    if highest.is_none() {
-        // no record anywhere: continue where the newest segment starts
-        rec.next_offset = kept.iter().map(|s| s.header.first).max().unwrap_or(0);
+    Ok((resume, keep))
+}
+
+/// Cuts segment `s` after its dense run: a tail holding more than one torn
+/// record is copied aside first (reported as damage), a torn record alone
+/// is just cut. The caller zeroes the slots.
+fn cut_tail(s: &Scan, t: &Tail, rec: &mut Recovery) -> io::Result<()> {
+    if t.valid > 0 || t.nonempty > 1 {
+        let to = copy_tail_aside(&s.path, s.good, t.end_slot)?;
+        rec.damage.push(Damage {
+            path: s.path.clone(),
+            byte: t.byte,
+            why: format!(
+                "{}{}; cut there: the {} written slot(s) after it ({} valid record(s)) copied aside",
+                t.why,
+                if t.hole { ", with data after a never-written slot (writeback out of order: a power cut?)" } else { "" },
+                t.nonempty,
+                t.valid
+            ),
+            set_aside: Some(to),
+        });
+    } else {
+        log::warn!("move log {}: cut a torn record at byte {} (offset {})", s.path.display(), t.byte, s.header.first + s.good);
+        rec.torn_cut = Some((s.path.clone(), t.byte));
     }
+    Ok(())
+}
+
+/// Where appending continues: in the newest written segment if it goes on
+/// exactly at `next_offset`, or in an empty segment starting there; other
+/// empty segments are removed.
+fn choose_resume(kept: &[Scan], resume: Option<usize>, last_data: Option<usize>, rec: &mut Recovery) -> io::Result<()> {
     // resume in the newest written segment if it continues exactly there
     let mut resume_path = None;
     if let Some(i) = resume {
@@ -453,7 +510,7 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
         }
     }
     // an empty segment at exactly next_offset is where appending continues
-    for s in &kept {
+    for s in kept {
         if s.good == 0 && s.end == End::Open {
             if rec.resume.is_none() && s.header.first == rec.next_offset {
                 rec.resume = Some((s.path.clone(), s.header, 0));
@@ -464,6 +521,12 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
             }
         }
     }
+    Ok(())
+}
+
+/// Offsets in no kept segment: between them, before the first (if it does
+/// not start at 0), and after the last up to `next_offset`.
+fn find_gaps(keep: &[(&Scan, u64)], any_record: bool, rec: &mut Recovery) {
     // gaps between kept segments (and before the first, if it does not start at 0)
     let mut expect = 0u64;
     for (s, end) in keep.iter().filter(|(s, end)| *end > s.header.first) {
@@ -472,11 +535,7 @@ pub fn recover_partition(pdir: &Path, partition: u16, visit: &mut dyn FnMut(&Rec
         }
         expect = *end;
     }
-    if rec.next_offset > expect && highest.is_some() {
+    if rec.next_offset > expect && any_record {
         rec.gaps.push((expect, rec.next_offset));
     }
-    if !rec.damage.is_empty() || !rec.removed_empty.is_empty() || rec.torn_cut.is_some() {
-        sync_dir(pdir)?;
-    }
-    Ok(rec)
 }

@@ -113,6 +113,25 @@ impl std::fmt::Debug for Mapped {
 }
 
 impl PartitionShared {
+    /// A partition's shared state, its next record at offset `next`.
+    fn new(queue: u16, dir: PathBuf, next: u64) -> PartitionShared {
+        PartitionShared {
+            queue,
+            dir,
+            ready: ArrayQueue::new(READY_DEPTH),
+            retired: ArrayQueue::new(RETIRED_DEPTH),
+            records: AtomicU64::new(0),
+            next_offset: AtomicU64::new(next),
+            synced_offset: AtomicU64::new(next),
+            commits: AtomicU64::new(0),
+            batch_syncs: AtomicU64::new(0),
+            segment_first: AtomicU64::new(u64::MAX),
+            refused: AtomicU64::new(0),
+            rotations: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            sync_errors: AtomicU64::new(0),
+        }
+    }
     /// Prepared segments waiting.
     pub fn ready(&self) -> usize {
         self.ready.len()
@@ -905,6 +924,55 @@ pub fn open_log(
     }
     std::fs::create_dir_all(&cfg.dir).map_err(|e| io_err(&cfg.dir, "creating log directory", e))?;
     let lock = DirLock::acquire(&cfg.dir)?;
+    let (recoveries, resumes) = recover_all(cfg, queues, visit)?;
+    // What the log holds now may be only in the page cache (the previous
+    // process was killed, its last records not yet written back): make it
+    // durable before a single new move is acked, so "synced" means synced
+    // from the first record on.
+    sync_fs(&cfg.dir)?;
+    let parts_shared: Vec<Arc<PartitionShared>> =
+        resumes.iter().map(|r| Arc::new(PartitionShared::new(r.queue, r.dir.clone(), r.next))).collect();
+    let shared = Arc::new(LogShared {
+        dir: cfg.dir.clone(),
+        sync: cfg.sync,
+        segment_bytes: cfg.segment_bytes,
+        partitions: parts_shared.clone(),
+        healthy: AtomicBool::new(true),
+        errors: AtomicU64::new(0),
+        last_error: Mutex::new(None),
+        recovery: Mutex::new(recovery_notes(&recoveries)),
+        stop: AtomicBool::new(false),
+        keeper: OnceLock::new(),
+        lock: Mutex::new(Some(lock)),
+    });
+    let mut parts = Vec::new();
+    let mut kparts = Vec::new();
+    for (r, sh) in resumes.into_iter().zip(&parts_shared) {
+        let (p, kp) = open_partition(cfg, &shared, sh, r)?;
+        parts.push(p);
+        kparts.push(kp);
+    }
+    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts };
+    // a partition starting a new segment gets it now, so its first rotation
+    // comes only when that segment is full; the keeper prepares the spares
+    // (and prefaults a resumed segment) once it runs
+    keeper.prime_current(&mut parts);
+    Ok((parts, keeper, shared, recoveries))
+}
+
+/// Where a configured queue's partition goes on after recovery.
+struct Resume {
+    queue: u16,
+    dir: PathBuf,
+    /// The segment to append in, and at which slot (else a new segment).
+    at: Option<(PathBuf, Header, u64)>,
+    next: u64,
+}
+
+/// Recovers every partition on disk and every configured one (logging what
+/// it found): what each holds, and where each configured one resumes.
+#[allow(clippy::type_complexity)]
+fn recover_all(cfg: &LogConfig, queues: &[u16], visit: &mut dyn FnMut(&Record)) -> io::Result<(Vec<(u16, Recovery)>, Vec<Resume>)> {
     // partitions on disk that no queue writes now: recovered and visited too
     let mut all: Vec<u16> = queues.to_vec();
     for q in crate::reader::partitions(&cfg.dir).map_err(|e| io::Error::other(e.to_string()))? {
@@ -927,38 +995,17 @@ pub fn open_log(
             log::warn!("move log {}: offsets {a}..{b} are not in any segment (removed, or set aside as damaged)", pdir.display());
         }
         if queues.contains(&q) {
-            resumes.push((q, pdir, r.resume.clone(), r.next_offset));
+            resumes.push(Resume { queue: q, dir: pdir, at: r.resume.clone(), next: r.next_offset });
         }
         recoveries.push((q, r));
     }
-    // What the log holds now may be only in the page cache (the previous
-    // process was killed, its last records not yet written back): make it
-    // durable before a single new move is acked, so "synced" means synced
-    // from the first record on.
-    sync_fs(&cfg.dir)?;
-    let parts_shared: Vec<Arc<PartitionShared>> = resumes
-        .iter()
-        .map(|(q, pdir, _, next)| {
-            Arc::new(PartitionShared {
-                queue: *q,
-                dir: pdir.clone(),
-                ready: ArrayQueue::new(READY_DEPTH),
-                retired: ArrayQueue::new(RETIRED_DEPTH),
-                records: AtomicU64::new(0),
-                next_offset: AtomicU64::new(*next),
-                synced_offset: AtomicU64::new(*next),
-                commits: AtomicU64::new(0),
-                batch_syncs: AtomicU64::new(0),
-                segment_first: AtomicU64::new(u64::MAX),
-                refused: AtomicU64::new(0),
-                rotations: AtomicU64::new(0),
-                syncs: AtomicU64::new(0),
-                sync_errors: AtomicU64::new(0),
-            })
-        })
-        .collect();
+    Ok((recoveries, resumes))
+}
+
+/// What recovery did, one line each, for `show stats`.
+fn recovery_notes(recoveries: &[(u16, Recovery)]) -> Vec<String> {
     let mut notes = Vec::new();
-    for (q, r) in &recoveries {
+    for (q, r) in recoveries {
         if let Some((p, b)) = &r.torn_cut {
             notes.push(format!("q{q}: cut a torn record at byte {b} of {}", p.display()));
         }
@@ -972,79 +1019,61 @@ pub fn open_log(
             notes.push(format!("q{q}: offsets {a}..{b} missing"));
         }
     }
-    let shared = Arc::new(LogShared {
-        dir: cfg.dir.clone(),
-        sync: cfg.sync,
-        segment_bytes: cfg.segment_bytes,
-        partitions: parts_shared.clone(),
-        healthy: AtomicBool::new(true),
-        errors: AtomicU64::new(0),
-        last_error: Mutex::new(None),
-        recovery: Mutex::new(notes),
-        stop: AtomicBool::new(false),
-        keeper: OnceLock::new(),
-        lock: Mutex::new(Some(lock)),
-    });
-    let mut parts = Vec::new();
-    let mut kparts = Vec::new();
-    for ((_, _, resume, next), sh) in resumes.into_iter().zip(&parts_shared) {
-        let mut files = VecDeque::new();
-        let (cur, slot, next_first) = match resume {
-            Some((path, h, slot)) if resumable(&path, h.segment_bytes, slot) => {
-                let f = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err(&path, "opening", e))?;
-                let m = map_lazy(&f, &path, h.segment_bytes)?;
-                files.push_back((h.first, f, MapAddr::of(&m)));
-                sh.segment_first.store(h.first, Ordering::Relaxed);
-                log::info!("move log {}: appending at offset {next} in {}", sh.dir.display(), path.display());
-                (Some(Mapped { map: m, first: h.first, cap: h.capacity() }), slot, h.first + h.capacity())
-            }
-            _ => {
-                log::info!("move log {}: appending at offset {next} in a new segment", sh.dir.display());
-                (None, 0, next)
-            }
-        };
-        let head = HeadWriter::create(&sh.dir, next)?;
-        parts.push(Partition {
-            shared: Arc::clone(sh),
-            log: Arc::clone(&shared),
-            cur,
-            slot,
-            next_offset: next,
-            records: 0,
-            refused: 0,
-            batch_sync: cfg.sync == SyncPolicy::EveryBatch,
-            dirty_from: slot,
-            committed: next,
-            commits: 0,
-            batch_syncs: 0,
-            sync_failed: false,
-            head,
-        });
-        kparts.push(KeeperPart {
-            sh: Arc::clone(sh),
-            next_first,
-            files,
-            // recovery fsynced what it kept; what is on disk at start is
-            // where it will stay
-            synced: next,
-            last_sync: Instant::now(),
-            seen_next: 0,
-            turn_next: 0,
-            retry_at: None,
-            populate: None,
-        });
-    }
-    for (p, kp) in parts.iter().zip(&mut kparts) {
-        if let Some(m) = &p.cur {
-            kp.populate = Some((MapAddr::of(&m.map), 0));
+    notes
+}
+
+/// A recovered partition's writer and its keeper's half: appending in the
+/// segment recovery left open (mapped, to be prefaulted by the keeper) if
+/// it can be, else in a new one.
+fn open_partition(cfg: &LogConfig, log: &Arc<LogShared>, sh: &Arc<PartitionShared>, r: Resume) -> io::Result<(Partition, KeeperPart)> {
+    let next = r.next;
+    let mut files = VecDeque::new();
+    let (cur, slot, next_first) = match r.at {
+        Some((path, h, slot)) if resumable(&path, h.segment_bytes, slot) => {
+            let f = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err(&path, "opening", e))?;
+            let m = map_lazy(&f, &path, h.segment_bytes)?;
+            files.push_back((h.first, f, MapAddr::of(&m)));
+            sh.segment_first.store(h.first, Ordering::Relaxed);
+            log::info!("move log {}: appending at offset {next} in {}", sh.dir.display(), path.display());
+            (Some(Mapped { map: m, first: h.first, cap: h.capacity() }), slot, h.first + h.capacity())
         }
-    }
-    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts };
-    // a partition starting a new segment gets it now, so its first rotation
-    // comes only when that segment is full; the keeper prepares the spares
-    // (and prefaults a resumed segment) once it runs
-    keeper.prime_current(&mut parts);
-    Ok((parts, keeper, shared, recoveries))
+        _ => {
+            log::info!("move log {}: appending at offset {next} in a new segment", sh.dir.display());
+            (None, 0, next)
+        }
+    };
+    let populate = cur.as_ref().map(|m| (MapAddr::of(&m.map), 0));
+    let head = HeadWriter::create(&sh.dir, next)?;
+    let part = Partition {
+        shared: Arc::clone(sh),
+        log: Arc::clone(log),
+        cur,
+        slot,
+        next_offset: next,
+        records: 0,
+        refused: 0,
+        batch_sync: cfg.sync == SyncPolicy::EveryBatch,
+        dirty_from: slot,
+        committed: next,
+        commits: 0,
+        batch_syncs: 0,
+        sync_failed: false,
+        head,
+    };
+    let kpart = KeeperPart {
+        sh: Arc::clone(sh),
+        next_first,
+        files,
+        // recovery fsynced what it kept; what is on disk at start is where
+        // it will stay
+        synced: next,
+        last_sync: Instant::now(),
+        seen_next: 0,
+        turn_next: 0,
+        retry_at: None,
+        populate,
+    };
+    Ok((part, kpart))
 }
 
 #[cfg(test)]

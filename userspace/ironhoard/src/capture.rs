@@ -361,10 +361,40 @@ pub fn run_client(socket: &Path, mut opts: Options, out: &Path) -> Result<Value>
     }
     // the file first: a path we cannot write fails before anything starts
     let mut w = PcapWriter::create(out)?;
+    let (mut c, head, buf) = request(socket, &opts)?;
+    if let Some(e) = head.get("error") {
+        drop(w);
+        let _ = std::fs::remove_file(out);
+        bail!("capture refused by {}: {}", socket.display(), e.as_str().unwrap_or("error"));
+    }
+    if head["active"] == false {
+        eprintln!("ironhoard capture: warning: not every poller took its ring within 1 s (a stopped worker?)");
+    }
+    eprintln!("ironhoard capture: capturing on queue(s) {} into {} (Ctrl-C to stop)", head["queues"], out.display());
+    c.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut t = Tally::default();
+    for q in head["queues"].as_array().into_iter().flatten() {
+        t.per_queue.insert(q.to_string(), 0);
+    }
+    receive(&mut c, buf, &opts, &stop, &mut t, &mut w, out)?;
+    w.finish().with_context(|| format!("writing pcap {}", out.display()))?;
+    if stop.load(Ordering::Relaxed) && t.ended && t.reason == "client" {
+        t.reason = "interrupted".into();
+    } else if t.frames >= opts.count.unwrap_or(u64::MAX) && t.reason == "client" {
+        t.reason = "count".into();
+    }
+    if !t.ended {
+        eprintln!("ironhoard capture: the appliance closed the capture without its end frame ({}); the file holds what arrived", t.reason);
+    }
+    Ok(t.summary(out))
+}
+
+/// Connects, sends the `capture` command, and reads the appliance's JSON
+/// answer line: the connection, the answer, and what came after it.
+fn request(socket: &Path, opts: &Options) -> Result<(UnixStream, Value, Vec<u8>)> {
     let mut c = crate::client::connect(socket)?;
     c.set_write_timeout(Some(Duration::from_secs(5)))?;
-    writeln!(c, "capture {}", serde_json::to_string(&opts)?).with_context(|| format!("stats socket {}", socket.display()))?;
-    // the JSON line
+    writeln!(c, "capture {}", serde_json::to_string(opts)?).with_context(|| format!("stats socket {}", socket.display()))?;
     c.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut buf = Vec::with_capacity(1 << 16);
     let mut chunk = vec![0u8; 1 << 16];
@@ -378,104 +408,127 @@ pub fn run_client(socket: &Path, mut opts: Options, out: &Path) -> Result<Value>
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head: Value = serde_json::from_slice(&buf[..nl]).with_context(|| format!("stats socket {} answered {:?}", socket.display(), String::from_utf8_lossy(&buf[..nl])))?;
+    let head: Value = serde_json::from_slice(&buf[..nl])
+        .with_context(|| format!("stats socket {} answered {:?}", socket.display(), String::from_utf8_lossy(&buf[..nl])))?;
     buf.drain(..=nl);
-    if let Some(e) = head.get("error") {
-        drop(w);
-        let _ = std::fs::remove_file(out);
-        bail!("capture refused by {}: {}", socket.display(), e.as_str().unwrap_or("error"));
+    Ok((c, head, buf))
+}
+
+/// What a capture client received.
+struct Tally {
+    frames: u64,
+    moves: u64,
+    acks: u64,
+    /// Frames written per queue.
+    per_queue: BTreeMap<String, u64>,
+    /// Records each queue's ring had no room for (the server's count).
+    skipped: BTreeMap<String, u64>,
+    reason: String,
+    /// The server's end frame arrived.
+    ended: bool,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            frames: 0,
+            moves: 0,
+            acks: 0,
+            per_queue: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            reason: "closed".into(),
+            ended: false,
+        }
     }
-    if head["active"] == false {
-        eprintln!("ironhoard capture: warning: not every poller took its ring within 1 s (a stopped worker?)");
+}
+
+impl Tally {
+    fn summary(&self, out: &Path) -> Value {
+        let queues: serde_json::Map<String, Value> = self
+            .per_queue
+            .iter()
+            .map(|(q, n)| (q.clone(), json!({"frames": n, "skipped": self.skipped.get(q).copied().unwrap_or(0)})))
+            .collect();
+        json!({
+            "frames": self.frames,
+            "moves": self.moves,
+            "acks": self.acks,
+            "skipped": self.skipped.values().sum::<u64>(),
+            "queues": queues,
+            "file": out.display().to_string(),
+            "reason": self.reason,
+            "complete": self.ended,
+        })
     }
-    eprintln!("ironhoard capture: capturing on queue(s) {} into {} (Ctrl-C to stop)", head["queues"], out.display());
-    c.set_read_timeout(Some(Duration::from_millis(100)))?;
+}
+
+/// Reads the capture stream until its end frame (or the connection's end),
+/// writing each selected record to `w` (the file `out`). A signal, `--count` or
+/// `--duration` half-closes the connection: the server then ends the
+/// capture and sends its totals (5 s at most).
+fn receive(
+    c: &mut UnixStream,
+    mut buf: Vec<u8>,
+    opts: &Options,
+    stop: &AtomicBool,
+    t: &mut Tally,
+    w: &mut PcapWriter<impl Write>,
+    out: &Path,
+) -> Result<()> {
     let limit = opts.count.unwrap_or(u64::MAX);
     let until = opts.duration.map(|d| Instant::now() + Duration::from_secs_f64(d) + Duration::from_secs(1));
-    let mut frames = 0u64;
-    let mut per_queue: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for q in head["queues"].as_array().into_iter().flatten() {
-        per_queue.insert(q.to_string(), (0, 0));
-    }
-    let (mut moves, mut acks) = (0u64, 0u64);
+    let mut chunk = vec![0u8; 1 << 16];
     let mut stop_sent: Option<Instant> = None;
-    let mut reason = String::from("closed");
-    let mut ended = false;
-    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
-    'outer: loop {
+    loop {
         let mut pos = 0;
         while let Some((f, used)) = parse_frame(&buf[pos..])? {
             pos += used;
             match f {
                 Frame::Record { queue, kind, status, unix_ns, len, bytes } => {
-                    if frames >= limit || opts.status.is_some_and(|s| s != status) {
+                    if t.frames >= limit || opts.status.is_some_and(|s| s != status) {
                         continue;
                     }
                     w.write(unix_ns, bytes, len as usize).with_context(|| format!("writing pcap {}", out.display()))?;
-                    frames += 1;
-                    per_queue.entry(queue.to_string()).or_default().0 += 1;
+                    t.frames += 1;
+                    *t.per_queue.entry(queue.to_string()).or_default() += 1;
                     match kind {
-                        RecordKind::Move => moves += 1,
-                        RecordKind::Ack => acks += 1,
+                        RecordKind::Move => t.moves += 1,
+                        RecordKind::Ack => t.acks += 1,
                     }
                 }
                 Frame::Json(v) => {
                     if let Some(m) = v["skipped"].as_object() {
-                        skipped = m.iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0))).collect();
+                        t.skipped = m.iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0))).collect();
                     }
                     if v["end"] == true {
-                        reason = v["reason"].as_str().unwrap_or("?").to_string();
-                        ended = true;
-                        break 'outer;
+                        t.reason = v["reason"].as_str().unwrap_or("?").to_string();
+                        t.ended = true;
+                        return Ok(());
                     }
                 }
             }
         }
         buf.drain(..pos);
-        let want_stop = stop.load(Ordering::Relaxed) || frames >= limit || until.is_some_and(|u| Instant::now() >= u);
+        let want_stop = stop.load(Ordering::Relaxed) || t.frames >= limit || until.is_some_and(|u| Instant::now() >= u);
         if want_stop && stop_sent.is_none() {
             // half-close: the server ends the capture and sends its totals
             let _ = c.shutdown(std::net::Shutdown::Write);
             stop_sent = Some(Instant::now());
         }
         if stop_sent.is_some_and(|t| t.elapsed() > Duration::from_secs(5)) {
-            reason = "no end frame within 5 s of the stop".into();
-            break;
+            t.reason = "no end frame within 5 s of the stop".into();
+            return Ok(());
         }
         match c.read(&mut chunk) {
-            Ok(0) => break,
+            Ok(0) => return Ok(()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
             Err(e) => {
-                reason = format!("stats socket: {e}");
-                break;
+                t.reason = format!("stats socket: {e}");
+                return Ok(());
             }
         }
     }
-    w.finish().with_context(|| format!("writing pcap {}", out.display()))?;
-    if stop.load(Ordering::Relaxed) && ended && reason == "client" {
-        reason = "interrupted".into();
-    } else if frames >= limit && reason == "client" {
-        reason = "count".into();
-    }
-    let queues: serde_json::Map<String, Value> = per_queue
-        .iter()
-        .map(|(q, (n, _))| (q.clone(), json!({"frames": n, "skipped": skipped.get(q).copied().unwrap_or(0)})))
-        .collect();
-    let summary = json!({
-        "frames": frames,
-        "moves": moves,
-        "acks": acks,
-        "skipped": skipped.values().sum::<u64>(),
-        "queues": queues,
-        "file": out.display().to_string(),
-        "reason": reason,
-        "complete": ended,
-    });
-    if !ended {
-        eprintln!("ironhoard capture: the appliance closed the capture without its end frame ({reason}); the file holds what arrived");
-    }
-    Ok(summary)
 }
 
 /// `--out` must name a file (checked before connecting).

@@ -37,74 +37,18 @@ fn main() {
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Capture { socket, queue, count, duration, status, acks, ring, out } => {
-            if let Some(d) = duration {
-                if !(d.is_finite() && d > 0.0) {
-                    bail!("--duration {d}: give a positive number of seconds");
-                }
-            }
-            if count == Some(0) {
-                bail!("--count 0: give at least 1 frame");
-            }
-            let out = capture::check_out(&out)?;
             let opts = capture::Options { queue, count, duration, status, acks, ring, ..Default::default() };
-            let summary = capture::run_client(&socket, opts, &out)?;
-            println!("{summary}");
-            Ok(())
+            capture_cmd(&socket, opts, &out)
         }
         Cmd::Run { config, iface, port, stats_socket } => {
             let ov = Overrides { iface, port, stats_socket };
             let cfg = Config::load(&config, &ov)?;
             run::run(cfg, ov)
         }
-        Cmd::CheckConfig { config, on_host } => {
-            let c = Config::load(&config, &Overrides::default())?;
-            if on_host {
-                host_check(&c).with_context(|| format!("config {} on this host", config.display()))?;
-            }
-            println!(
-                "{}: ok (backend {}, interface {}, {} queue(s), port {}, {} key_id(s))",
-                config.display(),
-                c.backend,
-                c.iface,
-                c.queues.len(),
-                c.port,
-                c.secrets.len()
-            );
-            Ok(())
-        }
-        Cmd::Keygen { out } => {
-            let mut s = [0u8; 32];
-            getrandom::getrandom(&mut s).context("reading random bytes")?;
-            let line = format!("{}\n", hex::encode(s));
-            match out {
-                None => print!("{line}"),
-                Some(p) => {
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&p)
-                        .with_context(|| format!("creating secret file {}", p.display()))?;
-                    f.write_all(line.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
-                }
-            }
-            Ok(())
-        }
+        Cmd::CheckConfig { config, on_host } => check_config(&config, on_host),
+        Cmd::Keygen { out } => keygen(out.as_deref()),
         Cmd::PlayerKey { secret_file, config, game, player, key_id } => {
-            let secret = match (secret_file, config) {
-                (Some(f), _) => config::read_secret_file(&f).map_err(|why| anyhow::anyhow!("secret file {}: {why}", f.display()))?,
-                (None, Some(c)) => {
-                    let cfg = Config::load(&c, &Overrides::default())?;
-                    match cfg.secrets.get(key_id as usize) {
-                        Some(s) => s.clone(),
-                        None => bail!("config {}: no secret for key_id {key_id} ({} configured)", c.display(), cfg.secrets.len()),
-                    }
-                }
-                (None, None) => bail!("give --secret-file or --config"),
-            };
-            let k = ironhoard_wire::MasterKey::new(&secret.0).player_key(game, player);
-            println!("{}", hex::encode(k.0));
-            Ok(())
+            player_key(secret_file.as_deref(), config.as_deref(), game, player, key_id)
         }
         Cmd::Tail { dir, follow, json, queue, from, limit, file } => match file {
             Some(f) => tail_file(&f, json, limit),
@@ -118,59 +62,150 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             ship::run(cfg)
         }
-        Cmd::Reload { socket } => {
-            let v = match client::query_with_timeout(&socket, "reload", std::time::Duration::from_secs(15)) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("ironhoard: reload: {e:#}");
-                    std::process::exit(4);
-                }
-            };
-            if v["ok"].as_bool() == Some(true) {
-                println!("reloaded: {}", v["message"].as_str().unwrap_or_default());
-                Ok(())
-            } else {
-                eprintln!("ironhoard: reload refused: {}", v["error"].as_str().unwrap_or("unknown error"));
-                std::process::exit(if v["restart_needed"].as_bool() == Some(true) { 3 } else { 1 });
-            }
-        }
+        Cmd::Reload { socket } => reload(&socket),
         Cmd::Stats { socket, json, prometheus, watch, command } => {
-            let once = || -> Result<String> {
-                if let Some(c) = &command {
-                    return Ok(format!("{}\n", client::query(&socket, c)?));
-                }
-                if prometheus {
-                    let v = client::query(&socket, "show metrics")?;
-                    return Ok(v["prometheus"].as_str().unwrap_or_default().to_string());
-                }
-                let v = client::query(&socket, "show stats")?;
-                if json {
-                    return Ok(format!("{v}\n"));
-                }
-                if v["role"] == "ship" {
-                    return Ok(ship::render_table(&v));
-                }
-                let lat = client::query(&socket, "show latency").ok();
-                Ok(stats::render_table(&v, lat.as_ref()))
-            };
+            let once = || stats_once(&socket, command.as_deref(), prometheus, json);
             match watch {
                 None => print!("{}", once()?),
-                Some(secs) => {
-                    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-                        bail!("--watch {secs}: give a number of seconds between 0.2 and 86400");
-                    }
-                    let every = std::time::Duration::from_secs_f64(secs.max(0.2));
-                    loop {
-                        let body = once()?;
-                        // clear the screen and go home, like top
-                        print!("\x1b[2J\x1b[H{} — every {:.1}s, Ctrl-C to quit\n\n{body}", socket.display(), every.as_secs_f64());
-                        std::io::Write::flush(&mut std::io::stdout())?;
-                        std::thread::sleep(every);
-                    }
-                }
+                Some(secs) => watch_stats(&socket, secs, once)?,
             }
             Ok(())
         }
+    }
+}
+
+/// `ironhoard capture`: checks the options and the output file, then runs.
+fn capture_cmd(socket: &std::path::Path, opts: capture::Options, out: &std::path::Path) -> Result<()> {
+    if let Some(d) = opts.duration {
+        if !(d.is_finite() && d > 0.0) {
+            bail!("--duration {d}: give a positive number of seconds");
+        }
+    }
+    if opts.count == Some(0) {
+        bail!("--count 0: give at least 1 frame");
+    }
+    let out = capture::check_out(out)?;
+    let summary = capture::run_client(socket, opts, &out)?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// `ironhoard check-config [--on-host]`.
+fn check_config(config: &std::path::Path, on_host: bool) -> Result<()> {
+    let c = Config::load(config, &Overrides::default())?;
+    if on_host {
+        host_check(&c).with_context(|| format!("config {} on this host", config.display()))?;
+    }
+    println!(
+        "{}: ok (backend {}, interface {}, {} queue(s), port {}, {} key_id(s))",
+        config.display(),
+        c.backend,
+        c.iface,
+        c.queues.len(),
+        c.port,
+        c.secrets.len()
+    );
+    Ok(())
+}
+
+/// `ironhoard keygen [--out FILE]`: a new master secret, in hex; a file is
+/// created (never replaced) with mode 0600.
+fn keygen(out: Option<&std::path::Path>) -> Result<()> {
+    let mut s = [0u8; 32];
+    getrandom::getrandom(&mut s).context("reading random bytes")?;
+    let line = format!("{}\n", hex::encode(s));
+    match out {
+        None => print!("{line}"),
+        Some(p) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+                .with_context(|| format!("creating secret file {}", p.display()))?;
+            f.write_all(line.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `ironhoard player-key`: a player's key under a secret file or a
+/// config's key_id.
+fn player_key(
+    secret_file: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+    game: u32,
+    player: u32,
+    key_id: u8,
+) -> Result<()> {
+    let secret = match (secret_file, config) {
+        (Some(f), _) => config::read_secret_file(f).map_err(|why| anyhow::anyhow!("secret file {}: {why}", f.display()))?,
+        (None, Some(c)) => {
+            let cfg = Config::load(c, &Overrides::default())?;
+            match cfg.secrets.get(key_id as usize) {
+                Some(s) => s.clone(),
+                None => bail!("config {}: no secret for key_id {key_id} ({} configured)", c.display(), cfg.secrets.len()),
+            }
+        }
+        (None, None) => bail!("give --secret-file or --config"),
+    };
+    let k = ironhoard_wire::MasterKey::new(&secret.0).player_key(game, player);
+    println!("{}", hex::encode(k.0));
+    Ok(())
+}
+
+/// `ironhoard reload`: exit 0 reloaded, 1 refused, 3 refused (a restart
+/// is needed), 4 no answer.
+fn reload(socket: &std::path::Path) -> Result<()> {
+    let v = match client::query_with_timeout(socket, "reload", std::time::Duration::from_secs(15)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ironhoard: reload: {e:#}");
+            std::process::exit(4);
+        }
+    };
+    if v["ok"].as_bool() == Some(true) {
+        println!("reloaded: {}", v["message"].as_str().unwrap_or_default());
+        Ok(())
+    } else {
+        eprintln!("ironhoard: reload refused: {}", v["error"].as_str().unwrap_or("unknown error"));
+        std::process::exit(if v["restart_needed"].as_bool() == Some(true) { 3 } else { 1 });
+    }
+}
+
+/// One `ironhoard stats` answer: a raw command's JSON, the Prometheus
+/// text, the JSON, or the table (the appliance's or the shipper's).
+fn stats_once(socket: &std::path::Path, command: Option<&str>, prometheus: bool, json: bool) -> Result<String> {
+    if let Some(c) = command {
+        return Ok(format!("{}\n", client::query(socket, c)?));
+    }
+    if prometheus {
+        let v = client::query(socket, "show metrics")?;
+        return Ok(v["prometheus"].as_str().unwrap_or_default().to_string());
+    }
+    let v = client::query(socket, "show stats")?;
+    if json {
+        return Ok(format!("{v}\n"));
+    }
+    if v["role"] == "ship" {
+        return Ok(ship::render_table(&v));
+    }
+    let lat = client::query(socket, "show latency").ok();
+    Ok(stats::render_table(&v, lat.as_ref()))
+}
+
+/// `ironhoard stats --watch SECS`: `once` redrawn every SECS, like top.
+fn watch_stats(socket: &std::path::Path, secs: f64, once: impl Fn() -> Result<String>) -> Result<()> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        bail!("--watch {secs}: give a number of seconds between 0.2 and 86400");
+    }
+    let every = std::time::Duration::from_secs_f64(secs.max(0.2));
+    loop {
+        let body = once()?;
+        // clear the screen and go home, like top
+        print!("\x1b[2J\x1b[H{} — every {:.1}s, Ctrl-C to quit\n\n{body}", socket.display(), every.as_secs_f64());
+        std::io::Write::flush(&mut std::io::stdout())?;
+        std::thread::sleep(every);
     }
 }
 

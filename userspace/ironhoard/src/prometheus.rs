@@ -52,9 +52,26 @@ const STATUSES: [&str; 6] = ["accepted", "duplicate", "stale", "invalid", "rate_
 pub fn render(stats: &Value, lat: &Value, info: &Value) -> String {
     let mut e = Exposition::default();
     let qs = stats["queues"].as_array().cloned().unwrap_or_default();
-    let q_label = |q: &Value| q["queue"].as_u64().unwrap_or(0).to_string();
-    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+    render_info(&mut e, stats, info);
+    render_queues(&mut e, &qs);
+    e.family("ironhoard_players_capacity", "gauge", "Player table capacity per queue.");
+    e.sample("ironhoard_players_capacity", &[], num(&info["players_per_worker"]));
+    render_xdp(&mut e, stats, &qs);
+    render_log(&mut e, stats, &qs);
+    render_latency(&mut e, lat);
+    e.finish()
+}
 
+fn q_label(q: &Value) -> String {
+    q["queue"].as_u64().unwrap_or(0).to_string()
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+/// What runs, and since when.
+fn render_info(e: &mut Exposition, stats: &Value, info: &Value) {
     e.family("ironhoard_info", "gauge", "What is running (value is always 1).");
     let xdp_mode = info["xdp"]["xdp_mode"].as_str().unwrap_or("none").to_string();
     let zc = info["xdp"]["zero_copy"].as_bool().map(|b| b.to_string()).unwrap_or_else(|| "none".into());
@@ -67,7 +84,11 @@ pub fn render(stats: &Value, lat: &Value, info: &Value) -> String {
     );
     e.family("ironhoard_uptime_seconds", "gauge", "Seconds since the appliance started.");
     e.sample("ironhoard_uptime_seconds", &[], num(&stats["uptime_secs"]));
+}
 
+/// The per-queue counters: one sample per queue, acks by status, drops by
+/// reason.
+fn render_queues(e: &mut Exposition, qs: &[Value]) {
     // families with one sample per queue, read from the queue's key
     for (name, kind, help, key) in [
         ("ironhoard_rx_total", "counter", "Datagrams received on the move port by the queue's worker.", "rx"),
@@ -82,29 +103,31 @@ pub fn render(stats: &Value, lat: &Value, info: &Value) -> String {
         ("ironhoard_busy_polls_total", "counter", "recvfrom calls made on an empty RX ring to run the queue's NAPI poll (preferred busy polling).", "busy_polls"),
     ] {
         e.family(name, kind, help);
-        for q in &qs {
+        for q in qs {
             e.sample(name, &[("queue", &q_label(q))], num(&q[key]));
         }
     }
     e.family("ironhoard_acks_total", "counter", "Acks sent, by status.");
-    for q in &qs {
+    for q in qs {
         for s in STATUSES {
             e.sample("ironhoard_acks_total", &[("queue", &q_label(q)), ("status", s)], num(&q[s]));
         }
     }
     e.family("ironhoard_dropped_total", "counter", "Datagrams dropped silently by the queue's worker, by reason.");
-    for q in &qs {
+    for q in qs {
         if let Some(d) = q["dropped"].as_object() {
             for (r, v) in d {
                 e.sample("ironhoard_dropped_total", &[("queue", &q_label(q)), ("reason", r)], num(v));
             }
         }
     }
-    e.family("ironhoard_players_capacity", "gauge", "Player table capacity per queue.");
-    e.sample("ironhoard_players_capacity", &[], num(&info["players_per_worker"]));
+}
+
+/// The kernel's XDP_STATISTICS per queue and the XDP program's counters.
+fn render_xdp(e: &mut Exposition, stats: &Value, qs: &[Value]) {
     if qs.iter().any(|q| q.get("xsk").is_some()) {
         e.family("ironhoard_xsk_total", "counter", "The kernel's XDP_STATISTICS for the queue's AF_XDP socket, by statistic.");
-        for q in &qs {
+        for q in qs {
             if let Some(x) = q["xsk"].as_object() {
                 for (k, v) in x {
                     e.sample("ironhoard_xsk_total", &[("queue", &q_label(q)), ("stat", k)], num(v));
@@ -118,6 +141,10 @@ pub fn render(stats: &Value, lat: &Value, info: &Value) -> String {
             e.sample("ironhoard_xdp_total", &[("counter", k)], num(v));
         }
     }
+}
+
+/// The move log's counters (when there is one).
+fn render_log(e: &mut Exposition, stats: &Value, qs: &[Value]) {
     if let Some(l) = stats.get("log") {
         e.family("ironhoard_log_records_total", "counter", "Accepted moves written to the move log.");
         e.sample("ironhoard_log_records_total", &[], num(&l["records"]));
@@ -128,10 +155,14 @@ pub fn render(stats: &Value, lat: &Value, info: &Value) -> String {
         e.family("ironhoard_log_healthy", "gauge", "1 while the move log is writable (else moves are answered BUSY).");
         e.sample("ironhoard_log_healthy", &[], if l["healthy"].as_bool() == Some(true) { 1.0 } else { 0.0 });
         e.family("ironhoard_log_refused_total", "counter", "Moves answered BUSY because their log partition had no segment ready (disk full, directory unwritable).");
-        for q in &qs {
+        for q in qs {
             e.sample("ironhoard_log_refused_total", &[("queue", &q_label(q))], num(&q["log_refused"]));
         }
     }
+}
+
+/// Service time per move and per batch, per queue, as summaries.
+fn render_latency(e: &mut Exposition, lat: &Value) {
     for (key, name, help) in [
         ("move_ns", "ironhoard_move_service_seconds", "Service time per move (batch time over its datagrams)."),
         ("batch_ns", "ironhoard_batch_seconds", "Time to process one batch, receive to send."),
@@ -150,7 +181,6 @@ pub fn render(stats: &Value, lat: &Value, info: &Value) -> String {
             e.sample(&format!("{name}_count"), &[("queue", &ql)], count);
         }
     }
-    e.finish()
 }
 
 /// Serves `GET /metrics` on `listener` until the process ends, the body

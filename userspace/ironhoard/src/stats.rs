@@ -150,29 +150,7 @@ impl StatsSource {
             let p = w.shared.players.load(std::sync::atomic::Ordering::Relaxed);
             total.add(&c);
             players += p;
-            let mut q = counters_json(&c);
-            q.insert("queue".into(), w.queue.into());
-            q.insert("core".into(), w.core.into());
-            q.insert("players".into(), p.into());
-            q.insert("wakeups".into(), w.shared.wakeups.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("busy_polls".into(), w.shared.busy_polls.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("handoffs".into(), w.shared.handoffs.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("handoffs_dropped".into(), w.shared.handoffs_dropped.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("key_cache_hits".into(), w.shared.key_cache_hits.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("key_cache_misses".into(), w.shared.key_cache_misses.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("peer_wakes".into(), w.shared.peer_wakes.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("bridged".into(), w.shared.bridged.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("capture_active".into(), w.shared.capture_active.load(std::sync::atomic::Ordering::Relaxed).into());
-            q.insert("capture_skipped".into(), w.shared.capture_skipped.load(std::sync::atomic::Ordering::Relaxed).into());
-            if w.shared.has_xsk_stats.load(std::sync::atomic::Ordering::Relaxed) {
-                let m: Map<String, Value> = XSK_STAT_NAMES
-                    .iter()
-                    .zip(&w.shared.xsk_stats)
-                    .map(|(n, v)| (n.to_string(), v.load(std::sync::atomic::Ordering::Relaxed).into()))
-                    .collect();
-                q.insert("xsk".into(), Value::Object(m));
-            }
-            queues.push(Value::Object(q));
+            queues.push(Value::Object(queue_json(w, &c, p)));
         }
         // The XDP program's early drops never reach a poller: they count in
         // the totals (rx and dropped), not in any queue.
@@ -202,55 +180,7 @@ impl StatsSource {
             }
         }
         if let Some(l) = &self.log {
-            use std::sync::atomic::Ordering::Relaxed;
-            for q in queues.iter_mut() {
-                let qn = q["queue"].as_u64().unwrap_or(u64::MAX);
-                if let Some(p) = l.partitions.iter().find(|p| p.queue as u64 == qn) {
-                    q["log_refused"] = p.refused.load(Relaxed).into();
-                }
-            }
-            let parts: Vec<Value> = l
-                .partitions
-                .iter()
-                .map(|p| {
-                    let first = p.segment_first.load(Relaxed);
-                    json!({
-                        "queue": p.queue,
-                        "dir": p.dir.display().to_string(),
-                        "records": p.records.load(Relaxed),
-                        "next_offset": p.next_offset.load(Relaxed),
-                        "segment_first": if first == u64::MAX { Value::Null } else { first.into() },
-                        "segments_ready": p.ready(),
-                        "refused": p.refused.load(Relaxed),
-                        "rotations": p.rotations.load(Relaxed),
-                        "syncs": p.syncs.load(Relaxed),
-                        "sync_errors": p.sync_errors.load(Relaxed),
-                        "synced_offset": p.synced_offset.load(Relaxed),
-                        "commits": p.commits.load(Relaxed),
-                        "batch_syncs": p.batch_syncs.load(Relaxed),
-                    })
-                })
-                .collect();
-            let sum = |f: fn(&ironhoard_movelog::PartitionShared) -> u64| l.partitions.iter().map(|p| f(p)).sum::<u64>();
-            top.insert(
-                "log".into(),
-                json!({
-                    "dir": l.dir.display().to_string(),
-                    "sync": l.sync.name(),
-                    "segment_bytes": l.segment_bytes,
-                    "healthy": l.healthy.load(Relaxed),
-                    "records": l.records(),
-                    "refused": sum(|p| p.refused.load(Relaxed)),
-                    "rotations": sum(|p| p.rotations.load(Relaxed)),
-                    "syncs": sum(|p| p.syncs.load(Relaxed)),
-                    "commits": sum(|p| p.commits.load(Relaxed)),
-                    "batch_syncs": sum(|p| p.batch_syncs.load(Relaxed)),
-                    "write_errors": l.errors.load(Relaxed),
-                    "last_error": l.last_error.lock().ok().and_then(|e| e.clone()),
-                    "recovery": l.recovery.lock().map(|r| r.clone()).unwrap_or_default(),
-                    "partitions": parts,
-                }),
-            );
+            top.insert("log".into(), log_json(l, &mut queues));
         }
         top.insert("queues".into(), Value::Array(queues));
         Value::Object(top)
@@ -351,6 +281,84 @@ impl StatsSource {
     }
 }
 
+/// One queue's counters in `show stats`: its engine's, its worker's, the
+/// kernel's XDP_STATISTICS (AF_XDP).
+fn queue_json(w: &WorkerInfo, c: &Counters, players: u64) -> Map<String, Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let sh = &w.shared;
+    let mut q = counters_json(c);
+    q.insert("queue".into(), w.queue.into());
+    q.insert("core".into(), w.core.into());
+    q.insert("players".into(), players.into());
+    q.insert("wakeups".into(), sh.wakeups.load(Relaxed).into());
+    q.insert("busy_polls".into(), sh.busy_polls.load(Relaxed).into());
+    q.insert("handoffs".into(), sh.handoffs.load(Relaxed).into());
+    q.insert("handoffs_dropped".into(), sh.handoffs_dropped.load(Relaxed).into());
+    q.insert("key_cache_hits".into(), sh.key_cache_hits.load(Relaxed).into());
+    q.insert("key_cache_misses".into(), sh.key_cache_misses.load(Relaxed).into());
+    q.insert("peer_wakes".into(), sh.peer_wakes.load(Relaxed).into());
+    q.insert("bridged".into(), sh.bridged.load(Relaxed).into());
+    q.insert("capture_active".into(), sh.capture_active.load(Relaxed).into());
+    q.insert("capture_skipped".into(), sh.capture_skipped.load(Relaxed).into());
+    if sh.has_xsk_stats.load(Relaxed) {
+        let m: Map<String, Value> =
+            XSK_STAT_NAMES.iter().zip(&sh.xsk_stats).map(|(n, v)| (n.to_string(), v.load(Relaxed).into())).collect();
+        q.insert("xsk".into(), Value::Object(m));
+    }
+    q
+}
+
+/// `show stats`' `log`: the move log's totals and partitions (and each
+/// queue's `log_refused`).
+fn log_json(l: &ironhoard_movelog::LogShared, queues: &mut [Value]) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    for q in queues.iter_mut() {
+        let qn = q["queue"].as_u64().unwrap_or(u64::MAX);
+        if let Some(p) = l.partitions.iter().find(|p| p.queue as u64 == qn) {
+            q["log_refused"] = p.refused.load(Relaxed).into();
+        }
+    }
+    let parts: Vec<Value> = l
+        .partitions
+        .iter()
+        .map(|p| {
+            let first = p.segment_first.load(Relaxed);
+            json!({
+                "queue": p.queue,
+                "dir": p.dir.display().to_string(),
+                "records": p.records.load(Relaxed),
+                "next_offset": p.next_offset.load(Relaxed),
+                "segment_first": if first == u64::MAX { Value::Null } else { first.into() },
+                "segments_ready": p.ready(),
+                "refused": p.refused.load(Relaxed),
+                "rotations": p.rotations.load(Relaxed),
+                "syncs": p.syncs.load(Relaxed),
+                "sync_errors": p.sync_errors.load(Relaxed),
+                "synced_offset": p.synced_offset.load(Relaxed),
+                "commits": p.commits.load(Relaxed),
+                "batch_syncs": p.batch_syncs.load(Relaxed),
+            })
+        })
+        .collect();
+    let sum = |f: fn(&ironhoard_movelog::PartitionShared) -> u64| l.partitions.iter().map(|p| f(p)).sum::<u64>();
+    json!({
+            "dir": l.dir.display().to_string(),
+            "sync": l.sync.name(),
+            "segment_bytes": l.segment_bytes,
+            "healthy": l.healthy.load(Relaxed),
+            "records": l.records(),
+            "refused": sum(|p| p.refused.load(Relaxed)),
+            "rotations": sum(|p| p.rotations.load(Relaxed)),
+            "syncs": sum(|p| p.syncs.load(Relaxed)),
+            "commits": sum(|p| p.commits.load(Relaxed)),
+            "batch_syncs": sum(|p| p.batch_syncs.load(Relaxed)),
+            "write_errors": l.errors.load(Relaxed),
+            "last_error": l.last_error.lock().ok().and_then(|e| e.clone()),
+            "recovery": l.recovery.lock().map(|r| r.clone()).unwrap_or_default(),
+            "partitions": parts,
+        })
+}
+
 fn new_hist() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 1u64 << 42, 2).expect("histogram bounds")
 }
@@ -419,46 +427,58 @@ pub fn render_table(v: &Value, lat: Option<&Value>) -> String {
         }
     }
     if let Some(l) = v.get("log").filter(|l| l.is_object()) {
-        out.push_str(&format!(
-            "move log {} (sync {}): {} records this run, {} BUSY for want of a segment, {}{}\n",
-            l["dir"].as_str().unwrap_or("?"),
-            l["sync"].as_str().unwrap_or("?"),
-            g(l, "records"),
-            g(l, "refused"),
-            if l["healthy"].as_bool() == Some(true) { "healthy" } else { "UNHEALTHY" },
-            l["last_error"].as_str().map(|e| format!(" (last error: {e})")).unwrap_or_default()
-        ));
-        for p in l["partitions"].as_array().into_iter().flatten() {
-            out.push_str(&format!(
-                "  q{}: next offset {}  segment {}  prepared {}  rotations {}  syncs {}\n",
-                g(p, "queue"),
-                g(p, "next_offset"),
-                p["segment_first"].as_u64().map_or("none".to_string(), |f| f.to_string()),
-                g(p, "segments_ready"),
-                g(p, "rotations"),
-                g(p, "syncs")
-            ));
-        }
-        for r in l["recovery"].as_array().into_iter().flatten() {
-            out.push_str(&format!("  at start: {}\n", r.as_str().unwrap_or("")));
-        }
+        table_log(&mut out, l);
     }
     if let Some(l) = lat {
-        for (k, name) in [("move_ns", "per-move service"), ("batch_ns", "per batch")] {
-            let p = &l[k];
-            if g(p, "count") > 0 {
-                out.push_str(&format!(
-                    "{name:<16} p50 {:.2} us  p99 {:.2} us  p99.9 {:.2} us  max {:.2} us  ({} samples)\n",
-                    g(p, "p50") as f64 / 1e3,
-                    g(p, "p99") as f64 / 1e3,
-                    g(p, "p999") as f64 / 1e3,
-                    g(p, "max") as f64 / 1e3,
-                    g(p, "count")
-                ));
-            }
-        }
+        table_latency(&mut out, l);
     }
     out
+}
+
+/// The `ironhoard stats` table's move log lines.
+fn table_log(out: &mut String, l: &Value) {
+    let g = |o: &Value, k: &str| o.get(k).and_then(Value::as_u64).unwrap_or(0);
+    out.push_str(&format!(
+        "move log {} (sync {}): {} records this run, {} BUSY for want of a segment, {}{}\n",
+        l["dir"].as_str().unwrap_or("?"),
+        l["sync"].as_str().unwrap_or("?"),
+        g(l, "records"),
+        g(l, "refused"),
+        if l["healthy"].as_bool() == Some(true) { "healthy" } else { "UNHEALTHY" },
+        l["last_error"].as_str().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+    ));
+    for p in l["partitions"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  q{}: next offset {}  segment {}  prepared {}  rotations {}  syncs {}\n",
+            g(p, "queue"),
+            g(p, "next_offset"),
+            p["segment_first"].as_u64().map_or("none".to_string(), |f| f.to_string()),
+            g(p, "segments_ready"),
+            g(p, "rotations"),
+            g(p, "syncs")
+        ));
+    }
+    for r in l["recovery"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  at start: {}\n", r.as_str().unwrap_or("")));
+    }
+}
+
+/// The `ironhoard stats` table's latency lines.
+fn table_latency(out: &mut String, lat: &Value) {
+    let g = |o: &Value, k: &str| o.get(k).and_then(Value::as_u64).unwrap_or(0);
+    for (k, name) in [("move_ns", "per-move service"), ("batch_ns", "per batch")] {
+        let p = &lat[k];
+        if g(p, "count") > 0 {
+            out.push_str(&format!(
+                "{name:<16} p50 {:.2} us  p99 {:.2} us  p99.9 {:.2} us  max {:.2} us  ({} samples)\n",
+                g(p, "p50") as f64 / 1e3,
+                g(p, "p99") as f64 / 1e3,
+                g(p, "p999") as f64 / 1e3,
+                g(p, "max") as f64 / 1e3,
+                g(p, "count")
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
