@@ -15,7 +15,12 @@ const NESTED: &str = "IH_NESTED_EBPF_BUILD";
 fn build() -> anyhow::Result<()> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../xdp-prog");
     println!("cargo:rerun-if-changed={root}/src");
-    println!("cargo:rerun-if-changed={}/../ironhoard-common/src", env!("CARGO_MANIFEST_DIR"));
+    println!("cargo:rerun-if-changed={root}/Cargo.toml");
+    // the crates the program is built from
+    for dep in ["ironhoard-common", "ironhoard-classify"] {
+        println!("cargo:rerun-if-changed={}/../{dep}/src", env!("CARGO_MANIFEST_DIR"));
+        println!("cargo:rerun-if-changed={}/../{dep}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+    }
     aya_build::build_ebpf(
         [aya_build::Package { name: "xdp-prog", root_dir: root, ..Default::default() }],
         aya_build::Toolchain::default(),

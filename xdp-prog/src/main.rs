@@ -1,6 +1,6 @@
 //! IronHoard's XDP program.
 //!
-//! For each frame, the shared classifier (`ironhoard_common::frame`, the
+//! For each frame, the shared classifier (`ironhoard_classify`, the
 //! same code the pollers and the generator run) decides: not a datagram to
 //! the move port — ARP, SSH, other ports, non-first fragments — passes to
 //! the kernel untouched (the host must never be cut off its own network); a
@@ -198,8 +198,8 @@ fn shield_take(key: &ShieldKey, rate: u64, burst: u64, now: u64) -> bool {
 
 use aya_ebpf::cty::c_void;
 use aya_ebpf::helpers::generated::{bpf_ktime_get_ns, bpf_xdp_load_bytes};
-use ironhoard_common::frame::{classify, Bytes, Class};
-use ironhoard_common::net::ETH_HLEN;
+use ironhoard_classify::net::ETH_HLEN;
+use ironhoard_classify::{classify, Bytes, Class};
 
 /// How many leading bytes of a frame the classifier sees: Ethernet, two
 /// tags, IPv6 with extension headers, UDP and the move's first bytes fit;

@@ -9,7 +9,7 @@
 #![no_main]
 use std::sync::Arc;
 
-use ironhoard_common::frame::{classify, fold, rewrite_to_ack, sum16, Class};
+use ironhoard_classify::{classify, fold, rewrite_to_ack, sum16, Class};
 use ironhoard_engine::bucket::BucketConfig;
 use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch, Verdict};
 use ironhoard_wire::{Ack, AckRepr, MasterKey, Move};
@@ -33,7 +33,7 @@ fn fix_ipv4_checksum(f: &mut [u8]) {
     }
     f[l3 + 10] = 0;
     f[l3 + 11] = 0;
-    let c = ironhoard_common::frame::ipv4_checksum(&f[l3..l3 + ihl]);
+    let c = ironhoard_classify::ipv4_checksum(&f[l3..l3 + ihl]);
     f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
 }
 

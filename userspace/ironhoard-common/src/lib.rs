@@ -1,6 +1,9 @@
 //! Types shared by the XDP program (`xdp-prog/`, built for the BPF target)
-//! and userspace (loader, stats). `no_std`, no dependencies: only plain
+//! and userspace (loader, engine, stats): the drop reasons and the
+//! program's counters, its maps' names and layouts, its config slots, and
+//! the wire constants it checks. `no_std`, no dependencies: only plain
 //! constants and `#[repr(C)]` data that both sides agree on byte for byte.
+//! The packet classifier both sides run is `ironhoard-classify`.
 #![cfg_attr(not(test), no_std)]
 
 /// The one table of drop reasons: each row is a variant, its index (in the
@@ -263,21 +266,6 @@ pub struct ShieldBucket {
 pub const MAP_SHIELD: &str = "SHIELD";
 /// Sources the shield tracks at once (least recently seen evicted).
 pub const SHIELD_ENTRIES: u32 = 65536;
-
-pub mod frame;
-
-/// Link, network and transport constants both the XDP program and the
-/// userspace frame code parse by.
-pub mod net {
-    pub const ETH_HLEN: usize = 14;
-    pub const VLAN_HLEN: usize = 4;
-    pub const ETH_P_IP: u16 = 0x0800;
-    pub const ETH_P_IPV6: u16 = 0x86DD;
-    pub const ETH_P_8021Q: u16 = 0x8100;
-    pub const IPPROTO_UDP: u8 = 17;
-    pub const IPV6_HLEN: usize = 40;
-    pub const UDP_HLEN: usize = 8;
-}
 
 /// Wire constants the XDP program checks (kept here, not taken from
 /// `ironhoard-wire`, so the BPF build needs no crypto crates;

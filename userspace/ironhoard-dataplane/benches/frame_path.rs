@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use common::{engine, pin, BenchLog, Moves, BATCH, PLAYERS};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ironhoard_common::frame::{classify, rewrite_to_ack, Class};
+use ironhoard_classify::{classify, rewrite_to_ack, Class};
 use ironhoard_dataplane::frame::{build_udp, FrameSpec};
 use ironhoard_engine::{Dispatch, Engine, Verdict};
 use ironhoard_movelog::SyncPolicy;

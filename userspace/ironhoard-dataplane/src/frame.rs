@@ -1,12 +1,11 @@
-//! Ethernet/VLAN/IPv4/IPv6/UDP framing for the AF_XDP path: locate a move's
-//! payload in a received frame, and turn the frame, in place, into the ack
-//! that goes back to its source. Pure functions over byte slices, no I/O.
+//! Frames built for the tests and the generator: a UDP datagram in
+//! Ethernet (one optional 802.1Q tag) and IPv4 (optional options) or IPv6,
+//! with valid checksums; and [`parse_udp`], the served datagram in a frame.
+//! The classifier itself, which the XDP program, the pollers and the
+//! generator share, is `ironhoard-classify`.
 
-
-use ironhoard_common::net::{ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, UDP_HLEN};
-
-/// Where a served datagram sits in a frame (the shared classifier's).
-pub use ironhoard_common::frame::{classify, classify_udp, Class, Located as Udp};
+use ironhoard_classify::net::{ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, UDP_HLEN};
+use ironhoard_classify::{classify, ipv4_checksum, udp_checksum, Class, Located};
 
 #[cfg(test)]
 fn be16(b: &[u8], o: usize) -> u16 {
@@ -15,17 +14,13 @@ fn be16(b: &[u8], o: usize) -> u16 {
 
 /// The datagram to `port` with a `payload_len`-byte payload that the
 /// appliance serves (the same decision the XDP program makes: see
-/// `ironhoard_common::frame`), or `None`.
-pub fn parse_udp(f: &[u8], port: u16, payload_len: usize) -> Option<Udp> {
+/// `ironhoard_classify`), or `None`.
+pub fn parse_udp(f: &[u8], port: u16, payload_len: usize) -> Option<Located> {
     match classify(f, port, payload_len) {
         Class::Serve(u) => Some(u),
         _ => None,
     }
 }
-
-pub use ironhoard_common::frame::{ipv4_checksum, rewrite_to_ack, udp_checksum, ACK_TTL};
-#[cfg(test)]
-use ironhoard_common::frame::{fold, sum16};
 
 /// Addresses of a frame to build (tests, generator).
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +101,7 @@ pub fn build_udp(out: &mut [u8], s: &FrameSpec, payload: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironhoard_classify::{fold, rewrite_to_ack, sum16};
 
     fn spec(v6: bool, vlan: Option<u16>, opts: usize) -> FrameSpec {
         let (src, dst) = if v6 {
@@ -116,7 +112,7 @@ mod tests {
         FrameSpec { src_mac: [2, 0, 0, 0, 0, 2], dst_mac: [2, 0, 0, 0, 0, 1], vlan, src, dst, ipv4_options: opts }
     }
 
-    fn verify_checksums(f: &[u8], u: &Udp) {
+    fn verify_checksums(f: &[u8], u: &Located) {
         if !u.v6 {
             assert_eq!(ipv4_checksum(&f[u.l3..u.l4]), 0, "IPv4 header checksum verifies");
         }

@@ -15,8 +15,9 @@
 //! Beside them: [`mesh`] (the pollers' mailboxes), [`split`] (an AF_XDP
 //! socket's halves, for the generator), [`capture`] (the per-poller ring
 //! `ironhoard capture` reads),
-//! [`dispatch`] (the move log's writer as the engine sees it), [`frame`] (the
-//! one packet classifier, shared with the XDP program), [`affinity`], [`nic`].
+//! [`dispatch`] (the move log's writer as the engine sees it), [`frame`] (frames
+//! built for tests and the generator; the classifier the pollers run is
+//! `ironhoard-classify`'s, the XDP program's), [`affinity`], [`nic`].
 
 pub mod affinity;
 pub mod capture;

@@ -42,7 +42,7 @@ use ironhoard_wire::MOVE_LEN;
 use xsk_rs::FrameDesc;
 
 use crate::capture::{ack_status, CaptureRing, Record, RecordKind, NO_STATUS};
-use crate::frame::{classify, rewrite_to_ack, Class};
+use ironhoard_classify::{classify, rewrite_to_ack, Class};
 use crate::mesh::{Handoff, Mesh, HANDOFF_RESERVE};
 use crate::xsk::{XskSocket, BATCH};
 use crate::{monotonic_ns, WorkerShared};

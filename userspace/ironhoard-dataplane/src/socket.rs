@@ -203,7 +203,7 @@ impl Batch {
 /// classifier): unspecified, loopback, multicast, broadcast. The dual-stack
 /// socket reports IPv4 clients as ::ffff:a.b.c.d: judged as IPv4.
 fn martian_source(a: &libc::sockaddr_storage) -> bool {
-    use ironhoard_common::frame::{martian_v4, martian_v6};
+    use ironhoard_classify::{martian_v4, martian_v6};
     match a.ss_family as i32 {
         libc::AF_INET6 => {
             // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 source;

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use ironhoard_dataplane::frame::{build_udp, parse_udp, rewrite_to_ack, FrameSpec};
+use ironhoard_classify::rewrite_to_ack;
+use ironhoard_dataplane::frame::{build_udp, parse_udp, FrameSpec};
 use ironhoard_engine::bucket::BucketConfig;
 use ironhoard_engine::testing::CountingAlloc;
 use ironhoard_engine::{Engine, EngineConfig, Keyring, NoDispatch, Verdict};

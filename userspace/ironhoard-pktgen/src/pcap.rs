@@ -110,7 +110,7 @@ pub fn read_udp(path: &Path) -> Result<(Vec<Datagram>, usize)> {
         r.read_exact(&mut buf).with_context(|| format!("{}: truncated record", path.display()))?;
         let base = *first.get_or_insert(ts);
         // Every record is judged by the appliance's own classifier
-        // (ironhoard_common::frame): IP records get an Ethernet header
+        // (ironhoard_classify): IP records get an Ethernet header
         // first. What the appliance would not serve is skipped and counted.
         let frame: std::borrow::Cow<'_, [u8]> = match linktype {
             LINKTYPE_ETHERNET => std::borrow::Cow::Borrowed(&buf[..]),
@@ -123,8 +123,8 @@ pub fn read_udp(path: &Path) -> Result<(Vec<Datagram>, usize)> {
             }
             other => bail!("{}: link type {other} is not supported (Ethernet, raw IP, Linux cooked)", path.display()),
         };
-        match ironhoard_dataplane::frame::classify_udp(&frame[..]) {
-            ironhoard_dataplane::frame::Class::Serve(at) => {
+        match ironhoard_classify::classify_udp(&frame[..]) {
+            ironhoard_classify::Class::Serve(at) => {
                 let f = &frame[..];
                 let dst_ip = if at.v6 {
                     IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&f[at.l3 + 24..at.l3 + 40]).expect("16 bytes")))

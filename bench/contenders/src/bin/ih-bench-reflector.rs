@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use ironhoard_contenders::read_secret;
-use ironhoard_dataplane::frame::{classify, rewrite_to_ack, Class};
+use ironhoard_classify::{classify, rewrite_to_ack, Class};
 use ironhoard_dataplane::xsk::{DEFAULT_FRAMES, DEFAULT_RING};
 use ironhoard_dataplane::{affinity, monotonic_ns};
 use ironhoard_loader::{Steering, WantMode};

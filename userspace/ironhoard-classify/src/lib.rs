@@ -14,8 +14,23 @@
 //! kernel, whose closed port would answer the sender with ICMP. Traffic not
 //! to the move port (and frames too short or too odd to tell) passes.
 
+#![cfg_attr(not(test), no_std)]
+
+/// Link, network and transport constants both the XDP program and the
+/// userspace frame code parse by.
+pub mod net {
+    pub const ETH_HLEN: usize = 14;
+    pub const VLAN_HLEN: usize = 4;
+    pub const ETH_P_IP: u16 = 0x0800;
+    pub const ETH_P_IPV6: u16 = 0x86DD;
+    pub const ETH_P_8021Q: u16 = 0x8100;
+    pub const IPPROTO_UDP: u8 = 17;
+    pub const IPV6_HLEN: usize = 40;
+    pub const UDP_HLEN: usize = 8;
+}
+
 use crate::net::{ETH_HLEN, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, IPV6_HLEN, UDP_HLEN, VLAN_HLEN};
-use crate::DropReason;
+use ironhoard_common::DropReason;
 
 /// 802.1ad service tag (QinQ outer tag).
 pub const ETH_P_8021AD: u16 = 0x88A8;
@@ -414,7 +429,7 @@ pub fn rewrite_to_ack(f: &mut [u8], u: &Located) -> usize {
     mac.copy_from_slice(&f[0..6]);
     f.copy_within(6..12, 0);
     f[6..12].copy_from_slice(&mac);
-    let udp_len = UDP_HLEN + crate::wire::ACK_LEN;
+    let udp_len = UDP_HLEN + ironhoard_common::wire::ACK_LEN;
     let l3 = u.l3;
     if u.v6 {
         let mut a = [0u8; 16];
