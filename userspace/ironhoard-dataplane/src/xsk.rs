@@ -145,6 +145,23 @@ pub struct XskSocket {
     pub busy_poll: Option<BusyPollState>,
 }
 
+/// An open socket's UMEM, frames in no ring, and rings, for a loop of its
+/// own (the bench reflector: the appliance's socket setup, another loop).
+pub struct XskParts {
+    pub umem: Umem,
+    pub frames: Vec<FrameDesc>,
+    pub rx: RxQueue,
+    pub tx: TxQueue,
+    pub fq: FillQueue,
+    pub cq: CompQueue,
+}
+
+impl XskSocket {
+    pub fn into_parts(self) -> XskParts {
+        XskParts { umem: self.umem, frames: self.frames, rx: self.rx, tx: self.tx, fq: self.fq, cq: self.cq }
+    }
+}
+
 /// The soft RLIMIT_MEMLOCK in KiB (u64::MAX when unlimited), for error messages.
 fn memlock_kib() -> u64 {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

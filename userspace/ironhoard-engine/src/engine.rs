@@ -576,6 +576,15 @@ mod tests {
         Engine::new(cfg(), Arc::new(Keyring::from_secrets(&[SECRET0, SECRET1])), 7)
     }
 
+    /// One key, and a bucket no test's moves run dry.
+    fn fast_engine() -> Engine {
+        Engine::new(fast_cfg(), Arc::new(Keyring::from_secrets(&[SECRET0])), 1)
+    }
+
+    fn fast_cfg() -> EngineConfig {
+        EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() }
+    }
+
     fn repr(game: u32, player: u32, seq: u64) -> MoveRepr {
         MoveRepr {
             key_id: 0,
@@ -728,11 +737,7 @@ mod tests {
 
     #[test]
     fn a_forgery_pauses_presigning_and_every_ack_verifies_either_way() {
-        let mut e = Engine::new(
-            EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() },
-            Arc::new(Keyring::from_secrets(&[SECRET0])),
-            1,
-        );
+        let mut e = fast_engine();
         let forge = |e: &mut Engine, seq| {
             let r = repr(1, 1, seq);
             let mut b = r.to_bytes(&mac_for(&r));
@@ -763,11 +768,7 @@ mod tests {
 
     #[test]
     fn invalid_rules() {
-        let mut e = Engine::new(
-            EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() },
-            Arc::new(Keyring::from_secrets(&[SECRET0])),
-            1,
-        );
+        let mut e = fast_engine();
         let cases: [fn(&mut MoveRepr); 8] = [
             |r| r.seq = 0,
             |r| r.kind = 0,
@@ -815,11 +816,7 @@ mod tests {
 
     #[test]
     fn stale_and_window_edges() {
-        let mut e = Engine::new(
-            EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() },
-            Arc::new(Keyring::from_secrets(&[SECRET0])),
-            1,
-        );
+        let mut e = fast_engine();
         assert_eq!(send(&mut e, &repr(1, 1, 2000)), Verdict::Ack(Status::Accepted));
         assert_eq!(send(&mut e, &repr(1, 1, 2000 - 1024)), Verdict::Ack(Status::Stale));
         assert_eq!(send(&mut e, &repr(1, 1, 1)), Verdict::Ack(Status::Stale));
@@ -834,7 +831,7 @@ mod tests {
     #[test]
     fn a_restored_window_turns_replays_into_duplicates_and_stale() {
         let keys = Arc::new(Keyring::from_secrets(&[SECRET0]));
-        let mut e = Engine::new(EngineConfig { bucket: BucketConfig { rate_per_second: 1000, burst: 1000 }, ..cfg() }, Arc::clone(&keys), 1);
+        let mut e = Engine::new(fast_cfg(), Arc::clone(&keys), 1);
         let mut w = ReplayWindow::new();
         for s in [7u64, 3000, 2990, 1] {
             w.restore(s); // log order is not seq order; stale ones are ignored

@@ -261,7 +261,7 @@ impl Generator {
             for b in out[..len].iter_mut() {
                 *b = self.rng.next() as u8;
             }
-            if len >= 2 && self.rng.next() % 2 == 0 {
+            if len >= 2 && self.rng.next().is_multiple_of(2) {
                 out[0] = 0x49; // sometimes with the right magic
                 out[1] = 0x48;
             }

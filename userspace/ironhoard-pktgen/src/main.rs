@@ -214,7 +214,53 @@ fn run(a: Args) -> Result<()> {
         unsafe { signal_hook::low_level::register(sig, || INTERRUPTED.store(true, Ordering::Relaxed)) }.context("installing signal handlers")?;
     }
     let secret = read_secret(&a.secret_file)?;
-    let (bw, bh) = a
+    let board = check_args(&a)?;
+    let mix = mix_of(&a)?;
+    let keys = Arc::new(Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq));
+    let live = Arc::new(Live::default());
+    // keeps the XDP program (xdp mode) attached until the run ends
+    let opened = open_mode(&a)?;
+    let rx_handle = spawn_receiver(&a, &secret, opened.rx, &live)?;
+    let t0 = Instant::now();
+    let progress = if a.quiet { None } else { Some(spawn_progress(Arc::clone(&live), a.rate)) };
+    let dst = SockAddr::from(a.target);
+    let threads = a.threads.max(1);
+    let mut sender = match (&opened.socks, opened.xsk) {
+        (Some(socks), _) => Sender::socket(&socks[0], &dst),
+        (None, Some((tx, spec))) => Sender::Xsk { tx: Box::new(tx), spec },
+        _ => unreachable!("one sender per mode"),
+    };
+    let mut send_times = tstamp::SendTimes::default();
+    let local = opened.local;
+    let (generated, send_elapsed) = match &a.replay {
+        Some(path) => replay(&a, path, &mut sender, &mut Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq), &live)?,
+        None if threads == 1 => generate(&a, mix, &keys, &mut sender, local, board, &live, Share { index: 0, of: 1 })?,
+        None => {
+            let socks = opened.socks.as_ref().expect("socket mode");
+            let (g, el, st) = generate_threads(&a, mix, &keys, socks, &dst, local, board, &live)?;
+            send_times.merge(st);
+            (g, el)
+        }
+    };
+    send_times.merge(sender.finish(2048));
+    live.sending_done.store(true, Ordering::Relaxed);
+    let mut rxr = rx_handle.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    rxr.join_kernel_stamps(&send_times);
+    if let Some(p) = progress {
+        let _ = p.join();
+    }
+    let total_elapsed = t0.elapsed();
+    drop(opened.steering);
+    if let Some(path) = &a.accepted_out {
+        write_accepted(path, &rxr.accepted)?;
+    }
+    report(&a, &generated, send_elapsed, total_elapsed, &rxr)
+}
+
+/// Checks the arguments that clap cannot: the board (returned), the player
+/// population, the first seq, the sender threads.
+fn check_args(a: &Args) -> Result<(u16, u16)> {
+    let board = a
         .board
         .split_once('x')
         .and_then(|(w, h)| Some((w.parse::<u16>().ok()?, h.parse::<u16>().ok()?)))
@@ -232,59 +278,6 @@ fn run(a: Args) -> Result<()> {
     if (a.games as u64) * (a.players as u64) > 10_000_000 {
         bail!("--games × --players must be at most 10000000 (one pre-keyed MAC each)");
     }
-    let mix = mix_of(&a)?;
-    let keys = Arc::new(Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq));
-    let live = Arc::new(Live::default());
-    // Keep the XDP program (xdp mode) attached until the run ends.
-    let mut _steering = None;
-    let (sock_tx, rx_source, local, xsk_tx) = match a.mode {
-        Mode::Socket => {
-            let (txs, rx) = net::socket_group(a.target, a.threads.max(1))?;
-            if let Err(e) = tstamp::enable_rx(&rx) {
-                eprintln!("no kernel RX timestamps ({e}): only the user-space RTT is reported");
-            }
-            let local = txs[0].local_addr()?;
-            (Some(txs), RxSource::Socket(rx), local, None)
-        }
-        Mode::Xdp => {
-            let iface = a.iface.clone().context("--mode xdp needs --iface")?;
-            let port = 40_000 + (std::process::id() % 20_000) as u16;
-            let local = SocketAddr::new(guess_source(a.target)?, port);
-            let mut st = Steering::load(port).context("loading the XDP program")?;
-            st.expect_acks()?;
-            let sock = XskSocket::open_with_fill(&iface, 0, ZeroCopyWant::Auto, 2048, ironhoard_dataplane::xsk::XskSizes::default())?;
-            st.insert_socket(0, sock.fd())?;
-            st.attach(&iface, WantMode::Auto)?;
-            _steering = Some(st);
-            let dst_mac = match &a.dst_mac {
-                Some(m) => parse_mac(m)?,
-                None => neighbour_mac(&iface, a.target.ip())?,
-            };
-            let spec = frame::FrameSpec { src_mac: read_mac(&iface)?, dst_mac, vlan: None, src: local, dst: a.target, ipv4_options: 0 };
-            let (tx, rx) = sock.split();
-            (None, RxSource::Xsk(Box::new(rx), port), local, Some((tx, spec)))
-        }
-    };
-
-    // receiver
-    let rx_handle = {
-        let live = Arc::clone(&live);
-        let mut keys_rx = Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq);
-        let (rx_cpu, fifo, drain) = (a.rx_cpu, a.rx_fifo, Duration::from_millis(a.drain_ms));
-        std::thread::Builder::new().name("pktgen-rx".into()).spawn(move || -> Result<RxResult> {
-            if let Some(c) = rx_cpu {
-                affinity::pin_current_thread(c)?;
-            }
-            if fifo {
-                net::sched_fifo(50).context("SCHED_FIFO for the receiver (needs root or CAP_SYS_NICE)")?;
-            }
-            receive(rx_source, &mut keys_rx, &live, drain)
-        })?
-    };
-
-    let t0 = Instant::now();
-    let progress = if a.quiet { None } else { Some(spawn_progress(Arc::clone(&live), a.rate)) };
-    let dst = SockAddr::from(a.target);
     let threads = a.threads.max(1);
     if threads > 1 && (a.mode != Mode::Socket || a.replay.is_some() || a.write_pcap.is_some()) {
         bail!("--threads works with --mode socket when generating, without --write-pcap");
@@ -295,59 +288,108 @@ fn run(a: Args) -> Result<()> {
     if threads as u64 > a.games as u64 * a.players as u64 {
         bail!("--threads {threads}: more threads than players");
     }
-    let mut sender = match (&sock_tx, xsk_tx) {
-        (Some(socks), _) => Sender::socket(&socks[0], &dst),
-        (None, Some((tx, spec))) => Sender::Xsk { tx: Box::new(tx), spec },
-        _ => unreachable!("one sender per mode"),
-    };
-    let mut send_times = tstamp::SendTimes::default();
-    let (generated, send_elapsed) = match &a.replay {
-        Some(path) => replay(&a, path, &mut sender, &mut Keys::with_base(&secret, a.key_id, a.games, a.players, a.game_base, a.first_seq), &live)?,
-        None if threads == 1 => generate(&a, mix, &keys, &mut sender, local, (bw, bh), &live, Share { index: 0, of: 1 })?,
-        None => {
-            let socks = sock_tx.as_ref().expect("socket mode");
-            let results: Vec<Result<(Generated, Duration, tstamp::SendTimes)>> = std::thread::scope(|sc| {
-                let hs: Vec<_> = socks
-                    .iter()
-                    .enumerate()
-                    .map(|(t, sock)| {
-                        let (a, keys, live, dst) = (&a, &keys, &live, &dst);
-                        sc.spawn(move || {
-                            let mut s = Sender::socket(sock, dst);
-                            let (g, el) = generate(a, mix, keys, &mut s, local, (bw, bh), live, Share { index: t, of: threads })?;
-                            Ok((g, el, s.finish(0)))
-                        })
-                    })
-                    .collect();
-                hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a sender thread panicked")))).collect()
-            });
-            let mut total = Generated::default();
-            let mut el = Duration::ZERO;
-            for r in results {
-                let (g, e, st) = r?;
-                send_times.merge(st);
-                total.valid += g.valid;
-                total.replay += g.replay;
-                total.forged += g.forged;
-                total.wrong_key += g.wrong_key;
-                total.junk += g.junk;
-                el = el.max(e);
+    Ok(board)
+}
+
+/// What a mode opened: the sending sockets (socket mode) or the AF_XDP
+/// socket's send half and frame spec (xdp mode), where acks come in, the
+/// local address, and the XDP program steering acks to us (xdp mode).
+struct Opened {
+    socks: Option<Vec<std::net::UdpSocket>>,
+    xsk: Option<(XskTx, frame::FrameSpec)>,
+    rx: RxSource,
+    local: SocketAddr,
+    steering: Option<Steering>,
+}
+
+fn open_mode(a: &Args) -> Result<Opened> {
+    match a.mode {
+        Mode::Socket => {
+            let (txs, rx) = net::socket_group(a.target, a.threads.max(1))?;
+            if let Err(e) = tstamp::enable_rx(&rx) {
+                eprintln!("no kernel RX timestamps ({e}): only the user-space RTT is reported");
             }
-            (total, el)
+            let local = txs[0].local_addr()?;
+            Ok(Opened { socks: Some(txs), xsk: None, rx: RxSource::Socket(rx), local, steering: None })
         }
-    };
-    send_times.merge(sender.finish(2048));
-    live.sending_done.store(true, Ordering::Relaxed);
-    let mut rxr = rx_handle.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
-    rxr.join_kernel_stamps(&send_times);
-    if let Some(p) = progress {
-        let _ = p.join();
+        Mode::Xdp => {
+            let iface = a.iface.clone().context("--mode xdp needs --iface")?;
+            let port = 40_000 + (std::process::id() % 20_000) as u16;
+            let local = SocketAddr::new(guess_source(a.target)?, port);
+            let mut st = Steering::load(port).context("loading the XDP program")?;
+            st.expect_acks()?;
+            let sock = XskSocket::open_with_fill(&iface, 0, ZeroCopyWant::Auto, 2048, ironhoard_dataplane::xsk::XskSizes::default())?;
+            st.insert_socket(0, sock.fd())?;
+            st.attach(&iface, WantMode::Auto)?;
+            let dst_mac = match &a.dst_mac {
+                Some(m) => parse_mac(m)?,
+                None => neighbour_mac(&iface, a.target.ip())?,
+            };
+            let spec = frame::FrameSpec { src_mac: read_mac(&iface)?, dst_mac, vlan: None, src: local, dst: a.target, ipv4_options: 0 };
+            let (tx, rx) = sock.split();
+            Ok(Opened { socks: None, xsk: Some((tx, spec)), rx: RxSource::Xsk(Box::new(rx), port), local, steering: Some(st) })
+        }
     }
-    let total_elapsed = t0.elapsed();
-    if let Some(path) = &a.accepted_out {
-        write_accepted(path, &rxr.accepted)?;
+}
+
+/// The receiver thread: its own keys, pinned and SCHED_FIFO as asked.
+fn spawn_receiver(a: &Args, secret: &[u8; 32], src: RxSource, live: &Arc<Live>) -> Result<std::thread::JoinHandle<Result<RxResult>>> {
+    let live = Arc::clone(live);
+    let mut keys_rx = Keys::with_base(secret, a.key_id, a.games, a.players, a.game_base, a.first_seq);
+    let (rx_cpu, fifo, drain) = (a.rx_cpu, a.rx_fifo, Duration::from_millis(a.drain_ms));
+    Ok(std::thread::Builder::new().name("pktgen-rx".into()).spawn(move || -> Result<RxResult> {
+        if let Some(c) = rx_cpu {
+            affinity::pin_current_thread(c)?;
+        }
+        if fifo {
+            net::sched_fifo(50).context("SCHED_FIFO for the receiver (needs root or CAP_SYS_NICE)")?;
+        }
+        receive(src, &mut keys_rx, &live, drain)
+    })?)
+}
+
+/// `--threads N` (socket mode): N senders, each its own socket and share
+/// of the players and the rate; their totals and send times merged.
+#[allow(clippy::too_many_arguments)]
+fn generate_threads(
+    a: &Args,
+    mix: Mix,
+    keys: &Arc<Keys>,
+    socks: &[std::net::UdpSocket],
+    dst: &SockAddr,
+    local: SocketAddr,
+    board: (u16, u16),
+    live: &Arc<Live>,
+) -> Result<(Generated, Duration, tstamp::SendTimes)> {
+    let threads = socks.len();
+    let results: Vec<Result<(Generated, Duration, tstamp::SendTimes)>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = socks
+            .iter()
+            .enumerate()
+            .map(|(t, sock)| {
+                sc.spawn(move || {
+                    let mut s = Sender::socket(sock, dst);
+                    let (g, el) = generate(a, mix, keys, &mut s, local, board, live, Share { index: t, of: threads })?;
+                    Ok((g, el, s.finish(0)))
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a sender thread panicked")))).collect()
+    });
+    let mut total = Generated::default();
+    let mut el = Duration::ZERO;
+    let mut times = tstamp::SendTimes::default();
+    for r in results {
+        let (g, e, st) = r?;
+        times.merge(st);
+        total.valid += g.valid;
+        total.replay += g.replay;
+        total.forged += g.forged;
+        total.wrong_key += g.wrong_key;
+        total.junk += g.junk;
+        el = el.max(e);
     }
-    report(&a, &generated, send_elapsed, total_elapsed, &rxr)
+    Ok((total, el, times))
 }
 
 /// `--accepted-out`: the moves acked ACCEPTED, sorted, one per line.
@@ -399,18 +441,7 @@ fn generate(
         Some(p) => Some(pcap::Writer::create(p)?),
         None => None,
     };
-    let spec = frame::FrameSpec {
-        src_mac: parse_mac(&a.pcap_src_mac)?,
-        dst_mac: parse_mac(&a.pcap_dst_mac)?,
-        vlan: None,
-        src: match (local, a.target) {
-            (SocketAddr::V4(l), SocketAddr::V4(_)) if l.ip().is_unspecified() => SocketAddr::new(guess_source(a.target)?, l.port()),
-            (SocketAddr::V6(l), SocketAddr::V6(_)) if l.ip().is_unspecified() => SocketAddr::new(guess_source(a.target)?, l.port()),
-            (l, _) => l,
-        },
-        dst: a.target,
-        ipv4_options: 0,
-    };
+    let spec = pcap_spec(a, local)?;
     let wall0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
     let dur = Duration::from_secs_f64(a.duration);
     let burst = a.burst.max(1);
@@ -426,23 +457,8 @@ fn generate(
         if el >= dur || sent >= limit || INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
-        let allowed = if rate == 0 { u64::MAX } else { (rate as f64 * el.as_secs_f64()) as u64 };
-        let mut due = allowed.saturating_sub(sent).min(limit - sent);
-        if rate > 0 && burst > 1 {
-            // only whole bursts, each sent back to back (the last may be
-            // shorter, when fewer than a burst remain)
-            due = if due >= burst.min(limit - sent) { burst.min(limit - sent) } else { 0 };
-        }
+        let due = due_now(rate, burst, sent, limit, el);
         if due == 0 {
-            // Ahead of schedule: sleep until the next datagram (or burst) is
-            // due, so a receiver sharing this core gets it meanwhile.
-            let next = (sent + burst.min(limit - sent).max(1)) as f64 / rate as f64;
-            let wait = Duration::from_secs_f64(next).saturating_sub(el);
-            if wait > Duration::from_micros(20) {
-                std::thread::sleep(wait - Duration::from_micros(10));
-            } else {
-                std::thread::yield_now();
-            }
             continue;
         }
         let mut todo = due.min(burst.max(net::GSO_MAX as u64) * 4);
@@ -481,6 +497,45 @@ fn generate(
     Ok((g.generated, elapsed))
 }
 
+/// How many datagrams are due `el` into a run at `rate` (0: unlimited),
+/// `sent` of `limit` sent: only whole bursts when `burst` > 1 (each sent back
+/// to back; the last may be shorter, when fewer than a burst remain). Ahead
+/// of schedule it sleeps until the next datagram (or burst) is due, so a
+/// receiver sharing this core runs meanwhile, and returns 0.
+fn due_now(rate: u64, burst: u64, sent: u64, limit: u64, el: Duration) -> u64 {
+    let allowed = if rate == 0 { u64::MAX } else { (rate as f64 * el.as_secs_f64()) as u64 };
+    let mut due = allowed.saturating_sub(sent).min(limit - sent);
+    if rate > 0 && burst > 1 {
+        due = if due >= burst.min(limit - sent) { burst.min(limit - sent) } else { 0 };
+    }
+    if due == 0 {
+        let next = (sent + burst.min(limit - sent).max(1)) as f64 / rate as f64;
+        let wait = Duration::from_secs_f64(next).saturating_sub(el);
+        if wait > Duration::from_micros(20) {
+            std::thread::sleep(wait - Duration::from_micros(10));
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    due
+}
+
+/// The frames `--write-pcap` wraps the generated datagrams in.
+fn pcap_spec(a: &Args, local: SocketAddr) -> Result<frame::FrameSpec> {
+    Ok(frame::FrameSpec {
+        src_mac: parse_mac(&a.pcap_src_mac)?,
+        dst_mac: parse_mac(&a.pcap_dst_mac)?,
+        vlan: None,
+        src: match (local, a.target) {
+            (SocketAddr::V4(l), SocketAddr::V4(_)) if l.ip().is_unspecified() => SocketAddr::new(guess_source(a.target)?, l.port()),
+            (SocketAddr::V6(l), SocketAddr::V6(_)) if l.ip().is_unspecified() => SocketAddr::new(guess_source(a.target)?, l.port()),
+            (l, _) => l,
+        },
+        dst: a.target,
+        ipv4_options: 0,
+    })
+}
+
 /// The local address the kernel would use to reach `target` (for pcap frames).
 fn guess_source(target: SocketAddr) -> Result<std::net::IpAddr> {
     let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
@@ -489,7 +544,7 @@ fn guess_source(target: SocketAddr) -> Result<std::net::IpAddr> {
     Ok(s.local_addr()?.ip())
 }
 
-fn replay(a: &Args, path: &PathBuf, tx: &mut Sender, keys: &mut Keys, live: &Live) -> Result<(Generated, Duration)> {
+fn replay(a: &Args, path: &std::path::Path, tx: &mut Sender, keys: &mut Keys, live: &Live) -> Result<(Generated, Duration)> {
     if let Some(c) = a.cpu {
         affinity::pin_current_thread(c)?;
     }
@@ -552,6 +607,46 @@ fn replay(a: &Args, path: &PathBuf, tx: &mut Sender, keys: &mut Keys, live: &Liv
     Ok((g, start.elapsed()))
 }
 
+impl RxResult {
+    /// One ack received at `now` (`stamp`: its kernel RX timestamp, or 0):
+    /// verified, counted by status, its RTT recorded, an ACCEPTED seq
+    /// remembered (a second one is a replay accepted twice).
+    fn take(&mut self, b: &[u8], stamp: u64, now: u64, keys: &mut Keys) {
+        let Ok(a) = Ack::new_checked(b) else {
+            self.bad_acks += 1;
+            return;
+        };
+        let Ok(ar) = AckRepr::parse(&a) else {
+            self.bad_acks += 1;
+            return;
+        };
+        if !a.verify_tag(keys.mac(ar.game_id, ar.player_id)) {
+            self.bad_acks += 1;
+            return;
+        }
+        self.acked += 1;
+        self.by_status[ar.status as usize] += 1;
+        if ar.client_ts & HOSTILE_TS != 0 {
+            self.hostile_acked += 1;
+        }
+        let sent_ns = ar.client_ts & !HOSTILE_TS;
+        let rtt = now.saturating_sub(sent_ns).max(1);
+        let _ = self.hist.record(rtt.min(60_000_000_000));
+        let rx_k = stamp;
+        if rx_k != 0 && ar.client_ts & HOSTILE_TS == 0 {
+            let wait = (now as i64 + self.clock_offset - rx_k as i64).max(1) as u64;
+            let _ = self.hist_rx_wait.record(wait.min(60_000_000_000));
+            if self.rx_stamps.len() < tstamp::MAX_ACKS {
+                self.rx_stamps.push((sent_ns, rx_k));
+            }
+        }
+        // accepted seqs per player, for "accepted twice" (a replay acked as new)
+        if ar.status == Status::Accepted && !self.accepted.insert(ar.key_id, ar.game_id, ar.player_id, ar.seq) {
+            self.double_accepted += 1;
+        }
+    }
+}
+
 fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> Result<RxResult> {
     let mut r = RxResult {
         by_status: [0; 6],
@@ -598,39 +693,7 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
         };
         let now = monotonic_ns();
         for i in 0..n {
-            let b = &bufs[i][..lens[i].min(128)];
-            let Ok(a) = Ack::new_checked(b) else {
-                r.bad_acks += 1;
-                continue;
-            };
-            let Ok(ar) = AckRepr::parse(&a) else {
-                r.bad_acks += 1;
-                continue;
-            };
-            if !a.verify_tag(keys.mac(ar.game_id, ar.player_id)) {
-                r.bad_acks += 1;
-                continue;
-            }
-            r.acked += 1;
-            r.by_status[ar.status as usize] += 1;
-            if ar.client_ts & HOSTILE_TS != 0 {
-                r.hostile_acked += 1;
-            }
-            let sent_ns = ar.client_ts & !HOSTILE_TS;
-            let rtt = now.saturating_sub(sent_ns).max(1);
-            let _ = r.hist.record(rtt.min(60_000_000_000));
-            let rx_k = stamps[i];
-            if rx_k != 0 && ar.client_ts & HOSTILE_TS == 0 {
-                let wait = (now as i64 + r.clock_offset - rx_k as i64).max(1) as u64;
-                let _ = r.hist_rx_wait.record(wait.min(60_000_000_000));
-                if r.rx_stamps.len() < tstamp::MAX_ACKS {
-                    r.rx_stamps.push((sent_ns, rx_k));
-                }
-            }
-            // accepted seqs per player, for "accepted twice" (a replay acked as new)
-            if ar.status == Status::Accepted && !r.accepted.insert(ar.key_id, ar.game_id, ar.player_id, ar.seq) {
-                r.double_accepted += 1;
-            }
+            r.take(&bufs[i][..lens[i].min(128)], stamps[i], now, keys);
         }
         live.acked.store(r.acked, Ordering::Relaxed);
     }
@@ -706,22 +769,51 @@ fn spawn_progress(live: Arc<Live>, rate: u64) -> std::thread::JoinHandle<()> {
 }
 
 fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &RxResult) -> Result<()> {
-    let sent = g.total();
-    let silent = g.expected_silent();
-    let expect_ack = sent - silent;
-    let legit_acked = r.acked - r.hostile_acked;
-    let lost = expect_ack.saturating_sub(legit_acked);
-    let secs = send_el.as_secs_f64().max(1e-9);
-    let offered = sent as f64 / secs;
-    let asked = if a.replay.is_some() { a.replay_rate.unwrap_or(0) } else { a.rate };
-    let shortfall = asked > 0 && offered < 0.95 * asked as f64;
+    let t = Totals::of(a, g, send_el, r);
+    let rep = report_json(a, g, &t, send_el, total_el, r);
+    std::fs::write(&a.report, serde_json::to_string_pretty(&rep)? + "\n").with_context(|| format!("writing report {}", a.report.display()))?;
+    print_report(a, &t, r)
+}
+
+/// What the report's figures are derived from.
+struct Totals {
+    sent: u64,
+    /// Hostile datagrams that must go unanswered.
+    silent: u64,
+    expect_ack: u64,
+    lost: u64,
+    secs: f64,
+    offered: f64,
+    asked: u64,
+    /// The sender offered less than 95 % of the rate asked.
+    shortfall: bool,
+}
+
+impl Totals {
+    fn of(a: &Args, g: &Generated, send_el: Duration, r: &RxResult) -> Totals {
+        let sent = g.total();
+        let silent = g.expected_silent();
+        let expect_ack = sent - silent;
+        let legit_acked = r.acked - r.hostile_acked;
+        let lost = expect_ack.saturating_sub(legit_acked);
+        let secs = send_el.as_secs_f64().max(1e-9);
+        let offered = sent as f64 / secs;
+        let asked = if a.replay.is_some() { a.replay_rate.unwrap_or(0) } else { a.rate };
+        let shortfall = asked > 0 && offered < 0.95 * asked as f64;
+        Totals { sent, silent, expect_ack, lost, secs, offered, asked, shortfall }
+    }
+}
+
+/// The `--report` file.
+fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el: Duration, r: &RxResult) -> serde_json::Value {
+    let Totals { sent, silent, lost, secs, offered, asked, shortfall, .. } = *t;
     let h = &r.hist;
     let hk = &r.hist_kernel;
     let mut by_status = serde_json::Map::new();
     for s in Status::ALL {
         by_status.insert(s.name().into(), r.by_status[s as usize].into());
     }
-    let rep = json!({
+    json!({
         "mode": if a.replay.is_some() { "replay" } else { "generate" },
         "target": a.target.to_string(),
         "sent": sent,
@@ -761,8 +853,13 @@ fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &Rx
         "players": a.players,
         "histogram_ns": buckets(h),
         "histogram_kernel_ns": buckets(hk),
-    });
-    std::fs::write(&a.report, serde_json::to_string_pretty(&rep)? + "\n").with_context(|| format!("writing report {}", a.report.display()))?;
+    })
+}
+
+/// The summary on stderr; exits 3 on a safety violation.
+fn print_report(a: &Args, t: &Totals, r: &RxResult) -> Result<()> {
+    let Totals { sent, silent, expect_ack, lost, secs, offered, asked, shortfall } = *t;
+    let (h, hk) = (&r.hist, &r.hist_kernel);
     eprintln!(
         "\n{} datagrams in {:.2}s: offered {:.0}/s{}, acked {} ({:.0}/s), lost {} of {} expecting an ack ({:.3}%), {} hostile dropped silently as they must be",
         sent,
