@@ -4,8 +4,11 @@
 //! neither should ever face real traffic.
 //!
 //! - `ih-bench-reflector` — the floor of the machine: one AF_XDP socket on
-//!   one queue, steered by IronHoard's own XDP program (so steering costs
-//!   what it costs the appliance). Per move frame it parses
+//!   one queue, opened by the appliance's own socket setup (same UMEM and
+//!   ring sizes, hugepages, zero-copy fallback, TX budget) and steered by
+//!   IronHoard's own XDP program (so steering costs what it costs the
+//!   appliance), batched and woken as the appliance's poller is. Per move
+//!   frame it parses
 //!   Ethernet/IP/UDP, turns the move into an ACCEPTED ack signed with the
 //!   player's key (exactly one HMAC-SHA256 per packet, the ack tag; player
 //!   keys are derived once and cached in a table allocated at start), swaps
