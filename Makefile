@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Ansible's scripts sit next to the python3 that setup.sh installs them into
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null)
 
-.PHONY: all setup build release deb lint-deb test test-deploy ansible-lint fuzz unit lab bench lab-bench journey-bench clean
+.PHONY: all setup build release deb lint-deb test test-deploy ansible-lint fuzz structure unit lab bench lab-bench journey-bench clean
 
 all: build
 
@@ -36,10 +36,15 @@ lint-deb: deb
 # and its deployment onto a booted systemd scratch host
 test: build release
 	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; bash scripts/sweep-labs.sh; \
+	python3 tools/structure-check.py || rc=1; \
 	bash scripts/go.sh test || rc=1; \
 	$(MAKE) --no-print-directory fuzz || rc=1; \
 	$(MAKE) --no-print-directory lint-deb || rc=1; \
 	$(MAKE) --no-print-directory test-deploy || rc=1; exit $$rc
+
+# no import circle between a crate's files, no function over 80 lines outside tests
+structure:
+	python3 tools/structure-check.py
 
 # every fuzz target for FUZZ_SECS (default 20) seconds; long runs: docs/hardening.md
 fuzz: setup

@@ -411,6 +411,14 @@ struct Share {
     of: usize,
 }
 
+impl Share {
+    /// This sender's part of `total` (a rate or a count): an equal share,
+    /// the remainder to the first senders.
+    fn of_total(&self, total: u64) -> u64 {
+        total / self.of as u64 + u64::from((self.index as u64) < total % self.of as u64)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn generate(
     a: &Args,
@@ -425,18 +433,12 @@ fn generate(
     if let Some(c) = a.cpu {
         affinity::pin_current_thread((c + share.index) % affinity::online_cores())?;
     }
-    let rate = a.rate / share.of as u64 + u64::from((share.index as u64) < a.rate % share.of as u64);
-    let limit = a.count.map(|c| c / share.of as u64 + u64::from((share.index as u64) < c % share.of as u64)).unwrap_or(u64::MAX);
+    let rate = share.of_total(a.rate);
+    let limit = a.count.map(|c| share.of_total(c)).unwrap_or(u64::MAX);
     // 1 µs timer slack: sleeps between sends end when asked, not 50 µs later.
     // SAFETY: prctl(PR_SET_TIMERSLACK) takes a plain integer.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
-    let seed = 0x1d2c_3b4a ^ std::process::id() as u64 ^ ((share.index as u64) << 40);
-    let mut g = Generator::new_subset(Arc::clone(keys), mix, board, seed, share.index, share.of);
-    if let Some((n, q)) = a.players_of_poller {
-        g = g.only_owned_by(n, q).ok_or_else(|| {
-            anyhow::anyhow!("--players-of-poller {n}/{q}: sender {} of {} has none of that poller's players (more --players or --games)", share.index, share.of)
-        })?;
-    }
+    let mut g = sender_generator(a, mix, keys, board, share)?;
     let mut pcap = match &a.write_pcap {
         Some(p) => Some(pcap::Writer::create(p)?),
         None => None,
@@ -495,6 +497,19 @@ fn generate(
     }
     live.sent.fetch_add(sent - reported, Ordering::Relaxed);
     Ok((g.generated, elapsed))
+}
+
+/// This sender's generator: its share of the players (only those of one
+/// poller with `--players-of-poller`), its own seed.
+fn sender_generator(a: &Args, mix: Mix, keys: &Arc<Keys>, board: (u16, u16), share: Share) -> Result<Generator> {
+    let seed = 0x1d2c_3b4a ^ std::process::id() as u64 ^ ((share.index as u64) << 40);
+    let g = Generator::new_subset(Arc::clone(keys), mix, board, seed, share.index, share.of);
+    match a.players_of_poller {
+        None => Ok(g),
+        Some((n, q)) => g.only_owned_by(n, q).ok_or_else(|| {
+            anyhow::anyhow!("--players-of-poller {n}/{q}: sender {} of {} has none of that poller's players (more --players or --games)", share.index, share.of)
+        }),
+    }
 }
 
 /// How many datagrams are due `el` into a run at `rate` (0: unlimited),
