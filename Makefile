@@ -51,6 +51,7 @@ fuzz: setup
 	bash scripts/fuzz.sh
 
 ansible-lint: setup
+	$(PYBIN)/python3 tools/role-defaults-check.py
 	cd ansible && $(PYBIN)/ansible-lint --profile production && \
 	$(PYBIN)/ansible-playbook -i inventory/example/hosts.yml site.yml --syntax-check
 
