@@ -39,10 +39,10 @@ use std::sync::Arc;
 use ironhoard_common::DropReason;
 use ironhoard_engine::{Dispatch, Engine, Verdict};
 use ironhoard_wire::MOVE_LEN;
+use ironhoard_classify::{classify, rewrite_to_ack, Class};
 use xsk_rs::FrameDesc;
 
 use crate::capture::{ack_status, CaptureRing, Record, RecordKind, NO_STATUS};
-use ironhoard_classify::{classify, rewrite_to_ack, Class};
 use crate::mesh::{Handoff, Mesh, HANDOFF_RESERVE};
 use crate::xsk::{XskSocket, BATCH};
 use crate::{monotonic_ns, WorkerShared};

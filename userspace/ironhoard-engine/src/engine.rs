@@ -156,11 +156,7 @@ impl Engine {
         m.check_header().map_err(header_drop)?;
         let (key_id, game, player) = (m.key_id(), m.game_id(), m.player_id());
         if let Some(mac) = self.keycache.get(game, player, key_id, self.epoch) {
-            return if m.verify_tag(mac) {
-                Ok(())
-            } else {
-                Err(DropReason::BadTag)
-            };
+            return if m.verify_tag(mac) { Ok(()) } else { Err(DropReason::BadTag) };
         }
         let mac = derive_verified(&self.keys, &m, true)?;
         self.keycache.put(game, player, key_id, self.epoch, &mac);
@@ -325,21 +321,13 @@ impl Engine {
 
     /// `TRUSTED`: the tag was verified by [`authenticate`](Self::authenticate)
     /// under this engine's keys (a handed move); it is not checked again.
-    fn judge<D: Dispatch, const TRUSTED: bool>(
-        &mut self,
-        buf: &mut [u8],
-        now_ns: u64,
-        dispatch: &mut D,
-    ) -> Verdict {
+    fn judge<D: Dispatch, const TRUSTED: bool>(&mut self, buf: &mut [u8], now_ns: u64, dispatch: &mut D) -> Verdict {
         let m = Move::new_unchecked(&*buf);
         if let Err(e) = m.check_header() {
             return Verdict::Drop(header_drop(e));
         }
         // One entry per player, whatever the key_id (SPEC §1: one window).
-        let id = PlayerId {
-            game_id: m.game_id(),
-            player_id: m.player_id(),
-        };
+        let id = PlayerId { game_id: m.game_id(), player_id: m.player_id() };
         let mut found = self.table.lookup(&id);
         if let Slot::Found(slot) = found {
             let st = self.table.get_mut(slot).expect("found slot holds a state");
@@ -352,9 +340,7 @@ impl Engine {
         }
         match found {
             Slot::Found(slot) => self.judge_player::<D, TRUSTED>(slot, buf, now_ns, dispatch),
-            Slot::Vacant(slot) => {
-                self.judge_newcomer::<D, TRUSTED>(slot, id, buf, now_ns, dispatch)
-            }
+            Slot::Vacant(slot) => self.judge_newcomer::<D, TRUSTED>(slot, id, buf, now_ns, dispatch),
         }
     }
 
@@ -432,9 +418,7 @@ impl Engine {
         // Only a player whose move was accepted has state worth a slot; a
         // BUSY first move leaves the table unchanged.
         if status == Status::Accepted {
-            self.table
-                .insert(slot, id, st)
-                .expect("checked not full above");
+            self.table.insert(slot, id, st).expect("checked not full above");
         }
         Verdict::Ack(status)
     }
@@ -453,11 +437,7 @@ fn header_drop(e: WireError) -> DropReason {
 /// Derives the move's player key under its key_id's master secret and,
 /// if `verify`, checks the move's tag with it.
 #[inline(always)]
-fn derive_verified<T: AsRef<[u8]>>(
-    keys: &Keyring,
-    m: &Move<T>,
-    verify: bool,
-) -> Result<PlayerMac, DropReason> {
+fn derive_verified<T: AsRef<[u8]>>(keys: &Keyring, m: &Move<T>, verify: bool) -> Result<PlayerMac, DropReason> {
     let master = keys.get(m.key_id()).ok_or(DropReason::UnknownKeyId)?;
     let mac = master.player_mac(m.game_id(), m.player_id());
     if verify && !m.verify_tag(&mac) {
@@ -470,11 +450,7 @@ fn derive_verified<T: AsRef<[u8]>>(
 /// is signed alongside the check (returned); a bad tag raises it by
 /// [`SUSPICION_PER_FORGERY`], a genuine move lowers it by one.
 #[inline(always)]
-fn verify_watchfully<T: AsRef<[u8]>>(
-    suspicion: &mut u32,
-    m: &Move<T>,
-    mac: &PlayerMac,
-) -> Result<Option<Presigned>, DropReason> {
+fn verify_watchfully<T: AsRef<[u8]>>(suspicion: &mut u32, m: &Move<T>, mac: &PlayerMac) -> Result<Option<Presigned>, DropReason> {
     if *suspicion == 0 {
         return match m.verify_tag_presign(mac) {
             Some(pre) => Ok(Some(pre)),

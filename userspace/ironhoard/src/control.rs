@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -78,39 +78,53 @@ fn group_id(name: &str) -> Result<u32> {
 /// `capture` connections outlive that limit (crate::capture::serve), and
 /// a successor's `handover` waits for the main thread's answer.
 pub fn serve(listener: UnixListener, src: Arc<StatsSource>, handover: Arc<crate::handover::Slot>) {
+    let answers = Arc::clone(&src);
+    serve_lines(
+        listener,
+        move |c, line, deadline| {
+            if line.starts_with("handover") {
+                // a successor: answered by the main thread once this
+                // appliance has released the data path (or refused here)
+                if let Some(why) = handover.offer(c, line) {
+                    let _ = crate::serve::write_answer(c, deadline, format!("{}\n", json!({"ok": false, "error": why})).as_bytes());
+                }
+                return true;
+            }
+            match crate::capture::command_args(line) {
+                Some(args) => {
+                    crate::capture::serve(&src, c, args);
+                    true
+                }
+                None => false,
+            }
+        },
+        move |line| answers.answer(line),
+    );
+}
+
+/// [`serve`] with any answering function (the shipper's socket too).
+pub fn serve_with(listener: UnixListener, answer: impl Fn(&str) -> Value + Send + Sync + 'static) {
+    serve_lines(listener, |_, _, _| false, answer);
+}
+
+/// One line in, one JSON answer out, under `crate::serve`'s limits.
+/// `takes` may take a connection over for its line (true: it answered).
+fn serve_lines(
+    listener: UnixListener,
+    takes: impl Fn(&mut UnixStream, &str, Instant) -> bool + Send + Sync + 'static,
+    answer: impl Fn(&str) -> Value + Send + Sync + 'static,
+) {
     let limits = crate::serve::Limits::CONTROL;
     crate::serve::serve("stats", listener.incoming(), limits, None, move |c, deadline| {
         let Ok(req) = crate::serve::read_request(c, deadline, 4096, |b| b.contains(&b'\n')) else { return };
         let line = String::from_utf8_lossy(&req);
         let line = line.trim();
-        if line.starts_with("handover") {
-            // a successor: answered by the main thread once this appliance
-            // has released the data path (or refused here)
-            if let Some(why) = handover.offer(c, line) {
-                let _ = crate::serve::write_answer(c, deadline, format!("{}\n", json!({"ok": false, "error": why})).as_bytes());
-            }
+        if takes(c, line, deadline) {
             return;
         }
-        if let Some(args) = crate::capture::command_args(line) {
-            return crate::capture::serve(&src, c, args);
-        }
         // a reload waits for every worker to take it (at most 5 s)
-        let deadline = if line == "reload" { std::time::Instant::now() + Duration::from_secs(10) } else { deadline };
-        let v = src.answer(line);
+        let deadline = if line == "reload" { Instant::now() + Duration::from_secs(10) } else { deadline };
+        let v = answer(line);
         let _ = crate::serve::write_answer(c, deadline, format!("{v}\n").as_bytes());
     });
 }
-
-/// [`serve`] with any answering function (the shipper's socket too).
-pub fn serve_with(listener: UnixListener, answer: impl Fn(&str) -> Value + Send + Sync + 'static) {
-    let limits = crate::serve::Limits::CONTROL;
-    crate::serve::serve("stats", listener.incoming(), limits, None, move |c, deadline| {
-        let Ok(req) = crate::serve::read_request(c, deadline, 4096, |b| b.contains(&b'\n')) else { return };
-        let line = String::from_utf8_lossy(&req);
-        // a reload waits for every worker to take it (at most 5 s)
-        let deadline = if line.trim() == "reload" { std::time::Instant::now() + Duration::from_secs(10) } else { deadline };
-        let v = answer(line.trim());
-        let _ = crate::serve::write_answer(c, deadline, format!("{v}\n").as_bytes());
-    });
-}
-

@@ -15,7 +15,7 @@ use ironhoard_dataplane::dispatch::{LogDispatch, WallClock};
 use ironhoard_dataplane::{affinity, mesh, socket, WorkerShared};
 use ironhoard_movelog::{open_log, Keeper, LogConfig, LogShared, Record, SyncPolicy};
 use ironhoard_loader::{AttachedMode, Steering, WantMode};
-use ironhoard_engine::{keycache, Engine, EngineConfig, KeyCache, Keyring, DEFAULT_KEY_CACHE_SLOTS};
+use ironhoard_engine::{keycache, Engine, EngineConfig, KeyCache, Keyring};
 use log::{error, info, warn};
 
 use crate::notify;
@@ -461,8 +461,8 @@ fn worker_starts(
     let ecfg = cfg.engine_config();
     let cache_slots = match cfg.backend {
         Backend::Xdp => keycache::slots_for(ecfg.players, workers.len()),
-        // the kernel steers by player: nothing is handed over
-        Backend::Socket => DEFAULT_KEY_CACHE_SLOTS,
+        // the kernel steers by player: nothing is handed over, no cache
+        Backend::Socket => 0,
     };
     let mut starts = Vec::with_capacity(workers.len());
     for ((w, dispatch), restore) in workers.iter().zip(ends).zip(restore) {
@@ -486,12 +486,12 @@ where
             affinity::pin_current_thread(core)?;
             let mut engine = Engine::with_key_cache(ecfg, keys, seed, cache_slots);
             restore_windows(&mut engine, queue, restore)?;
-            let cached = match kind {
-                "poller" => format!(
-                    ", keys of {cache_slots} of the other pollers' players cached ({:.1} MiB)",
-                    KeyCache::bytes(cache_slots) as f64 / (1 << 20) as f64
+            let cached = match cache_slots {
+                0 => String::new(),
+                n => format!(
+                    ", keys of {n} of the other pollers' players cached ({:.1} MiB)",
+                    KeyCache::bytes(n) as f64 / (1 << 20) as f64
                 ),
-                _ => String::new(),
             };
             info!("{kind} {queue}: pinned to core {core}, room for {} players{cached}", ecfg.players);
             shared.serving.store(true, Ordering::Release);
