@@ -14,6 +14,7 @@ command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >
 trap lab_down EXIT INT TERM
 lab_up
 appliance_up xdp
+isolate_pollers
 ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" \
   --rate "$RATE" --duration $((SECS + 3)) --games 10 --players 100 --board 16x16 --replay-ratio 0.05 \
   --cpu 1 --rx-cpu 1 --report "$DIR/r.json" --quiet 2>/dev/null &

@@ -15,6 +15,7 @@ RATE=${1:-200000}; SECS=${2:-5}
 trap lab_down EXIT INT TERM
 lab_up
 appliance_up xdp
+isolate_pollers
 # NET_RX softirqs per core, and the CPU time of ksoftirqd/N (softirq work
 # the kernel deferred to a thread that must be scheduled like any other)
 netrx() { awk '$1 == "NET_RX:" { print $2, $3 }' /proc/softirqs; }

@@ -73,7 +73,23 @@ appliance_down() {
   APID=""
 }
 
+# isolate_pollers: gives the pollers' cores (LAB_CORES) to the pollers alone
+# while the lab runs, as `ironhoard-tune --isolate` does on a deployed host
+# (every other movable thread, and the unbound workqueues, to the other
+# cores); lab_down puts every mask back. LAB_ISOLATE=0 skips it.
+TUNE=${IRONHOARD_TUNE:-packaging/libexec/ironhoard-tune}
+LAB_ISOLATE=${LAB_ISOLATE:-1}
+ISOLATED=""
+isolate_pollers() {
+  [ "$LAB_ISOLATE" = 1 ] || return 0
+  ISOLATED="$DIR/isolate.saved"
+  "$TUNE" --iface "$A" --queues "$LAB_QUEUES" --cores "$(tr -d ' ' <<<"$LAB_CORES")" --isolate --save "$ISOLATED" 2>/dev/null \
+    | grep -v "channels\|IRQ" | sed 's/^/  isolate: /' || true
+}
+
 lab_down() {
+  [ -n "$ISOLATED" ] && [ -f "$ISOLATED" ] && { "$TUNE" --restore "$ISOLATED" >/dev/null 2>&1 || true; }
+  ISOLATED=""
   appliance_down
   ip link del "$A" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true

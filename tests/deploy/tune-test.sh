@@ -4,7 +4,11 @@
 # each change, --check changes nothing and exits 2 when something would
 # change, a second run changes nothing, other devices' IRQs are untouched;
 # --busy-poll / --no-busy-poll set and reset the NIC's napi_defer_hard_irqs
-# and gro_flush_timeout in a fake /sys the same way.
+# and gro_flush_timeout in a fake /sys the same way; --isolate narrows every
+# thread allowed on a poller core and elsewhere (and the unbound workqueues)
+# to the other cores, leaves threads pinned within the pollers' cores, is
+# idempotent, refuses to leave the host no core, and --restore puts back
+# what --save recorded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TUNE=$PWD/packaging/libexec/ironhoard-tune
@@ -83,4 +87,37 @@ run --no-busy-poll >/dev/null 2>&1 || fail "--no-busy-poll without gro_flush_tim
 
 rc=0; PATH="$T/bin:$PATH" IH_PROC="$T/proc" "$TUNE" --iface ihfake0 --queues 9 --cores 0,1,2,3,4,5,6,7,8 >/dev/null 2>&1 || rc=$?
 [ $rc = 1 ] || fail "9 channels on an 8-channel NIC exited $rc, want 1"
-echo "tune-test: PASS (channels 4 -> 2, IRQs 24/25 -> cores 2/3, IRQ 26 untouched, busy-poll NAPI 0/0 -> 2/200000 -> 0/0, rerun and --check idempotent)"
+
+# isolation: threads in a fake /proc, a stub taskset that rewrites their masks
+mkdir -p "$T/sys/devices/system/cpu" "$T/sys/devices/virtual/workqueue"
+echo 0-3 > "$T/sys/devices/system/cpu/online"; echo f > "$T/sys/devices/virtual/workqueue/cpumask"
+thread() { mkdir -p "$T/proc/$1/task/$2"; printf 'Name:\t%s\nUmask:\t0022\nCpus_allowed:\tf\nCpus_allowed_list:\t%s\nMems_allowed_list:\t0\n' "$3" "$4" > "$T/proc/$1/task/$2/status"; }
+mask() { awk -F'\t' '$1 == "Cpus_allowed_list:" { print $2 }' "$T/proc/$1/task/$2/status"; }
+thread 1 1 init 0-3; thread 1 7 agent 0-3; thread 30 30 ksoftirqd/2 2; thread 40 40 pinned 0,1; thread 50 50 wide 1-2
+cat > "$T/bin/taskset" <<STUB
+#!/bin/bash
+# stub: -pc LIST TID sets TID's Cpus_allowed_list in the fake /proc; "kthread" takes no mask
+[ "\$1" = -pc ] || exit 1
+f=\$(echo $T/proc/*/task/"\$3"/status)
+grep -q '^Name:.kthread' "\$f" && exit 1
+sed -i "s/^Cpus_allowed_list:.*/Cpus_allowed_list:\t\$2/" "\$f"
+STUB
+chmod +x "$T/bin/taskset"
+thread 60 60 kthread 0-3
+rc=0; out=$(run --isolate --check 2>/dev/null) || rc=$?
+[ $rc = 2 ] || fail "--isolate --check exited $rc, want 2"
+[ "$(grep -c '^would change: thread' <<<"$out")" = 4 ] && grep -qx 'would change: unbound workqueues cpumask f -> 3' <<<"$out" || fail "--isolate --check should list 4 threads and the workqueues: $out"
+[ "$(mask 1 7)" = 0-3 ] || fail "--isolate --check moved a thread"
+out=$(run --isolate --save "$T/isolate.saved" 2>/dev/null) || fail "--isolate failed"
+grep -qx "changed: 3 threads moved off the pollers' cores to 0,1" <<<"$out" || fail "--isolate should move 3 threads (the kernel thread takes no mask): $out"
+[ "$(mask 1 1)/$(mask 1 7)/$(mask 50 50)" = "0,1/0,1/1" ] || fail "threads not narrowed: $(mask 1 1)/$(mask 1 7)/$(mask 50 50)"
+[ "$(mask 30 30)/$(mask 40 40)" = "2/0,1" ] || fail "a thread pinned within the pollers' cores, or on none, was moved"
+[ "$(cat "$T/sys/devices/virtual/workqueue/cpumask")" = 3 ] || fail "unbound workqueues not narrowed"
+out=$(run --isolate 2>/dev/null) || fail "second --isolate failed"
+[ -z "$out" ] || fail "second --isolate changed something: $out"
+rc=0; IH_SYS="$T/sys" IH_PROC="$T/proc" PATH="$T/bin:$PATH" "$TUNE" --iface ihfake0 --queues 4 --cores 0,1,2,3 --isolate >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || fail "--isolate of every online core exited $rc, want 1"
+out=$(PATH="$T/bin:$PATH" IH_SYS="$T/sys" "$TUNE" --restore "$T/isolate.saved" 2>/dev/null) || fail "--restore failed"
+[ "$(mask 1 1)/$(mask 1 7)/$(mask 50 50)" = "0-3/0-3/1-2" ] && [ "$(cat "$T/sys/devices/virtual/workqueue/cpumask")" = f ] || fail "--restore left $(mask 1 1)/$(mask 1 7)/$(mask 50 50): $out"
+
+echo "tune-test: PASS (channels 4 -> 2, IRQs 24/25 -> cores 2/3, IRQ 26 untouched, busy-poll NAPI 0/0 -> 2/200000 -> 0/0, isolation of cores 2,3 and its restore, rerun and --check idempotent)"

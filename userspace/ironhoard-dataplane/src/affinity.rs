@@ -26,9 +26,14 @@ pub fn pin_current_thread(core: usize) -> Result<(), PinError> {
     Ok(())
 }
 
-/// Number of CPUs this process may run on.
+/// Number of CPUs online on this host, whatever this thread's affinity mask
+/// (so a core number given on the command line means that core even when the
+/// caller was started under a narrower mask, e.g. by a shell that
+/// `ironhoard-tune --isolate` moved off the pollers' cores).
 pub fn online_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    // SAFETY: sysconf takes a plain integer name and reads no memory of ours.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 { n as usize } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
 }
 
 /// The CPUs the calling thread may run on (its affinity mask).
@@ -117,4 +122,23 @@ pub fn isolate_control_plane(poller_cores: &[usize], helper_core: Option<usize>)
         pin_current_thread_to_set(&set)?;
     }
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn online_cores_counts_the_host_not_the_callers_mask() {
+        let all = allowed_cores().unwrap();
+        let host = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+        let last: usize = host.trim().rsplit(|c| c == ',' || c == '-').next().unwrap().parse().unwrap();
+        // a thread narrowed to one core (as a shell moved by `ironhoard-tune
+        // --isolate` starts its children) still sees every online core
+        let me = std::thread::spawn(move || {
+            pin_current_thread(all[all.len() - 1]).unwrap();
+            online_cores()
+        });
+        assert_eq!(me.join().unwrap(), last + 1, "online CPUs {host:?}");
+    }
 }

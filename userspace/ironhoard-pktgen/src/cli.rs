@@ -50,6 +50,15 @@ pub struct Args {
     /// Send in bursts of N back to back, spaced to keep --rate on average.
     #[arg(long, default_value_t = 1)]
     pub burst: u64,
+    /// Fall at most this far behind the --rate schedule (µs): when the
+    /// sender's core was taken for longer, the sends it missed are skipped
+    /// (counted in the report's `skipped_behind`), not made up in one burst
+    /// at full speed. Many independent clients do not catch up together
+    /// after one of them stalls; without it a stall of the generator's own
+    /// core becomes a burst the target queues, and its RTT tail. Default:
+    /// catch up in full (the offered rate stays the rate asked).
+    #[arg(long)]
+    pub max_lag_us: Option<u64>,
     /// How many games the players are spread over.
     #[arg(long, default_value_t = 1)]
     pub games: u32,

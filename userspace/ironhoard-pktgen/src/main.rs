@@ -42,6 +42,8 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 #[derive(Default)]
 struct Live {
     sent: AtomicU64,
+    /// Sends skipped behind schedule (`--max-lag-us`).
+    skipped: AtomicU64,
     acked: AtomicU64,
     sending_done: AtomicBool,
     stop_rx: AtomicBool,
@@ -254,7 +256,7 @@ fn run(a: Args) -> Result<()> {
     if let Some(path) = &a.accepted_out {
         write_accepted(path, &rxr.accepted)?;
     }
-    report(&a, &generated, send_elapsed, total_elapsed, &rxr)
+    report(&a, &generated, send_elapsed, total_elapsed, &rxr, live.skipped.load(Ordering::Relaxed))
 }
 
 /// Checks the arguments that clap cannot: the board (returned), the player
@@ -451,6 +453,7 @@ fn generate(
     let mut one = [0u8; 256];
     let mut frame_buf = [0u8; 512];
     let mut sent = 0u64;
+    let mut skipped = 0u64;
     let mut reported = 0u64;
     let start = Instant::now();
     let start_ns = monotonic_ns();
@@ -459,7 +462,8 @@ fn generate(
         if el >= dur || sent >= limit || INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
-        let due = due_now(rate, burst, sent, limit, el);
+        skipped += behind_over(rate, a.max_lag_us, sent + skipped, el);
+        let due = due_now(rate, burst, sent + skipped, limit.saturating_add(skipped), el);
         if due == 0 {
             continue;
         }
@@ -496,6 +500,7 @@ fn generate(
         w.finish().context("writing pcap")?;
     }
     live.sent.fetch_add(sent - reported, Ordering::Relaxed);
+    live.skipped.fetch_add(skipped, Ordering::Relaxed);
     Ok((g.generated, elapsed))
 }
 
@@ -509,6 +514,37 @@ fn sender_generator(a: &Args, mix: Mix, keys: &Arc<Keys>, board: (u16, u16), sha
         Some((n, q)) => g.only_owned_by(n, q).ok_or_else(|| {
             anyhow::anyhow!("--players-of-poller {n}/{q}: sender {} of {} has none of that poller's players (more --players or --games)", share.index, share.of)
         }),
+    }
+}
+
+/// With `--max-lag-us`: how many of the sends due `el` into a run at `rate`
+/// (`scheduled` of them sent or skipped so far) lie more than `max_lag_us`
+/// behind schedule, to be skipped rather than sent in one catch-up burst.
+fn behind_over(rate: u64, max_lag_us: Option<u64>, scheduled: u64, el: Duration) -> u64 {
+    let Some(lag) = max_lag_us.filter(|_| rate > 0) else { return 0 };
+    let allowed = (rate as f64 * el.as_secs_f64()) as u64;
+    let keep = (rate as f64 * lag as f64 / 1e6).max(1.0) as u64;
+    allowed.saturating_sub(scheduled).saturating_sub(keep)
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_behind_schedule_skips_what_lies_beyond_its_lag() {
+        let ms = Duration::from_millis;
+        // 200 k/s, 20 ms in, 2 000 sent: 2 000 due, at most 100 µs (20) kept
+        assert_eq!(behind_over(200_000, Some(100), 2_000, ms(20)), 1_980);
+        // on schedule, or within the lag: nothing skipped
+        assert_eq!(behind_over(200_000, Some(100), 4_000, ms(20)), 0);
+        assert_eq!(behind_over(200_000, Some(100), 3_990, ms(20)), 0);
+        // no --max-lag-us, or no rate: catch up in full
+        assert_eq!(behind_over(200_000, None, 0, ms(20)), 0);
+        assert_eq!(behind_over(0, Some(100), 0, ms(20)), 0);
+        // what is skipped counts as scheduled: the sends then due are the lag's
+        let skipped = behind_over(200_000, Some(100), 2_000, ms(20));
+        assert_eq!(due_now(200_000, 1, 2_000 + skipped, u64::MAX, ms(20)), 20);
     }
 }
 
@@ -783,8 +819,8 @@ fn spawn_progress(live: Arc<Live>, rate: u64) -> std::thread::JoinHandle<()> {
     })
 }
 
-fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &RxResult) -> Result<()> {
-    let t = Totals::of(a, g, send_el, r);
+fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &RxResult, skipped: u64) -> Result<()> {
+    let t = Totals { skipped, ..Totals::of(a, g, send_el, r) };
     let rep = report_json(a, g, &t, send_el, total_el, r);
     std::fs::write(&a.report, serde_json::to_string_pretty(&rep)? + "\n").with_context(|| format!("writing report {}", a.report.display()))?;
     print_report(a, &t, r)
@@ -802,6 +838,8 @@ struct Totals {
     asked: u64,
     /// The sender offered less than 95 % of the rate asked.
     shortfall: bool,
+    /// Sends skipped behind schedule (`--max-lag-us`).
+    skipped: u64,
 }
 
 impl Totals {
@@ -815,13 +853,13 @@ impl Totals {
         let offered = sent as f64 / secs;
         let asked = if a.replay.is_some() { a.replay_rate.unwrap_or(0) } else { a.rate };
         let shortfall = asked > 0 && offered < 0.95 * asked as f64;
-        Totals { sent, silent, expect_ack, lost, secs, offered, asked, shortfall }
+        Totals { sent, silent, expect_ack, lost, secs, offered, asked, shortfall, skipped: 0 }
     }
 }
 
 /// The `--report` file.
 fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el: Duration, r: &RxResult) -> serde_json::Value {
-    let Totals { sent, silent, lost, secs, offered, asked, shortfall, .. } = *t;
+    let Totals { sent, silent, lost, secs, offered, asked, shortfall, skipped, .. } = *t;
     let h = &r.hist;
     let hk = &r.hist_kernel;
     let mut by_status = serde_json::Map::new();
@@ -840,6 +878,8 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
         "offered_pps": offered.round() as u64,
         "acked_pps": (r.acked as f64 / secs).round() as u64,
         "rate_shortfall": shortfall,
+        "max_lag_us": a.max_lag_us,
+        "skipped_behind": skipped,
         "duration_s": send_el.as_secs_f64(),
         "wall_s": total_el.as_secs_f64(),
         "latency_ns": summary(h),
@@ -873,7 +913,7 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
 
 /// The summary on stderr; exits 3 on a safety violation.
 fn print_report(a: &Args, t: &Totals, r: &RxResult) -> Result<()> {
-    let Totals { sent, silent, expect_ack, lost, secs, offered, asked, shortfall } = *t;
+    let Totals { sent, silent, expect_ack, lost, secs, offered, asked, shortfall, skipped } = *t;
     let (h, hk) = (&r.hist, &r.hist_kernel);
     eprintln!(
         "\n{} datagrams in {:.2}s: offered {:.0}/s{}, acked {} ({:.0}/s), lost {} of {} expecting an ack ({:.3}%), {} hostile dropped silently as they must be",
@@ -888,6 +928,12 @@ fn print_report(a: &Args, t: &Totals, r: &RxResult) -> Result<()> {
         if expect_ack > 0 { 100.0 * lost as f64 / expect_ack as f64 } else { 0.0 },
         silent,
     );
+    if skipped > 0 {
+        eprintln!(
+            "  {skipped} sends skipped behind schedule (--max-lag-us {}): this sender's core was taken for longer, and it did not catch up in one burst",
+            a.max_lag_us.unwrap_or(0)
+        );
+    }
     if let Some(d) = r.socket_drops.filter(|&d| d > 0) {
         eprintln!("  of the lost: {d} acks dropped by this generator's own receive socket (its receive thread fell behind)");
     }
