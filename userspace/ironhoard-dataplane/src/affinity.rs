@@ -132,7 +132,7 @@ mod tests {
     fn online_cores_counts_the_host_not_the_callers_mask() {
         let all = allowed_cores().unwrap();
         let host = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
-        let last: usize = host.trim().rsplit(|c| c == ',' || c == '-').next().unwrap().parse().unwrap();
+        let last: usize = host.trim().rsplit([',', '-']).next().unwrap().parse().unwrap();
         // a thread narrowed to one core (as a shell moved by `ironhoard-tune
         // --isolate` starts its children) still sees every online core
         let me = std::thread::spawn(move || {

@@ -452,9 +452,8 @@ fn generate(
     let mut gso = vec![0u8; MOVE_LEN * net::GSO_MAX];
     let mut one = [0u8; 256];
     let mut frame_buf = [0u8; 512];
-    let mut sent = 0u64;
-    let mut skipped = 0u64;
-    let mut reported = 0u64;
+    // sent, skipped behind schedule (--max-lag-us), and told to `live`
+    let (mut sent, mut skipped, mut reported) = (0u64, 0u64, 0u64);
     let start = Instant::now();
     let start_ns = monotonic_ns();
     loop {
@@ -525,27 +524,6 @@ fn behind_over(rate: u64, max_lag_us: Option<u64>, scheduled: u64, el: Duration)
     let allowed = (rate as f64 * el.as_secs_f64()) as u64;
     let keep = (rate as f64 * lag as f64 / 1e6).max(1.0) as u64;
     allowed.saturating_sub(scheduled).saturating_sub(keep)
-}
-
-#[cfg(test)]
-mod lag_tests {
-    use super::*;
-
-    #[test]
-    fn a_sender_behind_schedule_skips_what_lies_beyond_its_lag() {
-        let ms = Duration::from_millis;
-        // 200 k/s, 20 ms in, 2 000 sent: 2 000 due, at most 100 µs (20) kept
-        assert_eq!(behind_over(200_000, Some(100), 2_000, ms(20)), 1_980);
-        // on schedule, or within the lag: nothing skipped
-        assert_eq!(behind_over(200_000, Some(100), 4_000, ms(20)), 0);
-        assert_eq!(behind_over(200_000, Some(100), 3_990, ms(20)), 0);
-        // no --max-lag-us, or no rate: catch up in full
-        assert_eq!(behind_over(200_000, None, 0, ms(20)), 0);
-        assert_eq!(behind_over(0, Some(100), 0, ms(20)), 0);
-        // what is skipped counts as scheduled: the sends then due are the lag's
-        let skipped = behind_over(200_000, Some(100), 2_000, ms(20));
-        assert_eq!(due_now(200_000, 1, 2_000 + skipped, u64::MAX, ms(20)), 20);
-    }
 }
 
 /// How many datagrams are due `el` into a run at `rate` (0: unlimited),
@@ -963,4 +941,25 @@ fn print_report(a: &Args, t: &Totals, r: &RxResult) -> Result<()> {
     }
     eprintln!("report: {}", a.report.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_behind_schedule_skips_what_lies_beyond_its_lag() {
+        let ms = Duration::from_millis;
+        // 200 k/s, 20 ms in, 2 000 sent: 2 000 due, at most 100 µs (20) kept
+        assert_eq!(behind_over(200_000, Some(100), 2_000, ms(20)), 1_980);
+        // on schedule, or within the lag: nothing skipped
+        assert_eq!(behind_over(200_000, Some(100), 4_000, ms(20)), 0);
+        assert_eq!(behind_over(200_000, Some(100), 3_990, ms(20)), 0);
+        // no --max-lag-us, or no rate: catch up in full
+        assert_eq!(behind_over(200_000, None, 0, ms(20)), 0);
+        assert_eq!(behind_over(0, Some(100), 0, ms(20)), 0);
+        // what is skipped counts as scheduled: the sends then due are the lag's
+        let skipped = behind_over(200_000, Some(100), 2_000, ms(20));
+        assert_eq!(due_now(200_000, 1, 2_000 + skipped, u64::MAX, ms(20)), 20);
+    }
 }
