@@ -21,13 +21,16 @@ cd "$(dirname "$0")/.."
 # The command line as given, with the knobs that were set (results.json).
 quote() { if [[ $1 =~ ^[A-Za-z0-9_./:=,+-]+$ ]]; then printf '%s' "$1"; elif [[ $1 =~ ^[A-Za-z0-9_./:=,+\ -]*$ ]]; then printf '"%s"' "$1"; else printf '%q' "$1"; fi; }
 CMDLINE=""
-for v in CONTENDERS GEN_MODE SECONDS_PER_STEP RUNS SOCKET_RATES XDP_RATES REFLECTOR_RATES TOKIO_RATES OUT_DIR \
+for v in CONTENDERS GEN_MODE SECONDS_PER_STEP RUNS SOCKET_RATES XDP_RATES REFLECTOR_RATES TOKIO_RATES OUT_DIR LAB_ISOLATE \
          IRONHOARD_BIN PKTGEN_BIN REFLECTOR_BIN TOKIO_BIN; do
   [ -n "${!v+x}" ] && CMDLINE+="$v=$(quote "${!v}") "
 done
 CMDLINE+="bash bench/lab-bench.sh"
 for a in "$@"; do CMDLINE+=" $(quote "$a")"; done
 
+# LAB_ISOLATE=1: the contender's core its own for the sweep (ironhoard-tune
+# --isolate; masks restored after). Off by default, as the published sweeps ran.
+LAB_ISOLATE=${LAB_ISOLATE:-0}
 . scripts/lab-lib.sh
 SECONDS_PER_STEP=${SECONDS_PER_STEP:-${1:-3}}
 RUNS=${RUNS:-1}
@@ -107,6 +110,7 @@ cleanup() { bench_bin_down; lab_down; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 lab_up
+isolate_pollers
 
 # Something answers moves on $HOST_IP:$PORT: a few moves from a game of
 # their own (4000000000+) so they never touch the measured players.
@@ -279,7 +283,7 @@ IH_CMD_xdp="$BIN run --config $DIR/ironhoard.toml   (appliance_config, backend =
 IH_CMD_reflector="${REFLECTOR_CMD[*]}" IH_CMD_tokio="${TOKIO_CMD[*]}" \
 IH_GEN="ip netns exec $NS $PKTGEN --target $HOST_IP:$PORT --secret-file $DIR/secret0.hex --rate RATE --duration $SECONDS_PER_STEP ${GEN_ARGS[*]} --report r.json --quiet" \
 IH_LAB="veth pair $A (root namespace, $HOST_IP:$PORT, the contender) <-> $B (namespace $NS, $PEER_IP, the generator)" \
-IH_CONFIG=$DIR/ironhoard.toml IH_GEN_MODE=$GEN_MODE \
+IH_CONFIG=$DIR/ironhoard.toml IH_GEN_MODE=$GEN_MODE IH_ISOLATED=$LAB_ISOLATE \
 python3 - <<'PY'
 import datetime, json, os, re, subprocess
 E = os.environ
@@ -330,6 +334,7 @@ out = {
                    for c in E["IH_ACTIVE"].split()},
     "skipped": dict(s.split("=", 1) for s in E["IH_SKIPPED"].split(";") if s),
     "generator": {"command": E["IH_GEN"], "lab": E["IH_LAB"], "mode": E["IH_GEN_MODE"]},
+    "contender_core_isolated": E["IH_ISOLATED"] == "1",
     "appliance_config": config,
     "rows": rows,
 }

@@ -4,6 +4,8 @@
 # 0 for a few seconds with perf, and prints how often and how long the
 # poller was switched out, and by whom; plus the run's loss and the
 # kernel's rx_ring_full.
+# The poller's core is its own for the run (ironhoard-tune --isolate, masks
+# restored after); LAB_ISOLATE=0 shows it shared.
 #   usage: bench/poller-sched.sh [RATE] [SECONDS]   (root; make release first)
 set -euo pipefail
 cd "$(dirname "$0")/.."

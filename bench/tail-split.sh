@@ -7,6 +7,8 @@
 # per-batch time (RX ring to TX ring, from its stats). A tail in the first
 # leg with none in the second is time spent before the poller had the move:
 # the veth's receive (on the sender's core) or the poller's core taken.
+# The poller's core is its own for the run (ironhoard-tune --isolate, masks
+# restored after; LAB_ISOLATE=0 shares it).
 #   usage: bench/tail-split.sh [RATE] [SECONDS]   (root; make release first)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make lab`: a veth/netns lab (SPEC §3), the appliance on the root-namespace
-# end pinned to core 0, ironhoard-pktgen in the namespace pinned to core 1 with
+# end pinned to core 0 (the core its own for the run: every other movable
+# thread moved off it by ironhoard-tune --isolate, put back at the end;
+# LAB_ISOLATE=0 to share it), ironhoard-pktgen in the namespace pinned to core 1 with
 # a hostile mix, live stats while it runs, a final report, and the lab
 # removed at the end (also on Ctrl-C or failure).
 set -euo pipefail

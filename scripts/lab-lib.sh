@@ -58,9 +58,12 @@ dir = "${LAB_LOG_DIR:-$DIR/log}"
 rate_per_source = 0
 rate_per_address = 0
 CFG
-  "$BIN" check-config --config "$DIR/ironhoard.toml" >/dev/null
+  # every online core allowed, as the unit's CPUAffinity= does on a host whose
+  # poller cores are isolated: the lab's shell may already be moved off them
+  local all; all=$(cat /sys/devices/system/cpu/online)
+  taskset -c "$all" "$BIN" check-config --config "$DIR/ironhoard.toml" >/dev/null
   local n0=0; [ -f "$DIR/appliance.log" ] && n0=$(wc -l < "$DIR/appliance.log")
-  "$BIN" run --config "$DIR/ironhoard.toml" 2> >(sed -u 's/^/  appliance: /' >> "$DIR/appliance.log") &
+  taskset -c "$all" "$BIN" run --config "$DIR/ironhoard.toml" 2> >(sed -u 's/^/  appliance: /' >> "$DIR/appliance.log") &
   APID=$!
   # ready = every worker in its serve loop (a large player table takes a
   # moment to allocate after the stats socket answers)
