@@ -28,9 +28,9 @@ done
 CMDLINE+="bash bench/lab-bench.sh"
 for a in "$@"; do CMDLINE+=" $(quote "$a")"; done
 
-# LAB_ISOLATE=1: the contender's core its own for the sweep (ironhoard-tune
-# --isolate; masks restored after). Off by default, as the published sweeps ran.
-LAB_ISOLATE=${LAB_ISOLATE:-0}
+# The contender's core is its own for the sweep (ironhoard-tune --isolate;
+# masks restored after), as in `make lab`; LAB_ISOLATE=0 shares it (the
+# sweeps before 2026-12-04 did).
 . scripts/lab-lib.sh
 SECONDS_PER_STEP=${SECONDS_PER_STEP:-${1:-3}}
 RUNS=${RUNS:-1}
@@ -183,6 +183,11 @@ printf >&2 '%-9s %3s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s\n' \
 step() {  # step CONTENDER RATE RUN
   local c=$1 rate=$2 run=$3 rc=0 err="" u0 u1
   rm -f "$DIR"/{r,stats,latency,info}.json "$DIR/pktgen.err"
+  # every step an empty move log: the appliance restores each player's window
+  # from its log, and pktgen starts every player at seq 1 again, so with the
+  # last step's log every move would be answered STALE or DUPLICATE (no log
+  # append, no state change): the step would measure rejects, not moves
+  rm -rf "${LAB_LOG_DIR:-$DIR/log}"
   u0=$(udp_rcvbuf_errors)
   if contender_up "$c"; then
     ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:$PORT --secret-file "$DIR/secret0.hex" \
@@ -222,10 +227,17 @@ elif r is not None:
     row.update(offered_pps=r["offered_pps"], acked_pps=r["acked_pps"], busy=r["by_status"].get("busy"),
                rate_limited=r["by_status"].get("rate_limited"),
                loss_pct=round(100.0 * r["lost"] / exp, 4) if exp else None)
+    # what the step measured: moves the contender accepted (and logged), or
+    # answers to moves it had seen (a step that reused the last one's state)
+    legit = r["acked"] - r.get("hostile", {}).get("acked_when_it_must_not", 0)
+    row["accepted_pct"] = round(100.0 * r["by_status"].get("accepted", 0) / legit, 3) if legit else None
     if rc == 3:
         row["error"] = "pktgen: SAFETY VIOLATION (exit 3)"
     elif rc:
         row["error"] = "pktgen exit %d" % rc
+    elif row["accepted_pct"] is not None and row["accepted_pct"] < 99.0:
+        row["error"] = "only %.1f %% of the acks ACCEPTED (%s): the step measured answers to old moves" % (
+            row["accepted_pct"], ", ".join("%s %d" % kv for kv in r["by_status"].items() if kv[1] and kv[0] != "accepted"))
 if st is not None:
     xsk = {}
     for q in st.get("queues", []):
@@ -317,7 +329,7 @@ except OSError:
     config = None
 out = {
     "schema": 1,
-    "machine": {"kernel": sh("uname", "-r"), "nproc": int(sh("nproc") or 0), "cpu_model": cpu,
+    "machine": {"kernel": sh("uname", "-r"), "nproc": int(sh("nproc", "--all") or 0), "cpu_model": cpu,
                 "virtualization": sh("systemd-detect-virt"),
                 "cpu_busy_pct_before": float(E["IH_BUSY0"]), "loadavg_before": E["IH_LOAD0"], "loadavg_after": " ".join(open("/proc/loadavg").read().split()[:3])},
     "date": E["IH_STARTED"],

@@ -132,7 +132,9 @@ class Results:
 
     def cores_line(self):
         c = self.j.get("cores", {})
-        return f"contender pinned to core {c.get('appliance', 0)}, pktgen (sender and receiver) to core {c.get('generator', 1)}"
+        iso = (" (its core its own: every other movable thread moved off it by ironhoard-tune --isolate)"
+               if self.j.get("contender_core_isolated") else "")
+        return f"contender pinned to core {c.get('appliance', 0)}{iso}, pktgen (sender and receiver) to core {c.get('generator', 1)}"
 
     def run_line(self):
         j = self.j
