@@ -19,10 +19,12 @@ if [ "${BENCH_NAPI_TUNE:-1}" = 1 ]; then
 fi
 for bp in false true; do
   LAB_INTERFACE_EXTRA="busy_poll = $bp" appliance_up xdp
+  k=0
   for rate in "${RATES[@]}"; do
+    k=$((k + 1))   # each rate's moves above the last one's seqs: new moves, ACCEPTED
     t0=$(awk '{print $14+$15}' /proc/$APID/stat); sn0=$(python3 -c 'print(" ".join(str(int(l.split()[0],16)) for l in open("/proc/net/softnet_stat")))')
     ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" \
-      --rate "$rate" --duration "$SECS" --games 10 --players 1000 --board 16x16 \
+      --rate "$rate" --duration "$SECS" --games 10 --players 1000 --board 16x16 --first-seq $((k * 10000000)) \
       --cpu 1 --rx-cpu 1 --report "$DIR/r.json" --quiet >/dev/null 2>&1 || true
     t1=$(awk '{print $14+$15}' /proc/$APID/stat); sn1=$(python3 -c 'print(" ".join(str(int(l.split()[0],16)) for l in open("/proc/net/softnet_stat")))')
     python3 - "$DIR/r.json" "$bp" "$rate" "$SECS" "$t0" "$t1" "$sn0" "$sn1" <<'PY'

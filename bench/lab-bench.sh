@@ -183,11 +183,11 @@ printf >&2 '%-9s %3s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s\n' \
 step() {  # step CONTENDER RATE RUN
   local c=$1 rate=$2 run=$3 rc=0 err="" u0 u1
   rm -f "$DIR"/{r,stats,latency,info}.json "$DIR/pktgen.err"
-  # every step an empty move log: the appliance restores each player's window
-  # from its log, and pktgen starts every player at seq 1 again, so with the
-  # last step's log every move would be answered STALE or DUPLICATE (no log
-  # append, no state change): the step would measure rejects, not moves
-  rm -rf "${LAB_LOG_DIR:-$DIR/log}"
+  # every step starts with an empty move log (appliance_up): the appliance
+  # restores each player's window from its log, and pktgen starts every
+  # player at seq 1 again, so on the last step's log every move would be
+  # answered STALE or DUPLICATE (no log append, no state change): the step
+  # would measure rejects, not moves
   u0=$(udp_rcvbuf_errors)
   if contender_up "$c"; then
     ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:$PORT --secret-file "$DIR/secret0.hex" \

@@ -32,6 +32,13 @@ lab_up() {
 # (LAB_INTERFACE_EXTRA: more [interface] lines, e.g. "ring_size = 4096";
 # LAB_MOVES_EXTRA: more [moves] lines, e.g. "players_per_worker = 1048576").
 appliance_up() {
+  # an empty move log unless LAB_KEEP_LOG=1: the appliance restores each
+  # player's window from its log and pktgen starts every player at seq 1, so
+  # a restart on the last run's log answers every move STALE or DUPLICATE
+  local logdir=${LAB_LOG_DIR:-$DIR/log}
+  if [ "${LAB_KEEP_LOG:-0}" != 1 ]; then
+    case $logdir in /tmp/ih-*|/dev/shm/ih-*|/mnt/ih-*) rm -rf "$logdir" ;; *) echo "lab: $logdir kept (not a lab directory)" >&2 ;; esac
+  fi
   cat > "$DIR/ironhoard.toml" <<CFG
 [interface]
 name = "$A"
