@@ -798,7 +798,7 @@ fn spawn_progress(live: Arc<Live>, rate: u64) -> std::thread::JoinHandle<()> {
 }
 
 fn report(a: &Args, g: &Generated, send_el: Duration, total_el: Duration, r: &RxResult, skipped: u64) -> Result<()> {
-    let t = Totals { skipped, ..Totals::of(a, g, send_el, r) };
+    let t = Totals::of(a, g, send_el, r, skipped);
     let rep = report_json(a, g, &t, send_el, total_el, r);
     std::fs::write(&a.report, serde_json::to_string_pretty(&rep)? + "\n").with_context(|| format!("writing report {}", a.report.display()))?;
     print_report(a, &t, r)
@@ -821,7 +821,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn of(a: &Args, g: &Generated, send_el: Duration, r: &RxResult) -> Totals {
+    fn of(a: &Args, g: &Generated, send_el: Duration, r: &RxResult, skipped: u64) -> Totals {
         let sent = g.total();
         let silent = g.expected_silent();
         let expect_ack = sent - silent;
@@ -831,7 +831,7 @@ impl Totals {
         let offered = sent as f64 / secs;
         let asked = if a.replay.is_some() { a.replay_rate.unwrap_or(0) } else { a.rate };
         let shortfall = asked > 0 && offered < 0.95 * asked as f64;
-        Totals { sent, silent, expect_ack, lost, secs, offered, asked, shortfall, skipped: 0 }
+        Totals { sent, silent, expect_ack, lost, secs, offered, asked, shortfall, skipped }
     }
 }
 
