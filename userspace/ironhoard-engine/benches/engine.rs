@@ -209,5 +209,71 @@ fn handoff(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(b, benches, handoff);
+/// A poller's batch of 64 moves from a lab-sized crowd (10 games of 1000
+/// players, spread over a table of the default 65 536 players, so the keys
+/// and states cover far more memory than the players do), each move a
+/// fresh seq (ACCEPTED), with the caches disturbed between batches as the
+/// kernel's receive and transmit work disturbs them (a 4 MiB sweep in the
+/// setup, not measured): judged as they come, and with the poller's
+/// prefetch hints (every key line, then each state 4 moves ahead).
+fn scattered(c: &mut Criterion) {
+    const GAMES: u32 = 10;
+    const PER_GAME: u32 = 1000;
+    const BATCH: usize = 64;
+    let mk = MasterKey::new(&SECRET);
+    let macs: Vec<_> = (0..GAMES * PER_GAME).map(|i| mk.player_mac(i / PER_GAME + 1, i % PER_GAME)).collect();
+    let mv = |i: u32, seq: u64| {
+        let r = MoveRepr { game_id: i / PER_GAME + 1, player_id: i % PER_GAME, ..repr(0, seq) };
+        r.to_bytes(&macs[i as usize])
+    };
+    let mut g = c.benchmark_group("batch");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for prefetch in [false, true] {
+        let mut e = engine(65_536);
+        for i in 0..GAMES * PER_GAME {
+            e.process(&mut mv(i, 1), 0, &mut NoDispatch);
+        }
+        let mut next = vec![1u64; (GAMES * PER_GAME) as usize];
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut sweep = vec![0u8; 4 << 20];
+        let mut setup = move || {
+            for l in sweep.chunks_mut(64) {
+                l[0] = l[0].wrapping_add(1);
+            }
+            black_box(&sweep);
+            (0..BATCH)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let i = (rng % (GAMES * PER_GAME) as u64) as u32;
+                    next[i as usize] += 1;
+                    mv(i, next[i as usize])
+                })
+                .collect::<Vec<_>>()
+        };
+        let name = if prefetch { "process_64_scattered_prefetched" } else { "process_64_scattered" };
+        g.bench_function(name, |bch| {
+            bch.iter_batched_ref(
+                &mut setup,
+                |batch| {
+                    if prefetch {
+                        batch.iter().for_each(|b| e.prefetch_key(b));
+                        batch.iter().take(4).for_each(|b| e.prefetch_state(b));
+                    }
+                    for k in 0..batch.len() {
+                        if prefetch && k + 4 < batch.len() {
+                            e.prefetch_state(&batch[k + 4]);
+                        }
+                        black_box(e.process(&mut batch[k], 0, &mut NoDispatch));
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        assert_eq!(e.counters.status.iter().sum::<u64>(), e.counters.status(Status::Accepted), "every move ACCEPTED");
+    }
+}
+
+criterion_group!(b, benches, handoff, scattered);
 criterion_main!(b);

@@ -286,6 +286,26 @@ impl Engine {
         }
     }
 
+    /// Prefetch hints for a batch, before it is judged: the key-array line
+    /// of the player of the move in `payload` (a received UDP payload;
+    /// anything without a move header is ignored). See
+    /// [`PlayerTable::prefetch_key`]. They change no verdict.
+    #[inline]
+    pub fn prefetch_key(&self, payload: &[u8]) {
+        if let Some(id) = player_of(payload) {
+            self.table.prefetch_key(&id);
+        }
+    }
+
+    /// The second hint, a few moves before `payload`'s turn: the player's
+    /// state ([`PlayerTable::prefetch_state`]).
+    #[inline]
+    pub fn prefetch_state(&self, payload: &[u8]) {
+        if let Some(id) = player_of(payload) {
+            self.table.prefetch_state(&id);
+        }
+    }
+
     /// Judges the UDP payload `buf` received at `now_ns` (monotonic clock)
     /// and, for an ack, writes it over `buf[..48]`. Counts the verdict.
     #[inline]
@@ -484,6 +504,14 @@ fn is_invalid<T: AsRef<[u8]>>(cfg: &EngineConfig, m: &Move<T>) -> bool {
         || m.y() >= cfg.board_height
 }
 
+/// The player a move header names, if `payload` has one.
+#[inline]
+fn player_of(payload: &[u8]) -> Option<PlayerId> {
+    let m = Move::new_unchecked(payload);
+    m.check_header().ok()?;
+    Some(PlayerId { game_id: m.game_id(), player_id: m.player_id() })
+}
+
 /// The SPEC's order after the tag: INVALID, STALE/DUPLICATE, RATE_LIMITED,
 /// BUSY, ACCEPTED. Only ACCEPTED changes the window or takes a move token.
 /// A STALE or DUPLICATE answer takes a reply token instead; without one
@@ -599,6 +627,32 @@ mod tests {
 
     fn send(e: &mut Engine, r: &MoveRepr) -> Verdict {
         send_at(e, r, 0, &mut NoDispatch)
+    }
+
+    #[test]
+    fn prefetch_hints_take_any_bytes_and_change_no_verdict() {
+        let mut e = fast_engine();
+        let known = repr(1, 2, 1);
+        assert_eq!(send(&mut e, &known), Verdict::Ack(Status::Accepted));
+        let stranger = repr(5, 6, 1);
+        let mut garbage = [0xA5u8; MOVE_LEN];
+        garbage[..4].copy_from_slice(&known.to_bytes(&mac_for(&known))[..4]);
+        let frames: [&[u8]; 6] = [
+            &[],
+            &[0x49; 10],
+            &[0u8; MOVE_LEN],
+            &garbage,
+            &known.to_bytes(&mac_for(&known)),
+            &stranger.to_bytes(&mac_for(&stranger)),
+        ];
+        for f in frames {
+            e.prefetch_key(f);
+            e.prefetch_state(f);
+        }
+        assert_eq!(e.players(), 1, "a hint inserts nobody");
+        assert_eq!(send(&mut e, &repr(1, 2, 1)), Verdict::Ack(Status::Duplicate));
+        assert_eq!(send(&mut e, &repr(1, 2, 2)), Verdict::Ack(Status::Accepted));
+        assert_eq!(send(&mut e, &stranger), Verdict::Ack(Status::Accepted));
     }
 
     #[test]
