@@ -37,6 +37,7 @@ lint-deb: deb
 test: build release
 	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; bash scripts/sweep-labs.sh; \
 	python3 tools/structure-check.py || rc=1; \
+	python3 -m unittest bench/test_report.py || rc=1; \
 	bash scripts/go.sh test || rc=1; \
 	$(MAKE) --no-print-directory fuzz || rc=1; \
 	$(MAKE) --no-print-directory lint-deb || rc=1; \

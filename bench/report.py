@@ -111,14 +111,17 @@ class Results:
         return dict(sorted(steps.items()))
 
     def max_sustained(self, c):
-        """(offered_pps, asked_pps, rows, capped) of the highest step whose every run kept
-        loss under the threshold; capped = it is the highest step tried (the real
-        limit is at least that). None if no step qualifies."""
+        """(offered_pps, asked_pps, rows, capped) of the highest step up to which every
+        step, in every run, kept loss under the threshold: a step that lost is where
+        the sustained range ends, whatever a higher step did (sweep H's xdp lost at
+        375 k, then had all three runs clean at 500 k). capped = that is the highest
+        step tried (the real limit is at least that). None if the first step lost."""
         steps = self.steps_of(c)
         best = None
         for asked, rows in steps.items():
-            if rows and all(sustained(r, self.threshold) for r in rows):
-                best = (min(r["offered_pps"] for r in rows), asked, rows)
+            if not rows or not all(sustained(r, self.threshold) for r in rows):
+                break
+            best = (min(r["offered_pps"] for r in rows), asked, rows)
         if best is None:
             return None
         return best + (best[1] == max(steps),)
@@ -204,8 +207,9 @@ def write_md(res, out_dir, cdf_name):
           f"- **Generator**: `{(j.get('generator') or {}).get('command', '?')}`",
           f"- **Lab**: {(j.get('generator') or {}).get('lab', '?')}",
           f"- **Loss** = lost / (sent − datagrams dropped by design); a step is *sustained* when its loss is "
-          f"under {res.threshold:g} %{' in every run' if j.get('runs', 1) > 1 else ''}. "
-          "Acked counts every status (BUSY, RATE_LIMITED included: see their columns).",
+          f"under {res.threshold:g} %{' in every run' if j.get('runs', 1) > 1 else ''}; *max sustained* is the "
+          "highest step up to which every step was sustained (a step that lost ends the range, whatever a "
+          "higher one did). Acked counts every status (BUSY, RATE_LIMITED included: see their columns).",
           "- **RTT**: " + rtt_sources(res.rows) + ".",
           "- **rx_ring_full / rx_dropped**: the AF_XDP socket's counters, from the appliance's stats socket "
           "just before it stopped; **UDP RcvbufErrors**: the root namespace's /proc/net/snmp over the step "

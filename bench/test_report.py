@@ -1,0 +1,45 @@
+"""Unit tests of bench/report.py's summary rule: `python3 -m unittest bench/test_report.py`
+(make test runs them)."""
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import report  # noqa: E402
+
+
+def row(c, asked, run, loss, error=None):
+    return {"contender": c, "asked_pps": asked, "offered_pps": asked - 1, "acked_pps": asked - 1,
+            "run": run, "loss_pct": loss, "error": error}
+
+
+def results(rows):
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump({"rows": rows, "loss_threshold_pct": 0.1, "contenders": {}}, f)
+    f.close()
+    r = report.Results(f.name)
+    os.unlink(f.name)
+    return r
+
+
+class MaxSustained(unittest.TestCase):
+    def test_the_range_ends_at_the_first_step_that_lost_in_any_run(self):
+        rows = [row("xdp", a, run, 0.0) for a in (100, 200, 300, 500) for run in (1, 2, 3)]
+        rows += [row("xdp", 375, 1, 0.74), row("xdp", 375, 2, 0.0), row("xdp", 375, 3, 0.0)]
+        offered, asked, _, capped = results(rows).max_sustained("xdp")
+        self.assertEqual((asked, offered, capped), (300, 299, False))
+
+    def test_an_errored_step_ends_it_too_and_a_clean_sweep_is_capped(self):
+        rows = [row("s", 100, 1, 0.0), row("s", 200, 1, None, error="did not start"), row("s", 300, 1, 0.0)]
+        self.assertEqual(results(rows).max_sustained("s")[1], 100)
+        clean = [row("r", a, 1, 0.05) for a in (100, 200)]
+        self.assertEqual(results(clean).max_sustained("r")[1:4:2], (200, True))
+
+    def test_none_when_the_first_step_lost(self):
+        self.assertIsNone(results([row("t", 100, 1, 5.0), row("t", 200, 1, 0.0)]).max_sustained("t"))
+
+
+if __name__ == "__main__":
+    unittest.main()
