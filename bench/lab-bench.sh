@@ -45,13 +45,16 @@ REFLECTOR_BIN=${REFLECTOR_BIN:-target/release/ih-bench-reflector}
 TOKIO_BIN=${TOKIO_BIN:-target/release/ih-bench-tokio}
 OUT_DIR=${OUT_DIR:-bench/results}
 APP_CORE=0; GEN_CORE=1; PORT=7777
-# GEN_MODE=socket (default) or xdp: how pktgen sends and receives (xdp: AF_XDP
-# on the lab's peer end; see docs/performance.md, "The generator's ceiling")
+# GEN_MODE=socket (default), xdp or xdp-rx: how pktgen sends and receives
+# (xdp: AF_XDP on the lab's peer end; see docs/performance.md, "The
+# generator's ceiling"; xdp-rx: sends through kernel UDP, receives the acks
+# through AF_XDP, user-space RTT only: "A cheaper receiver for the generator")
 GEN_MODE=${GEN_MODE:-socket}
 case $GEN_MODE in
   socket) GEN_ARGS=(--games 10 --players 100 --board 16x16 --mode socket --cpu $GEN_CORE --rx-cpu $GEN_CORE) ;;
   xdp) GEN_ARGS=(--games 10 --players 100 --board 16x16 --mode xdp --iface "$B" --cpu $GEN_CORE --rx-cpu $GEN_CORE) ;;
-  *) echo "GEN_MODE must be socket or xdp (got '$GEN_MODE')" >&2; exit 2 ;;
+  xdp-rx) GEN_ARGS=(--games 10 --players 100 --board 16x16 --mode socket --rx-mode xdp --iface "$B" --cpu $GEN_CORE --rx-cpu $GEN_CORE) ;;
+  *) echo "GEN_MODE must be socket, xdp or xdp-rx (got '$GEN_MODE')" >&2; exit 2 ;;
 esac
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer (got '$RUNS')" >&2; exit 2; }

@@ -15,6 +15,17 @@ pub enum Mode {
     Xdp,
 }
 
+/// How acks are received in socket mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RxMode {
+    /// The kernel UDP socket (recvmmsg, kernel RX timestamps).
+    Socket,
+    /// AF_XDP on --iface, our XDP program steering the acks to it: far
+    /// cheaper per ack for the generator's core, no kernel RX timestamps
+    /// (user-space RTT only). For throughput sweeps on a shared-core lab.
+    Xdp,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ironhoard-pktgen",
@@ -101,7 +112,11 @@ pub struct Args {
     /// How to send and receive.
     #[arg(long, value_enum, default_value_t = Mode::Socket)]
     pub mode: Mode,
-    /// Interface for --mode xdp.
+    /// --mode socket: how acks are received (xdp: AF_XDP on --iface, the
+    /// sends still through kernel UDP).
+    #[arg(long, value_enum, default_value_t = RxMode::Socket)]
+    pub rx_mode: RxMode,
+    /// Interface for --mode xdp and --rx-mode xdp.
     #[arg(long)]
     pub iface: Option<String>,
     /// --mode xdp: the next hop's MAC (default: the neighbour table's entry

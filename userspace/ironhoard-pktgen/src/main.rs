@@ -26,7 +26,7 @@ use ironhoard_wire::{Ack, AckRepr, Move, MoveRepr, Status, MOVE_LEN};
 use serde_json::json;
 use socket2::SockAddr;
 
-use cli::{Args, Mode};
+use cli::{Args, Mode, RxMode};
 use gen::{Class, Generated, Generator, Keys, Mix, HOSTILE_TS};
 
 fn parse_mac(s: &str) -> Result<[u8; 6]> {
@@ -284,6 +284,9 @@ fn check_args(a: &Args) -> Result<(u16, u16)> {
     if threads > 1 && (a.mode != Mode::Socket || a.replay.is_some() || a.write_pcap.is_some()) {
         bail!("--threads works with --mode socket when generating, without --write-pcap");
     }
+    if a.rx_mode == RxMode::Xdp && a.mode != Mode::Socket {
+        bail!("--rx-mode xdp is for --mode socket (--mode xdp receives through AF_XDP already)");
+    }
     if threads > 1 && a.rate > 0 && a.rate < threads as u64 {
         bail!("--rate {} is below one datagram per second per thread ({threads} threads)", a.rate);
     }
@@ -308,21 +311,25 @@ fn open_mode(a: &Args) -> Result<Opened> {
     match a.mode {
         Mode::Socket => {
             let (txs, rx) = net::socket_group(a.target, a.threads.max(1))?;
+            let local = txs[0].local_addr()?;
+            if a.rx_mode == RxMode::Xdp {
+                // the acks to our port never reach the UDP socket: the XDP
+                // program on --iface redirects them to an AF_XDP socket
+                let iface = a.iface.as_deref().context("--rx-mode xdp needs --iface")?;
+                let (st, sock) = steer_acks(iface, local.port())?;
+                let (_, xrx) = sock.split();
+                return Ok(Opened { socks: Some(txs), xsk: None, rx: RxSource::Xsk(Box::new(xrx), local.port()), local, steering: Some(st) });
+            }
             if let Err(e) = tstamp::enable_rx(&rx) {
                 eprintln!("no kernel RX timestamps ({e}): only the user-space RTT is reported");
             }
-            let local = txs[0].local_addr()?;
             Ok(Opened { socks: Some(txs), xsk: None, rx: RxSource::Socket(rx), local, steering: None })
         }
         Mode::Xdp => {
             let iface = a.iface.clone().context("--mode xdp needs --iface")?;
             let port = 40_000 + (std::process::id() % 20_000) as u16;
             let local = SocketAddr::new(guess_source(a.target)?, port);
-            let mut st = Steering::load(port).context("loading the XDP program")?;
-            st.expect_acks()?;
-            let sock = XskSocket::open_with_fill(&iface, 0, ZeroCopyWant::Auto, 2048, ironhoard_dataplane::xsk::XskSizes::default())?;
-            st.insert_socket(0, sock.fd())?;
-            st.attach(&iface, WantMode::Auto)?;
+            let (st, sock) = steer_acks(&iface, port)?;
             let dst_mac = match &a.dst_mac {
                 Some(m) => parse_mac(m)?,
                 None => neighbour_mac(&iface, a.target.ip())?,
@@ -332,6 +339,18 @@ fn open_mode(a: &Args) -> Result<Opened> {
             Ok(Opened { socks: None, xsk: Some((tx, spec)), rx: RxSource::Xsk(Box::new(rx), port), local, steering: Some(st) })
         }
     }
+}
+
+/// Our XDP program on `iface`, steering acks to UDP port `port` into an
+/// AF_XDP socket on its queue 0 (the generator's receive in xdp mode and
+/// with --rx-mode xdp).
+fn steer_acks(iface: &str, port: u16) -> Result<(Steering, XskSocket)> {
+    let mut st = Steering::load(port).context("loading the XDP program")?;
+    st.expect_acks()?;
+    let sock = XskSocket::open_with_fill(iface, 0, ZeroCopyWant::Auto, 2048, ironhoard_dataplane::xsk::XskSizes::default())?;
+    st.insert_socket(0, sock.fd())?;
+    st.attach(iface, WantMode::Auto)?;
+    Ok((st, sock))
 }
 
 /// The receiver thread: its own keys, pinned and SCHED_FIFO as asked.
@@ -846,6 +865,7 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
     }
     json!({
         "mode": if a.replay.is_some() { "replay" } else { "generate" },
+        "io": {"send": format!("{:?}", a.mode).to_lowercase(), "receive": if a.mode == Mode::Xdp || a.rx_mode == RxMode::Xdp { "xdp" } else { "socket" }},
         "target": a.target.to_string(),
         "sent": sent,
         "acked": r.acked,
@@ -865,7 +885,7 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
         "latency_source": {
             "latency_ns": "user space: the send stamp written into the move (CLOCK_MONOTONIC, just before sendmsg) to the receive thread's clock read after recvmmsg returned; includes the generator's own scheduling",
             "latency_kernel_ns": if hk.is_empty() {
-                if a.mode == Mode::Xdp { "none: AF_XDP has no kernel timestamps" } else { "none: the kernel gave no timestamps" }
+                if a.mode == Mode::Xdp || a.rx_mode == RxMode::Xdp { "none: AF_XDP has no kernel timestamps" } else { "none: the kernel gave no timestamps" }
             } else {
                 "kernel software timestamps: the move's sendmsg as handed to the device driver (SCM_TSTAMP_SND; the qdisc entry SCM_TSTAMP_SCHED where the driver gave none) to the ack's software RX timestamp; the generator's scheduling is not in it"
             },
