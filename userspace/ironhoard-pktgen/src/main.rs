@@ -883,7 +883,7 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
         "latency_ns": summary(h),
         "latency_kernel_ns": if hk.is_empty() { serde_json::Value::Null } else { summary(hk) },
         "latency_source": {
-            "latency_ns": "user space: the send stamp written into the move (CLOCK_MONOTONIC, just before sendmsg) to the receive thread's clock read after recvmmsg returned; includes the generator's own scheduling",
+            "latency_ns": "user space: the send stamp written into the move (CLOCK_MONOTONIC, just before sendmsg) to the receive thread's clock read after recvmmsg returned (or the AF_XDP RX ring gave the ack); includes the generator's own scheduling",
             "latency_kernel_ns": if hk.is_empty() {
                 if a.mode == Mode::Xdp || a.rx_mode == RxMode::Xdp { "none: AF_XDP has no kernel timestamps" } else { "none: the kernel gave no timestamps" }
             } else {
