@@ -48,7 +48,7 @@ APP_CORE=0; GEN_CORE=1; PORT=7777
 # GEN_MODE=socket (default), xdp or xdp-rx: how pktgen sends and receives
 # (xdp: AF_XDP on the lab's peer end; see docs/performance.md, "The
 # generator's ceiling"; xdp-rx: sends through kernel UDP, receives the acks
-# through AF_XDP, user-space RTT only: "A cheaper receiver for the generator")
+# through AF_XDP, user-space RTT only: "Saturation: sweep I")
 GEN_MODE=${GEN_MODE:-socket}
 case $GEN_MODE in
   socket) GEN_ARGS=(--games 10 --players 100 --board 16x16 --mode socket --cpu $GEN_CORE --rx-cpu $GEN_CORE) ;;

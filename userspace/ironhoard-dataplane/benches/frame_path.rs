@@ -1,6 +1,7 @@
 //! The frame path as a number that carries over to real NICs: a batch of
 //! 64 received frames (Ethernet + IPv4 + UDP + move, as they sit in UMEM)
-//! through the poller's per-frame steps — classify (the shared classifier),
+//! through the poller's per-frame steps — its prefetch hints for the player
+//! table, classify (the shared classifier),
 //! engine (tag, anti-replay window, board, rate limit, signed ack in
 //! place), ack rewrite (addresses swapped, checksums) — and the move log
 //! append, then the batch's commit. Reported per frame (criterion's
@@ -55,9 +56,19 @@ impl Source {
     }
 }
 
+/// A received frame's move, as the poller finds it for its prefetch hints:
+/// the frame's last MOVE_LEN bytes.
+fn tail((f, n): &([u8; 128], usize)) -> &[u8] {
+    &f[n - MOVE_LEN..*n]
+}
+
 /// What the poller does with a batch of received frames.
 fn run<D: Dispatch>(e: &mut Engine, d: &mut D, batch: &mut [([u8; 128], usize)]) {
-    for (f, n) in batch.iter_mut() {
+    let len = batch.len();
+    e.prefetch_batch(len, |i| tail(&batch[i]));
+    for i in 0..len {
+        e.prefetch_ahead(i, len, |j| tail(&batch[j]));
+        let (f, n) = &mut batch[i];
         let f = &mut f[..*n];
         let acked = match classify(&*f, PORT, MOVE_LEN) {
             Class::Serve(u) => {

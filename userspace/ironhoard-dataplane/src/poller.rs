@@ -53,9 +53,6 @@ const SPIN_IDLE_NS: u64 = 2_000_000;
 /// poll(2) timeout when idle: bounds both the stop-flag check and the wake
 /// latency should a wakeup be missed.
 pub(crate) const IDLE_POLL_MS: i32 = 10;
-/// How many moves ahead of its turn a player's state is prefetched (the
-/// state spans six cache lines; a DRAM miss is a few moves' work).
-const PREFETCH_AHEAD: usize = 4;
 /// While frames are in flight and nothing else happens, the TX ring is
 /// kicked again after this long (copy mode sends only when kicked).
 const TX_REKICK_NS: u64 = 50_000;
@@ -394,19 +391,10 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         }
         self.pool.received(n);
         self.engine.counters.rx += n as u64;
-        // The player table's two cache misses per move (its key line, its
-        // state), overlapped across the batch: every key line hinted now,
-        // each state PREFETCH_AHEAD moves before its turn. Hints only.
+        // the player table's cache misses overlapped across the batch
+        self.engine.prefetch_batch(n, |i| self.move_tail(i));
         for i in 0..n {
-            self.engine.prefetch_key(self.move_tail(i));
-        }
-        for i in 0..n.min(PREFETCH_AHEAD) {
-            self.engine.prefetch_state(self.move_tail(i));
-        }
-        for i in 0..n {
-            if i + PREFETCH_AHEAD < n {
-                self.engine.prefetch_state(self.move_tail(i + PREFETCH_AHEAD));
-            }
+            self.engine.prefetch_ahead(i, n, |j| self.move_tail(j));
             let d = self.rx_batch[i];
             self.serve_frame(d, now, Origin::Received);
         }

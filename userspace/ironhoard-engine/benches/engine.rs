@@ -215,7 +215,7 @@ fn handoff(c: &mut Criterion) {
 /// fresh seq (ACCEPTED), with the caches disturbed between batches as the
 /// kernel's receive and transmit work disturbs them (a 4 MiB sweep in the
 /// setup, not measured): judged as they come, and with the poller's
-/// prefetch hints (every key line, then each state 4 moves ahead).
+/// prefetch hints (`Engine::prefetch_batch` / `prefetch_ahead`).
 fn scattered(c: &mut Criterion) {
     const GAMES: u32 = 10;
     const PER_GAME: u32 = 1000;
@@ -257,13 +257,13 @@ fn scattered(c: &mut Criterion) {
             bch.iter_batched_ref(
                 &mut setup,
                 |batch| {
+                    let n = batch.len();
                     if prefetch {
-                        batch.iter().for_each(|b| e.prefetch_key(b));
-                        batch.iter().take(4).for_each(|b| e.prefetch_state(b));
+                        e.prefetch_batch(n, |i| &batch[i]);
                     }
-                    for k in 0..batch.len() {
-                        if prefetch && k + 4 < batch.len() {
-                            e.prefetch_state(&batch[k + 4]);
+                    for k in 0..n {
+                        if prefetch {
+                            e.prefetch_ahead(k, n, |j| &batch[j]);
                         }
                         black_box(e.process(&mut batch[k], 0, &mut NoDispatch));
                     }

@@ -17,7 +17,7 @@ pub mod testing;
 pub mod window;
 
 pub use counters::{Counters, SharedCounters, Snapshot};
-pub use engine::{Dispatch, Engine, EngineConfig, NoDispatch, RestoreError, Verdict};
+pub use engine::{Dispatch, Engine, EngineConfig, NoDispatch, RestoreError, Verdict, PREFETCH_AHEAD};
 pub use window::ReplayWindow;
 pub use ironhoard_common::DropReason;
 pub use keycache::{KeyCache, DEFAULT_KEY_CACHE_SLOTS, MAX_KEY_CACHE_SLOTS};

@@ -450,7 +450,7 @@ fn prefetch<T>(v: &T) {
         }
         // the last line, when `v` does not start on a line boundary
         // SAFETY: as above.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(size_of::<T>() - 1)) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(size_of::<T>().saturating_sub(1))) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = v;

@@ -854,6 +854,11 @@ impl Totals {
     }
 }
 
+/// Whether the acks come in through AF_XDP (`--mode xdp`, or `--rx-mode xdp`).
+fn receives_through_xdp(a: &Args) -> bool {
+    a.mode == Mode::Xdp || a.rx_mode == RxMode::Xdp
+}
+
 /// The `--report` file.
 fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el: Duration, r: &RxResult) -> serde_json::Value {
     let Totals { sent, silent, lost, secs, offered, asked, shortfall, skipped, .. } = *t;
@@ -865,7 +870,7 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
     }
     json!({
         "mode": if a.replay.is_some() { "replay" } else { "generate" },
-        "io": {"send": format!("{:?}", a.mode).to_lowercase(), "receive": if a.mode == Mode::Xdp || a.rx_mode == RxMode::Xdp { "xdp" } else { "socket" }},
+        "io": {"send": if a.mode == Mode::Xdp { "xdp" } else { "socket" }, "receive": if receives_through_xdp(a) { "xdp" } else { "socket" }},
         "target": a.target.to_string(),
         "sent": sent,
         "acked": r.acked,
@@ -885,7 +890,7 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
         "latency_source": {
             "latency_ns": "user space: the send stamp written into the move (CLOCK_MONOTONIC, just before sendmsg) to the receive thread's clock read after recvmmsg returned (or the AF_XDP RX ring gave the ack); includes the generator's own scheduling",
             "latency_kernel_ns": if hk.is_empty() {
-                if a.mode == Mode::Xdp || a.rx_mode == RxMode::Xdp { "none: AF_XDP has no kernel timestamps" } else { "none: the kernel gave no timestamps" }
+                if receives_through_xdp(a) { "none: AF_XDP has no kernel timestamps" } else { "none: the kernel gave no timestamps" }
             } else {
                 "kernel software timestamps: the move's sendmsg as handed to the device driver (SCM_TSTAMP_SND; the qdisc entry SCM_TSTAMP_SCHED where the driver gave none) to the ack's software RX timestamp; the generator's scheduling is not in it"
             },
