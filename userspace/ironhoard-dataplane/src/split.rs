@@ -110,14 +110,33 @@ impl XskTx {
     }
 }
 
+/// What [`XskRx::recv`] does when its RX ring is empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxIdle {
+    /// Sleep in poll(2) up to this many ms. The socket then has a waiter,
+    /// and every flush of the RX ring by the sending side (on a veth, the
+    /// target's core) pays a wake-up of this thread.
+    Poll(i32),
+    /// Sleep this long on a timer, then look again. No waiter on the
+    /// socket: a flush costs the sending side no wake-up. Adds up to this
+    /// much to the receive time of an ack that lands in an empty ring.
+    Sleep(std::time::Duration),
+}
+
 impl XskRx {
     /// Receives a batch, calling `f` on each frame, and recycles the frames
-    /// to the fill ring. Sleeps in poll(2) up to `timeout_ms` when empty.
-    pub fn recv(&mut self, timeout_ms: i32, mut f: impl FnMut(&[u8])) -> usize {
+    /// to the fill ring. When the ring is empty it waits as `idle` says
+    /// (and returns 0 if nothing came in the meantime).
+    pub fn recv(&mut self, idle: RxIdle, mut f: impl FnMut(&[u8])) -> usize {
         // SAFETY: batch is ours to overwrite.
         let mut n = unsafe { self.rx.consume(&mut self.batch) };
         if n == 0 {
-            let _ = self.rx.poll(timeout_ms);
+            match idle {
+                RxIdle::Poll(ms) => {
+                    let _ = self.rx.poll(ms);
+                }
+                RxIdle::Sleep(d) => std::thread::sleep(d),
+            }
             // SAFETY: as above.
             n = unsafe { self.rx.consume(&mut self.batch) };
         }

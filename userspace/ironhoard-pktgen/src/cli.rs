@@ -116,6 +116,15 @@ pub struct Args {
     /// sends still through kernel UDP).
     #[arg(long, value_enum, default_value_t = RxMode::Socket)]
     pub rx_mode: RxMode,
+    /// AF_XDP receive (--mode xdp, --rx-mode xdp): with its RX ring empty
+    /// the receiver sleeps this many µs on a timer and looks again; 0
+    /// sleeps in poll(2) instead. A thread asleep in poll(2) is woken by
+    /// every flush of the ring, and on a veth that wake-up is paid on the
+    /// target's core (up to ~0.3 µs an ack at 400 k/s: docs/performance.md,
+    /// "The generator's wake-ups"). The sleep adds up to N µs to the
+    /// user-space RTT of an ack that finds the ring empty.
+    #[arg(long, default_value_t = 20)]
+    pub rx_idle_us: u64,
     /// Interface for --mode xdp and --rx-mode xdp.
     #[arg(long)]
     pub iface: Option<String>,

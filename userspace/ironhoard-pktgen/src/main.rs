@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use ironhoard_dataplane::split::{XskRx, XskTx};
+use ironhoard_dataplane::split::{RxIdle, XskRx, XskTx};
 use ironhoard_dataplane::xsk::{XskSocket, ZeroCopyWant};
 use ironhoard_dataplane::{affinity, frame, monotonic_ns};
 use ironhoard_loader::{Steering, WantMode};
@@ -172,7 +172,17 @@ impl<'a> Sender<'a> {
 /// Source of acks for the receiver.
 enum RxSource {
     Socket(std::net::UdpSocket),
-    Xsk(Box<XskRx>, u16),
+    /// The AF_XDP receive half, the port acks come to, and what the
+    /// receiver does when its ring is empty (`--rx-idle-us`).
+    Xsk(Box<XskRx>, u16, RxIdle),
+}
+
+/// `--rx-idle-us`: 0 sleeps in poll(2), N > 0 on a timer for N µs.
+fn rx_idle(a: &Args) -> RxIdle {
+    match a.rx_idle_us {
+        0 => RxIdle::Poll(20),
+        us => RxIdle::Sleep(Duration::from_micros(us)),
+    }
 }
 
 fn read_mac(iface: &str) -> Result<[u8; 6]> {
@@ -318,7 +328,7 @@ fn open_mode(a: &Args) -> Result<Opened> {
                 let iface = a.iface.as_deref().context("--rx-mode xdp needs --iface")?;
                 let (st, sock) = steer_acks(iface, local.port())?;
                 let (_, xrx) = sock.split();
-                return Ok(Opened { socks: Some(txs), xsk: None, rx: RxSource::Xsk(Box::new(xrx), local.port()), local, steering: Some(st) });
+                return Ok(Opened { socks: Some(txs), xsk: None, rx: RxSource::Xsk(Box::new(xrx), local.port(), rx_idle(a)), local, steering: Some(st) });
             }
             if let Err(e) = tstamp::enable_rx(&rx) {
                 eprintln!("no kernel RX timestamps ({e}): only the user-space RTT is reported");
@@ -336,7 +346,7 @@ fn open_mode(a: &Args) -> Result<Opened> {
             };
             let spec = frame::FrameSpec { src_mac: read_mac(&iface)?, dst_mac, vlan: None, src: local, dst: a.target, ipv4_options: 0 };
             let (tx, rx) = sock.split();
-            Ok(Opened { socks: None, xsk: Some((tx, spec)), rx: RxSource::Xsk(Box::new(rx), port), local, steering: Some(st) })
+            Ok(Opened { socks: None, xsk: Some((tx, spec)), rx: RxSource::Xsk(Box::new(rx), port, rx_idle(a)), local, steering: Some(st) })
         }
     }
 }
@@ -364,6 +374,11 @@ fn spawn_receiver(a: &Args, secret: &[u8; 32], src: RxSource, live: &Arc<Live>) 
         }
         if fifo {
             net::sched_fifo(50).context("SCHED_FIFO for the receiver (needs root or CAP_SYS_NICE)")?;
+        }
+        if let RxSource::Xsk(_, _, RxIdle::Sleep(_)) = src {
+            // 1 µs timer slack: an idle sleep of N µs ends after N, not N + 50.
+            // SAFETY: prctl(PR_SET_TIMERSLACK) takes a plain integer.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
         }
         receive(src, &mut keys_rx, &live, drain)
     })?)
@@ -725,9 +740,9 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
         }
         let n = match &mut src {
             RxSource::Socket(rx) => net::recv_batch(rx, &mut bufs, &mut lens, Some(&mut stamps)).context("receiving acks")?,
-            RxSource::Xsk(rx, port) => {
+            RxSource::Xsk(rx, port, idle) => {
                 let mut k = 0;
-                rx.recv(20, |f| {
+                rx.recv(*idle, |f| {
                     if let Some(u) = frame::parse_udp(f, *port, ironhoard_wire::ACK_LEN) {
                         let l = u.payload_len.min(128);
                         bufs[k][..l].copy_from_slice(&f[u.payload()..u.payload() + l]);
@@ -986,5 +1001,24 @@ mod lag_tests {
         // what is skipped counts as scheduled: the sends then due are the lag's
         let skipped = behind_over(200_000, Some(100), 2_000, ms(20));
         assert_eq!(due_now(200_000, 1, 2_000 + skipped, u64::MAX, ms(20)), 20);
+    }
+}
+
+#[cfg(test)]
+mod rx_idle_tests {
+    use super::*;
+
+    /// The AF_XDP receiver sleeps on a timer by default (no waiter on the
+    /// socket for the target's core to wake), and in poll(2) at 0.
+    #[test]
+    fn the_xdp_receiver_sleeps_on_a_timer_unless_asked_to_poll() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["ironhoard-pktgen", "--target", "198.18.200.1:7777", "--secret-file", "s.hex", "--report", "r.json"];
+            v.extend_from_slice(extra);
+            Args::parse_from(v)
+        };
+        assert_eq!(rx_idle(&args(&[])), RxIdle::Sleep(Duration::from_micros(20)));
+        assert_eq!(rx_idle(&args(&["--rx-idle-us", "150"])), RxIdle::Sleep(Duration::from_micros(150)));
+        assert_eq!(rx_idle(&args(&["--rx-idle-us", "0"])), RxIdle::Poll(20));
     }
 }
