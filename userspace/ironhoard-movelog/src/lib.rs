@@ -30,6 +30,7 @@
 
 pub mod head;
 pub mod lock;
+mod pace;
 pub mod reader;
 pub mod recover;
 pub mod writer;

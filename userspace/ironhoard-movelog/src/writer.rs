@@ -26,6 +26,7 @@ use crossbeam_queue::ArrayQueue;
 use memmap2::{Advice, MmapMut, MmapOptions};
 
 use crate::head::HeadWriter;
+use crate::pace::{in_steps, Pacer};
 use crate::recover::{recover_partition, sync_dir, Recovery, TMP_SUFFIX};
 use crate::{encode_header, encode_record, partition_name, records_per_segment, segment_name, unix_ns, Accepted, DirLock, Header, Record, HEADER_LEN, MIN_SEGMENT_BYTES, RECORD_LEN};
 
@@ -364,6 +365,8 @@ impl Drop for Partition {
 pub struct Keeper {
     shared: Arc<LogShared>,
     parts: Vec<KeeperPart>,
+    /// Its runs on its core, bounded once its thread runs ([`crate::pace`]).
+    pacer: Pacer,
 }
 
 struct KeeperPart {
@@ -445,7 +448,8 @@ fn zero_fill(f: &File, path: &Path, from: u64, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Step of the keeper's prefaulting (MADV_POPULATE_WRITE).
+/// Step of the keeper's prefaulting of a resumed segment, one per turn
+/// (MADV_POPULATE_WRITE, itself in paced [`crate::pace::STEP`]s).
 const POPULATE_STEP: usize = 2 << 20;
 /// How far ahead of each writer the keeper keeps the log's pages writable
 /// ([`Keeper::populate_ahead`]): 2 MiB, 0.1 s of records at 200 k moves/s
@@ -468,21 +472,14 @@ const PAGE: usize = 4096;
 /// never splits a folio, so never touches the writer's.
 const FOLIO_MAX: usize = 2 << 20;
 
-fn map(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
+fn map(f: &File, path: &Path, len: u64, pacer: &mut Pacer) -> io::Result<MmapMut> {
     let m = map_lazy(f, path, len)?;
     // Take every page's write fault here, on the keeper's core, not in the
     // poller's hot loop (on ext4 a first write to a page costs microseconds).
-    // In 2 MiB steps, yielding between them, so threads sharing the
-    // keeper's core are not held off for the whole segment.
-    let mut off = 0;
-    while off < m.len() {
-        let n = POPULATE_STEP.min(m.len() - off);
-        if let Err(e) = m.advise_range(Advice::PopulateWrite, off, n) {
-            log::debug!("madvise(MADV_POPULATE_WRITE) on {}: {e}; pages will fault in as records are written", path.display());
-            break;
-        }
-        off += n;
-        std::thread::yield_now();
+    // In paced steps, so threads sharing the keeper's core are not held off
+    // for more than a step or two (crate::pace).
+    if let Err(e) = in_steps(m.len(), pacer, |off, n| m.advise_range(Advice::PopulateWrite, off, n)) {
+        log::debug!("madvise(MADV_POPULATE_WRITE) on {}: {e}; pages will fault in as records are written", path.display());
     }
     Ok(m)
 }
@@ -494,7 +491,15 @@ fn map_lazy(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
     // out) and preallocated to `len`; nothing truncates it while mapped.
     // Stores through the mapping are plain memory writes into page-cache
     // pages; other processes reading the file see bytes, not Rust objects.
-    unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))
+    let m = unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))?;
+    // No readahead on a fault: a segment's pages are written, never read
+    // through this mapping, and a fault's readahead zero-fills up to
+    // megabytes of a fresh segment at once (page_cache_ra_order), one long
+    // run on the keeper's core that its paced steps cannot break.
+    if let Err(e) = m.advise(Advice::Random) {
+        log::debug!("madvise(MADV_RANDOM) on {}: {e}", path.display());
+    }
+    Ok(m)
 }
 
 /// A mapped segment's address range, for the keeper's msync of what was
@@ -515,28 +520,31 @@ impl MapAddr {
     /// (MADV_POPULATE_WRITE); returns where the next step starts, or None
     /// when the range is done (or the kernel cannot: pages then fault in
     /// as they are written).
-    fn populate_step(&self, from: usize) -> Option<usize> {
+    fn populate_step(&self, from: usize, pacer: &mut Pacer) -> Option<usize> {
         let n = POPULATE_STEP.min(self.len.saturating_sub(from));
         if n == 0 {
             return None;
         }
-        // SAFETY: [addr+from, addr+from+n) lies inside a shared file mapping
-        // only the keeper (the caller) unmaps; populating faults pages in
-        // without changing their contents.
-        let rc = unsafe { libc::madvise((self.addr + from) as *mut libc::c_void, n, libc::MADV_POPULATE_WRITE) };
-        (rc == 0 && from + n < self.len).then_some(from + n)
+        let ok = self.populate_range(from, n, pacer).is_ok();
+        (ok && from + n < self.len).then_some(from + n)
     }
 
     /// MADV_POPULATE_WRITE over bytes `from..from + n` (page aligned `from`,
-    /// clipped to the mapping): their write faults taken now, by the caller.
-    fn populate_range(&self, from: usize, n: usize) {
+    /// clipped to the mapping), in paced steps: their write faults taken
+    /// now, by the caller.
+    fn populate_range(&self, from: usize, n: usize, pacer: &mut Pacer) -> io::Result<()> {
         let n = n.min(self.len.saturating_sub(from));
-        if n == 0 {
-            return;
-        }
-        // SAFETY: as in populate_step: a range inside a shared file mapping
-        // only the keeper (the caller) unmaps; populating changes no byte.
-        let _ = unsafe { libc::madvise((self.addr + from) as *mut libc::c_void, n, libc::MADV_POPULATE_WRITE) };
+        in_steps(n, pacer, |off, k| {
+            // SAFETY: [addr+from+off, +k) lies inside a shared file mapping
+            // only the keeper (the caller) unmaps; populating faults pages
+            // in without changing their contents.
+            let rc = unsafe { libc::madvise((self.addr + from + off) as *mut libc::c_void, k, libc::MADV_POPULATE_WRITE) };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
     }
 
     /// Record slots in the mapped segment.
@@ -544,14 +552,28 @@ impl MapAddr {
         records_per_segment(self.len as u64)
     }
 
-    /// msync(MS_SYNC) of bytes `from..to` (widened to pages): writes back
-    /// and waits for just that range, and the metadata needed to read it.
-    fn sync(&self, from: usize, to: usize) -> io::Result<()> {
+    /// msync(MS_SYNC) of bytes `from..to` (widened to pages) of the
+    /// mapping of `f`: writes back and waits for just that range, and the
+    /// metadata needed to read it. The writeback is started first in paced
+    /// steps (sync_file_range), so the msync that then waits for it and
+    /// flushes has little left to do on the keeper's core in one run.
+    fn sync(&self, f: &File, from: usize, to: usize, pacer: &mut Pacer) -> io::Result<()> {
         let start = from / PAGE * PAGE;
         let end = to.min(self.len);
         if end <= start {
             return Ok(());
         }
+        // the mapping covers the file from byte 0: its offsets are the file's
+        let _ = in_steps(end - start, pacer, |off, n| {
+            // SAFETY: a plain syscall on our open fd; it reads no memory of ours.
+            let rc = unsafe { libc::sync_file_range(f.as_raw_fd(), (start + off) as i64, n as i64, libc::SYNC_FILE_RANGE_WRITE) };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(())
+            }
+        });
+        pacer.step();
         // SAFETY: [addr+start, addr+end) lies inside a mapping that is only
         // unmapped by the keeper thread, which is the caller; msync reads no
         // memory, it writes back page-cache pages.
@@ -567,7 +589,7 @@ impl MapAddr {
 impl Keeper {
     /// Creates, preallocates, fsyncs (file and directory) and maps the next
     /// segment of a partition.
-    fn prepare(shared: &LogShared, p: &mut KeeperPart) -> io::Result<Mapped> {
+    fn prepare(shared: &LogShared, p: &mut KeeperPart, pacer: &mut Pacer) -> io::Result<Mapped> {
         let bytes = shared.segment_bytes;
         let path = p.sh.dir.join(segment_name(p.next_first));
         // Built under a temporary name and renamed into place once complete,
@@ -585,7 +607,7 @@ impl Keeper {
             }
             std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, "renaming new segment into place", e))?;
             sync_dir(&p.sh.dir)?;
-            map(&f, &path, bytes)
+            map(&f, &path, bytes, pacer)
         })();
         match res {
             Ok(m) => {
@@ -619,7 +641,7 @@ impl Keeper {
                     break;
                 }
                 p.retry_at = None;
-                match Self::prepare(&self.shared, p) {
+                match Self::prepare(&self.shared, p, &mut self.pacer) {
                     Ok(m) => {
                         let _ = p.sh.ready.push(m);
                         if !self.shared.healthy.swap(true, Ordering::Relaxed) {
@@ -722,14 +744,14 @@ impl Keeper {
                 next
             };
             let mut ok = true;
-            for (first, _, m) in &p.files {
+            for (first, f, m) in &p.files {
                 let cap = m.slots();
                 let (lo, hi) = (p.synced.max(*first), upto.min(first + cap));
                 if lo >= hi {
                     continue;
                 }
                 let (from, to) = (HEADER_LEN + (lo - first) as usize * RECORD_LEN, HEADER_LEN + (hi - first) as usize * RECORD_LEN);
-                if let Err(e) = m.sync(from, to) {
+                if let Err(e) = m.sync(f, from, to, &mut self.pacer) {
                     ok = false;
                     self.shared.error(format!("msync of {} segment {first}: {e}", p.sh.dir.display()));
                 }
@@ -771,7 +793,7 @@ impl Keeper {
                 let start = pos / PAGE * PAGE;
                 let n = want.min(m.len.saturating_sub(start));
                 if n > 0 {
-                    m.populate_range(start, n);
+                    let _ = m.populate_range(start, n, &mut self.pacer);
                 }
                 want -= n;
             }
@@ -811,6 +833,7 @@ impl Keeper {
     /// everything (whatever the policy) and returns.
     pub fn run(mut self) {
         let _ = self.shared.keeper.set(std::thread::current());
+        self.pacer = Pacer::paced();
         let interval = match self.shared.sync {
             SyncPolicy::Interval(d) => Some(d),
             _ => None,
@@ -838,6 +861,7 @@ impl Keeper {
             let most = if moving { BUSY_NAP } else { Duration::from_millis(100) };
             let nap = interval.unwrap_or(most).min(most);
             std::thread::park_timeout(nap);
+            self.pacer.slept();
         }
     }
 
@@ -854,7 +878,7 @@ impl Keeper {
             if let Some((m, from)) = p.populate {
                 // retired meanwhile (full, handed back): nothing to do
                 let live = p.files.iter().any(|(_, _, a)| a.addr == m.addr);
-                p.populate = live.then(|| m.populate_step(from)).flatten().map(|next| (m, next));
+                p.populate = live.then(|| m.populate_step(from, &mut self.pacer)).flatten().map(|next| (m, next));
                 left |= p.populate.is_some();
             }
         }
@@ -869,7 +893,7 @@ impl Keeper {
             if p.cur.is_some() {
                 continue;
             }
-            match Self::prepare(&self.shared, kp) {
+            match Self::prepare(&self.shared, kp, &mut self.pacer) {
                 Ok(m) => {
                     p.shared.segment_first.store(m.first, Ordering::Relaxed);
                     p.cur = Some(m);
@@ -952,7 +976,8 @@ pub fn open_log(
         parts.push(p);
         kparts.push(kp);
     }
-    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts };
+    // unpaced until its thread runs: at start nothing else needs the core
+    let mut keeper = Keeper { shared: Arc::clone(&shared), parts: kparts, pacer: Pacer::unpaced() };
     // a partition starting a new segment gets it now, so its first rotation
     // comes only when that segment is full; the keeper prepares the spares
     // (and prefaults a resumed segment) once it runs
@@ -1099,6 +1124,33 @@ mod prealloc_tests {
         // SAFETY: lseek on our own descriptor.
         let hole = unsafe { libc::lseek(f.as_raw_fd(), from as libc::off_t, libc::SEEK_HOLE) };
         assert_eq!(hole as u64, len, "no hole left after {from}");
+        std::fs::remove_file(&p).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use super::*;
+
+    /// A new segment's prefault is done in paced steps (the keeper sleeps
+    /// between them once it has run RUN_MAX), and still leaves every page
+    /// of the segment resident.
+    #[test]
+    fn a_segment_is_prefaulted_whole_in_paced_steps() {
+        let p = std::env::temp_dir().join(format!("ih-pace-{}", std::process::id()));
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        let len: u64 = 16 << 20;
+        preallocate(&f, &p, 0, len).unwrap();
+        let mut pacer = Pacer::paced();
+        let m = map(&f, &p, len, &mut pacer).unwrap();
+        let pages = len as usize / PAGE;
+        let mut vec = vec![0u8; pages];
+        // SAFETY: the range is our live mapping; vec has a byte per page.
+        let rc = unsafe { libc::mincore(m.as_ptr() as *mut libc::c_void, len as usize, vec.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        assert_eq!(vec.iter().filter(|&&b| b & 1 == 1).count(), pages, "every page resident after map");
+        assert!(pacer.breaths() > 0, "4096 pages faulted in without a breath");
+        drop(m);
         std::fs::remove_file(&p).unwrap();
     }
 }
