@@ -18,7 +18,13 @@ DURATION=${DURATION:-5}
 MAX_LAG_US=${MAX_LAG_US-}
 LAG_ARGS=(); [ -n "$MAX_LAG_US" ] && LAG_ARGS=(--max-lag-us "$MAX_LAG_US")
 PKTGEN_MODE=${PKTGEN_MODE:-socket}
+# socket mode: the acks come back through a UDP socket (PKTGEN_RX=socket) or
+# through AF_XDP (PKTGEN_RX=xdp: the generator's XDP program stamps their
+# arrival, so the RTT is still the kernel's, and its core spends far less
+# on receiving)
+PKTGEN_RX=${PKTGEN_RX:-socket}
 MODE_ARGS=(--mode socket)
+[ "$PKTGEN_RX" = xdp ] && MODE_ARGS=(--mode socket --rx-mode xdp --iface "$B")
 [ "$PKTGEN_MODE" = xdp ] && MODE_ARGS=(--mode xdp --iface "$B")
 trap lab_down EXIT INT TERM
 lab_up
@@ -30,7 +36,7 @@ echo "== lab $NS: appliance ($BACKEND backend) on $A $HOST_IP:7777 pinned to cor
 echo "== $RATE moves/s for $DURATION s from 1000 players, 8% hostile (forged tags, wrong key_id, junk lengths, replays)"
 ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" \
   --rate "$RATE" --duration "$DURATION" --games 10 --players 100 --board 16x16 --invalid-ratio 0.08 \
-  --cpu 1 --rx-cpu 1 "${MODE_ARGS[@]}" "${LAG_ARGS[@]}" --report "$DIR/report.json" --quiet &
+  --cpu 1 --rx-cpu 1 "${MODE_ARGS[@]}" "${LAG_ARGS[@]}" ${PKTGEN_EXTRA:-} --report "$DIR/report.json" --quiet &
 CPID=$!
 # The live line is SCHED_IDLE, and a plain interpreter (not a pyenv shim's
 # chain of scripts): it shares core 1 with the generator, and a normal one

@@ -283,6 +283,39 @@ fn ack_mode_steers_acks_and_drops_moves() {
     p.check("48 bytes with a move's magic", &frame(&spec(false, None, 0, PORT), &m), action::DROP, Some(XdpCounter::BadMagic));
 }
 
+/// In ack mode (the generator's) an ack leaves the program with its
+/// arrival time appended: 8 bytes past the IP packet, CLOCK_MONOTONIC ns
+/// between just before and just after the run. A move steered to the
+/// appliance (move mode) leaves it unchanged.
+#[test]
+fn acks_steered_to_the_generator_carry_their_arrival_time() {
+    let mono = || {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: ts is a valid timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    let mut p = Prog::new();
+    p.st.expect_acks().unwrap();
+    let mut ack = [0u8; 48];
+    ack[..3].copy_from_slice(&[0x49, 0x41, 1]);
+    for v6 in [false, true] {
+        let f = frame(&spec(v6, None, 0, PORT), &ack);
+        let t0 = mono();
+        let (action, out) = p.st.test_run_frame(&f).unwrap();
+        let t1 = mono();
+        assert_eq!(action, action::DROP, "no socket in the test: dropped after the stamp");
+        assert_eq!(out.len(), f.len() + ironhoard_common::ARRIVAL_STAMP_LEN, "v6 {v6}: the ack grew by the stamp");
+        assert_eq!(&out[..f.len()], &f[..], "v6 {v6}: the ack itself unchanged");
+        let stamp = u64::from_be_bytes(out[f.len()..].try_into().unwrap());
+        assert!(t0 <= stamp && stamp <= t1, "v6 {v6}: stamp {stamp} not within [{t0}, {t1}]");
+    }
+    let q = Prog::new();
+    let f = frame(&spec(false, None, 0, PORT), &move_payload());
+    let (_, out) = q.st.test_run_frame(&f).unwrap();
+    assert_eq!(out, f, "a move is steered as it came");
+}
+
 /// The shield: a source over its rate is dropped in XDP (counted), another
 /// source (another port) is not; the per-address level counts every port
 /// of an address together.

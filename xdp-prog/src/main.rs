@@ -22,7 +22,7 @@ use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{Array, LruHashMap, PerCpuArray, XskMap};
 use aya_ebpf::programs::XdpContext;
 use ironhoard_common::wire::{ACK_LEN, MOVE_LEN, MOVE_MAGIC, VERSION};
-use ironhoard_common::{ShieldBucket, ShieldKey, XdpConfig, XdpCounter, MAX_QUEUES, SHIELD_ENTRIES};
+use ironhoard_common::{ShieldBucket, ShieldKey, XdpConfig, XdpCounter, ARRIVAL_STAMP_LEN, MAX_QUEUES, SHIELD_ENTRIES};
 
 #[map]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
@@ -197,7 +197,7 @@ fn shield_take(key: &ShieldKey, rate: u64, burst: u64, now: u64) -> bool {
 }
 
 use aya_ebpf::cty::c_void;
-use aya_ebpf::helpers::generated::{bpf_ktime_get_ns, bpf_xdp_load_bytes};
+use aya_ebpf::helpers::generated::{bpf_ktime_get_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes};
 use ironhoard_classify::net::ETH_HLEN;
 use ironhoard_classify::{classify, Bytes, Class};
 
@@ -346,6 +346,9 @@ fn steer(ctx: &XdpContext) -> Option<u32> {
         count(XdpCounter::Bridged);
         return Some(XDP_PASS);
     }
+    if plen == ACK_LEN {
+        stamp_arrival(ctx, len);
+    }
     match XSKS.redirect(ctx.rx_queue_index(), XDP_DROP as u64) {
         Ok(action) => {
             count(XdpCounter::Redirected);
@@ -355,6 +358,26 @@ fn steer(ctx: &XdpContext) -> Option<u32> {
             count(XdpCounter::NoSocket);
             Some(action)
         }
+    }
+}
+
+/// The generator's program (it steers acks): the ack's arrival time
+/// (CLOCK_MONOTONIC ns, big-endian) appended to its frame, past the IP
+/// packet's end, where the parsers ignore trailing bytes. AF_XDP gives no
+/// kernel receive timestamp; this is one, taken before the receiver thread
+/// runs (ARRIVAL_STAMP_LEN in ironhoard-common). If the frame cannot grow,
+/// it goes without one.
+#[inline(always)]
+fn stamp_arrival(ctx: &XdpContext, len: usize) {
+    // SAFETY: helpers on this program's own context; adjust_tail grows the
+    // frame by 8 bytes or fails and changes nothing; store_bytes writes the
+    // 8 bytes of `now` at [len, len + 8), inside the grown frame.
+    unsafe {
+        if bpf_xdp_adjust_tail(ctx.ctx, ARRIVAL_STAMP_LEN as i32) != 0 {
+            return;
+        }
+        let now = bpf_ktime_get_ns().to_be_bytes();
+        bpf_xdp_store_bytes(ctx.ctx, len as u32, now.as_ptr() as *mut c_void, ARRIVAL_STAMP_LEN as u32);
     }
 }
 

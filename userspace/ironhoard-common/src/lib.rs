@@ -208,6 +208,11 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 /// Size of the XSKMAP: queue ids `0..MAX_QUEUES`.
 pub const MAX_QUEUES: u32 = 256;
 
+/// Bytes the program appends to an ack it steers to the generator (the
+/// ack's arrival time, CLOCK_MONOTONIC ns, big-endian), past the IP
+/// packet's end. Moves steered to the appliance get none.
+pub const ARRIVAL_STAMP_LEN: usize = 8;
+
 /// Slots of the CONFIG array (each a u32, host byte order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]

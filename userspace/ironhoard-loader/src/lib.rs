@@ -301,16 +301,30 @@ impl Steering {
         self.test_run_repeat(frame, 1).map(|(action, _)| action)
     }
 
+    /// Runs the program once on `frame` and returns the XDP action and the
+    /// frame as the program left it (grown, shrunk or rewritten).
+    pub fn test_run_frame(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), LoaderError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let r = self.xdp()?
+            .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat: 1, ..Default::default() })
+            .map_err(|source| LoaderError::Program { what: "BPF_PROG_TEST_RUN".into(), source })?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
+    }
+
+    fn xdp(&self) -> Result<&Xdp, LoaderError> {
+        self.ebpf
+            .program(XDP_PROGRAM)
+            .ok_or_else(|| LoaderError::Program { what: "missing".into(), source: aya::programs::ProgramError::NotLoaded })?
+            .try_into()
+            .map_err(|source| LoaderError::Program { what: "not an XDP program".into(), source })
+    }
+
     /// Runs the program `repeat` times on `frame` in one BPF_PROG_TEST_RUN
     /// (a loop in the kernel, on the calling thread's CPU) and returns the
     /// last action and the mean time per run.
     pub fn test_run_repeat(&self, frame: &[u8], repeat: u32) -> Result<(u32, std::time::Duration), LoaderError> {
-        let prog: &Xdp = self
-            .ebpf
-            .program(XDP_PROGRAM)
-            .ok_or_else(|| LoaderError::Program { what: "missing".into(), source: aya::programs::ProgramError::NotLoaded })?
-            .try_into()
-            .map_err(|source| LoaderError::Program { what: "not an XDP program".into(), source })?;
+        let prog = self.xdp()?;
         let mut out = vec![0u8; frame.len() + 256];
         let r = prog
             .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat, ..Default::default() })

@@ -742,12 +742,13 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
             RxSource::Socket(rx) => net::recv_batch(rx, &mut bufs, &mut lens, Some(&mut stamps)).context("receiving acks")?,
             RxSource::Xsk(rx, port, idle) => {
                 let mut k = 0;
+                let offset = r.clock_offset;
                 rx.recv(*idle, |f| {
                     if let Some(u) = frame::parse_udp(f, *port, ironhoard_wire::ACK_LEN) {
                         let l = u.payload_len.min(128);
                         bufs[k][..l].copy_from_slice(&f[u.payload()..u.payload() + l]);
                         lens[k] = l;
-                        stamps[k] = 0; // AF_XDP: no kernel timestamps
+                        stamps[k] = arrival_stamp(f, u.payload() + u.payload_len, offset);
                         k += 1;
                     }
                 });
@@ -764,6 +765,22 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
         r.socket_drops = net::socket_drops(rx).ok();
     }
     Ok(r)
+}
+
+/// The kernel receive time of an ack that came through AF_XDP: our XDP
+/// program appends its arrival (CLOCK_MONOTONIC ns, big-endian) past the
+/// end of the IP packet, `end` here. As CLOCK_REALTIME ns (`offset`:
+/// REALTIME − MONOTONIC), like a socket's RX timestamp; 0 if it has none.
+fn arrival_stamp(f: &[u8], end: usize, offset: i64) -> u64 {
+    const N: usize = ironhoard_common::ARRIVAL_STAMP_LEN;
+    if f.len() != end + N {
+        return 0;
+    }
+    let mono = u64::from_be_bytes(f[end..].try_into().expect("8 bytes"));
+    if mono == 0 {
+        return 0;
+    }
+    (mono as i64 + offset).max(0) as u64
 }
 
 /// Percentiles of a latency histogram, ns.
@@ -1020,5 +1037,24 @@ mod rx_idle_tests {
         assert_eq!(rx_idle(&args(&[])), RxIdle::Sleep(Duration::from_micros(20)));
         assert_eq!(rx_idle(&args(&["--rx-idle-us", "150"])), RxIdle::Sleep(Duration::from_micros(150)));
         assert_eq!(rx_idle(&args(&["--rx-idle-us", "0"])), RxIdle::Poll(20));
+    }
+}
+
+#[cfg(test)]
+mod arrival_tests {
+    use super::*;
+
+    /// The stamp is read only where the XDP program puts it (8 bytes right
+    /// past the packet's end), converted to CLOCK_REALTIME.
+    #[test]
+    fn the_arrival_stamp_is_the_8_bytes_past_the_packet() {
+        let mut f = vec![0xEEu8; 90];
+        f.extend_from_slice(&1_000_000u64.to_be_bytes());
+        assert_eq!(arrival_stamp(&f, 90, 5_000), 1_005_000);
+        assert_eq!(arrival_stamp(&f[..90], 90, 5_000), 0, "no stamp appended");
+        assert_eq!(arrival_stamp(&f, 86, 5_000), 0, "12 trailing bytes are not a stamp");
+        let mut z = vec![0u8; 98];
+        z[..90].fill(1);
+        assert_eq!(arrival_stamp(&z, 90, 5_000), 0, "a zero stamp is none");
     }
 }
