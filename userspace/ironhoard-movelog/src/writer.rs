@@ -474,6 +474,14 @@ const FOLIO_MAX: usize = 2 << 20;
 
 fn map(f: &File, path: &Path, len: u64, pacer: &mut Pacer) -> io::Result<MmapMut> {
     let m = map_lazy(f, path, len)?;
+    // No readahead on a fault: a new segment holds nothing to read, and a
+    // fault's readahead zero-fills up to megabytes of it at once
+    // (page_cache_ra_order), one long run on the keeper's core that its
+    // paced steps cannot break. (Not for a resumed segment, map_lazy: its
+    // written part is read back in as it is populated.)
+    if let Err(e) = m.advise(Advice::Random) {
+        log::debug!("madvise(MADV_RANDOM) on {}: {e}", path.display());
+    }
     // Take every page's write fault here, on the keeper's core, not in the
     // poller's hot loop (on ext4 a first write to a page costs microseconds).
     // In paced steps, so threads sharing the keeper's core are not held off
@@ -491,15 +499,7 @@ fn map_lazy(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
     // out) and preallocated to `len`; nothing truncates it while mapped.
     // Stores through the mapping are plain memory writes into page-cache
     // pages; other processes reading the file see bytes, not Rust objects.
-    let m = unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))?;
-    // No readahead on a fault: a segment's pages are written, never read
-    // through this mapping, and a fault's readahead zero-fills up to
-    // megabytes of a fresh segment at once (page_cache_ra_order), one long
-    // run on the keeper's core that its paced steps cannot break.
-    if let Err(e) = m.advise(Advice::Random) {
-        log::debug!("madvise(MADV_RANDOM) on {}: {e}", path.display());
-    }
-    Ok(m)
+    unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))
 }
 
 /// A mapped segment's address range, for the keeper's msync of what was
@@ -1141,7 +1141,7 @@ mod pace_tests {
         let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
         let len: u64 = 16 << 20;
         preallocate(&f, &p, 0, len).unwrap();
-        let mut pacer = Pacer::paced();
+        let mut pacer = Pacer::every_step();
         let m = map(&f, &p, len, &mut pacer).unwrap();
         let pages = len as usize / PAGE;
         let mut vec = vec![0u8; pages];
@@ -1149,7 +1149,8 @@ mod pace_tests {
         let rc = unsafe { libc::mincore(m.as_ptr() as *mut libc::c_void, len as usize, vec.as_mut_ptr()) };
         assert_eq!(rc, 0);
         assert_eq!(vec.iter().filter(|&&b| b & 1 == 1).count(), pages, "every page resident after map");
-        assert!(pacer.breaths() > 0, "4096 pages faulted in without a breath");
+        let steps = (len as usize).div_ceil(crate::pace::STEP) as u64;
+        assert_eq!(pacer.breaths(), steps - 1, "a breath between every two of the {steps} steps");
         drop(m);
         std::fs::remove_file(&p).unwrap();
     }
