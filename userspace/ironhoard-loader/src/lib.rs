@@ -11,7 +11,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use aya::maps::{Array, PerCpuArray, XskMap};
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::{TestRun, TestRunOptions, TestRunResult, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use ironhoard_common::{XdpConfig, XdpCounter, MAP_CONFIG, MAP_COUNTERS, MAP_XSKS, XDP_PROGRAM};
 use log::{info, warn};
@@ -304,32 +304,32 @@ impl Steering {
     /// Runs the program once on `frame` and returns the XDP action and the
     /// frame as the program left it (grown, shrunk or rewritten).
     pub fn test_run_frame(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), LoaderError> {
-        let mut out = vec![0u8; frame.len() + 256];
-        let r = self.xdp()?
-            .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat: 1, ..Default::default() })
-            .map_err(|source| LoaderError::Program { what: "BPF_PROG_TEST_RUN".into(), source })?;
+        let (r, mut out) = self.run_test(frame, 1)?;
         out.truncate(r.data_size_out as usize);
         Ok((r.return_value, out))
-    }
-
-    fn xdp(&self) -> Result<&Xdp, LoaderError> {
-        self.ebpf
-            .program(XDP_PROGRAM)
-            .ok_or_else(|| LoaderError::Program { what: "missing".into(), source: aya::programs::ProgramError::NotLoaded })?
-            .try_into()
-            .map_err(|source| LoaderError::Program { what: "not an XDP program".into(), source })
     }
 
     /// Runs the program `repeat` times on `frame` in one BPF_PROG_TEST_RUN
     /// (a loop in the kernel, on the calling thread's CPU) and returns the
     /// last action and the mean time per run.
     pub fn test_run_repeat(&self, frame: &[u8], repeat: u32) -> Result<(u32, std::time::Duration), LoaderError> {
-        let prog = self.xdp()?;
+        self.run_test(frame, repeat).map(|(r, _)| (r.return_value, r.duration))
+    }
+
+    /// One BPF_PROG_TEST_RUN: its result and the output buffer (room for
+    /// the frame to grow by the headroom's 256 bytes).
+    fn run_test(&self, frame: &[u8], repeat: u32) -> Result<(TestRunResult, Vec<u8>), LoaderError> {
+        let prog: &Xdp = self
+            .ebpf
+            .program(XDP_PROGRAM)
+            .ok_or_else(|| LoaderError::Program { what: "missing".into(), source: aya::programs::ProgramError::NotLoaded })?
+            .try_into()
+            .map_err(|source| LoaderError::Program { what: "not an XDP program".into(), source })?;
         let mut out = vec![0u8; frame.len() + 256];
         let r = prog
             .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat, ..Default::default() })
             .map_err(|source| LoaderError::Program { what: "BPF_PROG_TEST_RUN".into(), source })?;
-        Ok((r.return_value, r.duration))
+        Ok((r, out))
     }
 }
 

@@ -34,7 +34,7 @@ pub(crate) struct Pacer {
     paced: bool,
     run_max: Duration,
     since: Instant,
-    /// Breaths taken (for tests and the keeper's accounting).
+    /// Breaths taken (read by the tests).
     breaths: u64,
 }
 

@@ -486,7 +486,7 @@ fn map(f: &File, path: &Path, len: u64, pacer: &mut Pacer) -> io::Result<MmapMut
     // poller's hot loop (on ext4 a first write to a page costs microseconds).
     // In paced steps, so threads sharing the keeper's core are not held off
     // for more than a step or two (crate::pace).
-    if let Err(e) = in_steps(m.len(), pacer, |off, n| m.advise_range(Advice::PopulateWrite, off, n)) {
+    if let Err(e) = MapAddr::of(&m).populate_range(0, m.len(), pacer) {
         log::debug!("madvise(MADV_POPULATE_WRITE) on {}: {e}; pages will fault in as records are written", path.display());
     }
     Ok(m)

@@ -21,8 +21,9 @@ pub enum RxMode {
     /// The kernel UDP socket (recvmmsg, kernel RX timestamps).
     Socket,
     /// AF_XDP on --iface, our XDP program steering the acks to it: far
-    /// cheaper per ack for the generator's core, no kernel RX timestamps
-    /// (user-space RTT only). For throughput sweeps on a shared-core lab.
+    /// cheaper per ack for the generator's core. The program appends each
+    /// ack's arrival time, its kernel RX timestamp. For throughput sweeps
+    /// on a shared-core lab.
     Xdp,
 }
 

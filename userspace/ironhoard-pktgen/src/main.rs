@@ -922,7 +922,9 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
         "latency_source": {
             "latency_ns": "user space: the send stamp written into the move (CLOCK_MONOTONIC, just before sendmsg) to the receive thread's clock read after recvmmsg returned (or the AF_XDP RX ring gave the ack); includes the generator's own scheduling",
             "latency_kernel_ns": if hk.is_empty() {
-                if receives_through_xdp(a) { "none: AF_XDP has no kernel timestamps" } else { "none: the kernel gave no timestamps" }
+                if a.mode == Mode::Xdp { "none: AF_XDP sends have no kernel timestamps" } else { "none: the kernel gave no timestamps" }
+            } else if receives_through_xdp(a) {
+                "kernel timestamps: the move's sendmsg as handed to the device driver (SCM_TSTAMP_SND; the qdisc entry SCM_TSTAMP_SCHED where the driver gave none) to the ack's arrival as our XDP program stamped it (bpf_ktime_get_ns, before the AF_XDP socket); the generator's scheduling is not in it"
             } else {
                 "kernel software timestamps: the move's sendmsg as handed to the device driver (SCM_TSTAMP_SND; the qdisc entry SCM_TSTAMP_SCHED where the driver gave none) to the ack's software RX timestamp; the generator's scheduling is not in it"
             },
