@@ -266,6 +266,12 @@ impl Engine {
         self.table.len()
     }
 
+    /// Whether the player table is advised for transparent hugepages
+    /// ([`PlayerTable::hugepage_advised`]): for the worker's start-up line.
+    pub fn table_hugepage_advised(&self) -> Option<bool> {
+        self.table.hugepage_advised()
+    }
+
     /// Puts a player rebuilt from the move log at start into the table, so
     /// a move accepted before a restart is DUPLICATE or STALE after it,
     /// under any key_id, never accepted again: `window` holds the seqs of

@@ -12,6 +12,7 @@ pub mod counters;
 pub mod engine;
 pub mod keycache;
 pub mod keyring;
+pub mod slots;
 pub mod table;
 pub mod testing;
 pub mod window;

@@ -22,6 +22,7 @@
 
 use crate::bucket::TokenBucket;
 use crate::window::ReplayWindow;
+use crate::slots::Slots;
 use ironhoard_wire::PlayerMac;
 
 /// Identity of a table entry: a player, whatever key_id it signs with.
@@ -248,8 +249,8 @@ pub struct TableFull(pub usize);
 
 /// Fixed-capacity open-addressing table of [`PlayerState`].
 pub struct PlayerTable {
-    keys: Vec<Key>,
-    states: Vec<Option<PlayerState>>,
+    keys: Slots<Key>,
+    states: Slots<Option<PlayerState>>,
     mask: usize,
     len: usize,
     capacity: usize,
@@ -259,12 +260,15 @@ pub struct PlayerTable {
 impl PlayerTable {
     /// Allocates room for `capacity` players (slots: the next power of two
     /// at or above 4/3 of it, so probes stay short). `seed` keys the hash.
+    /// Both arrays are on transparent hugepages where the kernel has them
+    /// ([`Slots`]); a failing mmap(2) panics, as a failing allocation
+    /// would.
     pub fn new(capacity: usize, seed: u64) -> PlayerTable {
         let capacity = capacity.max(1);
         let slots = (capacity + capacity / 3 + 1).next_power_of_two();
         PlayerTable {
-            keys: vec![Key::default(); slots],
-            states: vec![None; slots],
+            keys: Slots::new(slots, Key::default()).unwrap_or_else(|e| panic!("{e}")),
+            states: Slots::new(slots, None).unwrap_or_else(|e| panic!("{e}")),
             mask: slots - 1,
             len: 0,
             capacity,
@@ -279,6 +283,12 @@ impl PlayerTable {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Whether the kernel took the transparent hugepage advice for both
+    /// arrays ([`Slots::advised`]); `None` when /proc/self/smaps cannot tell.
+    pub fn hugepage_advised(&self) -> Option<bool> {
+        Some(self.keys.advised()? && self.states.advised()?)
+    }
+
     /// Players that fit.
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -464,6 +474,17 @@ mod tests {
 
     fn keyed(key_id: u8) -> Keyed {
         Keyed { key_id, mac: MasterKey::new(&[1 + key_id; 32]).player_mac(0, 0) }
+    }
+
+    #[test]
+    fn a_default_sized_table_is_advised_for_hugepages() {
+        let t = PlayerTable::new(65_536, 1);
+        let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+        if thp.contains("[always]") || thp.contains("[madvise]") {
+            assert_eq!(t.hugepage_advised(), Some(true));
+        }
+        assert_eq!(t.keys.as_ptr() as usize % crate::slots::HUGE, 0);
+        assert_eq!(t.states.as_ptr() as usize % crate::slots::HUGE, 0);
     }
 
     fn state_under(key_id: u8) -> PlayerState {

@@ -493,7 +493,12 @@ where
                     KeyCache::bytes(n) as f64 / (1 << 20) as f64
                 ),
             };
-            info!("{kind} {queue}: pinned to core {core}, room for {} players{cached}", ecfg.players);
+            let pages = match engine.table_hugepage_advised() {
+                Some(true) => "on transparent 2 MiB pages where the kernel has them",
+                Some(false) => "on 4 KiB pages (transparent hugepages are off)",
+                None => "pages unknown",
+            };
+            info!("{kind} {queue}: pinned to core {core}, room for {} players ({pages}){cached}", ecfg.players);
             shared.serving.store(true, Ordering::Release);
             serve(&mut engine, &mut dispatch, &shared).with_context(|| format!("{kind} {queue} (core {core})"))
         })
