@@ -25,7 +25,7 @@ ksoft() { for c in 0 1; do awk '{ print $14 + $15 }' /proc/$(pgrep -x "ksoftirqd
 N0=$(netrx); K0=$(ksoft)
 ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" \
   --rate "$RATE" --duration "$SECS" --games 10 --players 100 --board 16x16 --invalid-ratio 0.08 \
-  --cpu 1 --rx-cpu 1 --report "$DIR/report.json" --quiet >/dev/null 2>&1 || true
+  --cpu 1 --rx-cpu 1 ${PKTGEN_EXTRA:-} --report "$DIR/report.json" --quiet >/dev/null 2>&1 || true
 N1=$(netrx); K1=$(ksoft)
 "$BIN" stats --socket "$DIR/stats.sock" --command "show latency" > "$DIR/latency.json"
 "$BIN" tail --dir "$DIR/log" --json 2>/dev/null > "$DIR/log.jsonl" || true

@@ -17,6 +17,10 @@ DURATION=${DURATION:-5}
 # default) = catch up in full, so the offered rate is the one asked
 MAX_LAG_US=${MAX_LAG_US-}
 LAG_ARGS=(); [ -n "$MAX_LAG_US" ] && LAG_ARGS=(--max-lag-us "$MAX_LAG_US")
+# the generator makes up missed sends at most CATCH_UP times the rate
+# (pktgen --catch-up) instead of at full speed; nothing is skipped
+CATCH_UP=${CATCH_UP-}
+[ -n "$CATCH_UP" ] && LAG_ARGS+=(--catch-up "$CATCH_UP")
 PKTGEN_MODE=${PKTGEN_MODE:-socket}
 # socket mode: the acks come back through a UDP socket (PKTGEN_RX=socket) or
 # through AF_XDP (PKTGEN_RX=xdp: the generator's XDP program stamps their

@@ -71,6 +71,16 @@ pub struct Args {
     /// catch up in full (the offered rate stays the rate asked).
     #[arg(long)]
     pub max_lag_us: Option<u64>,
+    /// Make up missed sends at most F times the --rate (F > 1), instead of
+    /// at full speed: after its core was taken for D ms the sender owes
+    /// D × rate moves, and sends them spread over D / (F − 1) ms on top of
+    /// the schedule. Nothing is skipped (the offered rate stays the rate
+    /// asked), but the target is not handed a burst at the generator's
+    /// full speed that no population of independent clients sends.
+    /// Default: catch up at full speed. With --max-lag-us, what lies beyond
+    /// the lag is skipped first.
+    #[arg(long, value_name = "F")]
+    pub catch_up: Option<f64>,
     /// How many games the players are spread over.
     #[arg(long, default_value_t = 1)]
     pub games: u32,

@@ -488,6 +488,7 @@ fn generate(
     let mut frame_buf = [0u8; 512];
     // sent, skipped behind schedule (--max-lag-us), and told to `live`
     let (mut sent, mut skipped, mut reported) = (0u64, 0u64, 0u64);
+    let mut catch_up = a.catch_up.and_then(|f| CatchUp::new(rate, f, burst));
     let start = Instant::now();
     let start_ns = monotonic_ns();
     loop {
@@ -500,6 +501,16 @@ fn generate(
         if due == 0 {
             continue;
         }
+        let due = match catch_up.as_mut() {
+            None => due,
+            Some(c) => match c.grant(el, due) {
+                0 => {
+                    c.wait(due);
+                    continue;
+                }
+                k => k,
+            },
+        };
         let mut todo = due.min(burst.max(net::GSO_MAX as u64) * 4);
         while todo > 0 {
             let now = monotonic_ns();
@@ -558,6 +569,56 @@ fn behind_over(rate: u64, max_lag_us: Option<u64>, scheduled: u64, el: Duration)
     let allowed = (rate as f64 * el.as_secs_f64()) as u64;
     let keep = (rate as f64 * lag as f64 / 1e6).max(1.0) as u64;
     allowed.saturating_sub(scheduled).saturating_sub(keep)
+}
+
+/// `--catch-up F`: a token bucket that lets the sender send at most F ×
+/// rate datagrams a second, CATCH_UP_CAP (or a burst) at once. On schedule
+/// it never binds (the schedule sends fewer); behind schedule it spreads
+/// what is owed instead of sending it at full speed.
+struct CatchUp {
+    per_sec: f64,
+    /// Sends are granted in whole bursts of this many.
+    unit: u64,
+    cap: f64,
+    tokens: f64,
+    at: Duration,
+}
+
+/// How many sends `--catch-up` lets go back to back.
+const CATCH_UP_CAP: u64 = 16;
+
+impl CatchUp {
+    /// None without a rate (full speed asked) or with F ≤ 1 (nothing could
+    /// ever be made up).
+    fn new(rate: u64, f: f64, burst: u64) -> Option<CatchUp> {
+        if rate == 0 || !(f > 1.0) {
+            return None;
+        }
+        let unit = burst.max(1);
+        let cap = CATCH_UP_CAP.max(unit) as f64;
+        Some(CatchUp { per_sec: f * rate as f64, unit, cap, tokens: cap, at: Duration::ZERO })
+    }
+
+    /// How many of the `due` sends may go `el` into the run (whole units).
+    fn grant(&mut self, el: Duration, due: u64) -> u64 {
+        let dt = el.saturating_sub(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.per_sec).min(self.cap);
+        self.at = self.at.max(el);
+        let k = (self.tokens as u64).min(due) / self.unit * self.unit;
+        self.tokens -= k as f64;
+        k
+    }
+
+    /// Sleeps until a few of `due` sends may go (yields when that is soon).
+    fn wait(&self, due: u64) {
+        let want = due.min(self.unit.max(CATCH_UP_CAP / 2)) as f64;
+        let wait = Duration::from_secs_f64(((want - self.tokens) / self.per_sec).max(0.0));
+        if wait > Duration::from_micros(20) {
+            std::thread::sleep(wait - Duration::from_micros(10));
+        } else {
+            std::thread::yield_now();
+        }
+    }
 }
 
 /// How many datagrams are due `el` into a run at `rate` (0: unlimited),
@@ -914,6 +975,7 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
         "acked_pps": (r.acked as f64 / secs).round() as u64,
         "rate_shortfall": shortfall,
         "max_lag_us": a.max_lag_us,
+        "catch_up": a.catch_up,
         "skipped_behind": skipped,
         "duration_s": send_el.as_secs_f64(),
         "wall_s": total_el.as_secs_f64(),
@@ -1020,6 +1082,45 @@ mod lag_tests {
         // what is skipped counts as scheduled: the sends then due are the lag's
         let skipped = behind_over(200_000, Some(100), 2_000, ms(20));
         assert_eq!(due_now(200_000, 1, 2_000 + skipped, u64::MAX, ms(20)), 20);
+    }
+}
+
+#[cfg(test)]
+mod catch_up_tests {
+    use super::*;
+
+    /// Behind schedule, the owed sends go at F × rate, not at once; on
+    /// schedule the bucket never binds.
+    #[test]
+    fn a_sender_behind_schedule_makes_up_at_the_catch_up_rate() {
+        let us = Duration::from_micros;
+        // 200 k/s, F 1.5: 300 k/s, 16 at once
+        let mut c = CatchUp::new(200_000, 1.5, 1).unwrap();
+        // a 10 ms stall: 2 000 owed, only the bucket's 16 go now
+        assert_eq!(c.grant(us(10_000), 2_000), 16);
+        assert_eq!(c.grant(us(10_000), 1_984), 0);
+        // 100 µs later: 30 more tokens at 300 k/s (the cap is 16)
+        assert_eq!(c.grant(us(10_100), 1_984), 16);
+        // over 1 ms of catching up, ~300 sends
+        let mut sent = 0;
+        for t in (10_110..=11_100).step_by(10) {
+            sent += c.grant(us(t), 10_000);
+        }
+        assert!((290..=310).contains(&sent), "{sent} sent in ~1 ms at 300 k/s");
+        // on schedule at 200 k/s, a few every 20 µs: every one granted
+        let mut c = CatchUp::new(200_000, 1.5, 1).unwrap();
+        for t in (20..100_000).step_by(20) {
+            assert_eq!(c.grant(us(t), 4), 4, "at {t} µs");
+        }
+        // bursts are granted whole
+        let mut c = CatchUp::new(200_000, 1.5, 40).unwrap();
+        assert_eq!(c.grant(us(10_000), 2_000), 40);
+        assert_eq!(c.grant(us(10_100), 2_000), 0);
+        assert_eq!(c.grant(us(10_140), 2_000), 40);
+        // no rate, or F ≤ 1: no bucket
+        assert!(CatchUp::new(0, 1.5, 1).is_none());
+        assert!(CatchUp::new(200_000, 1.0, 1).is_none());
+        assert!(CatchUp::new(200_000, f64::NAN, 1).is_none());
     }
 }
 
