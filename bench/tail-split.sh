@@ -9,7 +9,15 @@
 # the veth's receive (on the sender's core) or the poller's core taken.
 # The poller's core is its own for the run (ironhoard-tune --isolate, masks
 # restored after; LAB_ISOLATE=0 shares it).
+# The VM's own share: the steal time of each core over the run (/proc/stat:
+# time the hypervisor ran something else on our vCPU), and, unless GAPS=0,
+# the gaps in a 5 kHz cpu-clock sampling of both cores (perf record): a
+# busy core with no sample for over 1 ms was not running at all. A late
+# move (over 0.5 ms from send to the poller's batch) is counted in a gap's
+# shadow when its wait overlaps the gap or the backlog after it (twice the
+# gap, plus 0.5 ms).
 #   usage: bench/tail-split.sh [RATE] [SECONDS]   (root; make release first)
+#   PKTGEN_EXTRA: more pktgen flags (e.g. --catch-up 1.5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-200000}; SECS=${2:-5}
@@ -22,21 +30,52 @@ isolate_pollers
 # the kernel deferred to a thread that must be scheduled like any other)
 netrx() { awk '$1 == "NET_RX:" { print $2, $3 }' /proc/softirqs; }
 ksoft() { for c in 0 1; do awk '{ print $14 + $15 }' /proc/$(pgrep -x "ksoftirqd/$c")/stat; done | xargs; }
-N0=$(netrx); K0=$(ksoft)
+# steal per core, ms (USER_HZ ticks of /proc/stat)
+steal() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu0" || $1 == "cpu1" { printf "%d ", $9 * 1000 / hz }' /proc/stat; }
+PERF_PID=""
+if [ "${GAPS:-1}" = 1 ] && command -v perf >/dev/null; then
+  perf record -q -C 0,1 -F 5000 -k CLOCK_MONOTONIC -o "$DIR/cpu.data" -- sleep $((SECS + 1)) >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
+N0=$(netrx); K0=$(ksoft); S0=$(steal)
 ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" \
   --rate "$RATE" --duration "$SECS" --games 10 --players 100 --board 16x16 --invalid-ratio 0.08 \
   --cpu 1 --rx-cpu 1 ${PKTGEN_EXTRA:-} --report "$DIR/report.json" --quiet >/dev/null 2>&1 || true
-N1=$(netrx); K1=$(ksoft)
+N1=$(netrx); K1=$(ksoft); S1=$(steal)
+: > "$DIR/samples.txt"
+if [ -n "$PERF_PID" ]; then
+  wait "$PERF_PID" || true
+  perf script -i "$DIR/cpu.data" -F cpu,time 2>/dev/null > "$DIR/samples.txt" || true
+fi
 "$BIN" stats --socket "$DIR/stats.sock" --command "show latency" > "$DIR/latency.json"
 "$BIN" tail --dir "$DIR/log" --json 2>/dev/null > "$DIR/log.jsonl" || true
-python3 - "$DIR/report.json" "$DIR/latency.json" "$DIR/log.jsonl" "$RATE" "$N0" "$N1" "$K0" "$K1" <<'PY'
-import json, sys, time
+python3 - "$DIR/report.json" "$DIR/latency.json" "$DIR/log.jsonl" "$RATE" "$N0" "$N1" "$K0" "$K1" "$S0" "$S1" "$DIR/samples.txt" <<'PY'
+import bisect, json, sys, time
 diff = lambda a, b: [int(y) - int(x) for x, y in zip(a.split(), b.split())]
-netrx, ksoft = diff(sys.argv[5], sys.argv[6]), diff(sys.argv[7], sys.argv[8])
+netrx, ksoft, steal = diff(sys.argv[5], sys.argv[6]), diff(sys.argv[7], sys.argv[8]), diff(sys.argv[9], sys.argv[10])
 r, l = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 off = time.time_ns() - time.monotonic_ns()
-d = sorted(json.loads(x)["server_ts_ns"] - off - json.loads(x)["client_ts"] for x in open(sys.argv[3]))
+moves = [(m["client_ts"], m["server_ts_ns"] - off) for m in map(json.loads, open(sys.argv[3]))]
+d = sorted(b - a for a, b in moves)
 n = len(d)
+# gaps over 1 ms in each core's samples (CLOCK_MONOTONIC ns)
+samples = {0: [], 1: []}
+for line in open(sys.argv[11]):
+    f = line.split()
+    if len(f) >= 2 and f[0].strip("[]").isdigit() and int(f[0].strip("[]")) in samples:
+        samples[int(f[0].strip("[]"))].append(int(float(f[1].rstrip(":")) * 1e9))
+gaps = {}
+for c, v in samples.items():
+    v.sort()
+    gaps[c] = [(a, b) for a, b in zip(v, v[1:]) if b - a > 1_000_000]
+late = [(a, b) for a, b in moves if b - a > 500_000]
+shadows = sorted((a, b + 2 * (b - a) + 500_000) for c in gaps for a, b in gaps[c])
+starts = [s for s, _ in shadows]
+def shadowed(a, b):
+    i = bisect.bisect_right(starts, b)
+    return any(e >= a for _, e in shadows[max(0, i - 64):i])
+gap_stats = {f"cpu{c}": {"count": len(g), "total_ms": round(sum(b - a for a, b in g) / 1e6, 1),
+                         "longest_ms": round(max([b - a for a, b in g] or [0]) / 1e6, 2)} for c, g in gaps.items()}
 q = lambda p: d[min(n - 1, int(p * n))] / 1e3
 k = r.get("latency_kernel_ns") or {}
 b = l["batch_ns"]
@@ -48,5 +87,8 @@ print(json.dumps({
                           "over_1ms_pct": round(100 * sum(x > 1e6 for x in d) / n, 2), "moves": n},
     "poller_batch_us": {p: round(us(b, p), 1) for p in ("p50", "p99", "p999", "max")},
     "net_rx_softirqs_per_core": netrx, "ksoftirqd_cpu_ms_per_core": [10 * t for t in ksoft],
+    "steal_ms_per_core": steal,
+    "vcpu_gaps_over_1ms": gap_stats if any(samples.values()) else None,
+    "late_moves": {"over_0_5ms": len(late), "in_a_gap_shadow": sum(shadowed(a, b) for a, b in late) if any(samples.values()) else None},
 }))
 PY
