@@ -10,7 +10,7 @@
 # The poller's core is its own for the run (ironhoard-tune --isolate, masks
 # restored after; LAB_ISOLATE=0 shares it).
 # The VM's own share: the steal time of each core over the run (/proc/stat:
-# time the hypervisor ran something else on our vCPU), and, unless GAPS=0,
+# time the hypervisor ran something else on our vCPU), and, with GAPS=1,
 # the gaps in a 5 kHz cpu-clock sampling of both cores (perf record): a
 # busy core with no sample for over 1 ms was not running at all. A late
 # move (over 0.5 ms from send to the poller's batch) is counted in a gap's
@@ -33,7 +33,7 @@ ksoft() { for c in 0 1; do awk '{ print $14 + $15 }' /proc/$(pgrep -x "ksoftirqd
 # steal per core, ms (USER_HZ ticks of /proc/stat)
 steal() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu0" || $1 == "cpu1" { printf "%d ", $9 * 1000 / hz }' /proc/stat; }
 PERF_PID=""
-if [ "${GAPS:-1}" = 1 ] && command -v perf >/dev/null; then
+if [ "${GAPS:-0}" = 1 ] && command -v perf >/dev/null; then
   perf record -q -C 0,1 -F 5000 -k CLOCK_MONOTONIC -o "$DIR/cpu.data" -- sleep $((SECS + 1)) >/dev/null 2>&1 &
   PERF_PID=$!
 fi

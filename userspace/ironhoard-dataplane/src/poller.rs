@@ -47,9 +47,6 @@ use crate::mesh::{Handoff, Mesh, HANDOFF_RESERVE};
 use crate::xsk::{XskSocket, BATCH};
 use crate::{monotonic_ns, WorkerShared};
 
-/// How long the poller keeps spinning on an empty RX ring before it sleeps
-/// in poll(2) (the core is the poller's own; spinning costs no one).
-const SPIN_IDLE_NS: u64 = 2_000_000;
 /// poll(2) timeout when idle: bounds both the stop-flag check and the wake
 /// latency should a wakeup be missed.
 pub(crate) const IDLE_POLL_MS: i32 = 10;
@@ -170,6 +167,8 @@ pub(crate) struct Poller<'a, D: Dispatch> {
     woken: u64,
     /// Preferred busy polling: this poller drives the NAPI loop.
     busy_poll: bool,
+    /// Spin this long on an empty ring before sleeping in poll(2).
+    idle_spin_ns: u64,
     /// Acks produced on the TX ring since the last kick.
     tx_unkicked: bool,
     last_kick: u64,
@@ -238,8 +237,10 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         let receiving = total - free.len();
         let reserve = if mesh.is_some() { HANDOFF_RESERVE } else { 0 };
         let busy_poll = sock.busy_poll.is_some();
+        let idle_spin_ns = u64::try_from(sock.idle_spin.as_nanos()).unwrap_or(u64::MAX);
         Poller {
             busy_poll,
+            idle_spin_ns,
             pool: FramePool::new(free, receiving, total, reserve),
             sock,
             engine,
@@ -603,7 +604,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     }
 
     /// Step 6, a turn that found nothing: frames still in flight get a kick
-    /// now and then; stats are published; after SPIN_IDLE_NS of nothing the
+    /// now and then; stats are published; after `idle_spin` of nothing the
     /// poller sleeps in poll(2) (woken by the socket, or by a peer that
     /// handed it a move).
     /// While draining or watching a bridge it never sleeps. With preferred
@@ -615,7 +616,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         }
         self.publish(now, false);
         let since = *self.idle_since.get_or_insert(now);
-        if now - since < SPIN_IDLE_NS || self.pool.in_flight() > 0 || draining || self.bridge.is_some() {
+        if now - since < self.idle_spin_ns || self.pool.in_flight() > 0 || draining || self.bridge.is_some() {
             std::hint::spin_loop();
             return;
         }

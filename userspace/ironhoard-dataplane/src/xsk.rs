@@ -42,6 +42,11 @@ const SO_BUSY_POLL: libc::c_int = 46;
 const SO_PREFER_BUSY_POLL: libc::c_int = 69;
 const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 
+/// How long a poller spins on an empty RX ring before it sleeps in poll(2),
+/// unless `[interface] idle_spin_us` says otherwise: spinning through short
+/// lulls answers the next move without a wake-up.
+pub const DEFAULT_IDLE_SPIN: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Preferred busy polling for an AF_XDP socket (`[interface] busy_poll`):
 /// SO_PREFER_BUSY_POLL = 1, SO_BUSY_POLL = `usecs`, SO_BUSY_POLL_BUDGET =
 /// `budget`. The socket's poller then drives the NIC queue's NAPI loop
@@ -143,6 +148,9 @@ pub struct XskSocket {
     /// Preferred busy polling, as the kernel holds it, once
     /// [`set_busy_poll`](Self::set_busy_poll) set it.
     pub busy_poll: Option<BusyPollState>,
+    /// How long the poller spins on an empty RX ring before it sleeps in
+    /// poll(2) (`[interface] idle_spin_us`).
+    pub idle_spin: std::time::Duration,
 }
 
 /// An open socket's UMEM, frames in no ring, and rings, for a loop of its
@@ -209,7 +217,7 @@ impl XskSocket {
             if hugepages { "2 MiB hugepages" } else { "4 KiB pages" },
             sizes.ring
         );
-        Ok(XskSocket { umem, frames, rx, tx, fq, cq, queue, iface: iface.into(), mode, sizes, busy_poll: None })
+        Ok(XskSocket { umem, frames, rx, tx, fq, cq, queue, iface: iface.into(), mode, sizes, busy_poll: None, idle_spin: DEFAULT_IDLE_SPIN })
     }
 
     /// Turns on preferred busy polling: SO_PREFER_BUSY_POLL = 1,

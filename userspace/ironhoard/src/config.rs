@@ -20,6 +20,9 @@ const DEFAULT_RING_SIZE: i64 = 4096;
 /// `[interface] busy_poll_usecs` and `busy_poll_budget` when absent.
 pub const DEFAULT_BUSY_POLL_USECS: i64 = 20;
 pub const DEFAULT_BUSY_POLL_BUDGET: i64 = 64;
+/// `[interface] idle_spin_us` when absent (the data path's
+/// `xsk::DEFAULT_IDLE_SPIN`; a test keeps them equal).
+pub const DEFAULT_IDLE_SPIN_US: i64 = 2000;
 pub use ironhoard_ship::ShipConfig;
 
 /// Default players per worker table.
@@ -157,6 +160,8 @@ struct RawInterface {
     busy_poll_usecs: Option<i64>,
     #[serde(default)]
     busy_poll_budget: Option<i64>,
+    #[serde(default)]
+    idle_spin_us: Option<i64>,
 }
 
 /// `[interface]`, validated.
@@ -173,6 +178,7 @@ struct Interface {
     busy_poll: bool,
     busy_poll_usecs: u32,
     busy_poll_budget: u32,
+    idle_spin_us: u32,
 }
 
 impl RawInterface {
@@ -212,6 +218,10 @@ impl RawInterface {
         if !(1..=1024).contains(&busy_poll_budget) {
             return Err(cx.bad("interface.busy_poll_budget", &busy_poll_budget, "must be between 1 and 1024 (packets per NAPI poll)"));
         }
+        let idle_spin_us = self.idle_spin_us.unwrap_or(DEFAULT_IDLE_SPIN_US);
+        if !(0..=1_000_000).contains(&idle_spin_us) {
+            return Err(cx.bad("interface.idle_spin_us", &idle_spin_us, "must be between 0 and 1000000 (microseconds)"));
+        }
         let busy_poll = self.busy_poll.unwrap_or(false);
         if busy_poll && self.backend == Some(Backend::Socket) {
             return Err(cx.bad(
@@ -233,6 +243,7 @@ impl RawInterface {
             busy_poll,
             busy_poll_usecs: busy_poll_usecs as u32,
             busy_poll_budget: busy_poll_budget as u32,
+            idle_spin_us: idle_spin_us as u32,
         })
     }
 }
@@ -712,6 +723,9 @@ pub struct Config {
     pub busy_poll: bool,
     pub busy_poll_usecs: u32,
     pub busy_poll_budget: u32,
+    /// XDP backend: how long a poller spins on an empty RX ring before it
+    /// sleeps in poll(2), µs (0: sleeps at once).
+    pub idle_spin_us: u32,
     /// `[ship]`: the shipper's settings (`ironhoard ship`), if any.
     pub ship: Option<ShipConfig>,
 }
@@ -785,6 +799,7 @@ impl Config {
             busy_poll: interface.busy_poll,
             busy_poll_usecs: interface.busy_poll_usecs,
             busy_poll_budget: interface.busy_poll_budget,
+            idle_spin_us: interface.idle_spin_us,
             shield_source: shield.source,
             shield_address: shield.address,
             ship,
@@ -1166,6 +1181,22 @@ dir = "/var/lib/ironhoard/moves"
         for (frames, ring, key) in [(3000, 1024, "interface.umem_frames = 3000"), (512, 64, "interface.umem_frames = 512"), (4096, 4096, "interface.ring_size = 4096"), (4096, 100, "interface.ring_size = 100"), (4096, 32, "interface.ring_size = 32")] {
             let e = parse(p, &good(p).replace("backend = \"socket\"\n", &format!("backend = \"socket\"\numem_frames = {frames}\nring_size = {ring}\n"))).unwrap_err().to_string();
             assert!(e.contains(key), "{frames}/{ring}: {e}");
+        }
+    }
+
+    #[test]
+    fn idle_spin_key() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let with = |extra: &str| good(p).replace("backend = \"socket\"\n", &format!("backend = \"xdp\"\n{extra}"));
+        assert_eq!(parse(p, &with("")).unwrap().idle_spin_us, 2000, "default");
+        // the data path's own default
+        assert_eq!(DEFAULT_IDLE_SPIN_US as u128, ironhoard_dataplane::xsk::DEFAULT_IDLE_SPIN.as_micros());
+        assert_eq!(parse(p, &with("idle_spin_us = 0\n")).unwrap().idle_spin_us, 0);
+        assert_eq!(parse(p, &with("idle_spin_us = 50\n")).unwrap().idle_spin_us, 50);
+        for (v, want) in [("-1", "interface.idle_spin_us = -1"), ("1000001", "interface.idle_spin_us = 1000001")] {
+            let e = parse(p, &with(&format!("idle_spin_us = {v}\n"))).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("must be between 0 and 1000000"), "{v}: {e}");
         }
     }
 

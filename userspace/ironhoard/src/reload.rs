@@ -70,6 +70,7 @@ fn fixed(c: &Config) -> Vec<(&'static str, String)> {
         ("interface.busy_poll", c.busy_poll.to_string()),
         ("interface.busy_poll_usecs", c.busy_poll_usecs.to_string()),
         ("interface.busy_poll_budget", c.busy_poll_budget.to_string()),
+        ("interface.idle_spin_us", c.idle_spin_us.to_string()),
     ]
 }
 

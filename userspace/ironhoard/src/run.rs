@@ -593,6 +593,7 @@ fn open_xsk_sockets(cfg: &Config, workers: &[WorkerInfo], st: &mut Steering) -> 
     for w in workers {
         let sizes = xsk::XskSizes { frames: cfg.umem_frames, ring: cfg.ring_size };
         let mut s = XskSocket::open(&cfg.iface, w.queue, zc, sizes)?;
+        s.idle_spin = std::time::Duration::from_micros(cfg.idle_spin_us.into());
         if cfg.busy_poll {
             s.set_busy_poll(xsk::BusyPoll { usecs: cfg.busy_poll_usecs, budget: cfg.busy_poll_budget })?;
         }
@@ -610,6 +611,7 @@ fn xdp_info(cfg: &Config, socks: &[XskSocket]) -> serde_json::Value {
         "hugepages": socks.iter().all(|s| s.mode.hugepages),
         "umem_frames": cfg.umem_frames,
         "ring_size": cfg.ring_size,
+        "idle_spin_us": cfg.idle_spin_us,
         "busy_poll": {
             "enabled": cfg.busy_poll,
             "usecs": cfg.busy_poll_usecs,

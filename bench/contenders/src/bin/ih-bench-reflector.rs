@@ -22,8 +22,8 @@ use ironhoard_loader::{Steering, WantMode};
 use ironhoard_wire::{ack_in_place, MasterKey, Move, PlayerMac, Status, MOVE_LEN};
 use xsk_rs::FrameDesc;
 
-/// As the appliance's poller: its idle policy (spin 2 ms, then poll(2)).
-const SPIN_IDLE_NS: u64 = 2_000_000;
+/// As the appliance's poller at its default: spin DEFAULT_IDLE_SPIN (2 ms), then poll(2).
+const SPIN_IDLE_NS: u64 = ironhoard_dataplane::xsk::DEFAULT_IDLE_SPIN.as_nanos() as u64;
 const IDLE_POLL_MS: i32 = 10;
 
 #[derive(Parser)]
