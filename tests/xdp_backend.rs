@@ -190,3 +190,50 @@ fn busy_poll_serves_and_show_info_reports_it() {
     assert_eq!(c.send(&Client::mv(0, 7, 1000, 1)), Some(Status::Accepted));
     assert_eq!(a.stats()["queues"][0]["busy_polls"].as_u64(), Some(0));
 }
+
+/// CPU time (ms) of the appliance's thread named `name`, from
+/// /proc/PID/task/*/stat (utime + stime, in clock ticks).
+fn thread_cpu_ms(a: &Appliance, name: &str) -> u64 {
+    let pid = a.child.as_ref().expect("the appliance runs").id();
+    let hz = clock_ticks_per_second();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the appliance's threads").flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let stat = std::fs::read_to_string(t.path().join("stat")).expect("thread stat");
+            // fields after the ")" of comm: state is field 3, utime 14, stime 15
+            let rest = &stat[stat.rfind(')').expect("stat has a comm") + 2..];
+            let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+            return (f[11] + f[12]) * 1000 / hz;
+        }
+    }
+    panic!("no thread {name} in the appliance (pid {pid})");
+}
+
+/// USER_HZ, from getconf (100 on Linux).
+fn clock_ticks_per_second() -> u64 {
+    sh(&["getconf", "CLK_TCK"]).trim().parse().expect("getconf CLK_TCK")
+}
+
+#[test]
+fn idle_spin_us_is_how_long_the_poller_spins_before_it_sleeps() {
+    let lab = Lab::new(1);
+    // moves 1 ms apart: the default poller (2 ms) spins through every gap,
+    // one at 100 µs sleeps in each
+    for (extra, want_us, spins) in [("", 2000, true), ("idle_spin_us = 100\n", 100, false)] {
+        let a = Appliance::start(&lab, xdp_settings(extra));
+        let info = a.command("show info");
+        assert_eq!(info["xdp"]["idle_spin_us"].as_u64(), Some(want_us), "{info}");
+        let c = Client::new(&lab, false, 7777);
+        let (cpu0, t0) = (thread_cpu_ms(&a, "ih-poller-0"), Instant::now());
+        for p in 0..300 {
+            assert_eq!(c.send(&Client::mv(0, 9, p, 1)), Some(Status::Accepted), "player {p}\n{}", a.log());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (cpu, wall) = (thread_cpu_ms(&a, "ih-poller-0") - cpu0, t0.elapsed().as_millis() as u64);
+        if spins {
+            assert!(cpu * 2 >= wall, "a poller spinning 2 ms used {cpu} ms of CPU in {wall} ms");
+        } else {
+            assert!(cpu * 4 <= wall, "a poller spinning 100 us used {cpu} ms of CPU in {wall} ms");
+        }
+    }
+}
