@@ -76,6 +76,14 @@ def shadowed(a, b):
     return any(e >= a for _, e in shadows[max(0, i - 64):i])
 gap_stats = {f"cpu{c}": {"count": len(g), "total_ms": round(sum(b - a for a, b in g) / 1e6, 1),
                          "longest_ms": round(max([b - a for a, b in g] or [0]) / 1e6, 2)} for c, g in gaps.items()}
+# A host's CPU quota (CFS bandwidth, 100 ms periods) stops every vCPU when
+# the VM has spent it and starts them all again at the next period: such
+# gaps end at one phase of the period, whatever their length. The share of
+# gaps ending within 0.5 ms of the commonest phase:
+ends = [(b // 500_000) % 200 for g in gaps.values() for _, b in g]
+if ends:
+    top = max(range(200), key=lambda k: sum(1 for e in ends if min((e - k) % 200, (k - e) % 200) <= 1))
+    gap_stats["ending_at_one_phase_of_100ms_pct"] = round(100 * sum(1 for e in ends if min((e - top) % 200, (top - e) % 200) <= 1) / len(ends), 1)
 q = lambda p: d[min(n - 1, int(p * n))] / 1e3
 k = r.get("latency_kernel_ns") or {}
 b = l["batch_ns"]
