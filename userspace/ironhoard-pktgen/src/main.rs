@@ -489,28 +489,17 @@ fn generate(
     // sent, skipped behind schedule (--max-lag-us), and told to `live`
     let (mut sent, mut skipped, mut reported) = (0u64, 0u64, 0u64);
     let mut catch_up = a.catch_up.and_then(|f| CatchUp::new(rate, f, burst));
-    let start = Instant::now();
-    let start_ns = monotonic_ns();
+    let (start, start_ns) = (Instant::now(), monotonic_ns());
     loop {
         let el = start.elapsed();
         if el >= dur || sent >= limit || INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
         skipped += behind_over(rate, a.max_lag_us, sent + skipped, el);
-        let due = due_now(rate, burst, sent + skipped, limit.saturating_add(skipped), el);
+        let due = CatchUp::limit(catch_up.as_mut(), el, due_now(rate, burst, sent + skipped, limit.saturating_add(skipped), el));
         if due == 0 {
             continue;
         }
-        let due = match catch_up.as_mut() {
-            None => due,
-            Some(c) => match c.grant(el, due) {
-                0 => {
-                    c.wait(due);
-                    continue;
-                }
-                k => k,
-            },
-        };
         let mut todo = due.min(burst.max(net::GSO_MAX as u64) * 4);
         while todo > 0 {
             let now = monotonic_ns();
@@ -591,7 +580,7 @@ impl CatchUp {
     /// None without a rate (full speed asked) or with F ≤ 1 (nothing could
     /// ever be made up).
     fn new(rate: u64, f: f64, burst: u64) -> Option<CatchUp> {
-        if rate == 0 || !(f > 1.0) {
+        if rate == 0 || f.is_nan() || f <= 1.0 {
             return None;
         }
         let unit = burst.max(1);
@@ -607,6 +596,21 @@ impl CatchUp {
         let k = (self.tokens as u64).min(due) / self.unit * self.unit;
         self.tokens -= k as f64;
         k
+    }
+
+    /// What of `due` may go now with the bucket, if any; when none may, it
+    /// first sleeps until a few can (so the caller just tries again).
+    fn limit(c: Option<&mut CatchUp>, el: Duration, due: u64) -> u64 {
+        match c {
+            Some(c) if due > 0 => {
+                let k = c.grant(el, due);
+                if k == 0 {
+                    c.wait(due);
+                }
+                k
+            }
+            _ => due,
+        }
     }
 
     /// Sleeps until a few of `due` sends may go (yields when that is soon).
