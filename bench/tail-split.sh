@@ -34,7 +34,7 @@ ksoft() { for c in 0 1; do awk '{ print $14 + $15 }' /proc/$(pgrep -x "ksoftirqd
 steal() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu0" || $1 == "cpu1" { printf "%d ", $9 * 1000 / hz }' /proc/stat; }
 PERF_PID=""
 if [ "${GAPS:-0}" = 1 ] && command -v perf >/dev/null; then
-  perf record -q -C 0,1 -F 5000 -k CLOCK_MONOTONIC -o "$DIR/cpu.data" -- sleep $((SECS + 1)) >/dev/null 2>&1 &
+  perf record -q -e cpu-clock -C 0,1 -F 5000 -k CLOCK_MONOTONIC -o "$DIR/cpu.data" -- sleep "$(awk -v s="$SECS" 'BEGIN { print s + 1 }')" >/dev/null 2>&1 &
   PERF_PID=$!
 fi
 N0=$(netrx); K0=$(ksoft); S0=$(steal)
@@ -79,7 +79,8 @@ gap_stats = {f"cpu{c}": {"count": len(g), "total_ms": round(sum(b - a for a, b i
 # A host's CPU quota (CFS bandwidth, 100 ms periods) stops every vCPU when
 # the VM has spent it and starts them all again at the next period: such
 # gaps end at one phase of the period, whatever their length. The share of
-# gaps ending within 0.5 ms of the commonest phase:
+# gaps ending within about 1 ms (one 0.5 ms bin each side) of the
+# commonest phase:
 ends = [(b // 500_000) % 200 for g in gaps.values() for _, b in g]
 if ends:
     top = max(range(200), key=lambda k: sum(1 for e in ends if min((e - k) % 200, (k - e) % 200) <= 1))

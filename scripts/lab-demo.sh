@@ -29,7 +29,8 @@ CATCH_UP=${CATCH_UP-1.5}
 # through every lull spends the quota, and the host then stops both vCPUs
 # until the next period (steal time; docs/operations.md, "A poller on a VM
 # with a CPU quota"). The demo's poller sleeps after 50 µs without a move;
-# LAB_INTERFACE_EXTRA= (empty) keeps the appliance's default (2 ms).
+# LAB_INTERFACE_EXTRA= (empty) keeps the appliance's default (2 ms), and a
+# value of its own replaces this one (add idle_spin_us to it to keep it).
 LAB_INTERFACE_EXTRA=${LAB_INTERFACE_EXTRA-idle_spin_us = 50}
 [ -n "$CATCH_UP" ] && LAG_ARGS+=(--catch-up "$CATCH_UP")
 PKTGEN_MODE=${PKTGEN_MODE:-socket}
@@ -79,7 +80,7 @@ r = json.load(open(sys.argv[1]))
 steal = [int(b) - int(a) for a, b in zip(sys.argv[2].split(), sys.argv[3].split())]
 l = r["latency_ns"]
 print(f"  sent {r['sent']}  acked {r['acked']}  lost {r['lost']}  silently dropped by design {r['silently_dropped_expected']}")
-print(f"  offered {r['offered_pps']}/s  acked {r['acked_pps']}/s  (asked {r['asked_pps']}/s; {r.get('skipped_behind', 0)} sends skipped behind schedule, --max-lag-us {r.get('max_lag_us')}, catch-up at most {r.get('catch_up') or 'full speed'}x)")
+print(f"  offered {r['offered_pps']}/s  acked {r['acked_pps']}/s  (asked {r['asked_pps']}/s; {r.get('skipped_behind', 0)} sends skipped behind schedule, --max-lag-us {r.get('max_lag_us')}, catch-up {'at most ' + str(r['catch_up']) + 'x the rate' if r.get('catch_up') else 'at full speed'})")
 print(f"  RTT (user-space clock)  p50 {l['p50']/1e3:.1f} us  p99 {l['p99']/1e3:.1f} us  p99.9 {l['p999']/1e3:.1f} us  max {l['max']/1e3:.1f} us")
 k = r.get("latency_kernel_ns")
 if k:

@@ -44,6 +44,7 @@ fn bad_configs_fail_with_one_line_naming_the_key() {
         ("servers = [\"nats://127.0.0.1:4222\"]", "servers = [\"127.0.0.1:4222\"]", "ship.servers"),
         ("# busy_poll = false", "busy_poll = true\nbusy_poll_budget = 5000", "interface.busy_poll_budget = 5000"),
         ("backend = \"xdp\"", "backend = \"socket\"\nbusy_poll = true", "interface.busy_poll = true"),
+        ("# idle_spin_us = 2000", "idle_spin_us = -5", "interface.idle_spin_us = -5"),
     ];
     for (from, to, want) in cases {
         let cfg = d.0.join("ironhoard.toml");

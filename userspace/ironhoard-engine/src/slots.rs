@@ -50,9 +50,12 @@ impl<T: Clone> Slots<T> {
     /// hugepage advice is best effort (see [`Slots::advised`]).
     pub fn new(len: usize, fill: T) -> Result<Slots<T>, MapError> {
         assert!(align_of::<T>() <= HUGE, "Slots: alignment over 2 MiB");
-        let bytes = len.checked_mul(size_of::<T>()).expect("Slots: size overflows").max(1);
         // room to start on a 2 MiB boundary: the kernel aligns nothing for us
-        let map_len = bytes.div_ceil(HUGE) * HUGE + HUGE;
+        let map_len = len
+            .checked_mul(size_of::<T>())
+            .and_then(|b| b.max(1).div_ceil(HUGE).checked_mul(HUGE))
+            .and_then(|b| b.checked_add(HUGE))
+            .expect("Slots: size overflows");
         // SAFETY: a fresh private anonymous mapping; no address is given, so
         // nothing existing is replaced.
         let base = unsafe {
@@ -69,8 +72,8 @@ impl<T: Clone> Slots<T> {
         unsafe { libc::madvise(start as *mut libc::c_void, usable, libc::MADV_HUGEPAGE) };
         let ptr = start as *mut T;
         for i in 0..len {
-            // SAFETY: i < len, so the slot is inside the mapping (bytes ≤
-            // usable), aligned (start is 2 MiB aligned, T's alignment
+            // SAFETY: i < len, so the slot is inside the mapping (len ×
+            // size_of::<T>() ≤ map_len − HUGE ≤ usable), aligned (start is 2 MiB aligned, T's alignment
             // divides its size), and not yet initialised: write, not assign.
             unsafe { ptr.add(i).write(fill.clone()) };
         }
@@ -159,6 +162,7 @@ mod tests {
     fn starts_on_a_hugepage_boundary_even_when_empty() {
         let s = Slots::new(0, 0u64).unwrap();
         assert!(s.is_empty());
+        assert_eq!(s.as_ptr() as usize % HUGE, 0);
         let s = Slots::new(3, [7u8; 360]).unwrap();
         assert_eq!(s.as_ptr() as usize % HUGE, 0);
         assert!(s.iter().all(|v| v.iter().all(|&b| b == 7)));

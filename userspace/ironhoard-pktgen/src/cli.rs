@@ -75,8 +75,9 @@ pub struct Args {
     /// at full speed: after its core was taken for D ms the sender owes
     /// D × rate moves, and sends them spread over D / (F − 1) ms on top of
     /// the schedule. Nothing is skipped (the offered rate stays the rate
-    /// asked), but the target is not handed a burst at the generator's
-    /// full speed that no population of independent clients sends.
+    /// asked, but for what is still owed when the run ends), and the target
+    /// is not handed a burst at the generator's full speed that no
+    /// population of independent clients sends. F > 1, with a --rate.
     /// Default: catch up at full speed. With --max-lag-us, what lies beyond
     /// the lag is skipped first.
     #[arg(long, value_name = "F")]

@@ -281,6 +281,11 @@ fn check_args(a: &Args) -> Result<(u16, u16)> {
     if a.games == 0 || a.players == 0 {
         bail!("--games and --players must be at least 1");
     }
+    if let Some(f) = a.catch_up {
+        if f.is_nan() || f <= 1.0 || a.rate == 0 {
+            bail!("--catch-up {f}: wants a factor above 1 and a --rate (above 0) to make up");
+        }
+    }
     if a.game_base == 0 || a.game_base.checked_add(a.games - 1).is_none() {
         bail!("--game-base {} with --games {}: game ids must be 1..=4294967295", a.game_base, a.games);
     }
@@ -561,9 +566,11 @@ fn behind_over(rate: u64, max_lag_us: Option<u64>, scheduled: u64, el: Duration)
 }
 
 /// `--catch-up F`: a token bucket that lets the sender send at most F ×
-/// rate datagrams a second, CATCH_UP_CAP (or a burst) at once. On schedule
-/// it never binds (the schedule sends fewer); behind schedule it spreads
-/// what is owed instead of sending it at full speed.
+/// rate datagrams a second, CATCH_UP_CAP, a burst or 50 µs of that rate
+/// (the largest) at once. On schedule it never binds (the schedule sends
+/// fewer); behind schedule it spreads what is owed instead of sending it at
+/// full speed. What is still owed when the run ends is not sent (the
+/// report's offered rate shows it).
 struct CatchUp {
     per_sec: f64,
     /// Sends are granted in whole bursts of this many.
@@ -578,14 +585,14 @@ const CATCH_UP_CAP: u64 = 16;
 
 impl CatchUp {
     /// None without a rate (full speed asked) or with F ≤ 1 (nothing could
-    /// ever be made up).
+    /// ever be made up); check_args refuses both with --catch-up.
     fn new(rate: u64, f: f64, burst: u64) -> Option<CatchUp> {
         if rate == 0 || f.is_nan() || f <= 1.0 {
             return None;
         }
-        let unit = burst.max(1);
-        let cap = CATCH_UP_CAP.max(unit) as f64;
-        Some(CatchUp { per_sec: f * rate as f64, unit, cap, tokens: cap, at: Duration::ZERO })
+        let (unit, per_sec) = (burst.max(1), f * rate as f64);
+        let cap = (CATCH_UP_CAP.max(unit) as f64).max((per_sec * 50e-6).floor());
+        Some(CatchUp { per_sec, unit, cap, tokens: cap, at: Duration::ZERO })
     }
 
     /// How many of the `due` sends may go `el` into the run (whole units).
@@ -593,7 +600,12 @@ impl CatchUp {
         let dt = el.saturating_sub(self.at).as_secs_f64();
         self.tokens = (self.tokens + dt * self.per_sec).min(self.cap);
         self.at = self.at.max(el);
-        let k = (self.tokens as u64).min(due) / self.unit * self.unit;
+        if due == 0 {
+            return 0;
+        }
+        // whole bursts, or what is left when that is less than one
+        let unit = self.unit.min(due);
+        let k = (self.tokens as u64).min(due) / unit * unit;
         self.tokens -= k as f64;
         k
     }
@@ -1116,15 +1128,35 @@ mod catch_up_tests {
         for t in (20..100_000).step_by(20) {
             assert_eq!(c.grant(us(t), 4), 4, "at {t} µs");
         }
-        // bursts are granted whole
+        // bursts are granted whole, and the last short one too
         let mut c = CatchUp::new(200_000, 1.5, 40).unwrap();
         assert_eq!(c.grant(us(10_000), 2_000), 40);
         assert_eq!(c.grant(us(10_100), 2_000), 0);
         assert_eq!(c.grant(us(10_140), 2_000), 40);
+        assert_eq!(c.grant(us(10_240), 25), 25);
+        assert_eq!(c.grant(us(10_240), 0), 0);
+        // at 1 M/s the bucket holds 50 µs of the catch-up rate
+        let mut c = CatchUp::new(1_000_000, 1.5, 1).unwrap();
+        assert_eq!(c.grant(us(10_000), 10_000), 75);
         // no rate, or F ≤ 1: no bucket
         assert!(CatchUp::new(0, 1.5, 1).is_none());
         assert!(CatchUp::new(200_000, 1.0, 1).is_none());
         assert!(CatchUp::new(200_000, f64::NAN, 1).is_none());
+    }
+
+    /// A factor the bucket would ignore is refused, not run at full speed.
+    #[test]
+    fn catch_up_wants_a_factor_above_1_and_a_rate() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["ironhoard-pktgen", "--target", "198.18.200.1:7777", "--secret-file", "s.hex", "--report", "r.json"];
+            v.extend_from_slice(extra);
+            Args::parse_from(v)
+        };
+        assert!(check_args(&args(&["--rate", "1000", "--catch-up", "1.5"])).is_ok());
+        for bad in [&["--rate", "1000", "--catch-up", "1"][..], &["--rate", "1000", "--catch-up", "NaN"], &["--rate", "0", "--catch-up", "2"]] {
+            let e = check_args(&args(bad)).unwrap_err().to_string();
+            assert!(e.contains("--catch-up"), "{bad:?}: {e}");
+        }
     }
 }
 

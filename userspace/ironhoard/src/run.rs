@@ -494,9 +494,9 @@ where
                 ),
             };
             let pages = match engine.table_hugepage_advised() {
-                Some(true) => "on transparent 2 MiB pages where the kernel has them",
-                Some(false) => "on 4 KiB pages (transparent hugepages are off)",
-                None => "pages unknown",
+                Some(true) => "advised for transparent 2 MiB pages",
+                Some(false) => "not eligible for transparent hugepages: on 4 KiB pages",
+                None => "page size unknown",
             };
             info!("{kind} {queue}: pinned to core {core}, room for {} players ({pages}){cached}", ecfg.players);
             shared.serving.store(true, Ordering::Release);
