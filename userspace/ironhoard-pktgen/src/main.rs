@@ -1101,6 +1101,14 @@ mod lag_tests {
     }
 }
 
+/// The flags of a test run (target, secret and report filled in), parsed.
+#[cfg(test)]
+fn test_args(extra: &[&str]) -> Args {
+    let mut v = vec!["ironhoard-pktgen", "--target", "198.18.200.1:7777", "--secret-file", "s.hex", "--report", "r.json"];
+    v.extend_from_slice(extra);
+    Args::parse_from(v)
+}
+
 #[cfg(test)]
 mod catch_up_tests {
     use super::*;
@@ -1147,14 +1155,9 @@ mod catch_up_tests {
     /// A factor the bucket would ignore is refused, not run at full speed.
     #[test]
     fn catch_up_wants_a_factor_above_1_and_a_rate() {
-        let args = |extra: &[&str]| {
-            let mut v = vec!["ironhoard-pktgen", "--target", "198.18.200.1:7777", "--secret-file", "s.hex", "--report", "r.json"];
-            v.extend_from_slice(extra);
-            Args::parse_from(v)
-        };
-        assert!(check_args(&args(&["--rate", "1000", "--catch-up", "1.5"])).is_ok());
+        assert!(check_args(&test_args(&["--rate", "1000", "--catch-up", "1.5"])).is_ok());
         for bad in [&["--rate", "1000", "--catch-up", "1"][..], &["--rate", "1000", "--catch-up", "NaN"], &["--rate", "0", "--catch-up", "2"]] {
-            let e = check_args(&args(bad)).unwrap_err().to_string();
+            let e = check_args(&test_args(bad)).unwrap_err().to_string();
             assert!(e.contains("--catch-up"), "{bad:?}: {e}");
         }
     }
@@ -1168,14 +1171,9 @@ mod rx_idle_tests {
     /// socket for the target's core to wake), and in poll(2) at 0.
     #[test]
     fn the_xdp_receiver_sleeps_on_a_timer_unless_asked_to_poll() {
-        let args = |extra: &[&str]| {
-            let mut v = vec!["ironhoard-pktgen", "--target", "198.18.200.1:7777", "--secret-file", "s.hex", "--report", "r.json"];
-            v.extend_from_slice(extra);
-            Args::parse_from(v)
-        };
-        assert_eq!(rx_idle(&args(&[])), RxIdle::Sleep(Duration::from_micros(20)));
-        assert_eq!(rx_idle(&args(&["--rx-idle-us", "150"])), RxIdle::Sleep(Duration::from_micros(150)));
-        assert_eq!(rx_idle(&args(&["--rx-idle-us", "0"])), RxIdle::Poll(20));
+        assert_eq!(rx_idle(&test_args(&[])), RxIdle::Sleep(Duration::from_micros(20)));
+        assert_eq!(rx_idle(&test_args(&["--rx-idle-us", "150"])), RxIdle::Sleep(Duration::from_micros(150)));
+        assert_eq!(rx_idle(&test_args(&["--rx-idle-us", "0"])), RxIdle::Poll(20));
     }
 }
 
