@@ -164,6 +164,10 @@ contender_down() {
 }
 
 udp_rcvbuf_errors() { awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp; }
+# each core's steal time, ms (/proc/stat, USER_HZ ticks): the hypervisor
+# running something else on this VM's vCPUs, e.g. a host CPU quota stopping
+# them (docs/performance.md, "The generator's catch-up and the host's quota")
+steal_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 ~ /^cpu[0-9]+$/ { printf "%d ", $9 * 1000 / hz }' /proc/stat; }
 
 ROWS=$DIR/rows.jsonl; : > "$ROWS"
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -184,7 +188,7 @@ fi
 printf >&2 '%-9s %3s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s\n' \
   contender run asked offered acked busy loss% p50_us p99_us p999_us kp99_us ringfull
 step() {  # step CONTENDER RATE RUN
-  local c=$1 rate=$2 run=$3 rc=0 err="" u0 u1
+  local c=$1 rate=$2 run=$3 rc=0 err="" u0 u1 s0 s1
   rm -f "$DIR"/{r,stats,latency,info}.json "$DIR/pktgen.err"
   # every step starts with an empty move log (appliance_up): the appliance
   # restores each player's window from its log, and pktgen starts every
@@ -193,9 +197,11 @@ step() {  # step CONTENDER RATE RUN
   # would measure rejects, not moves
   u0=$(udp_rcvbuf_errors)
   if contender_up "$c"; then
+    s0=$(steal_ms)
     ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:$PORT --secret-file "$DIR/secret0.hex" \
       --rate "$rate" --duration "$SECONDS_PER_STEP" "${GEN_ARGS[@]}" \
       --report "$DIR/r.json" --quiet 2> "$DIR/pktgen.err" || rc=$?
+    s1=$(steal_ms)
     if [ "$c" = socket ] || [ "$c" = xdp ]; then
       "$BIN" stats --socket "$DIR/stats.sock" --json > "$DIR/stats.json" 2>/dev/null || rm -f "$DIR/stats.json"
       "$BIN" stats --socket "$DIR/stats.sock" --command "show latency" > "$DIR/latency.json" 2>/dev/null || rm -f "$DIR/latency.json"
@@ -206,9 +212,11 @@ step() {  # step CONTENDER RATE RUN
   fi
   contender_down "$c"
   u1=$(udp_rcvbuf_errors)
-  python3 - "$DIR" "$c" "$rate" "$run" "$rc" "$err" "$((u1 - u0))" >> "$ROWS" <<'PY'
+  python3 - "$DIR" "$c" "$rate" "$run" "$rc" "$err" "$((u1 - u0))" "${s0:-}" "${s1:-}" >> "$ROWS" <<'PY'
 import json, os, sys
 d, c, rate, run, rc, err, rcvbuf = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], int(sys.argv[7])
+# steal over pktgen's run, per core (none when the contender did not start)
+steal = [int(b) - int(a) for a, b in zip(sys.argv[8].split(), sys.argv[9].split())] or None
 def load(name):
     try:
         with open(os.path.join(d, name)) as f:
@@ -218,7 +226,7 @@ def load(name):
 r, st, lat, info = load("r.json"), load("stats.json"), load("latency.json"), load("info.json")
 row = {"contender": c, "run": run, "asked_pps": rate, "pktgen_rc": rc, "error": err or None,
        "offered_pps": None, "acked_pps": None, "loss_pct": None, "busy": None, "rate_limited": None,
-       "rx_ring_full": None, "rx_dropped": None, "udp_rcvbuf_errors": rcvbuf, "pktgen": r, "appliance": None}
+       "rx_ring_full": None, "rx_dropped": None, "udp_rcvbuf_errors": rcvbuf, "steal_ms": steal, "pktgen": r, "appliance": None}
 if r is None and not err:
     try:
         tail = open(os.path.join(d, "pktgen.err")).read().strip().splitlines()[-3:]

@@ -213,7 +213,10 @@ def write_md(res, out_dir, cdf_name):
           "- **RTT**: " + rtt_sources(res.rows) + ".",
           "- **rx_ring_full / rx_dropped**: the AF_XDP socket's counters, from the appliance's stats socket "
           "just before it stopped; **UDP RcvbufErrors**: the root namespace's /proc/net/snmp over the step "
-          "(kernel UDP socket overflow: the socket and tokio contenders)."]
+          "(kernel UDP socket overflow: the socket and tokio contenders).",
+          "- **steal ms**: each core's steal time over the step (/proc/stat): the hypervisor ran something "
+          "else on this VM's vCPUs, e.g. a host CPU quota stopping them all (docs/performance.md, "
+          "\"The generator's catch-up and the host's quota\")."]
     m = j.get("machine") or {}
     if m.get("cpu_busy_pct_before") is not None:
         busy = m["cpu_busy_pct_before"] > 10
@@ -279,11 +282,14 @@ def write_md(res, out_dir, cdf_name):
             L += [f"`{meta['command']}`", ""]
         kern = any(valid_latency((r.get("pktgen") or {}).get("latency_kernel_ns")) for r in rows)
         svc = any(((r.get("appliance") or {}).get("move_ns") or {}).get("p99") is not None for r in rows)
+        steal = any(r.get("steal_ms") for r in rows)
         head = (["run"] if runs > 1 else []) + ["asked/s", "offered/s", "acked/s", "loss %",
                                                  "RTT p50 µs", "RTT p99 µs", "RTT p99.9 µs"]
         if kern:
             head += ["kernel p50 µs", "kernel p99 µs", "kernel p99.9 µs"]
         head += ["BUSY", "rate limited", "rx_ring_full", "rx_dropped", "UDP RcvbufErrors"]
+        if steal:
+            head += ["steal ms (per core)"]
         if svc:
             head += ["service p50 / p99 µs"]
         head += ["note"]
@@ -301,6 +307,8 @@ def write_md(res, out_dir, cdf_name):
                 cells += [us(lk.get("p50")), us(lk.get("p99")), us(lk.get("p999"))]
             cells += [cell(r.get("busy")), cell(r.get("rate_limited")), cell(r.get("rx_ring_full")),
                       cell(r.get("rx_dropped")), cell(r.get("udp_rcvbuf_errors"))]
+            if steal:
+                cells.append(" / ".join(map(str, r["steal_ms"])) if r.get("steal_ms") else "–")
             if svc:
                 m = (r.get("appliance") or {}).get("move_ns") or {}
                 cells.append(f"{us(m.get('p50'))} / {us(m.get('p99'))}" if m.get("p99") is not None else "–")

@@ -41,5 +41,18 @@ class MaxSustained(unittest.TestCase):
         self.assertIsNone(results([row("t", 100, 1, 5.0), row("t", 200, 1, 0.0)]).max_sustained("t"))
 
 
+class StealColumn(unittest.TestCase):
+    def test_each_steps_steal_per_core_is_a_column_when_the_sweep_has_it(self):
+        rows = [dict(row("xdp", 100, 1, 0.0), steal_ms=[30, 40]), dict(row("xdp", 200, 1, 0.0), steal_ms=None)]
+        with tempfile.TemporaryDirectory() as d:
+            report.write_md(results(rows), d, "cdf.svg")
+            md = open(os.path.join(d, "results.md")).read()
+        self.assertIn("steal ms (per core)", md)
+        self.assertIn("| 30 / 40 |", md)
+        with tempfile.TemporaryDirectory() as d:
+            report.write_md(results([row("xdp", 100, 1, 0.0)]), d, "cdf.svg")
+            self.assertNotIn("steal ms (per core) |", open(os.path.join(d, "results.md")).read())
+
+
 if __name__ == "__main__":
     unittest.main()
