@@ -164,10 +164,6 @@ contender_down() {
 }
 
 udp_rcvbuf_errors() { awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp; }
-# each core's steal time, ms (/proc/stat, USER_HZ ticks): the hypervisor
-# running something else on this VM's vCPUs, e.g. a host CPU quota stopping
-# them (docs/performance.md, "The generator's catch-up and the host's quota")
-steal_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 ~ /^cpu[0-9]+$/ { printf "%d ", $9 * 1000 / hz }' /proc/stat; }
 
 ROWS=$DIR/rows.jsonl; : > "$ROWS"
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -30,18 +30,16 @@ isolate_pollers
 # the kernel deferred to a thread that must be scheduled like any other)
 netrx() { awk '$1 == "NET_RX:" { print $2, $3 }' /proc/softirqs; }
 ksoft() { for c in 0 1; do awk '{ print $14 + $15 }' /proc/$(pgrep -x "ksoftirqd/$c")/stat; done | xargs; }
-# steal per core, ms (USER_HZ ticks of /proc/stat)
-steal() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu0" || $1 == "cpu1" { printf "%d ", $9 * 1000 / hz }' /proc/stat; }
 PERF_PID=""
 if [ "${GAPS:-0}" = 1 ] && command -v perf >/dev/null; then
   perf record -q -e cpu-clock -C 0,1 -F 5000 -k CLOCK_MONOTONIC -o "$DIR/cpu.data" -- sleep "$(awk -v s="$SECS" 'BEGIN { print s + 1 }')" >/dev/null 2>&1 &
   PERF_PID=$!
 fi
-N0=$(netrx); K0=$(ksoft); S0=$(steal)
+N0=$(netrx); K0=$(ksoft); S0=$(steal_ms)
 ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" \
   --rate "$RATE" --duration "$SECS" --games 10 --players 100 --board 16x16 --invalid-ratio 0.08 \
   --cpu 1 --rx-cpu 1 ${PKTGEN_EXTRA:-} --report "$DIR/report.json" --quiet >/dev/null 2>&1 || true
-N1=$(netrx); K1=$(ksoft); S1=$(steal)
+N1=$(netrx); K1=$(ksoft); S1=$(steal_ms)
 : > "$DIR/samples.txt"
 if [ -n "$PERF_PID" ]; then
   wait "$PERF_PID" || true

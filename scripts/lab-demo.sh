@@ -54,10 +54,8 @@ ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0
   --rate "$RATE" --duration "$DURATION" --games 10 --players 100 --board 16x16 --invalid-ratio 0.08 \
   --cpu 1 --rx-cpu 1 "${MODE_ARGS[@]}" "${LAG_ARGS[@]}" ${PKTGEN_EXTRA:-} --report "$DIR/report.json" --quiet &
 CPID=$!
-# the vCPUs' steal time over the run: the hypervisor running something else
-# on the lab's cores (USER_HZ ticks of /proc/stat, in ms)
-steal() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu0" || $1 == "cpu1" { printf "%d ", $9 * 1000 / hz }' /proc/stat; }
-STEAL0=$(steal)
+# the vCPUs' steal time over the run (steal_ms, lab-lib.sh)
+STEAL0=$(steal_ms)
 # The live line is SCHED_IDLE, and a plain interpreter (not a pyenv shim's
 # chain of scripts): it shares core 1 with the generator, and a normal one
 # took that core for up to 5 ms a second, which the generator then sent as
@@ -70,7 +68,7 @@ done
 set +e
 wait "$CPID"; RC=$?
 set -e
-STEAL1=$(steal)
+STEAL1=$(steal_ms)
 echo "== appliance counters"
 "$BIN" stats --socket "$DIR/stats.sock"
 echo "== final report ($DIR/report.json)"
@@ -86,8 +84,9 @@ k = r.get("latency_kernel_ns")
 if k:
     print(f"  RTT (kernel timestamps) p50 {k['p50']/1e3:.1f} us  p99 {k['p99']/1e3:.1f} us  p99.9 {k['p999']/1e3:.1f} us  max {k['max']/1e3:.1f} us  (the generator's own scheduling left out)")
 print("  statuses", r["by_status"])
-if len(steal) == 2:
-    print(f"  steal time over the run (the hypervisor ran something else on this VM's vCPUs): core 0 {steal[0]} ms, core 1 {steal[1]} ms")
+if steal:
+    print("  steal time over the run (the hypervisor ran something else on this VM's vCPUs): "
+          + ", ".join(f"core {c} {ms} ms" for c, ms in enumerate(steal)))
 h = r["hostile"]
 print(f"  proof: {h['sent']} hostile datagrams sent (forged, wrong key, junk, replays); answered when they must not be: {h['acked_when_it_must_not']}; moves accepted twice: {h['accepted_twice']}")
 PY

@@ -14,6 +14,12 @@ DIR=""; APID=""
 LAB_QUEUES=${LAB_QUEUES:-1}
 LAB_CORES=${LAB_CORES:-$(for _ in $(seq "$LAB_QUEUES"); do printf "0, "; done | sed "s/, $//")}
 
+# Each core's steal time so far, ms, space-separated (/proc/stat's steal
+# column, in USER_HZ ticks): the hypervisor running something else on this
+# VM's vCPUs, e.g. a host CPU quota stopping them all (docs/performance.md,
+# "The generator's catch-up and the host's quota"). Subtract two readings.
+steal_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 ~ /^cpu[0-9]+$/ { printf "%d ", $9 * 1000 / hz }' /proc/stat; }
+
 lab_up() {
   [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, XDP)" >&2; exit 1; }
   DIR=$(mktemp -d /tmp/ih-lab.XXXXXX)

@@ -289,12 +289,7 @@ fn ack_mode_steers_acks_and_drops_moves() {
 /// appliance (move mode) leaves it unchanged.
 #[test]
 fn acks_steered_to_the_generator_carry_their_arrival_time() {
-    let mono = || {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: ts is a valid timespec for the call to fill.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    };
+    let mono = ironhoard_dataplane::monotonic_ns;
     let mut p = Prog::new();
     p.st.expect_acks().unwrap();
     let mut ack = [0u8; 48];

@@ -628,12 +628,7 @@ impl CatchUp {
     /// Sleeps until a few of `due` sends may go (yields when that is soon).
     fn wait(&self, due: u64) {
         let want = due.min(self.unit.max(CATCH_UP_CAP / 2)) as f64;
-        let wait = Duration::from_secs_f64(((want - self.tokens) / self.per_sec).max(0.0));
-        if wait > Duration::from_micros(20) {
-            std::thread::sleep(wait - Duration::from_micros(10));
-        } else {
-            std::thread::yield_now();
-        }
+        pause(Duration::from_secs_f64(((want - self.tokens) / self.per_sec).max(0.0)));
     }
 }
 
@@ -650,14 +645,19 @@ fn due_now(rate: u64, burst: u64, sent: u64, limit: u64, el: Duration) -> u64 {
     }
     if due == 0 {
         let next = (sent + burst.min(limit - sent).max(1)) as f64 / rate as f64;
-        let wait = Duration::from_secs_f64(next).saturating_sub(el);
-        if wait > Duration::from_micros(20) {
-            std::thread::sleep(wait - Duration::from_micros(10));
-        } else {
-            std::thread::yield_now();
-        }
+        pause(Duration::from_secs_f64(next).saturating_sub(el));
     }
     due
+}
+
+/// The sender's wait for its next send: a sleep ending 10 µs early (the
+/// timer's slack is 1 µs), or a yield when that is under 20 µs away.
+fn pause(wait: Duration) {
+    if wait > Duration::from_micros(20) {
+        std::thread::sleep(wait - Duration::from_micros(10));
+    } else {
+        std::thread::yield_now();
+    }
 }
 
 /// The frames `--write-pcap` wraps the generated datagrams in.
@@ -1000,11 +1000,14 @@ fn report_json(a: &Args, g: &Generated, t: &Totals, send_el: Duration, total_el:
         "latency_source": {
             "latency_ns": "user space: the send stamp written into the move (CLOCK_MONOTONIC, just before sendmsg) to the receive thread's clock read after recvmmsg returned (or the AF_XDP RX ring gave the ack); includes the generator's own scheduling",
             "latency_kernel_ns": if hk.is_empty() {
-                if a.mode == Mode::Xdp { "none: AF_XDP sends have no kernel timestamps" } else { "none: the kernel gave no timestamps" }
-            } else if receives_through_xdp(a) {
-                "kernel timestamps: the move's sendmsg as handed to the device driver (SCM_TSTAMP_SND; the qdisc entry SCM_TSTAMP_SCHED where the driver gave none) to the ack's arrival as our XDP program stamped it (bpf_ktime_get_ns, before the AF_XDP socket); the generator's scheduling is not in it"
+                (if a.mode == Mode::Xdp { "none: AF_XDP sends have no kernel timestamps" } else { "none: the kernel gave no timestamps" }).to_string()
             } else {
-                "kernel software timestamps: the move's sendmsg as handed to the device driver (SCM_TSTAMP_SND; the qdisc entry SCM_TSTAMP_SCHED where the driver gave none) to the ack's software RX timestamp; the generator's scheduling is not in it"
+                let (kind, rx) = if receives_through_xdp(a) {
+                    ("kernel timestamps", "the ack's arrival as our XDP program stamped it (bpf_ktime_get_ns, before the AF_XDP socket)")
+                } else {
+                    ("kernel software timestamps", "the ack's software RX timestamp")
+                };
+                format!("{kind}: the move's sendmsg as handed to the device driver (SCM_TSTAMP_SND; the qdisc entry SCM_TSTAMP_SCHED where the driver gave none) to {rx}; the generator's scheduling is not in it")
             },
         },
         "kernel_stamped_acks": hk.len(),
