@@ -36,7 +36,8 @@ lab_up() {
 
 # appliance_up BACKEND [RATE_PER_PLAYER]: starts ironhoard on $A pinned to core 0
 # (LAB_INTERFACE_EXTRA: more [interface] lines, e.g. "ring_size = 4096";
-# LAB_MOVES_EXTRA: more [moves] lines, e.g. "players_per_worker = 1048576").
+# LAB_MOVES_EXTRA: more [moves] lines, e.g. "players_per_worker = 1048576";
+# LAB_LOG_EXTRA: more [log] lines, e.g. 'sync = "none"').
 appliance_up() {
   # an empty move log unless LAB_KEEP_LOG=1: the appliance restores each
   # player's window from its log and pktgen starts every player at seq 1, so
@@ -66,6 +67,7 @@ ${LAB_MOVES_EXTRA:-}
 socket = "$DIR/stats.sock"
 [log]
 dir = "${LAB_LOG_DIR:-$DIR/log}"
+${LAB_LOG_EXTRA:-}
 [shield]
 # the lab's one generator address stands for many clients: no shield
 rate_per_source = 0

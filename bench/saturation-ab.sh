@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Saturation, contender against contender: each in turn under
+# ironhoard-pktgen at full speed (--rate 0: sends through kernel UDP, acks
+# received through AF_XDP, as GEN_MODE=xdp-rx in lab-bench) for SECONDS,
+# ROUNDS times, alternating, so the host's drift over the minutes falls on
+# every contender alike. The contender on core 0 (isolated), pktgen on
+# core 1, one veth lab for all runs.
+#   usage: bench/saturation-ab.sh [ROUNDS] [SECONDS] [OUT]   (root; make release
+#          and cargo build --release -p ironhoard-contenders first)
+# CONTENDERS (default "xdp reflector"): xdp, reflector, or xdp=PATH (the XDP
+# backend of another ironhoard binary, e.g. the commit before a change).
+# Per run: offered and acked/s, each core's steal (ms), the log keeper's CPU
+# (ms, XDP backend) and rx_ring_full; then each contender's median acked/s
+# and, when a reflector ran, each one's acked/s as a share of the
+# reflector's in the same round (the median of those). OUT: the runs as
+# JSON lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lab-lib.sh
+ROUNDS=${1:-4}
+SECS=${2:-6}
+OUT=${3:-}
+CONTENDERS=${CONTENDERS:-"xdp reflector"}
+REFLECTOR_BIN=${REFLECTOR_BIN:-target/release/ih-bench-reflector}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer (got '$ROUNDS')" >&2; exit 2; }
+[[ $SECS =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS must be a positive integer (got '$SECS')" >&2; exit 2; }
+for c in $CONTENDERS; do
+  case $c in
+    xdp) [ -x "$BIN" ] || { echo "$BIN is missing: make release first" >&2; exit 1; } ;;
+    xdp=*) [ -x "${c#xdp=}" ] || { echo "${c#xdp=} is not an executable" >&2; exit 1; } ;;
+    reflector) [ -x "$REFLECTOR_BIN" ] || { echo "$REFLECTOR_BIN is missing: cargo build --release -p ironhoard-contenders" >&2; exit 1; } ;;
+    *) echo "unknown contender '$c' (xdp, xdp=PATH, reflector)" >&2; exit 2 ;;
+  esac
+done
+RUNS_FILE=$(mktemp /tmp/ih-satab.XXXXXX)
+CPID=""
+cleanup() {
+  [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null || true
+  appliance_down; lab_down; rm -f "$RUNS_FILE"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+lab_up
+isolate_pollers
+
+# cpu_ms PID COMM: the thread's user+system CPU so far, ms ("-" if none).
+cpu_ms() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] && { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "$t/stat"; return; }
+  done
+  echo -
+}
+
+# one_run ROUND CONTENDER: the contender up, SECS of full-speed load, down;
+# a JSON line appended to RUNS_FILE.
+one_run() {
+  local round=$1 c=$2 bin=$BIN keeper0=- keeper1=- ring=- s0 s1
+  case $c in
+    xdp|xdp=*)
+      [ "$c" != xdp ] && bin=${c#xdp=}
+      BIN=$bin appliance_up xdp
+      keeper0=$(cpu_ms "$APID" ih-logkeep) ;;
+    reflector)
+      taskset -c 0 "$REFLECTOR_BIN" --iface "$A" --port 7777 --secret-file "$DIR/secret0.hex" --core 0 > "$DIR/reflector.log" 2>&1 &
+      CPID=$!
+      sleep 2
+      kill -0 "$CPID" 2>/dev/null || { echo "reflector exited:" >&2; cat "$DIR/reflector.log" >&2; exit 1; } ;;
+  esac
+  s0=$(steal_ms)
+  ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" --rate 0 --duration "$SECS" \
+    --games 10 --players 100 --board 16x16 --mode socket --rx-mode xdp --iface "$B" --cpu 1 --rx-cpu 1 \
+    --report "$DIR/r.json" --quiet > "$DIR/pktgen.log" 2>&1 || { echo "pktgen failed:" >&2; cat "$DIR/pktgen.log" >&2; exit 1; }
+  s1=$(steal_ms)
+  case $c in
+    xdp|xdp=*)
+      keeper1=$(cpu_ms "$APID" ih-logkeep)
+      ring=$("$bin" stats --socket "$DIR/stats.sock" --json | python3 -c 'import json,sys; print(sum(q["xsk"]["rx_ring_full"] for q in json.load(sys.stdin)["queues"]))')
+      BIN=$bin appliance_down ;;
+    reflector)
+      kill "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null || true; CPID="" ;;
+  esac
+  python3 - "$DIR/r.json" "$round" "$c" "$s0" "$s1" "$keeper0" "$keeper1" "$ring" >> "$RUNS_FILE" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s0, s1 = [int(x) for x in sys.argv[4].split()], [int(x) for x in sys.argv[5].split()]
+k0, k1 = sys.argv[6], sys.argv[7]
+print(json.dumps({"round": int(sys.argv[2]), "contender": sys.argv[3], "offered_pps": r["offered_pps"],
+                  "acked_pps": r["acked_pps"], "steal_ms": [b - a for a, b in zip(s0, s1)],
+                  "keeper_cpu_ms": None if "-" in (k0, k1) else round(float(k1) - float(k0)),
+                  "rx_ring_full": None if sys.argv[8] == "-" else int(sys.argv[8])}))
+PY
+  tail -1 "$RUNS_FILE"
+}
+
+echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(getconf _NPROCESSORS_ONLN) cores; $ROUNDS rounds of $SECS s; contenders: $CONTENDERS"
+for round in $(seq "$ROUNDS"); do
+  for c in $CONTENDERS; do one_run "$round" "$c"; done
+done
+[ -n "$OUT" ] && cp "$RUNS_FILE" "$OUT"
+python3 - "$RUNS_FILE" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+names = list(dict.fromkeys(r["contender"] for r in runs))
+acked = {(r["round"], r["contender"]): r["acked_pps"] for r in runs}
+print(f"{'contender':<40} {'acked/s by round':<40} {'median':>8} {'share of reflector, by round':<32} {'median':>6}")
+for n in names:
+    rounds = sorted({r["round"] for r in runs if r["contender"] == n})
+    a = [acked[(i, n)] for i in rounds]
+    share = [acked[(i, n)] / acked[(i, "reflector")] for i in rounds if (i, "reflector") in acked]
+    s = " ".join(f"{x:.0%}" for x in share) if share and n != "reflector" else ""
+    m = f"{statistics.median(share):.0%}" if s else ""
+    print(f"{n:<40} {' '.join(f'{x / 1000:.0f}k' for x in a):<40} {statistics.median(a) / 1000:>7.0f}k {s:<32} {m:>6}")
+PY
