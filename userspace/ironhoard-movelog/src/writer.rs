@@ -1149,10 +1149,8 @@ mod pace_tests {
     /// of the segment resident.
     #[test]
     fn a_segment_is_prefaulted_whole_in_paced_steps() {
-        let p = std::env::temp_dir().join(format!("ih-pace-{}", std::process::id()));
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
         let len: u64 = 16 << 20;
-        preallocate(&f, &p, 0, len).unwrap();
+        let (p, f) = preallocated("ih-pace", len);
         let mut pacer = Pacer::every_step();
         let m = map(&f, &p, len, &mut pacer).unwrap();
         let pages = len as usize / PAGE;
@@ -1166,16 +1164,23 @@ mod pace_tests {
         drop(m);
         std::fs::remove_file(&p).unwrap();
     }
+
+    /// A new file `NAME-<pid>` in the temp directory, preallocated to `len`.
+    fn preallocated(name: &str, len: u64) -> (PathBuf, File) {
+        let p = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        preallocate(&f, &p, 0, len).unwrap();
+        (p, f)
+    }
+
     /// A new segment's mapping asks for the page cache in 2 MiB folios
     /// (MADV_HUGEPAGE) and no readahead beyond one (MADV_RANDOM), and, as
     /// root on ext4 or xfs with transparent hugepages not "never", the
     /// kernel caches the prefaulted segment in large folios.
     #[test]
     fn a_new_segment_is_cached_in_2_mib_folios_without_readahead() {
-        let p = std::env::temp_dir().join(format!("ih-folio-{}", std::process::id()));
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
         let len: u64 = 4 << 20;
-        preallocate(&f, &p, 0, len).unwrap();
+        let (p, f) = preallocated("ih-folio", len);
         let m = map(&f, &p, len, &mut Pacer::unpaced()).unwrap();
         let addr = m.as_ptr() as usize;
         let flags = vm_flags(addr).expect("the mapping in /proc/self/smaps");
