@@ -216,7 +216,10 @@ def write_md(res, out_dir, cdf_name):
           "(kernel UDP socket overflow: the socket and tokio contenders).",
           "- **steal ms**: each core's steal time over the step (/proc/stat): the hypervisor ran something "
           "else on this VM's vCPUs, e.g. a host CPU quota stopping them all (docs/performance.md, "
-          "\"The generator's catch-up and the host's quota\")."]
+          "\"The generator's catch-up and the host's quota\").",
+          "- **generator's rx drops**: acks the generator's own receive socket dropped (its UDP buffer full, or "
+          "its AF_XDP socket's rx_ring_full + rx_dropped): its receive thread fell behind. They count in the "
+          "loss, but the contender answered them."]
     m = j.get("machine") or {}
     if m.get("cpu_busy_pct_before") is not None:
         busy = m["cpu_busy_pct_before"] > 10
@@ -283,6 +286,7 @@ def write_md(res, out_dir, cdf_name):
         kern = any(valid_latency((r.get("pktgen") or {}).get("latency_kernel_ns")) for r in rows)
         svc = any(((r.get("appliance") or {}).get("move_ns") or {}).get("p99") is not None for r in rows)
         steal = any(r.get("steal_ms") for r in rows)
+        gdrops = any((r.get("pktgen") or {}).get("rx_socket_drops") is not None for r in rows)
         head = (["run"] if runs > 1 else []) + ["asked/s", "offered/s", "acked/s", "loss %",
                                                  "RTT p50 µs", "RTT p99 µs", "RTT p99.9 µs"]
         if kern:
@@ -290,6 +294,8 @@ def write_md(res, out_dir, cdf_name):
         head += ["BUSY", "rate limited", "rx_ring_full", "rx_dropped", "UDP RcvbufErrors"]
         if steal:
             head += ["steal ms (per core)"]
+        if gdrops:
+            head += ["generator's rx drops"]
         if svc:
             head += ["service p50 / p99 µs"]
         head += ["note"]
@@ -309,6 +315,8 @@ def write_md(res, out_dir, cdf_name):
                       cell(r.get("rx_dropped")), cell(r.get("udp_rcvbuf_errors"))]
             if steal:
                 cells.append(" / ".join(map(str, r["steal_ms"])) if r.get("steal_ms") else "–")
+            if gdrops:
+                cells.append(cell(p.get("rx_socket_drops")))
             if svc:
                 m = (r.get("appliance") or {}).get("move_ns") or {}
                 cells.append(f"{us(m.get('p50'))} / {us(m.get('p99'))}" if m.get("p99") is not None else "–")

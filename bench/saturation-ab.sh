@@ -9,6 +9,9 @@
 #          and cargo build --release -p ironhoard-contenders first)
 # CONTENDERS (default "xdp reflector"): xdp, reflector, or xdp=PATH (the XDP
 # backend of another ironhoard binary, e.g. the commit before a change).
+# WARMUP (default 4): seconds of the same load before the measured run, on
+# other games (--game-base), so what a contender does once at start (the
+# move log's first segments, its player table) is not in the figure.
 # Per run: offered and acked/s, each core's steal (ms), the log keeper's CPU
 # (ms, XDP backend) and rx_ring_full; then each contender's median acked/s
 # and, when a reflector ran, each one's acked/s as a share of the
@@ -20,13 +23,17 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-4}
 SECS=${2:-6}
 OUT=${3:-}
+[ -z "$OUT" ] || OUT=$(realpath -m "$OUT")
 CONTENDERS=${CONTENDERS:-"xdp reflector"}
+WARMUP=${WARMUP:-4}
+[[ $WARMUP =~ ^[0-9]+$ ]] || { echo "WARMUP must be a whole number of seconds (got '$WARMUP')" >&2; exit 2; }
 REFLECTOR_BIN=${REFLECTOR_BIN:-target/release/ih-bench-reflector}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer (got '$ROUNDS')" >&2; exit 2; }
 [[ $SECS =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS must be a positive integer (got '$SECS')" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "$BIN is missing: make release first" >&2; exit 1; }
 for c in $CONTENDERS; do
   case $c in
-    xdp) [ -x "$BIN" ] || { echo "$BIN is missing: make release first" >&2; exit 1; } ;;
+    xdp) ;;
     xdp=*) [ -x "${c#xdp=}" ] || { echo "${c#xdp=} is not an executable" >&2; exit 1; } ;;
     reflector) [ -x "$REFLECTOR_BIN" ] || { echo "$REFLECTOR_BIN is missing: cargo build --release -p ironhoard-contenders" >&2; exit 1; } ;;
     *) echo "unknown contender '$c' (xdp, xdp=PATH, reflector)" >&2; exit 2 ;;
@@ -59,15 +66,20 @@ one_run() {
   case $c in
     xdp|xdp=*)
       [ "$c" != xdp ] && bin=${c#xdp=}
-      BIN=$bin appliance_up xdp
-      keeper0=$(cpu_ms "$APID" ih-logkeep) ;;
+      BIN=$bin appliance_up xdp ;;
     reflector)
       taskset -c 0 "$REFLECTOR_BIN" --iface "$A" --port 7777 --secret-file "$DIR/secret0.hex" --core 0 > "$DIR/reflector.log" 2>&1 &
       CPID=$!
       sleep 2
       kill -0 "$CPID" 2>/dev/null || { echo "reflector exited:" >&2; cat "$DIR/reflector.log" >&2; exit 1; } ;;
   esac
+  if [ "$WARMUP" != 0 ]; then
+    ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" --rate 0 --duration "$WARMUP" \
+      --games 10 --players 100 --game-base 3000000000 --board 16x16 --mode socket --rx-mode xdp --iface "$B" --cpu 1 --rx-cpu 1 \
+      --report "$DIR/warmup.json" --quiet > "$DIR/pktgen.log" 2>&1 || { echo "pktgen (warm-up) failed:" >&2; cat "$DIR/pktgen.log" >&2; exit 1; }
+  fi
   s0=$(steal_ms)
+  case $c in xdp|xdp=*) keeper0=$(cpu_ms "$APID" ih-logkeep) ;; esac
   ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" --rate 0 --duration "$SECS" \
     --games 10 --players 100 --board 16x16 --mode socket --rx-mode xdp --iface "$B" --cpu 1 --rx-cpu 1 \
     --report "$DIR/r.json" --quiet > "$DIR/pktgen.log" 2>&1 || { echo "pktgen failed:" >&2; cat "$DIR/pktgen.log" >&2; exit 1; }
@@ -75,10 +87,11 @@ one_run() {
   case $c in
     xdp|xdp=*)
       keeper1=$(cpu_ms "$APID" ih-logkeep)
+      sleep 1.1 # the pollers publish XDP_STATISTICS about once a second
       ring=$("$bin" stats --socket "$DIR/stats.sock" --json | python3 -c 'import json,sys; print(sum(q["xsk"]["rx_ring_full"] for q in json.load(sys.stdin)["queues"]))')
       BIN=$bin appliance_down ;;
     reflector)
-      kill "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null || true; CPID="" ;;
+      kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; CPID="" ;;
   esac
   python3 - "$DIR/r.json" "$round" "$c" "$s0" "$s1" "$keeper0" "$keeper1" "$ring" >> "$RUNS_FILE" <<'PY'
 import json, sys
@@ -93,7 +106,7 @@ PY
   tail -1 "$RUNS_FILE"
 }
 
-echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(getconf _NPROCESSORS_ONLN) cores; $ROUNDS rounds of $SECS s; contenders: $CONTENDERS"
+echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(getconf _NPROCESSORS_ONLN) cores; $ROUNDS rounds of $SECS s after $WARMUP s of warm-up; contenders: $CONTENDERS"
 for round in $(seq "$ROUNDS"); do
   for c in $CONTENDERS; do one_run "$round" "$c"; done
 done
@@ -107,7 +120,7 @@ print(f"{'contender':<40} {'acked/s by round':<40} {'median':>8} {'share of refl
 for n in names:
     rounds = sorted({r["round"] for r in runs if r["contender"] == n})
     a = [acked[(i, n)] for i in rounds]
-    share = [acked[(i, n)] / acked[(i, "reflector")] for i in rounds if (i, "reflector") in acked]
+    share = [acked[(i, n)] / acked[(i, "reflector")] for i in rounds if acked.get((i, "reflector"))]
     s = " ".join(f"{x:.0%}" for x in share) if share and n != "reflector" else ""
     m = f"{statistics.median(share):.0%}" if s else ""
     print(f"{n:<40} {' '.join(f'{x / 1000:.0f}k' for x in a):<40} {statistics.median(a) / 1000:>7.0f}k {s:<32} {m:>6}")

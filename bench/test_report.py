@@ -41,17 +41,28 @@ class MaxSustained(unittest.TestCase):
         self.assertIsNone(results([row("t", 100, 1, 5.0), row("t", 200, 1, 0.0)]).max_sustained("t"))
 
 
+def markdown(rows):
+    """results.md as report.py writes it for these rows."""
+    with tempfile.TemporaryDirectory() as d:
+        report.write_md(results(rows), d, "cdf.svg")
+        return open(os.path.join(d, "results.md")).read()
+
+
 class StealColumn(unittest.TestCase):
     def test_each_steps_steal_per_core_is_a_column_when_the_sweep_has_it(self):
-        rows = [dict(row("xdp", 100, 1, 0.0), steal_ms=[30, 40]), dict(row("xdp", 200, 1, 0.0), steal_ms=None)]
-        with tempfile.TemporaryDirectory() as d:
-            report.write_md(results(rows), d, "cdf.svg")
-            md = open(os.path.join(d, "results.md")).read()
+        md = markdown([dict(row("xdp", 100, 1, 0.0), steal_ms=[30, 40]), dict(row("xdp", 200, 1, 0.0), steal_ms=None)])
         self.assertIn("steal ms (per core)", md)
         self.assertIn("| 30 / 40 |", md)
-        with tempfile.TemporaryDirectory() as d:
-            report.write_md(results([row("xdp", 100, 1, 0.0)]), d, "cdf.svg")
-            self.assertNotIn("steal ms (per core) |", open(os.path.join(d, "results.md")).read())
+        self.assertNotIn("steal ms (per core) |", markdown([row("xdp", 100, 1, 0.0)]))
+
+
+class GeneratorDropsColumn(unittest.TestCase):
+    def test_the_generators_own_rx_drops_are_a_column_when_its_reports_have_them(self):
+        md = markdown([dict(row("xdp", 100, 1, 0.0), pktgen={"rx_socket_drops": 0}),
+                       dict(row("xdp", 200, 1, 0.2), pktgen={"rx_socket_drops": 1366})])
+        self.assertIn("generator's rx drops |", md)
+        self.assertIn("| 1366 |", md)
+        self.assertNotIn("generator's rx drops |", markdown([dict(row("xdp", 100, 1, 0.0), pktgen={"rx_socket_drops": None})]))
 
 
 if __name__ == "__main__":

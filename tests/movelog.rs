@@ -429,6 +429,9 @@ fn rotation_and_follow_across_partitions() {
     // one move per batch here: every batch synced before its ack
     assert_eq!(st["log"]["commits"], 3000, "{}", st["log"]);
     assert_eq!(st["log"]["batch_syncs"], 3000, "batch policy: a sync per batch with an accepted move: {}", st["log"]);
+    // an msync per batch would write a whole 2 MiB folio: single pages only
+    assert_eq!(st["log"]["segments_in_folios"], 0, "{}", st["log"]);
+    assert!(st["log"]["segments_in_pages"].as_u64().unwrap() >= 2, "each worker's first segment at least: {}", st["log"]);
     // the follower saw all 3000 once, each partition in offset order
     // read on a thread, so a follower that stalls fails here, by name, not
     // by hanging the run

@@ -188,8 +188,24 @@ fn xdp_receive_run(mode: &[&str], send: &str) {
     assert_eq!(u(&r, "sent"), 40_000, "{}", brief(&r));
     let expected = u(&r, "sent") - u(&r, "silently_dropped_expected");
     assert!(u(&r, "acked") * 100 >= expected * 99, "the acks came back through AF_XDP: {}", brief(&r));
+    assert!(r["rx_socket_drops"].is_u64(), "the AF_XDP receiver's own drops are known: {}", brief(&r));
     let link = lab.exec(&["ip", "-d", "link", "show", "dev", &lab.peer_if]);
     assert!(!link.contains("prog/xdp"), "the generator's XDP program is gone with it: {link}");
+}
+
+/// The AF_XDP receiver's own drops are reported (its socket's
+/// XDP_STATISTICS): a receiver asleep 300 ms whenever its ring is empty
+/// falls behind 50 k acks/s, and the acks its ring had no room for are
+/// counted in rx_socket_drops, and among the lost.
+#[test]
+fn an_xdp_receiver_that_falls_behind_reports_its_own_drops() {
+    let lab = Lab::new(1);
+    let a = Appliance::start(&lab, Settings { backend: "xdp", players_per_worker: 4096, ..Default::default() });
+    let args = ["--rx-mode", "xdp", "--iface", &lab.peer_if, "--rx-idle-us", "300000", "--rate", "50000", "--count", "50000", "--duration", "10", "--players", "100"];
+    let r = pktgen(&lab, &a, &args);
+    let drops = u(&r, "rx_socket_drops");
+    assert!(drops > 0, "a receiver asleep 300 ms at a time drops acks: {}", brief(&r));
+    assert!(drops <= u(&r, "lost"), "its drops are among the lost: {}", brief(&r));
 }
 
 #[test]

@@ -124,6 +124,13 @@ pub enum RxIdle {
 }
 
 impl XskRx {
+    /// The kernel's XDP_STATISTICS for the socket (as
+    /// [`XskSocket::statistics`]): the receiver's own drops, e.g.
+    /// `rx_ring_full` when it fell behind.
+    pub fn statistics(&self) -> std::io::Result<[u64; 6]> {
+        crate::xsk::statistics_of(self.rx.fd())
+    }
+
     /// Receives a batch, calling `f` on each frame, and recycles the frames
     /// to the fill ring. When the ring is empty it waits as `idle` says
     /// (and returns 0 if nothing came in the meantime).

@@ -294,15 +294,7 @@ impl XskSocket {
 
     /// The kernel's XDP_STATISTICS for this socket.
     pub fn statistics(&self) -> io::Result<[u64; 6]> {
-        let s = self.rx.fd().xdp_statistics()?;
-        Ok([
-            s.rx_dropped(),
-            s.rx_invalid_descs(),
-            s.tx_invalid_descs(),
-            s.rx_ring_full(),
-            s.rx_fill_ring_empty_descs(),
-            s.tx_ring_empty_descs(),
-        ])
+        statistics_of(self.rx.fd())
     }
 
     /// One getsockopt(XDP_STATISTICS), published for the control plane
@@ -314,6 +306,20 @@ impl XskSocket {
             }
         }
     }
+}
+
+/// The kernel's XDP_STATISTICS for the AF_XDP socket `fd`, in the order
+/// of [`crate::XSK_STAT_NAMES`].
+pub(crate) fn statistics_of(fd: &xsk_rs::socket::Fd) -> io::Result<[u64; 6]> {
+    let s = fd.xdp_statistics()?;
+    Ok([
+        s.rx_dropped(),
+        s.rx_invalid_descs(),
+        s.tx_invalid_descs(),
+        s.rx_ring_full(),
+        s.rx_fill_ring_empty_descs(),
+        s.tx_ring_empty_descs(),
+    ])
 }
 
 /// The socket's UMEM: `sizes.frames` frames of FRAME_SIZE, on 2 MiB

@@ -714,3 +714,50 @@ fn writer_faults_across_interval_syncs(run: usize) -> (i64, usize) {
     keeper.run();
     (faults, syncs)
 }
+
+/// The keeper gives each segment its folios by the writer's rate when it
+/// prepares it: single pages for the first (no rate yet) and for a slow
+/// writer's, 2 MiB folios for a writer appending well over one folio per
+/// sync interval (the spares wait at start for the first rate).
+#[test]
+fn the_keeper_prefaults_a_fast_writers_segments_in_folios_and_a_slow_ones_in_pages() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+    let run = |per_sec: u64, secs: f64| {
+        let d = Dir::new("folios");
+        let cfg = LogConfig { dir: d.0.clone(), segment_bytes: 4 << 20, sync: SyncPolicy::Interval(Duration::from_millis(200)) };
+        let (mut parts, keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
+        let k = std::thread::spawn(move || keeper.run());
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        while t0.elapsed().as_secs_f64() < secs {
+            // per_sec 0: as fast as appends go
+            let due = if per_sec == 0 { n + 64 } else { (t0.elapsed().as_secs_f64() * per_sec as f64) as u64 };
+            while n < due {
+                if parts[0].append(&acc(0, n)) {
+                    n += 1;
+                } else {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            parts[0].commit();
+            if per_sec != 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let sh = Arc::clone(&shared.partitions[0]);
+        drop(parts);
+        shared.request_stop();
+        k.join().unwrap();
+        (sh.folio_segments.load(Relaxed), sh.page_segments.load(Relaxed), n)
+    };
+    // a slow writer: the two spares wait until it is half way through its
+    // 4 MiB segment (21 845 of 43 690 records, ~1.1 s), its rate known
+    let (folios, pages, n) = run(20_000, 1.6);
+    assert_eq!(folios, 0, "a writer at 20 k records/s gets no folios ({pages} page segments, {n} records)");
+    assert!(pages >= 3, "the first segment and both spares in single pages: {pages} ({n} records)");
+    // a fast writer, for 2.5 s: a rate is known after a quarter of a second
+    let (folios, pages, n) = run(0, 2.5);
+    assert!(n as f64 / 2.5 > 400_000.0, "the writer was fast: {n} records in 2.5 s");
+    assert!(folios >= 1, "a fast writer's later segments in folios: {folios} ({pages} in pages, {n} records)");
+}

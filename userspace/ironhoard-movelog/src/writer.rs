@@ -102,6 +102,10 @@ pub struct PartitionShared {
     /// Appends refused: no segment ready (moves answered BUSY).
     pub refused: AtomicU64,
     pub rotations: AtomicU64,
+    /// Segments the keeper prefaulted in 2 MiB folios ([`large_folios`]),
+    /// and in single pages.
+    pub folio_segments: AtomicU64,
+    pub page_segments: AtomicU64,
     pub syncs: AtomicU64,
     /// msync failures of the batch policy.
     pub sync_errors: AtomicU64,
@@ -129,6 +133,8 @@ impl PartitionShared {
             segment_first: AtomicU64::new(u64::MAX),
             refused: AtomicU64::new(0),
             rotations: AtomicU64::new(0),
+            folio_segments: AtomicU64::new(0),
+            page_segments: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             sync_errors: AtomicU64::new(0),
         }
@@ -391,6 +397,48 @@ struct KeeperPart {
     /// serves sooner): the keeper takes its write faults in the background,
     /// 2 MiB per turn, from this byte on.
     populate: Option<(MapAddr, usize)>,
+    /// The writer's records a second, over the last second or so.
+    rate: RecordRate,
+}
+
+impl KeeperPart {
+    /// Whether the writer is past the first half of the segment it is in
+    /// (or has none).
+    fn writer_past_half(&self) -> bool {
+        let next = self.sh.next_offset.load(Ordering::Acquire);
+        match self.files.iter().find(|(first, _, m)| *first <= next && next < first + m.slots()) {
+            Some((first, _, m)) => next - first >= m.slots() / 2,
+            None => true,
+        }
+    }
+}
+
+/// How long the keeper measures a writer's rate over.
+const RATE_WINDOW: Duration = Duration::from_millis(250);
+
+/// A writer's records a second, measured over windows of [`RATE_WINDOW`]
+/// (NaN until the first one ends).
+#[derive(Debug, Clone, Copy)]
+struct RecordRate {
+    since: Instant,
+    from: u64,
+    per_sec: f64,
+}
+
+impl RecordRate {
+    fn new(next: u64) -> RecordRate {
+        RecordRate { since: Instant::now(), from: next, per_sec: f64::NAN }
+    }
+
+    /// The writer's next offset is `next` at `now`.
+    fn update(&mut self, next: u64, now: Instant) {
+        let dt = now.saturating_duration_since(self.since);
+        if dt >= RATE_WINDOW {
+            let dt = dt.as_secs_f64();
+            self.per_sec = next.saturating_sub(self.from) as f64 / dt;
+            (self.since, self.from) = (now, next);
+        }
+    }
 }
 
 fn io_err(path: &Path, what: &str, e: io::Error) -> io::Error {
@@ -472,36 +520,42 @@ const PAGE: usize = 4096;
 /// never splits a folio, so never touches the writer's.
 const FOLIO_MAX: usize = 2 << 20;
 
-fn map(f: &File, path: &Path, len: u64, pacer: &mut Pacer) -> io::Result<MmapMut> {
+/// Maps a new segment, advised `MADV_RANDOM`: a new segment holds nothing
+/// to read, and a fault's readahead zero-fills up to read_ahead_kb of it
+/// at once, one long run on the keeper's core that its paced steps cannot
+/// break. (Not for a resumed segment, [`map_lazy`]: its written part is
+/// read back in as it is populated.) The keeper then prefaults it
+/// ([`MapAddr::prefault`], [`Keeper::prepare`]).
+fn map(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
     let m = map_lazy(f, path, len)?;
-    // The page cache in 2 MiB folios: a fault on a VM_HUGEPAGE mapping
-    // fills the one aligned 2 MiB folio around it (page_cache_ra_order at
-    // PMD order; with MADV_RANDOM below, no more), where the file system
-    // caches files in large folios (ext4 since Linux 6.16, xfs). Populating
-    // the segment and writing it back then cost the keeper a fraction of
-    // what 512 single pages do, and the host less for the VM's disk writes
-    // (docs/performance.md, "The log's page cache in 2 MiB folios").
-    // Without transparent hugepages, or on another file system, the kernel
-    // ignores it: single pages, as before.
-    if let Err(e) = m.advise(Advice::HugePage) {
-        log::debug!("madvise(MADV_HUGEPAGE) on {}: {e}", path.display());
-    }
-    // No readahead beyond that: a new segment holds nothing to read, and a
-    // fault's readahead zero-fills up to read_ahead_kb of it at once, one
-    // long run on the keeper's core that its paced steps cannot break. (Not
-    // for a resumed segment, map_lazy: its written part is read back in as
-    // it is populated.)
     if let Err(e) = m.advise(Advice::Random) {
         log::debug!("madvise(MADV_RANDOM) on {}: {e}", path.display());
     }
-    // Take every page's write fault here, on the keeper's core, not in the
-    // poller's hot loop (on ext4 a first write to a page costs microseconds).
-    // In paced steps, so threads sharing the keeper's core are not held off
-    // for more than a step or two (crate::pace).
-    if let Err(e) = MapAddr::of(&m).populate_range(0, m.len(), pacer) {
-        log::debug!("madvise(MADV_POPULATE_WRITE) on {}: {e}; pages will fault in as records are written", path.display());
-    }
     Ok(m)
+}
+
+/// Whether a segment about to be prefaulted is cached in 2 MiB folios, for
+/// a writer appending `per_sec` records a second under `sync`.
+///
+/// A 2 MiB folio is dirtied, written back and write-protected whole (ext4
+/// and xfs mark the whole folio dirty at a write fault). Populating and
+/// writing back a segment in folios costs the keeper about 40 % of what
+/// single pages do at saturation, and this VM's host a third of the steal
+/// (docs/performance.md, "The log's page cache in 2 MiB folios, for a
+/// fast writer"). But an interval sync that ends inside the folio the
+/// writer is filling writes all 2 MiB, and the writer then faults on it
+/// again: ten times the log's bytes at 10 k moves/s. So: folios when every
+/// interval sync can end on a
+/// 2 MiB boundary behind the writer (it crosses one per interval, with a
+/// margin of half again), or when only the kernel's writeback (every
+/// ~30 s) touches the segment being written; never for the batch policy
+/// (an msync per batch would write the whole folio).
+pub(crate) fn large_folios(sync: SyncPolicy, per_sec: f64) -> bool {
+    match sync {
+        SyncPolicy::EveryBatch => false,
+        SyncPolicy::None => true,
+        SyncPolicy::Interval(d) => per_sec * d.as_secs_f64() >= 1.5 * (FOLIO_MAX / RECORD_LEN) as f64,
+    }
 }
 
 /// [`map`] without prefaulting: the pages fault in as they are written, or
@@ -526,6 +580,36 @@ struct MapAddr {
 impl MapAddr {
     fn of(m: &MmapMut) -> MapAddr {
         MapAddr { addr: m.as_ptr() as usize, len: m.len() }
+    }
+
+    /// Advises the whole mapping's page cache folios: 2 MiB ones
+    /// (`MADV_HUGEPAGE`: a fault fills the one aligned 2 MiB folio around
+    /// it, and with `MADV_RANDOM` no more) or single pages
+    /// (`MADV_NOHUGEPAGE`), for the faults to come ([`large_folios`]).
+    /// Where the file system caches files in single pages, or without
+    /// transparent hugepages, the kernel gives single pages either way.
+    fn advise_folios(&self, large: bool) -> io::Result<()> {
+        let advice = if large { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+        // SAFETY: [addr, addr+len) is a shared file mapping only the keeper
+        // (the caller) unmaps; the advice changes no byte of it.
+        match unsafe { libc::madvise(self.addr as *mut libc::c_void, self.len, advice) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// Prefaults the whole segment in `large` folios or single pages, in
+    /// paced steps: every page's write fault taken here, on the keeper's
+    /// core, not in the poller's hot loop (on ext4 a first write to a page
+    /// costs microseconds). A failure is only logged: pages then fault in
+    /// as records are written.
+    fn prefault(&self, large: bool, pacer: &mut Pacer) {
+        if let Err(e) = self.advise_folios(large) {
+            log::debug!("move log: madvise of a segment's folios: {e}");
+        }
+        if let Err(e) = self.populate_range(0, self.len, pacer) {
+            log::debug!("move log: madvise(MADV_POPULATE_WRITE) of a segment: {e}; pages will fault in as records are written");
+        }
     }
 
     /// Takes the write faults of bytes `from..from + POPULATE_STEP`
@@ -601,6 +685,11 @@ impl MapAddr {
 impl Keeper {
     /// Creates, preallocates, fsyncs (file and directory) and maps the next
     /// segment of a partition.
+    /// Creates, reserves and maps the partition's next segment, and
+    /// prefaults it in folios or single pages by the writer's rate now
+    /// ([`large_folios`]): at start, and then as the writer rotates, two
+    /// segments ahead of it (READY_DEPTH). A rate that falls leaves at
+    /// most those two and the current one in folios.
     fn prepare(shared: &LogShared, p: &mut KeeperPart, pacer: &mut Pacer) -> io::Result<Mapped> {
         let bytes = shared.segment_bytes;
         let path = p.sh.dir.join(segment_name(p.next_first));
@@ -619,7 +708,13 @@ impl Keeper {
             }
             std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, "renaming new segment into place", e))?;
             sync_dir(&p.sh.dir)?;
-            map(&f, &path, bytes, pacer)
+            let m = map(&f, &path, bytes)?;
+            // no rate yet (NaN): single pages, unless the policy allows folios at any rate
+            let large = large_folios(shared.sync, p.rate.per_sec);
+            MapAddr::of(&m).prefault(large, pacer);
+            let c = if large { &p.sh.folio_segments } else { &p.sh.page_segments };
+            c.fetch_add(1, Ordering::Relaxed);
+            Ok(m)
         })();
         match res {
             Ok(m) => {
@@ -644,12 +739,29 @@ impl Keeper {
     /// call, retiring handed-back segments between preparations, so a
     /// poller outrunning the keeper never starves retirement and syncs).
     fn fill(&mut self) {
+        self.fill_when(false);
+    }
+
+    /// [`Self::fill`]; unless `now_or_never`, a partition's second spare
+    /// waits while its writer is in the first half of its segment and its
+    /// rate (over [`RATE_WINDOW`]) does not yet call for folios that the
+    /// policy allows: at start it is then prepared in the folios the
+    /// writer's traffic calls for, not in the pages of an idle writer. The
+    /// first spare never waits (a writer never finds none for this).
+    fn fill_when(&mut self, now_or_never: bool) {
         let now = Instant::now();
         for i in 0..self.parts.len() {
             for _ in 0..READY_DEPTH {
                 self.retire();
                 let p = &mut self.parts[i];
                 if p.retry_at.is_some_and(|t| now < t) || p.sh.ready.len() >= READY_DEPTH {
+                    break;
+                }
+                let sync = self.shared.sync;
+                let waits = large_folios(sync, f64::INFINITY) && !large_folios(sync, p.rate.per_sec);
+                // (never the only spare, nor once the writer has found none)
+                let lone = p.sh.ready.is_empty() || p.sh.refused.load(Ordering::Relaxed) > 0;
+                if !now_or_never && waits && !lone && !p.writer_past_half() {
                     break;
                 }
                 p.retry_at = None;
@@ -788,8 +900,10 @@ impl Keeper {
     /// moved since the last turn (the keeper then turns again sooner).
     pub(crate) fn populate_ahead(&mut self) -> bool {
         let mut moving = false;
+        let now = Instant::now();
         for p in &mut self.parts {
             let next = p.sh.next_offset.load(Ordering::Acquire);
+            p.rate.update(next, now);
             moving |= next != p.turn_next;
             p.turn_next = next;
             let mut want = AHEAD;
@@ -879,7 +993,7 @@ impl Keeper {
 
     /// Prepares segments now (at start, so the first moves find one).
     pub fn prime(&mut self) {
-        self.fill();
+        self.fill_when(true);
     }
 
     /// One prefaulting step for each partition whose resumed segment is
@@ -1109,6 +1223,7 @@ fn open_partition(cfg: &LogConfig, log: &Arc<LogShared>, sh: &Arc<PartitionShare
         turn_next: 0,
         retry_at: None,
         populate,
+        rate: RecordRate::new(next),
     };
     Ok((part, kpart))
 }
@@ -1152,7 +1267,8 @@ mod pace_tests {
         let len: u64 = 16 << 20;
         let (p, f) = preallocated("ih-pace", len);
         let mut pacer = Pacer::every_step();
-        let m = map(&f, &p, len, &mut pacer).unwrap();
+        let m = map(&f, &p, len).unwrap();
+        MapAddr::of(&m).prefault(false, &mut pacer);
         let pages = len as usize / PAGE;
         let mut vec = vec![0u8; pages];
         // SAFETY: the range is our live mapping; vec has a byte per page.
@@ -1173,32 +1289,61 @@ mod pace_tests {
         (p, f)
     }
 
-    /// A new segment's mapping asks for the page cache in 2 MiB folios
-    /// (MADV_HUGEPAGE) and no readahead beyond one (MADV_RANDOM), and, as
-    /// root on ext4 or xfs with transparent hugepages not "never", the
-    /// kernel caches the prefaulted segment in large folios.
+    /// The folio choice: never with the batch policy, always with none,
+    /// and with the interval policy from 1.5 folios of records an interval.
     #[test]
-    fn a_new_segment_is_cached_in_2_mib_folios_without_readahead() {
+    fn folios_for_a_writer_crossing_a_2_mib_boundary_every_interval_with_a_margin() {
+        use std::time::Duration;
+        assert!(!large_folios(SyncPolicy::EveryBatch, 1e9));
+        assert!(large_folios(SyncPolicy::None, 0.0));
+        let i = SyncPolicy::Interval(Duration::from_millis(200));
+        // 2 MiB / 96 B = 21 845 records; x 1.5 / 0.2 s = 163 837.5 a second
+        assert!(!large_folios(i, 163_000.0) && large_folios(i, 164_000.0));
+        // a longer interval: fewer records a second cross a folio in one
+        let i = SyncPolicy::Interval(Duration::from_secs(1));
+        assert!(!large_folios(i, 32_000.0) && large_folios(i, 33_000.0));
+    }
+
+    /// A segment prefaulted as advised: in folios, its mapping is
+    /// `MADV_HUGEPAGE` (and `MADV_RANDOM`, no readahead beyond one), and,
+    /// where the kernel caches files in large folios, its pages are in
+    /// 2 MiB compound pages; in single pages, `MADV_NOHUGEPAGE` and no
+    /// compound page.
+    #[test]
+    fn a_segment_is_prefaulted_in_2_mib_folios_or_single_pages_as_advised() {
         let len: u64 = 4 << 20;
         let (p, f) = preallocated("ih-folio", len);
-        let m = map(&f, &p, len, &mut Pacer::unpaced()).unwrap();
-        let addr = m.as_ptr() as usize;
-        let flags = vm_flags(addr).expect("the mapping in /proc/self/smaps");
-        assert!(flags.contains(&"hg".to_string()), "MADV_HUGEPAGE on the mapping: VmFlags {flags:?}");
-        assert!(flags.contains(&"rr".to_string()), "MADV_RANDOM on the mapping: VmFlags {flags:?}");
+        let (q, g) = preallocated("ih-pages", len);
+        let (m, n) = (map(&f, &p, len).unwrap(), map(&g, &q, len).unwrap());
+        MapAddr::of(&m).prefault(true, &mut Pacer::unpaced());
+        MapAddr::of(&n).prefault(false, &mut Pacer::unpaced());
+        let (a, b) = (m.as_ptr() as usize, n.as_ptr() as usize);
+        let (fa, fb) = (vm_flags(a).expect("in /proc/self/smaps"), vm_flags(b).expect("in /proc/self/smaps"));
+        assert!(has(&fa, "hg") && has(&fa, "rr"), "MADV_HUGEPAGE and MADV_RANDOM: VmFlags {fa:?}");
+        assert!(has(&fb, "nh") && has(&fb, "rr"), "MADV_NOHUGEPAGE and MADV_RANDOM: VmFlags {fb:?}");
         match large_folio_checkable(&p) {
-            Some(why) => eprintln!("folio size not checked: {why}"),
+            Some(why) => eprintln!("folio sizes not checked: {why}"),
             None => {
-                let (head, tail) = (page_flags(addr).unwrap(), page_flags(addr + PAGE).unwrap());
-                assert!(head & KPF_COMPOUND_HEAD != 0 && tail & KPF_COMPOUND_TAIL != 0, "segment's first pages in one large folio: kpageflags {head:#x}, {tail:#x}");
+                let fl = |addr: usize| page_flags(addr).expect("kpageflags of a resident page");
+                let folio = [fl(a), fl(a + PAGE), fl(a + FOLIO_MAX - PAGE), fl(a + FOLIO_MAX)];
+                let heads = folio.map(|x| x & KPF_COMPOUND_HEAD != 0);
+                let tails = folio.map(|x| x & KPF_COMPOUND_TAIL != 0);
+                assert_eq!((heads, tails), ([true, false, false, true], [false, true, true, false]), "two 2 MiB folios: kpageflags {folio:x?}");
+                let single = fl(b);
+                assert_eq!(single & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL), 0, "a single page: kpageflags {single:#x}");
             }
         }
-        drop(m);
+        drop((m, n));
         std::fs::remove_file(&p).unwrap();
+        std::fs::remove_file(&q).unwrap();
     }
 
     const KPF_COMPOUND_HEAD: u64 = 1 << 15;
     const KPF_COMPOUND_TAIL: u64 = 1 << 16;
+
+    fn has(flags: &[String], f: &str) -> bool {
+        flags.iter().any(|x| x == f)
+    }
 
     /// The VmFlags of the mapping holding `addr` (/proc/self/smaps).
     fn vm_flags(addr: usize) -> Option<Vec<String>> {
@@ -1215,13 +1360,17 @@ mod pace_tests {
         None
     }
 
-    /// Why the folio size of a file in `p`'s directory cannot be checked
-    /// here, if it cannot: /proc/kpageflags needs root, and only ext4
-    /// (Linux 6.16 on) and xfs cache files in large folios.
+    /// Why folio sizes in `p`'s directory cannot be checked here, if they
+    /// cannot: /proc/kpageflags and page frame numbers need root (and
+    /// CAP_SYS_ADMIN), transparent hugepages must not be "never", and only
+    /// xfs and ext4 from Linux 6.16 cache files in large folios.
     fn large_folio_checkable(p: &Path) -> Option<String> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Some("not root".into());
+        }
+        if File::open("/proc/kpageflags").is_err() {
+            return Some("/proc/kpageflags cannot be read".into());
         }
         let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
         if thp.is_empty() || thp.contains("[never]") {
@@ -1236,18 +1385,28 @@ mod pace_tests {
         }
         const EXT4: i64 = 0xEF53;
         const XFS: i64 = 0x5846_5342;
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut v = release.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse::<u32>().ok());
+        let version = (v.next().unwrap_or(0), v.next().unwrap_or(0));
         match st.f_type as i64 {
-            EXT4 | XFS => None,
+            XFS => None,
+            EXT4 if version >= (6, 16) => None,
+            EXT4 => Some(format!("ext4 on Linux {} (large folios from 6.16)", release.trim())),
             t => Some(format!("file system {t:#x} is neither ext4 nor xfs")),
         }
     }
 
-    /// The kernel's page flags of the page mapped at `addr` (root).
-    fn page_flags(addr: usize) -> io::Result<u64> {
+    /// The kernel's page flags of the page mapped at `addr` (root): None if
+    /// it is not present or its frame number is hidden (no CAP_SYS_ADMIN).
+    fn page_flags(addr: usize) -> Option<u64> {
         let mut b = [0u8; 8];
-        File::open("/proc/self/pagemap")?.read_exact_at(&mut b, (addr / PAGE * 8) as u64)?;
-        let pfn = u64::from_le_bytes(b) & ((1 << 55) - 1);
-        File::open("/proc/kpageflags")?.read_exact_at(&mut b, pfn * 8)?;
-        Ok(u64::from_le_bytes(b))
+        File::open("/proc/self/pagemap").ok()?.read_exact_at(&mut b, (addr / PAGE * 8) as u64).ok()?;
+        let e = u64::from_le_bytes(b);
+        let pfn = e & ((1 << 55) - 1);
+        if e >> 63 == 0 || pfn == 0 {
+            return None;
+        }
+        File::open("/proc/kpageflags").ok()?.read_exact_at(&mut b, pfn * 8).ok()?;
+        Some(u64::from_le_bytes(b))
     }
 }

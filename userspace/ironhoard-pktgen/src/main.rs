@@ -68,8 +68,9 @@ struct RxResult {
     /// (send stamp, kernel RX stamp) of each verified ack, joined with the
     /// senders' TX stamps after the run.
     rx_stamps: Vec<(u64, u64)>,
-    /// Acks the kernel dropped at our own receive socket (buffer full: the
-    /// receive thread fell behind); they count as lost. None: unknown.
+    /// Acks the kernel dropped at our own receive socket (the UDP socket's
+    /// buffer full; the AF_XDP socket's rx_ring_full + rx_dropped): the
+    /// receive thread fell behind. They count as lost. None: unknown.
     socket_drops: Option<u64>,
     /// CLOCK_REALTIME − CLOCK_MONOTONIC at the start.
     clock_offset: i64,
@@ -838,9 +839,11 @@ fn receive(mut src: RxSource, keys: &mut Keys, live: &Live, drain: Duration) -> 
         }
         live.acked.store(r.acked, Ordering::Relaxed);
     }
-    if let RxSource::Socket(rx) = &src {
-        r.socket_drops = net::socket_drops(rx).ok();
-    }
+    r.socket_drops = match &src {
+        RxSource::Socket(rx) => net::socket_drops(rx).ok(),
+        // the AF_XDP socket's own: ring full, or no frame to copy into
+        RxSource::Xsk(rx, ..) => rx.statistics().ok().map(|s| s[0] + s[3]),
+    };
     Ok(r)
 }
 

@@ -332,6 +332,8 @@ fn log_json(l: &ironhoard_movelog::LogShared, queues: &mut [Value]) -> Value {
                 "segments_ready": p.ready(),
                 "refused": p.refused.load(Relaxed),
                 "rotations": p.rotations.load(Relaxed),
+                "segments_in_folios": p.folio_segments.load(Relaxed),
+                "segments_in_pages": p.page_segments.load(Relaxed),
                 "syncs": p.syncs.load(Relaxed),
                 "sync_errors": p.sync_errors.load(Relaxed),
                 "synced_offset": p.synced_offset.load(Relaxed),
@@ -349,6 +351,8 @@ fn log_json(l: &ironhoard_movelog::LogShared, queues: &mut [Value]) -> Value {
             "records": l.records(),
             "refused": sum(|p| p.refused.load(Relaxed)),
             "rotations": sum(|p| p.rotations.load(Relaxed)),
+            "segments_in_folios": sum(|p| p.folio_segments.load(Relaxed)),
+            "segments_in_pages": sum(|p| p.page_segments.load(Relaxed)),
             "syncs": sum(|p| p.syncs.load(Relaxed)),
             "commits": sum(|p| p.commits.load(Relaxed)),
             "batch_syncs": sum(|p| p.batch_syncs.load(Relaxed)),
@@ -449,13 +453,15 @@ fn table_log(out: &mut String, l: &Value) {
     ));
     for p in l["partitions"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "  q{}: next offset {}  segment {}  prepared {}  rotations {}  syncs {}\n",
+            "  q{}: next offset {}  segment {}  prepared {}  rotations {}  syncs {}  prefaulted in 2 MiB folios {} / single pages {}\n",
             g(p, "queue"),
             g(p, "next_offset"),
             p["segment_first"].as_u64().map_or("none".to_string(), |f| f.to_string()),
             g(p, "segments_ready"),
             g(p, "rotations"),
-            g(p, "syncs")
+            g(p, "syncs"),
+            g(p, "segments_in_folios"),
+            g(p, "segments_in_pages")
         ));
     }
     for r in l["recovery"].as_array().into_iter().flatten() {
