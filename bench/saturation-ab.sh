@@ -73,7 +73,7 @@ one_run() {
       sleep 2
       kill -0 "$CPID" 2>/dev/null || { echo "reflector exited:" >&2; cat "$DIR/reflector.log" >&2; exit 1; } ;;
   esac
-  if [ "$WARMUP" != 0 ]; then
+  if (( 10#$WARMUP > 0 )); then
     ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" --rate 0 --duration "$WARMUP" \
       --games 10 --players 100 --game-base 3000000000 --board 16x16 --mode socket --rx-mode xdp --iface "$B" --cpu 1 --rx-cpu 1 \
       --report "$DIR/warmup.json" --quiet > "$DIR/pktgen.log" 2>&1 || { echo "pktgen (warm-up) failed:" >&2; cat "$DIR/pktgen.log" >&2; exit 1; }

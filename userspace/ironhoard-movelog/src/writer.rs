@@ -397,7 +397,7 @@ struct KeeperPart {
     /// serves sooner): the keeper takes its write faults in the background,
     /// 2 MiB per turn, from this byte on.
     populate: Option<(MapAddr, usize)>,
-    /// The writer's records a second, over the last second or so.
+    /// The writer's records a second, over the last [`RATE_WINDOW`].
     rate: RecordRate,
 }
 
@@ -558,8 +558,9 @@ pub(crate) fn large_folios(sync: SyncPolicy, per_sec: f64) -> bool {
     }
 }
 
-/// [`map`] without prefaulting: the pages fault in as they are written, or
-/// as the keeper populates them.
+/// The mapping alone, without [`map`]'s `MADV_RANDOM` (a resumed segment's
+/// written part is read back in): the pages fault in as they are written,
+/// or as the keeper populates them.
 fn map_lazy(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
     // SAFETY: the file is ours (the directory lock keeps other appliances
     // out) and preallocated to `len`; nothing truncates it while mapped.
@@ -683,9 +684,8 @@ impl MapAddr {
 }
 
 impl Keeper {
-    /// Creates, preallocates, fsyncs (file and directory) and maps the next
-    /// segment of a partition.
-    /// Creates, reserves and maps the partition's next segment, and
+    /// Creates, reserves (fallocate), fsyncs (file and directory) and maps
+    /// the partition's next segment, and
     /// prefaults it in folios or single pages by the writer's rate now
     /// ([`large_folios`]): at start, and then as the writer rotates, two
     /// segments ahead of it (READY_DEPTH). A rate that falls leaves at
@@ -742,12 +742,13 @@ impl Keeper {
         self.fill_when(false);
     }
 
-    /// [`Self::fill`]; unless `now_or_never`, a partition's second spare
-    /// waits while its writer is in the first half of its segment and its
-    /// rate (over [`RATE_WINDOW`]) does not yet call for folios that the
-    /// policy allows: at start it is then prepared in the folios the
-    /// writer's traffic calls for, not in the pages of an idle writer. The
-    /// first spare never waits (a writer never finds none for this).
+    /// [`Self::fill`]; unless `now_or_never`, at start (before the writer's
+    /// first rotation) a partition's second spare waits while its writer is
+    /// in the first half of its segment and its rate (over [`RATE_WINDOW`])
+    /// does not yet call for folios that the policy allows: it is then
+    /// prepared in the folios the writer's traffic calls for, not in the
+    /// pages of an idle writer. The first spare never waits (a writer never
+    /// finds none for this).
     fn fill_when(&mut self, now_or_never: bool) {
         let now = Instant::now();
         for i in 0..self.parts.len() {
@@ -759,9 +760,11 @@ impl Keeper {
                 }
                 let sync = self.shared.sync;
                 let waits = large_folios(sync, f64::INFINITY) && !large_folios(sync, p.rate.per_sec);
-                // (never the only spare, nor once the writer has found none)
+                // only in the first segment since start; never the only
+                // spare, nor once the writer has found none
+                let start = p.sh.rotations.load(Ordering::Relaxed) == 0;
                 let lone = p.sh.ready.is_empty() || p.sh.refused.load(Ordering::Relaxed) > 0;
-                if !now_or_never && waits && !lone && !p.writer_past_half() {
+                if !now_or_never && start && waits && !lone && !p.writer_past_half() {
                     break;
                 }
                 p.retry_at = None;
@@ -1319,17 +1322,22 @@ mod pace_tests {
         MapAddr::of(&n).prefault(false, &mut Pacer::unpaced());
         let (a, b) = (m.as_ptr() as usize, n.as_ptr() as usize);
         let (fa, fb) = (vm_flags(a).expect("in /proc/self/smaps"), vm_flags(b).expect("in /proc/self/smaps"));
-        assert!(has(&fa, "hg") && has(&fa, "rr"), "MADV_HUGEPAGE and MADV_RANDOM: VmFlags {fa:?}");
-        assert!(has(&fb, "nh") && has(&fb, "rr"), "MADV_NOHUGEPAGE and MADV_RANDOM: VmFlags {fb:?}");
+        assert!(has(&fa, "rr") && has(&fb, "rr"), "MADV_RANDOM: VmFlags {fa:?}, {fb:?}");
+        // (a kernel without transparent hugepages refuses both advices)
+        if Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+            assert!(has(&fa, "hg"), "MADV_HUGEPAGE: VmFlags {fa:?}");
+            assert!(has(&fb, "nh"), "MADV_NOHUGEPAGE: VmFlags {fb:?}");
+        }
+        let flags = [a, a + PAGE, a + FOLIO_MAX - PAGE, a + FOLIO_MAX, b].map(page_flags);
         match large_folio_checkable(&p) {
             Some(why) => eprintln!("folio sizes not checked: {why}"),
+            None if flags.iter().any(Option::is_none) => eprintln!("folio sizes not checked: page frames hidden (no CAP_SYS_ADMIN)"),
             None => {
-                let fl = |addr: usize| page_flags(addr).expect("kpageflags of a resident page");
-                let folio = [fl(a), fl(a + PAGE), fl(a + FOLIO_MAX - PAGE), fl(a + FOLIO_MAX)];
+                let [f0, f1, f511, f512, single] = flags.map(Option::unwrap);
+                let folio = [f0, f1, f511, f512];
                 let heads = folio.map(|x| x & KPF_COMPOUND_HEAD != 0);
                 let tails = folio.map(|x| x & KPF_COMPOUND_TAIL != 0);
                 assert_eq!((heads, tails), ([true, false, false, true], [false, true, true, false]), "two 2 MiB folios: kpageflags {folio:x?}");
-                let single = fl(b);
                 assert_eq!(single & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL), 0, "a single page: kpageflags {single:#x}");
             }
         }
@@ -1361,9 +1369,9 @@ mod pace_tests {
     }
 
     /// Why folio sizes in `p`'s directory cannot be checked here, if they
-    /// cannot: /proc/kpageflags and page frame numbers need root (and
-    /// CAP_SYS_ADMIN), transparent hugepages must not be "never", and only
-    /// xfs and ext4 from Linux 6.16 cache files in large folios.
+    /// cannot: /proc/kpageflags needs root, transparent hugepages must not
+    /// be "never", and only xfs (Linux 5.18 on) and ext4 (6.16 on) cache
+    /// files in large folios.
     fn large_folio_checkable(p: &Path) -> Option<String> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -1389,7 +1397,8 @@ mod pace_tests {
         let mut v = release.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse::<u32>().ok());
         let version = (v.next().unwrap_or(0), v.next().unwrap_or(0));
         match st.f_type as i64 {
-            XFS => None,
+            XFS if version >= (5, 18) => None,
+            XFS => Some(format!("xfs on Linux {} (large folios from 5.18)", release.trim())),
             EXT4 if version >= (6, 16) => None,
             EXT4 => Some(format!("ext4 on Linux {} (large folios from 6.16)", release.trim())),
             t => Some(format!("file system {t:#x} is neither ext4 nor xfs")),
