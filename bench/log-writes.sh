@@ -4,13 +4,16 @@
 # system holding the lab directory) under ironhoard-pktgen at RATE moves/s
 # (core 1, --catch-up 1.5), and over SECONDS after a 4 s warm-up: the bytes
 # written to that file system's disk (/proc/diskstats) against the log's own
-# (RATE x 96), the poller thread's page faults (perf stat -t), and the log's
-# segments prefaulted in 2 MiB folios and in single pages. One JSON line.
+# (RATE x 96), the poller thread's page faults (perf stat -t), the TLB
+# shootdowns its core received (/proc/interrupts), and the log's segments
+# prefaulted in 2 MiB folios and in single pages. One JSON line.
 # Nothing else should write to that disk meanwhile.
 #   usage: bench/log-writes.sh [RATE] [SECONDS]   (root; make release first)
 # Why: a 2 MiB folio is written back whole, so a slow writer's log in folios
 # would be rewritten at every interval sync (docs/performance.md, "The log's
-# page cache in 2 MiB folios, for a fast writer").
+# page cache in 2 MiB folios, for a fast writer"); writing back a page still
+# mapped interrupts the poller's core ("No TLB shootdowns from the log's
+# writeback").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lab-lib.sh
@@ -40,20 +43,24 @@ GPID=$!
 sleep 4
 TID=$(ps -T -p "$APID" -o spid=,comm= | awk '$2 == "ih-poller-0" {print $1}')
 [ -n "$TID" ] || { echo "no ih-poller-0 thread in pid $APID" >&2; exit 1; }
-w0=$(written)
+# TLB shootdowns received by the poller's core (the first of LAB_CORES)
+CORE=${LAB_CORES%%,*}
+tlb() { awk -v c=$((CORE + 2)) '$1 == "TLB:" { print $c }' /proc/interrupts; }
+w0=$(written); t0=$(tlb)
 perf stat -x, -e page-faults -t "$TID" -o "$DIR/faults.csv" -- sleep "$SECS" 2>/dev/null
-w1=$(written)
+w1=$(written); t1=$(tlb)
 "$BIN" stats --socket "$DIR/stats.sock" --json > "$DIR/stats.json"
 wait "$GPID" || true
-python3 - "$DIR/stats.json" "$DIR/faults.csv" "$RATE" "$SECS" "$w0" "$w1" "$DEV" <<'PY'
+python3 - "$DIR/stats.json" "$DIR/faults.csv" "$RATE" "$SECS" "$w0" "$w1" "$DEV" "$t0" "$t1" <<'PY'
 import json, sys
-st, faults, rate, secs, w0, w1, dev = sys.argv[1:]
+st, faults, rate, secs, w0, w1, dev, t0, t1 = sys.argv[1:]
 rate, secs = int(rate), int(secs)
 log = json.load(open(st))["log"]
 pf = next((int(l.split(",")[0]) for l in open(faults) if "page-faults" in l and l.split(",")[0].isdigit()), None)
 disk = (int(w1) - int(w0)) / secs
 print(json.dumps({"rate": rate, "seconds": secs, "disk": dev, "disk_kib_per_sec": round(disk / 1024),
                   "log_kib_per_sec": round(rate * 96 / 1024), "written_per_log_byte": round(disk / (rate * 96), 2),
-                  "poller_page_faults": pf, "segments_in_folios": log.get("segments_in_folios"),
+                  "poller_page_faults": pf, "poller_core_tlb_shootdowns_per_sec": round((int(t1) - int(t0)) / secs),
+                  "segments_in_folios": log.get("segments_in_folios"),
                   "segments_in_pages": log.get("segments_in_pages")}))
 PY

@@ -585,6 +585,66 @@ fn a_fast_writers_interval_sync_ends_on_a_2_mib_boundary_and_a_quiet_one_syncs_a
     keeper.run();
 }
 
+/// Whether the page at `addr` has a page table entry in this process
+/// (/proc/self/pagemap, bit 63; readable without privileges).
+fn page_mapped(addr: usize) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 8];
+    fs::File::open("/proc/self/pagemap").unwrap().read_exact_at(&mut b, (addr / 4096 * 8) as u64).unwrap();
+    u64::from_le_bytes(b) >> 63 == 1
+}
+
+#[test]
+fn an_interval_sync_unmaps_the_pages_the_writer_left_behind_before_writing_them_back() {
+    // Writing back a page that is still mapped write-protects its page
+    // table entry: a TLB shootdown interrupting the poller's core for each
+    // page. The keeper drops the writer's entries over the whole pages it
+    // syncs behind the writer first; the page the writer is in, and those
+    // prepared ahead of it, stay mapped (no fault for the writer), and the
+    // records stay whole, in the file and through the mapping.
+    use std::sync::atomic::Ordering::Acquire;
+    let d = Dir::new("unmapped");
+    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: 8 << 20, sync: SyncPolicy::Interval(std::time::Duration::ZERO) };
+    let (mut parts, mut keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
+    let sh = Arc::clone(&shared.partitions[0]);
+    let addr = parts[0].segment_addr().expect("a segment is being written");
+    // 60 pages of records, the writer inside the 61st
+    let n = ((60 * 4096 + 100 - HEADER_LEN) / RECORD_LEN) as u64;
+    for i in 0..n {
+        assert!(parts[0].append(&acc(0, i)));
+    }
+    parts[0].commit();
+    let writer_page = (HEADER_LEN + n as usize * RECORD_LEN) / 4096;
+    assert!((0..=writer_page + 2).all(|p| page_mapped(addr + p * 4096)), "the pages written and ahead are mapped before the sync");
+    keeper.sync_due(std::time::Duration::ZERO);
+    let synced = sh.synced_offset.load(Acquire);
+    assert_eq!(synced, ((60 * 4096 - HEADER_LEN) / RECORD_LEN) as u64, "synced up to the last whole page");
+    let unmapped: Vec<usize> = (0..writer_page + 3).filter(|&p| !page_mapped(addr + p * 4096)).collect();
+    assert_eq!(unmapped, (0..60).collect::<Vec<_>>(), "exactly the 60 whole pages synced behind the writer are unmapped");
+    // the records are intact in the file (what a restart reads) ...
+    let seg = fs::read(d.0.join(partition_name(0)).join(segment_name(0))).unwrap();
+    for i in [0, synced - 1, n - 1] {
+        let pos = HEADER_LEN + i as usize * RECORD_LEN;
+        let r = decode_record(seg[pos..pos + RECORD_LEN].try_into().unwrap()).expect("a whole record");
+        assert_eq!(r.offset, i);
+    }
+    // ... and the writer goes on without touching the pages it left
+    assert!(parts[0].append(&acc(0, n)));
+    parts[0].commit();
+    assert!(page_mapped(addr + writer_page * 4096) && !page_mapped(addr));
+    // a sync into the page the writer is in (a slow writer's) leaves it mapped
+    keeper.sync_due(std::time::Duration::ZERO);
+    assert_eq!(sh.synced_offset.load(Acquire), n + 1, "synced into the writer's page");
+    assert!(page_mapped(addr + writer_page * 4096), "the page the writer is in stays mapped");
+    parts.clear();
+    shared.request_stop();
+    keeper.run();
+    let all = fs::read(d.0.join(partition_name(0)).join(segment_name(0))).unwrap();
+    let upto = HEADER_LEN + n as usize * RECORD_LEN;
+    assert!(all[..upto] == seg[..upto], "no record changed after the sync");
+    assert_eq!(decode_record(all[upto..upto + RECORD_LEN].try_into().unwrap()).map(|r| r.offset), Some(n), "the record written after it is whole");
+}
+
 #[test]
 fn interval_sync_looking_between_the_writers_two_stores_still_syncs_the_batch() {
     // The keeper looks after the record count was published but before the

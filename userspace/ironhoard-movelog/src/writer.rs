@@ -260,6 +260,12 @@ impl Partition {
         self.head.publish(self.next_offset);
     }
 
+    /// The address of the segment being written's mapping.
+    #[cfg(test)]
+    pub(crate) fn segment_addr(&self) -> Option<usize> {
+        self.cur.as_ref().map(|c| c.map.as_ptr() as usize)
+    }
+
     /// The first half of [`Self::publish`] alone: the interleaving where a
     /// keeper looks between the two stores.
     #[cfg(test)]
@@ -644,6 +650,20 @@ impl MapAddr {
         })
     }
 
+    /// MADV_DONTNEED over bytes `from..from + n` (whole pages): the page
+    /// table entries go, with one TLB flush; the pages stay in the page
+    /// cache, dirty if they were, and a later touch maps them back.
+    fn drop_ptes(&self, from: usize, n: usize) -> io::Result<()> {
+        // SAFETY: [addr+from, +n) lies inside a shared file mapping only the
+        // keeper (the caller) unmaps; on a shared file mapping
+        // MADV_DONTNEED changes no byte of it (the pages' contents stay in
+        // the page cache and are mapped back on the next access).
+        match unsafe { libc::madvise((self.addr + from) as *mut libc::c_void, n, libc::MADV_DONTNEED) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
     /// Record slots in the mapped segment.
     fn slots(&self) -> u64 {
         records_per_segment(self.len as u64)
@@ -651,14 +671,24 @@ impl MapAddr {
 
     /// msync(MS_SYNC) of bytes `from..to` (widened to pages) of the
     /// mapping of `f`: writes back and waits for just that range, and the
-    /// metadata needed to read it. The writeback is started first in paced
+    /// metadata needed to read it. The whole pages of it below byte `left`
+    /// (where the writer is) are unmapped from the page tables first
+    /// ([`Self::drop_ptes`]), so their writeback has no mapping to
+    /// write-protect. The writeback is started first in paced
     /// steps (sync_file_range), so the msync that then waits for it and
     /// flushes has little left to do on the keeper's core in one run.
-    fn sync(&self, f: &File, from: usize, to: usize, pacer: &mut Pacer) -> io::Result<()> {
+    fn sync(&self, f: &File, from: usize, to: usize, left: usize, pacer: &mut Pacer) -> io::Result<()> {
         let start = from / PAGE * PAGE;
         let end = to.min(self.len);
         if end <= start {
             return Ok(());
+        }
+        // the writer's page table entries over the whole pages it has left
+        // behind dropped first (one TLB flush), so writing them back below
+        // finds no mapping to write-protect (a flush each, to every core)
+        let behind = end.next_multiple_of(PAGE).min(left) / PAGE * PAGE;
+        if behind > start {
+            let _ = in_steps(behind - start, pacer, |off, n| self.drop_ptes(start + off, n));
         }
         // the mapping covers the file from byte 0: its offsets are the file's
         let _ = in_steps(end - start, pacer, |off, n| {
@@ -836,6 +866,15 @@ impl Keeper {
     /// writer had just crossed a 2 MiB boundary), where it was within one.
     /// Pages prepared ahead are never synced here either (they stay dirty
     /// and writable).
+    ///
+    /// Before a range is written back, the writer's page table entries
+    /// over the whole pages of it the writer has left behind are dropped
+    /// (MADV_DONTNEED, [`MapAddr::drop_ptes`]: one TLB flush for the
+    /// range). Writing back a page still mapped write-protects its entry,
+    /// and that costs a TLB shootdown, an interrupt on the poller's core,
+    /// for each page (or folio): ~2 000 a second at saturation, where the
+    /// dropped ranges cost ~150 (docs/performance.md, "No TLB shootdowns
+    /// from the log's writeback").
     pub(crate) fn sync_due(&mut self, every: Duration) {
         for p in &mut self.parts {
             if p.last_sync.elapsed() < every {
@@ -878,7 +917,9 @@ impl Keeper {
                     continue;
                 }
                 let (from, to) = (HEADER_LEN + (lo - first) as usize * RECORD_LEN, HEADER_LEN + (hi - first) as usize * RECORD_LEN);
-                if let Err(e) = m.sync(f, from, to, &mut self.pacer) {
+                // where the writer is in this segment (past it: all of it left behind)
+                let left = if next >= first + cap { m.len } else { HEADER_LEN + next.saturating_sub(*first) as usize * RECORD_LEN };
+                if let Err(e) = m.sync(f, from, to, left, &mut self.pacer) {
                     ok = false;
                     self.shared.error(format!("msync of {} segment {first}: {e}", p.sh.dir.display()));
                 }
