@@ -9,10 +9,13 @@
 #   tokio      plain tokio UDP server with the engine  (ih-bench-tokio, crate bench/contenders)
 # Each step starts the contender afresh, sends for SECONDS_PER_STEP, reads the
 # appliance's own counters (stats socket) just before stopping it, and keeps
-# the whole pktgen report. Writes $OUT_DIR (default bench/results/):
+# the whole pktgen report. WARMUP (seconds, default 0) first sends the step's
+# rate to other games for that long, unmeasured: what a contender does once
+# at start (the move log's first segments, its player table) is then not in
+# the step, which measures the steady state. Writes $OUT_DIR (default bench/results/):
 # results.json, then bench/report.py makes results.md and the SVG plots from it.
 #   usage: bench/lab-bench.sh [SECONDS_PER_STEP]   (root; make release first)
-# Knobs (environment): CONTENDERS, SECONDS_PER_STEP, RUNS, SOCKET_RATES,
+# Knobs (environment): CONTENDERS, SECONDS_PER_STEP, WARMUP, RUNS, SOCKET_RATES,
 # XDP_RATES, REFLECTOR_RATES, TOKIO_RATES, OUT_DIR, IRONHOARD_BIN, PKTGEN_BIN,
 # REFLECTOR_BIN, TOKIO_BIN (bench/README.md).
 set -euo pipefail
@@ -21,7 +24,7 @@ cd "$(dirname "$0")/.."
 # The command line as given, with the knobs that were set (results.json).
 quote() { if [[ $1 =~ ^[A-Za-z0-9_./:=,+-]+$ ]]; then printf '%s' "$1"; elif [[ $1 =~ ^[A-Za-z0-9_./:=,+\ -]*$ ]]; then printf '"%s"' "$1"; else printf '%q' "$1"; fi; }
 CMDLINE=""
-for v in CONTENDERS GEN_MODE SECONDS_PER_STEP RUNS SOCKET_RATES XDP_RATES REFLECTOR_RATES TOKIO_RATES OUT_DIR LAB_ISOLATE \
+for v in CONTENDERS GEN_MODE SECONDS_PER_STEP WARMUP RUNS SOCKET_RATES XDP_RATES REFLECTOR_RATES TOKIO_RATES OUT_DIR LAB_ISOLATE \
          IRONHOARD_BIN PKTGEN_BIN REFLECTOR_BIN TOKIO_BIN; do
   [ -n "${!v+x}" ] && CMDLINE+="$v=$(quote "${!v}") "
 done
@@ -34,6 +37,7 @@ for a in "$@"; do CMDLINE+=" $(quote "$a")"; done
 . scripts/lab-lib.sh
 SECONDS_PER_STEP=${SECONDS_PER_STEP:-${1:-3}}
 RUNS=${RUNS:-1}
+WARMUP=${WARMUP:-0}
 CONTENDERS=${CONTENDERS:-"socket xdp reflector tokio"}
 # finer steps near each contender's knee on the lab VM (the max sustained rate
 # is a step, so the ratios between contenders are only as fine as these)
@@ -58,6 +62,7 @@ case $GEN_MODE in
 esac
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer (got '$RUNS')" >&2; exit 2; }
+[[ $WARMUP =~ ^[0-9]+$ ]] || { echo "WARMUP must be a whole number of seconds (got '$WARMUP')" >&2; exit 2; }
 [[ $SECONDS_PER_STEP =~ ^[0-9]+(\.[0-9]+)?$ ]] && [ "$SECONDS_PER_STEP" != 0 ] ||
   { echo "SECONDS_PER_STEP must be a positive number (got '$SECONDS_PER_STEP')" >&2; exit 2; }
 for f in "$BIN" "$PKTGEN"; do
@@ -185,14 +190,24 @@ printf >&2 '%-9s %3s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s\n' \
   contender run asked offered acked busy loss% p50_us p99_us p999_us kp99_us ringfull
 step() {  # step CONTENDER RATE RUN
   local c=$1 rate=$2 run=$3 rc=0 err="" u0 u1 s0 s1
-  rm -f "$DIR"/{r,stats,latency,info}.json "$DIR/pktgen.err"
+  rm -f "$DIR"/{r,stats,stats0,latency,info}.json "$DIR/pktgen.err"
+  u0=$(udp_rcvbuf_errors)
   # every step starts with an empty move log (appliance_up): the appliance
   # restores each player's window from its log, and pktgen starts every
   # player at seq 1 again, so on the last step's log every move would be
   # answered STALE or DUPLICATE (no log append, no state change): the step
   # would measure rejects, not moves
-  u0=$(udp_rcvbuf_errors)
   if contender_up "$c"; then
+    if (( 10#$WARMUP > 0 )); then
+      # the same rate on other games (every move a new one in the step), unmeasured
+      ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:$PORT --secret-file "$DIR/secret0.hex" \
+        --rate "$rate" --duration "$WARMUP" "${GEN_ARGS[@]}" --game-base 3000000000 \
+        --report "$DIR/warmup.json" --quiet 2>/dev/null || true
+      if [ "$c" = socket ] || [ "$c" = xdp ]; then
+        "$BIN" stats --socket "$DIR/stats.sock" --json > "$DIR/stats0.json" 2>"$DIR/stats0.err" || { cat "$DIR/stats0.err" >&2; rm -f "$DIR/stats0.json"; }
+      fi
+    fi
+    u0=$(udp_rcvbuf_errors)
     s0=$(steal_ms)
     ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:$PORT --secret-file "$DIR/secret0.hex" \
       --rate "$rate" --duration "$SECONDS_PER_STEP" "${GEN_ARGS[@]}" \
@@ -220,6 +235,18 @@ def load(name):
     except (OSError, ValueError):
         return None
 r, st, lat, info = load("r.json"), load("stats.json"), load("latency.json"), load("info.json")
+def since(now, then):
+    # the step's own counts: every number less its value after the warm-up
+    if isinstance(now, dict) and isinstance(then, dict):
+        return {k: since(v, then.get(k)) for k, v in now.items()}
+    if isinstance(now, list) and isinstance(then, list) and len(now) == len(then):
+        return [since(a, b) for a, b in zip(now, then)]
+    if isinstance(now, int) and not isinstance(now, bool) and isinstance(then, int):
+        return now - then
+    return now
+st0 = load("stats0.json")
+if st is not None and st0 is not None:
+    st = since(st, st0)
 row = {"contender": c, "run": run, "asked_pps": rate, "pktgen_rc": rc, "error": err or None,
        "offered_pps": None, "acked_pps": None, "loss_pct": None, "busy": None, "rate_limited": None,
        "rx_ring_full": None, "rx_dropped": None, "udp_rcvbuf_errors": rcvbuf, "steal_ms": steal, "pktgen": r, "appliance": None}
@@ -295,7 +322,7 @@ done
 # results.json: the machine, the setup and one row per contender/rate/run.
 mkdir -p "$OUT_DIR"
 IH_LOAD0=$LOAD0 IH_BUSY0=$BUSY0 IH_ROWS=$ROWS IH_OUT=$OUT_DIR/results.json IH_STARTED=$STARTED IH_CMDLINE=$CMDLINE IH_ACTIVE=$ACTIVE \
-IH_SKIPPED=$SKIPPED IH_STEP_S=$SECONDS_PER_STEP IH_RUNS=$RUNS IH_APP_CORE=$APP_CORE IH_GEN_CORE=$GEN_CORE \
+IH_SKIPPED=$SKIPPED IH_STEP_S=$SECONDS_PER_STEP IH_WARMUP_S=$WARMUP IH_RUNS=$RUNS IH_APP_CORE=$APP_CORE IH_GEN_CORE=$GEN_CORE \
 IH_RATES_socket=$SOCKET_RATES IH_RATES_xdp=$XDP_RATES IH_RATES_reflector=$REFLECTOR_RATES IH_RATES_tokio=$TOKIO_RATES \
 IH_CMD_socket="$BIN run --config $DIR/ironhoard.toml   (appliance_config, backend = \"socket\")" \
 IH_CMD_xdp="$BIN run --config $DIR/ironhoard.toml   (appliance_config, backend = \"xdp\")" \
@@ -347,6 +374,7 @@ out = {
               "note": f"contender (appliance poller, reflector, tokio runtime) pinned to core {app}; "
                       f"pktgen sender and receiver pinned to core {gen}"},
     "seconds_per_step": float(E["IH_STEP_S"]),
+    "warmup_s": int(E["IH_WARMUP_S"]),
     "runs": int(E["IH_RUNS"]),
     "loss_threshold_pct": 0.1,
     "contenders": {c: {"what": what[c], "command": E["IH_CMD_" + c], "rates": [int(x) for x in E["IH_RATES_" + c].split()]}
@@ -364,5 +392,5 @@ with open(tmp, "w") as f:
 os.replace(tmp, E["IH_OUT"])
 PY
 python3 bench/report.py "$OUT_DIR/results.json"
-echo "(contender pinned to core $APP_CORE, pktgen ($GEN_MODE mode) sender and receiver to core $GEN_CORE; $SECONDS_PER_STEP s per step, $RUNS run(s))"
+echo "(contender pinned to core $APP_CORE, pktgen ($GEN_MODE mode) sender and receiver to core $GEN_CORE; $SECONDS_PER_STEP s per step after $WARMUP s of warm-up, $RUNS run(s))"
 echo "results: $OUT_DIR/results.json, $OUT_DIR/results.md, $OUT_DIR/*.svg"

@@ -143,7 +143,8 @@ class Results:
         j = self.j
         g = j.get("git", {})
         commit = (g.get("commit") or "?")[:12] + (" (dirty)" if g.get("dirty") else "")
-        return (f"{fmt_num(j.get('seconds_per_step'))} s per step, {j.get('runs', 1)} run(s), "
+        warm = f" after {j['warmup_s']} s of warm-up on other games" if j.get("warmup_s") else ""
+        return (f"{fmt_num(j.get('seconds_per_step'))} s per step{warm}, {j.get('runs', 1)} run(s), "
                 f"{j.get('date', '?')}, commit {commit}")
 
     def caption(self):
