@@ -15,7 +15,13 @@
 # the step, which measures the steady state. Writes $OUT_DIR (default bench/results/):
 # results.json, then bench/report.py makes results.md and the SVG plots from it.
 #   usage: bench/lab-bench.sh [SECONDS_PER_STEP]   (root; make release first)
-# Knobs (environment): CONTENDERS, SECONDS_PER_STEP, WARMUP, RUNS, SOCKET_RATES,
+# IDLE_SPIN_US (default: each one's own, 2000) sets how long the XDP
+# backend's poller and the reflector spin on an empty RX ring before they
+# sleep (the appliance's [interface] idle_spin_us): on this lab the
+# generator pauses for milliseconds behind whatever else runs on its core,
+# and a poller that slept then wakes late on a VM (docs/performance.md,
+# "Sustained rate: the poller's sleep on a VM").
+# Knobs (environment): CONTENDERS, SECONDS_PER_STEP, WARMUP, IDLE_SPIN_US, RUNS, SOCKET_RATES,
 # XDP_RATES, REFLECTOR_RATES, TOKIO_RATES, OUT_DIR, IRONHOARD_BIN, PKTGEN_BIN,
 # REFLECTOR_BIN, TOKIO_BIN (bench/README.md).
 set -euo pipefail
@@ -24,7 +30,7 @@ cd "$(dirname "$0")/.."
 # The command line as given, with the knobs that were set (results.json).
 quote() { if [[ $1 =~ ^[A-Za-z0-9_./:=,+-]+$ ]]; then printf '%s' "$1"; elif [[ $1 =~ ^[A-Za-z0-9_./:=,+\ -]*$ ]]; then printf '"%s"' "$1"; else printf '%q' "$1"; fi; }
 CMDLINE=""
-for v in CONTENDERS GEN_MODE SECONDS_PER_STEP WARMUP RUNS SOCKET_RATES XDP_RATES REFLECTOR_RATES TOKIO_RATES OUT_DIR LAB_ISOLATE \
+for v in CONTENDERS GEN_MODE SECONDS_PER_STEP WARMUP IDLE_SPIN_US RUNS SOCKET_RATES XDP_RATES REFLECTOR_RATES TOKIO_RATES OUT_DIR LAB_ISOLATE \
          IRONHOARD_BIN PKTGEN_BIN REFLECTOR_BIN TOKIO_BIN; do
   [ -n "${!v+x}" ] && CMDLINE+="$v=$(quote "${!v}") "
 done
@@ -63,6 +69,8 @@ esac
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer (got '$RUNS')" >&2; exit 2; }
 [[ $WARMUP =~ ^[0-9]+$ ]] || { echo "WARMUP must be a whole number of seconds (got '$WARMUP')" >&2; exit 2; }
+IDLE_SPIN_US=${IDLE_SPIN_US:-}
+[[ -z $IDLE_SPIN_US || $IDLE_SPIN_US =~ ^[0-9]+$ ]] || { echo "IDLE_SPIN_US must be a whole number of microseconds (got '$IDLE_SPIN_US')" >&2; exit 2; }
 [[ $SECONDS_PER_STEP =~ ^[0-9]+(\.[0-9]+)?$ ]] && [ "$SECONDS_PER_STEP" != 0 ] ||
   { echo "SECONDS_PER_STEP must be a positive number (got '$SECONDS_PER_STEP')" >&2; exit 2; }
 for f in "$BIN" "$PKTGEN"; do
@@ -137,6 +145,12 @@ probe_ready() {
 }
 
 REFLECTOR_CMD=(taskset -c $APP_CORE "$REFLECTOR_BIN" --iface "$A" --port $PORT --secret-file "$DIR/secret0.hex" --core $APP_CORE)
+if [ -n "$IDLE_SPIN_US" ]; then
+  REFLECTOR_CMD+=(--idle-spin-us "$IDLE_SPIN_US")
+  # the appliance's config (appliance_up); the socket backend ignores it
+  LAB_INTERFACE_EXTRA="${LAB_INTERFACE_EXTRA:+$LAB_INTERFACE_EXTRA
+}idle_spin_us = $IDLE_SPIN_US"
+fi
 TOKIO_CMD=(taskset -c $APP_CORE "$TOKIO_BIN" --listen $HOST_IP:$PORT --secret-file "$DIR/secret0.hex" --board 16x16
            --rate-per-second 100000 --rate-burst 100000)
 

@@ -22,8 +22,8 @@ use ironhoard_loader::{Steering, WantMode};
 use ironhoard_wire::{ack_in_place, MasterKey, Move, PlayerMac, Status, MOVE_LEN};
 use xsk_rs::FrameDesc;
 
-/// As the appliance's poller at its default: spin DEFAULT_IDLE_SPIN (2 ms), then poll(2).
-const SPIN_IDLE_NS: u64 = ironhoard_dataplane::xsk::DEFAULT_IDLE_SPIN.as_nanos() as u64;
+/// As the appliance's poller: spin `--idle-spin-us` (its default,
+/// DEFAULT_IDLE_SPIN: 2 ms), then poll(2).
 const IDLE_POLL_MS: i32 = 10;
 
 #[derive(Parser)]
@@ -58,6 +58,10 @@ struct Args {
     /// signed with a key derived for each packet.
     #[arg(long, default_value_t = 65_536)]
     players: usize,
+    /// Microseconds of empty RX ring it spins through before it sleeps in
+    /// poll(2), as the appliance's `[interface] idle_spin_us`.
+    #[arg(long, default_value_t = ironhoard_dataplane::xsk::DEFAULT_IDLE_SPIN.as_micros() as u64)]
+    idle_spin_us: u64,
 }
 
 fn main() {
@@ -141,6 +145,7 @@ fn run(a: Args) -> Result<()> {
         a.core
     );
     let mut r = Reflector::new(sock.into_parts());
+    let spin_idle_ns = a.idle_spin_us.saturating_mul(1000);
     let mut idle_since = None;
     while !term.load(Ordering::Relaxed) {
         r.recycle();
@@ -148,9 +153,9 @@ fn run(a: Args) -> Result<()> {
             idle_since = None;
             continue;
         }
-        // busy-poll; after a 2 ms idle stretch sleep in poll(2), as the appliance does
+        // busy-poll; after an idle stretch of idle_spin_us sleep in poll(2), as the appliance does
         let t = monotonic_ns();
-        if t - *idle_since.get_or_insert(t) >= SPIN_IDLE_NS && r.in_flight == 0 {
+        if t - *idle_since.get_or_insert(t) >= spin_idle_ns && r.in_flight == 0 {
             let _ = r.p.rx.poll(IDLE_POLL_MS);
             idle_since = None;
         } else {
