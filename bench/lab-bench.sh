@@ -20,7 +20,7 @@
 # sleep (the appliance's [interface] idle_spin_us): on this lab the
 # generator pauses for milliseconds behind whatever else runs on its core,
 # and a poller that slept then wakes late on a VM (docs/performance.md,
-# "Sustained rate: the poller's sleep on a VM").
+# "Sustained rate on the lab VM: sleeps, steal and the log's disk").
 # Knobs (environment): CONTENDERS, SECONDS_PER_STEP, WARMUP, IDLE_SPIN_US, RUNS, SOCKET_RATES,
 # XDP_RATES, REFLECTOR_RATES, TOKIO_RATES, OUT_DIR, IRONHOARD_BIN, PKTGEN_BIN,
 # REFLECTOR_BIN, TOKIO_BIN (bench/README.md).

@@ -72,8 +72,21 @@ def rtt_sources(rows):
             "(sendmsg TX stamp to ack RX stamp), when the report has it")
 
 
+def contender_loss(row):
+    """The step's loss less the acks the generator's own receive socket
+    dropped (the contender answered those): what the contender lost, in %
+    of the moves expecting an ack. The whole loss when the report does not
+    count the generator's drops."""
+    p = row.get("pktgen") or {}
+    d, lost, sent, by_design = (p.get(k) for k in ("rx_socket_drops", "lost", "sent", "silently_dropped_expected"))
+    if row.get("loss_pct") is None or not all(isinstance(v, int) for v in (d, lost, sent, by_design)) or sent <= by_design:
+        return row.get("loss_pct")
+    return round(100.0 * max(lost - d, 0) / (sent - by_design), 4)
+
+
 def sustained(row, threshold):
-    return not row.get("error") and row.get("loss_pct") is not None and row["loss_pct"] < threshold
+    loss = contender_loss(row)
+    return not row.get("error") and loss is not None and loss < threshold
 
 
 def source_phrase(sources):
@@ -207,8 +220,9 @@ def write_md(res, out_dir, cdf_name):
           f"- **Run**: {res.run_line()}",
           f"- **Generator**: `{(j.get('generator') or {}).get('command', '?')}`",
           f"- **Lab**: {(j.get('generator') or {}).get('lab', '?')}",
-          f"- **Loss** = lost / (sent − datagrams dropped by design); a step is *sustained* when its loss is "
-          f"under {res.threshold:g} %{' in every run' if j.get('runs', 1) > 1 else ''}; *max sustained* is the "
+          f"- **Loss** = lost / (sent − datagrams dropped by design); a step is *sustained* when the contender's "
+          "loss (the loss less the acks the generator's own receive socket dropped, where its reports count "
+          f"them: the contender answered those) is under {res.threshold:g} %{' in every run' if j.get('runs', 1) > 1 else ''}; *max sustained* is the "
           "highest step up to which every step was sustained (a step that lost ends the range, whatever a "
           "higher one did). Acked counts every status (BUSY, RATE_LIMITED included: see their columns).",
           "- **RTT**: " + rtt_sources(res.rows) + ".",
@@ -296,7 +310,7 @@ def write_md(res, out_dir, cdf_name):
         if steal:
             head += ["steal ms (per core)"]
         if gdrops:
-            head += ["generator's rx drops"]
+            head += ["generator's rx drops", "contender's loss %"]
         if svc:
             head += ["service p50 / p99 µs"]
         head += ["note"]
@@ -318,6 +332,7 @@ def write_md(res, out_dir, cdf_name):
                 cells.append(" / ".join(map(str, r["steal_ms"])) if r.get("steal_ms") else "–")
             if gdrops:
                 cells.append(cell(p.get("rx_socket_drops")))
+                cells.append(cell(contender_loss(r), lambda v: f"{v:.3f}"))
             if svc:
                 m = (r.get("appliance") or {}).get("move_ns") or {}
                 cells.append(f"{us(m.get('p50'))} / {us(m.get('p99'))}" if m.get("p99") is not None else "–")
