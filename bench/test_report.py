@@ -57,7 +57,8 @@ def markdown(rows):
     """results.md as report.py writes it for these rows."""
     with tempfile.TemporaryDirectory() as d:
         report.write_md(results(rows), d, "cdf.svg")
-        return open(os.path.join(d, "results.md")).read()
+        with open(os.path.join(d, "results.md")) as f:
+            return f.read()
 
 
 class StealColumn(unittest.TestCase):

@@ -99,7 +99,7 @@ impl Wire {
             let n = unsafe {
                 libc::recvfrom(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0, (&mut from as *mut libc::sockaddr_ll).cast(), &mut flen)
             };
-            if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
             let f = &buf[..n as usize];
@@ -249,7 +249,7 @@ fn hostile_frames_get_no_answer(backend: &'static str) {
 
     if xdp {
         // the frame itself: options, lengths, checksum, tags, fragments
-        let cases: Vec<(&str, Box<dyn Fn(u64) -> Vec<u8>>, &str)> = vec![
+        let cases: Vec<FrameCase<'_>> = vec![
             ("ipv4 record-route option", Box::new(|s| v4(&w, &lab, peer4, &[7, 7, 4, 0, 0, 0, 0, 1], &signed(2, s))), "ip_options"),
             (
                 "ipv4 total length 600 in a short frame",
@@ -493,3 +493,7 @@ fn xdp_full_mailbox_answers_busy_never_silence() {
     assert!(dropped > 0, "the mailbox never overflowed: the test proved nothing: {s}");
     assert_eq!(busy, dropped, "each overflow answered BUSY: {s}");
 }
+
+/// A crafted-frame case: what it is, the frame for a sequence number, and
+/// the drop reason it must be counted under.
+type FrameCase<'a> = (&'a str, Box<dyn Fn(u64) -> Vec<u8> + 'a>, &'a str);

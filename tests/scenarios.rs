@@ -118,7 +118,7 @@ pub fn every_status_and_drop(backend: &'static str, v6: bool) {
     expect_status(&c, &mut e, &mv(0, g, 1, 2000 - 1023), Status::Accepted, "highest-1023 is judged");
     expect_status(&c, &mut e, &mv(0, g, 1, 1), Status::Stale, "old seq");
     // INVALID, each rule, checked before duplicate
-    let invalid: [(&str, fn(&mut MoveRepr)); 7] = [
+    let invalid: [InvalidRule; 7] = [
         ("seq 0", |r| r.seq = 0),
         ("kind 0", |r| r.kind = 0),
         ("kind 4", |r| r.kind = 4),
@@ -281,3 +281,6 @@ pub fn replay_from_other_port_is_duplicate(backend: &'static str, queues: u32) {
         assert!(s2["dropped"]["bad_tag"].as_u64().unwrap() >= 32, "{s2}");
     }
 }
+
+/// A rule a move can break: its name and how to break it.
+type InvalidRule = (&'static str, fn(&mut MoveRepr));
