@@ -601,7 +601,7 @@ fn an_interval_sync_unmaps_the_pages_the_writer_left_behind_before_writing_them_
     // page. The keeper drops the writer's entries over the whole pages it
     // syncs behind the writer first; the page the writer is in, and those
     // prepared ahead of it, stay mapped (no fault for the writer), and the
-    // records stay whole, in the file and through the mapping.
+    // records stay whole in the file.
     use std::sync::atomic::Ordering::Acquire;
     let d = Dir::new("unmapped");
     let cfg = LogConfig { dir: d.0.clone(), segment_bytes: 8 << 20, sync: SyncPolicy::Interval(std::time::Duration::ZERO) };
