@@ -575,6 +575,22 @@ fn map_lazy(f: &File, path: &Path, len: u64) -> io::Result<MmapMut> {
     unsafe { MmapOptions::new().len(len as usize).map_mut(f) }.map_err(|e| io_err(path, "mmap", e))
 }
 
+/// The madvise(2) advice the keeper gives a segment's mapping ([`MapAddr`]):
+/// none changes a byte of a shared file mapping.
+#[derive(Debug, Clone, Copy)]
+#[repr(i32)]
+enum KeepBytes {
+    /// Cache the file in 2 MiB folios where the file system can.
+    HugePage = libc::MADV_HUGEPAGE,
+    /// Single pages.
+    NoHugePage = libc::MADV_NOHUGEPAGE,
+    /// Take the write faults now.
+    PopulateWrite = libc::MADV_POPULATE_WRITE,
+    /// Drop the page table entries (MADV_DONTNEED): on a shared file
+    /// mapping the pages stay in the page cache, dirty if they were.
+    DropPtes = libc::MADV_DONTNEED,
+}
+
 /// A mapped segment's address range, for the keeper's msync of what was
 /// written (the keeper alone unmaps segments, so the range stays mapped
 /// while it holds this).
@@ -596,10 +612,18 @@ impl MapAddr {
     /// Where the file system caches files in single pages, or without
     /// transparent hugepages, the kernel gives single pages either way.
     fn advise_folios(&self, large: bool) -> io::Result<()> {
-        let advice = if large { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
-        // SAFETY: [addr, addr+len) is a shared file mapping only the keeper
-        // (the caller) unmaps; the advice changes no byte of it.
-        match unsafe { libc::madvise(self.addr as *mut libc::c_void, self.len, advice) } {
+        self.advise(0, self.len, if large { KeepBytes::HugePage } else { KeepBytes::NoHugePage })
+    }
+
+    /// madvise(2) of bytes `from..from + n` of the mapping, with one of
+    /// the pieces of advice that change no byte of a shared file mapping.
+    fn advise(&self, from: usize, n: usize, advice: KeepBytes) -> io::Result<()> {
+        // SAFETY: [addr+from, +n) lies inside a shared file mapping only the
+        // keeper (the caller) unmaps, and no KeepBytes advice changes a byte
+        // of it: folio sizes, faults taken ahead, page table entries dropped
+        // (the pages' contents stay in the page cache, mapped back on the
+        // next access).
+        match unsafe { libc::madvise((self.addr + from) as *mut libc::c_void, n, advice as libc::c_int) } {
             0 => Ok(()),
             _ => Err(io::Error::last_os_error()),
         }
@@ -637,31 +661,14 @@ impl MapAddr {
     /// now, by the caller.
     fn populate_range(&self, from: usize, n: usize, pacer: &mut Pacer) -> io::Result<()> {
         let n = n.min(self.len.saturating_sub(from));
-        in_steps(n, pacer, |off, k| {
-            // SAFETY: [addr+from+off, +k) lies inside a shared file mapping
-            // only the keeper (the caller) unmaps; populating faults pages
-            // in without changing their contents.
-            let rc = unsafe { libc::madvise((self.addr + from + off) as *mut libc::c_void, k, libc::MADV_POPULATE_WRITE) };
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        })
+        in_steps(n, pacer, |off, k| self.advise(from + off, k, KeepBytes::PopulateWrite))
     }
 
     /// MADV_DONTNEED over bytes `from..from + n` (whole pages): the page
     /// table entries go, with one TLB flush; the pages stay in the page
     /// cache, dirty if they were, and a later touch maps them back.
     fn drop_ptes(&self, from: usize, n: usize) -> io::Result<()> {
-        // SAFETY: [addr+from, +n) lies inside a shared file mapping only the
-        // keeper (the caller) unmaps; on a shared file mapping
-        // MADV_DONTNEED changes no byte of it (the pages' contents stay in
-        // the page cache and are mapped back on the next access).
-        match unsafe { libc::madvise((self.addr + from) as *mut libc::c_void, n, libc::MADV_DONTNEED) } {
-            0 => Ok(()),
-            _ => Err(io::Error::last_os_error()),
-        }
+        self.advise(from, n, KeepBytes::DropPtes)
     }
 
     /// Record slots in the mapped segment.
