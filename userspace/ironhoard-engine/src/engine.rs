@@ -294,14 +294,19 @@ impl Engine {
 
     /// Prefetch hints for a batch of `n` received moves, before the first
     /// is judged (`payload(i)`: the i-th move's UDP payload; anything
-    /// without a move header is skipped): every player's key-array line,
-    /// then the states of the first [`PREFETCH_AHEAD`]. Then, before each
-    /// move is judged, [`prefetch_ahead`](Self::prefetch_ahead). The table's
-    /// two misses per move (key line, then state) overlap across the batch
-    /// instead of following one another (see [`PlayerTable::prefetch_key`]).
-    /// Hints only: they change no verdict.
+    /// without a move header is skipped): every move's own lines, then
+    /// every player's key-array line, then the states of the first
+    /// [`PREFETCH_AHEAD`]. Then, before each move is judged,
+    /// [`prefetch_ahead`](Self::prefetch_ahead). The moves' misses (the
+    /// kernel wrote them from another core; a move after a 42-byte header
+    /// spans two lines) and the table's two per move (key line, then state)
+    /// overlap across the batch instead of following one another (see
+    /// [`PlayerTable::prefetch_key`]). Hints only: they change no verdict.
     #[inline]
     pub fn prefetch_batch<'p>(&self, n: usize, payload: impl Fn(usize) -> &'p [u8]) {
+        for i in 0..n {
+            crate::table::prefetch(payload(i));
+        }
         for i in 0..n {
             if let Some(id) = player_of(payload(i)) {
                 self.table.prefetch_key(&id);

@@ -443,16 +443,18 @@ impl PlayerTable {
     }
 }
 
-/// Asks the CPU to bring every cache line of `*v` into its caches. Only a
-/// hint: it reads nothing, cannot fault, and changes no result.
+/// Asks the CPU to bring every cache line of `*v` (a value or a slice)
+/// into its caches. Only a hint: it reads nothing, cannot fault, and
+/// changes no result.
 #[inline(always)]
-fn prefetch<T>(v: &T) {
+pub(crate) fn prefetch<T: ?Sized>(v: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let len = size_of_val(v);
         let p = (v as *const T).cast::<i8>();
         let mut off = 0;
-        while off < size_of::<T>() {
+        while off < len {
             // SAFETY: SSE is in the x86-64 baseline, and PREFETCHT0 reads
             // no memory and never faults, whatever the address.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
@@ -460,7 +462,7 @@ fn prefetch<T>(v: &T) {
         }
         // the last line, when `v` does not start on a line boundary
         // SAFETY: as above.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(size_of::<T>().saturating_sub(1))) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(len.saturating_sub(1))) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = v;

@@ -1,10 +1,11 @@
 //! A poller's cost of the move log: 64 records appended to its partition
 //! and committed (what one RX batch of accepted moves costs), under each
-//! sync policy, with the keeper thread preparing segments behind it.
+//! sync policy, with the keeper thread preparing segments behind it; and
+//! one record's encoding (its CRC) alone.
 //! `cargo bench -p ironhoard-movelog --bench partition`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ironhoard_movelog::{open_log, Accepted, LogConfig, SyncPolicy};
+use ironhoard_movelog::{encode_record, open_log, Accepted, LogConfig, SyncPolicy, RECORD_LEN};
 
 const BATCH: u64 = 64;
 
@@ -57,6 +58,18 @@ fn bench(c: &mut Criterion) {
         k.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
+    g.finish();
+    let mut g = c.benchmark_group("record");
+    g.throughput(Throughput::Elements(1));
+    let mut a = Accepted { recv_unix_ns: 1, queue: 0, mv: [7; 64] };
+    let mut out = [0u8; RECORD_LEN];
+    g.bench_function("encode", |b| {
+        b.iter(|| {
+            a.recv_unix_ns += 1;
+            encode_record(std::hint::black_box(a.recv_unix_ns), &a, &mut out);
+            std::hint::black_box(&out);
+        })
+    });
     g.finish();
 }
 
