@@ -17,6 +17,12 @@
 # and, when a reflector ran, each one's acked/s as a share of the
 # reflector's in the same round (the median of those). OUT: the runs as
 # JSON lines.
+# PROFILE=1: each measured run also samples the contender's core
+# (`perf record -C 0 -g`, from 2 s in to 1 s before its end; SECONDS >= 5)
+# and its JSON line gets the core's time per ack, split into user space,
+# kernel and idle (ns: a symbol's share of the samples times 1 s over the
+# run's acked/s); then a table of the symbols taking the most time per
+# ack, each contender's median over its rounds side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lab-lib.sh
@@ -30,6 +36,11 @@ WARMUP=${WARMUP:-4}
 REFLECTOR_BIN=${REFLECTOR_BIN:-target/release/ih-bench-reflector}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer (got '$ROUNDS')" >&2; exit 2; }
 [[ $SECS =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS must be a positive integer (got '$SECS')" >&2; exit 2; }
+PROFILE=${PROFILE:-0}
+if [ "$PROFILE" = 1 ]; then
+  (( SECS >= 5 )) || { echo "PROFILE=1 needs SECONDS >= 5 (got $SECS)" >&2; exit 2; }
+  command -v perf >/dev/null || { echo "PROFILE=1 needs perf (linux-perf)" >&2; exit 1; }
+fi
 [ -x "$BIN" ] || { echo "$BIN is missing: make release first" >&2; exit 1; }
 for c in $CONTENDERS; do
   case $c in
@@ -80,9 +91,17 @@ one_run() {
   fi
   s0=$(steal_ms)
   case $c in xdp|xdp=*) keeper0=$(cpu_ms "$APID" ih-logkeep) ;; esac
+  local perf_data=- perf_pid=""
+  if [ "$PROFILE" = 1 ]; then
+    perf_data="$DIR/perf-$round-$(echo "$c" | tr -c 'a-z0-9\n' '_').data"
+    # not on core 0: the sampler would take the contender's core
+    (sleep 2; exec taskset -c 1 perf record -q -C 0 -g -o "$perf_data" -- sleep $((SECS - 3))) >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0.hex" --rate 0 --duration "$SECS" \
     --games 10 --players 100 --board 16x16 --mode socket --rx-mode xdp --iface "$B" --cpu 1 --rx-cpu 1 \
     --report "$DIR/r.json" --quiet > "$DIR/pktgen.log" 2>&1 || { echo "pktgen failed:" >&2; cat "$DIR/pktgen.log" >&2; exit 1; }
+  [ -n "$perf_pid" ] && { wait "$perf_pid" || { echo "perf record failed" >&2; exit 1; }; }
   s1=$(steal_ms)
   case $c in
     xdp|xdp=*)
@@ -93,15 +112,34 @@ one_run() {
     reflector)
       kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; CPID="" ;;
   esac
-  python3 - "$DIR/r.json" "$round" "$c" "$s0" "$s1" "$keeper0" "$keeper1" "$ring" >> "$RUNS_FILE" <<'PY'
-import json, sys
+  python3 - "$DIR/r.json" "$round" "$c" "$s0" "$s1" "$keeper0" "$keeper1" "$ring" "$perf_data" >> "$RUNS_FILE" <<'PY'
+import json, subprocess, sys
 r = json.load(open(sys.argv[1]))
 s0, s1 = [int(x) for x in sys.argv[4].split()], [int(x) for x in sys.argv[5].split()]
 k0, k1 = sys.argv[6], sys.argv[7]
-print(json.dumps({"round": int(sys.argv[2]), "contender": sys.argv[3], "offered_pps": r["offered_pps"],
-                  "acked_pps": r["acked_pps"], "steal_ms": [b - a for a, b in zip(s0, s1)],
-                  "keeper_cpu_ms": None if "-" in (k0, k1) else round(float(k1) - float(k0)),
-                  "rx_ring_full": None if sys.argv[8] == "-" else int(sys.argv[8])}))
+run = {"round": int(sys.argv[2]), "contender": sys.argv[3], "offered_pps": r["offered_pps"],
+       "acked_pps": r["acked_pps"], "steal_ms": [b - a for a, b in zip(s0, s1)],
+       "keeper_cpu_ms": None if "-" in (k0, k1) else round(float(k1) - float(k0)),
+       "rx_ring_full": None if sys.argv[8] == "-" else int(sys.argv[8])}
+if sys.argv[9] != "-":
+    # every sample on core 0: a share of them is that share of each second
+    out = subprocess.run(["perf", "report", "-i", sys.argv[9], "--no-children", "--sort", "comm,dso,sym",
+                          "-q", "-g", "none", "--field-separator", "\t"], capture_output=True, text=True, check=True).stdout
+    per_ack = 1e9 / max(r["acked_pps"], 1)
+    split, syms = {"user": 0.0, "kernel": 0.0, "idle": 0.0}, {}
+    for line in out.splitlines():
+        f = [x.strip() for x in line.split("\t")]
+        if len(f) < 4 or not f[0].endswith("%"):
+            continue
+        ns = float(f[0].rstrip("%")) / 100 * per_ack
+        comm, dso, sym = f[1], f[2], f[3]
+        part = "idle" if comm == "swapper" else "kernel" if dso.startswith("[kernel") or dso.startswith("bpf_") or dso.startswith("[bpf") else "user"
+        split[part] += ns
+        key = sym.split("] ", 1)[-1][:60]
+        syms[key] = syms.get(key, 0.0) + ns
+    run["ns_per_ack"] = {k: round(v, 1) for k, v in split.items()}
+    run["top_ns_per_ack"] = {k: round(v, 1) for k, v in sorted(syms.items(), key=lambda kv: -kv[1])[:60]}
+print(json.dumps(run))
 PY
   tail -1 "$RUNS_FILE"
 }
@@ -124,4 +162,17 @@ for n in names:
     s = " ".join(f"{x:.0%}" for x in share) if share and n != "reflector" else ""
     m = f"{statistics.median(share):.0%}" if s else ""
     print(f"{n:<40} {' '.join(f'{x / 1000:.0f}k' for x in a):<40} {statistics.median(a) / 1000:>7.0f}k {s:<32} {m:>6}")
+prof = {n: [r for r in runs if r["contender"] == n and "ns_per_ack" in r] for n in names}
+prof = {n: v for n, v in prof.items() if v}
+if prof:
+    med = lambda rs, f: statistics.median(f(r) for r in rs)
+    cols = list(prof)
+    print(f"\ncontender's core, ns per ack (median over rounds): {' | '.join(f'{i + 1}: {n}' for i, n in enumerate(cols))}")
+    print(f"{'':<60} " + " ".join(f"{i + 1:>8}" for i in range(len(cols))))
+    for part in ("user", "kernel", "idle"):
+        print(f"{part:<60} " + " ".join(f"{med(prof[n], lambda r: r['ns_per_ack'][part]):>8.0f}" for n in cols))
+    syms = {s for n in cols for r in prof[n] for s in r["top_ns_per_ack"]}
+    table = {s: [med(prof[n], lambda r: r["top_ns_per_ack"].get(s, 0.0)) for n in cols] for s in syms}
+    for s, v in sorted(table.items(), key=lambda kv: -max(kv[1]))[:30]:
+        print(f"{s:<60} " + " ".join(f"{x:>8.1f}" for x in v))
 PY
