@@ -547,6 +547,16 @@ fn the_batch_policy_syncs_every_batch_before_it_returns() {
     o.close();
 }
 
+/// A one-partition log of `segment_bytes` segments whose keeper, driven
+/// by the test (`sync_due`), syncs at every look; and its partition's
+/// shared state.
+fn interval_sync_log(d: &Dir, segment_bytes: u64) -> (Vec<Partition>, Keeper, Arc<LogShared>, Arc<PartitionShared>) {
+    let cfg = LogConfig { dir: d.0.clone(), segment_bytes, sync: SyncPolicy::Interval(std::time::Duration::ZERO) };
+    let (parts, keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
+    let sh = Arc::clone(&shared.partitions[0]);
+    (parts, keeper, shared, sh)
+}
+
 #[test]
 fn a_fast_writers_interval_sync_ends_on_a_2_mib_boundary_and_a_quiet_one_syncs_all() {
     // The writer has passed a 2 MiB boundary of its segment since the last
@@ -555,9 +565,7 @@ fn a_fast_writers_interval_sync_ends_on_a_2_mib_boundary_and_a_quiet_one_syncs_a
     // 2 MiB boundary, the last whole page is the limit.
     use std::sync::atomic::Ordering::Acquire;
     let d = Dir::new("folio");
-    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: 8 << 20, sync: SyncPolicy::Interval(std::time::Duration::ZERO) };
-    let (mut parts, mut keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
-    let sh = Arc::clone(&shared.partitions[0]);
+    let (mut parts, mut keeper, shared, sh) = interval_sync_log(&d, 8 << 20);
     let at = |bytes: usize| ((bytes - HEADER_LEN) / RECORD_LEN) as u64; // records wholly below
     let mut n = 0u64;
     let mut append_to = |parts: &mut Vec<Partition>, records: u64| {
@@ -604,9 +612,7 @@ fn an_interval_sync_unmaps_the_pages_the_writer_left_behind_before_writing_them_
     // records stay whole in the file.
     use std::sync::atomic::Ordering::Acquire;
     let d = Dir::new("unmapped");
-    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: 8 << 20, sync: SyncPolicy::Interval(std::time::Duration::ZERO) };
-    let (mut parts, mut keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
-    let sh = Arc::clone(&shared.partitions[0]);
+    let (mut parts, mut keeper, shared, sh) = interval_sync_log(&d, 8 << 20);
     let addr = parts[0].segment_addr().expect("a segment is being written");
     // 60 pages of records, the writer inside the 61st
     let n = ((60 * 4096 + 100 - HEADER_LEN) / RECORD_LEN) as u64;
@@ -652,9 +658,7 @@ fn interval_sync_looking_between_the_writers_two_stores_still_syncs_the_batch() 
     // to writeback): the next look must sync it.
     use std::sync::atomic::Ordering::Acquire;
     let d = Dir::new("between");
-    let cfg = LogConfig { dir: d.0.clone(), segment_bytes: SEG10 * 8, sync: SyncPolicy::Interval(std::time::Duration::ZERO) };
-    let (mut parts, mut keeper, shared, _) = open_log(&cfg, &[0], &mut |_| {}).unwrap();
-    let sh = Arc::clone(&shared.partitions[0]);
+    let (mut parts, mut keeper, shared, sh) = interval_sync_log(&d, SEG10 * 8);
     for i in 0..3 {
         assert!(parts[0].append(&acc(0, i)));
     }
