@@ -709,6 +709,53 @@ pub fn check_exposition(text: &str) -> Result<usize, String> {
 }
 
 
+/// Ten ports on 127.0.0.1, `base..base + 10`, held by one test for its
+/// whole life (NATS: clients on `base..base + 5`, cluster routes on
+/// `base + 5..`; the appliance's metrics listener).
+///
+/// Blocks lie in 10 000..32 000, below the kernel's ephemeral range
+/// (32 768.. by default), so no outgoing connection of this or another
+/// test takes one while a killed server is down. Concurrent tests claim a
+/// block by `flock` on `/tmp/ih-ports/BASE.lock`, released by the
+/// kernel when the test process ends however it ends; a block any of whose
+/// ports something else holds is skipped. (Ports derived from the pid
+/// collided: 20 000 + pid % 3000 × 10 reached into the ephemeral range, and
+/// a client's connection held the port a NATS server was to listen on.)
+pub struct PortBlock {
+    pub base: u16,
+    _claim: std::fs::File,
+}
+
+impl PortBlock {
+    const FIRST: u16 = 10_000;
+    const SLOTS: u16 = 2_200;
+
+    /// The first free block from a pid-derived start (so concurrent tests
+    /// seldom probe the same one); panics if all 2 200 are taken.
+    pub fn claim() -> PortBlock {
+        let dir = std::env::temp_dir().join("ih-ports");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let start = (std::process::id() % Self::SLOTS as u32) as u16;
+        for k in 0..Self::SLOTS {
+            let base = Self::FIRST + (start + k) % Self::SLOTS * 10;
+            let path = dir.join(format!("{base}.lock"));
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+            if f.try_lock().is_err() {
+                continue; // another test holds this block
+            }
+            if (base..base + 10).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+                return PortBlock { base, _claim: f };
+            }
+        }
+        panic!("no free block of 10 ports in {}..{} on 127.0.0.1", Self::FIRST, Self::FIRST + Self::SLOTS * 10);
+    }
+}
+
 #[cfg(test)]
 mod exposition_tests {
     use super::check_exposition;
@@ -722,5 +769,28 @@ mod exposition_tests {
         assert!(check_exposition("# HELP x X\n# TYPE x counter\nx abc\n").is_err());
         assert!(check_exposition("# TYPE x counter\nx 1\n").is_err(), "TYPE without HELP");
         assert!(check_exposition("# HELP x X\n# TYPE x counter\nx_sum 1\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::PortBlock;
+
+    #[test]
+    fn port_blocks_are_claimed_once_skip_a_held_port_and_stay_below_the_ephemeral_range() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+        let a = PortBlock::claim();
+        let b = PortBlock::claim();
+        assert_ne!(a.base, b.base, "a claimed block is not handed out twice");
+        // a's block, released with one of its ports held by something else
+        let base = a.base;
+        let _held = std::net::TcpListener::bind(("127.0.0.1", base + 3)).unwrap();
+        drop(a);
+        let c = PortBlock::claim();
+        assert!(c.base != base && c.base != b.base, "block {} has a held port; got {}", base, c.base);
+        for p in [base, b.base, c.base] {
+            assert!(p + 10 <= low, "block {p} reaches the ephemeral range {}", range.trim());
+        }
     }
 }

