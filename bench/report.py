@@ -139,6 +139,29 @@ class Results:
             return None
         return best + (best[1] == max(steps),)
 
+    def most_acked(self, c):
+        """[the most acks/s of any step, per run] for c, in run order: its
+        saturation throughput, whatever it lost on the way there."""
+        per_run = {}
+        for r in self.rows_of(c):
+            if r.get("error") or not isinstance(r.get("acked_pps"), (int, float)):
+                continue
+            k = r.get("run", 1)
+            per_run[k] = max(per_run.get(k, 0), r["acked_pps"])
+        return [per_run[k] for k in sorted(per_run)]
+
+    def floor_check(self):
+        """None when the reflector (the floor) is at or above the XDP backend
+        both in max sustained and in the median of most acked; else why not."""
+        why = []
+        bx, br = self.max_sustained("xdp"), self.max_sustained("reflector")
+        if bx and (br is None or br[1] < bx[1]):
+            why.append(f"max sustained {br[1] if br else 'none'} < XDP's {bx[1]} asked/s")
+        mx, mr = self.most_acked("xdp"), self.most_acked("reflector")
+        if mx and mr and statistics.median(mr) < statistics.median(mx):
+            why.append(f"median most acked {statistics.median(mr):,.0f} < XDP's {statistics.median(mx):,.0f}/s")
+        return "; ".join(why) or None
+
     # captions
     def machine_line(self):
         m = self.j.get("machine", {})
@@ -288,6 +311,29 @@ def write_md(res, out_dir, cdf_name):
     L.append(f"- XDP ÷ reflector (max sustained): **{bound}{100 * r:.0f} %** of the bare AF_XDP floor" if r else
              "- XDP ÷ reflector: n/a (needs both with a sustained step)")
     L.append("")
+
+    most = {c: res.most_acked(c) for c in res.order}
+    if any(most.values()):
+        L += ["## Saturation", "",
+              "The most acks/s any step drew from each contender, per run, whatever it lost there "
+              "(its throughput at saturation), and their median.", "",
+              "| contender | most acked/s, per run | median |", "|---|---|---:|"]
+        for c, v in most.items():
+            if v:
+                L.append(f"| {c} | {', '.join(f'{x:,.0f}' for x in v)} | {statistics.median(v):,.0f} |")
+        L.append("")
+        med = {c: statistics.median(v) for c, v in most.items() if v}
+        if med.get("xdp") and med.get("socket"):
+            L.append(f"- XDP ÷ socket at saturation (medians): **{med['xdp'] / med['socket']:.2f}×**")
+        if med.get("xdp") and med.get("reflector"):
+            L.append(f"- XDP ÷ reflector at saturation (medians): **{100 * med['xdp'] / med['reflector']:.1f} %**")
+        L.append("")
+    bad = res.floor_check()
+    if bad:
+        L += [f"**The reflector is not a floor in this sweep: {bad}.** It runs the appliance's rings, UMEM, "
+              "batching and wake-up policy with one HMAC per move and nothing else, so it should bound the "
+              "XDP backend from above; where it does not, XDP ÷ reflector measures nothing, and the sweep "
+              "shows a disturbance or a reflector fault, not the appliance's margin.", ""]
 
     runs = j.get("runs", 1)
     for c in res.order:

@@ -78,5 +78,41 @@ class GeneratorDropsColumn(unittest.TestCase):
         self.assertNotIn("generator's rx drops |", markdown([dict(row("xdp", 100, 1, 0.0), pktgen={"rx_socket_drops": None})]))
 
 
+def acked(r, pps):
+    return dict(r, acked_pps=pps)
+
+
+class Saturation(unittest.TestCase):
+    def test_most_acked_is_each_runs_best_step_and_the_ratios_take_medians(self):
+        rows = []
+        for run, (x, f, s) in enumerate([(437_000, 448_000, 200_000), (419_000, 450_000, 195_000),
+                                         (382_000, 461_000, 189_000)], 1):
+            rows += [acked(row("xdp", 300_000, run, 0.0), 299_000), acked(row("xdp", 600_000, run, 5.0), x),
+                     acked(row("reflector", 300_000, run, 0.0), 299_000), acked(row("reflector", 600_000, run, 3.0), f),
+                     acked(row("socket", 150_000, run, 0.0), 149_000), acked(row("socket", 300_000, run, 9.0), s),
+                     acked(row("xdp", 800_000, run, 40.0), x - 50_000)]  # past saturation, fewer
+        rows.append(dict(row("xdp", 700_000, 1, None, error="pktgen died"), acked_pps=900_000))
+        res = results(rows)
+        self.assertEqual(res.most_acked("xdp"), [437_000, 419_000, 382_000], "an errored step does not count")
+        md = markdown(rows)
+        self.assertIn("| xdp | 437,000, 419,000, 382,000 | 419,000 |", md)
+        self.assertIn("XDP ÷ reflector at saturation (medians): **93.1 %**", md)
+        self.assertIn("XDP ÷ socket at saturation (medians): **2.15×**", md)
+        self.assertIsNone(res.floor_check())
+        self.assertNotIn("not a floor", md)
+
+    def test_a_reflector_below_the_xdp_backend_is_called_out(self):
+        # issue 27's Intel sweep: reflector 200 k sustained, XDP 300 k
+        rows = [row(c, a, run, 0.0) for c, top in (("xdp", 300_000), ("reflector", 200_000))
+                for a in (100_000, 200_000, 300_000) if a <= top for run in (1, 2)]
+        rows += [row("reflector", 300_000, run, 0.96) for run in (1, 2)]
+        res = results(rows)
+        self.assertIn("max sustained 200000 < XDP's 300000", res.floor_check())
+        self.assertIn("The reflector is not a floor in this sweep", markdown(rows))
+        # and the median of most acked alone
+        rows = [acked(row("xdp", 400_000, 1, 2.0), 390_000), acked(row("reflector", 400_000, 1, 4.0), 380_000)]
+        self.assertIn("median most acked 380,000 < XDP's 390,000/s", results(rows).floor_check())
+
+
 if __name__ == "__main__":
     unittest.main()
