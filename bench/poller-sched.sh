@@ -2,8 +2,10 @@
 # Who takes the poller's core? Runs the appliance (XDP backend, poller on
 # core 0) under ironhoard-pktgen load (core 1), records sched_switch on core
 # 0 for a few seconds with perf, and prints how often and how long the
-# poller was switched out, and by whom; plus the run's loss and the
-# kernel's rx_ring_full.
+# poller was switched out, and by whom; the RX ring's level over those
+# seconds (`show rx-ring`: sampled each ms by the poller) and what it was
+# after each of the longest gaps; plus the run's loss and the kernel's
+# rx_ring_full.
 # The poller's core is its own for the run (ironhoard-tune --isolate, masks
 # restored after); LAB_ISOLATE=0 shows it shared.
 #   usage: bench/poller-sched.sh [RATE] [SECONDS]   (root; make release first)
@@ -22,15 +24,20 @@ ip netns exec "$NS" "$PKTGEN" --target $HOST_IP:7777 --secret-file "$DIR/secret0
   --cpu 1 --rx-cpu 1 --report "$DIR/r.json" --quiet 2>/dev/null &
 GPID=$!
 sleep 1.5
-perf record -q -e sched:sched_switch -C 0 -o "$DIR/sched.data" -- sleep "$SECS" 2>/dev/null
+steal() { awk '$1 ~ /^cpu[01]$/ { printf "%s ", $9 }' /proc/stat; }  # USER_HZ ticks
+S0=$(steal)
+perf record -q -k CLOCK_MONOTONIC -e sched:sched_switch -C 0 -o "$DIR/sched.data" -- sleep "$SECS" 2>/dev/null
+S1=$(steal)
+"$BIN" stats --socket "$DIR/stats.sock" --command "show rx-ring" > "$DIR/ring.json"
 wait "$GPID" || true
 "$BIN" stats --socket "$DIR/stats.sock" --json > "$DIR/stats.json"
 "$BIN" stats --socket "$DIR/stats.sock" --command "show latency" > "$DIR/lat.json"
 perf script -i "$DIR/sched.data" -F time,event,trace 2>/dev/null > "$DIR/sched.txt"
-python3 - "$DIR/sched.txt" "$DIR/r.json" "$DIR/stats.json" "$RATE" "$SECS" "$DIR/lat.json" <<'PY'
-import json, re, sys, collections
+python3 - "$DIR/sched.txt" "$DIR/r.json" "$DIR/stats.json" "$RATE" "$SECS" "$DIR/lat.json" "$DIR/ring.json" "$S0" "$S1" "$(getconf CLK_TCK)" <<'PY'
+import bisect, json, re, sys, collections
 txt, rep, st, rate, secs = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), int(sys.argv[4]), sys.argv[5]
 lat = json.load(open(sys.argv[6]))
+ring = json.load(open(sys.argv[7]))["queues"][0]
 out_by = collections.Counter(); gaps = []; off_at = None
 # while the poller is off its core: who ran, for how long (per gap and in all)
 ran = collections.Counter(); in_gap = collections.Counter(); cur = None; cur_at = None; gap_list = []
@@ -46,15 +53,46 @@ for line in open(txt):
     if prev.startswith("ih-poller"):
         out_by[nxt] += 1; off_at = t; in_gap = collections.Counter()
     elif nxt.startswith("ih-poller") and off_at is not None:
-        gaps.append(t - off_at); gap_list.append((t - off_at, dict(in_gap))); ran.update(in_gap); off_at = None
+        gaps.append(t - off_at); gap_list.append((t - off_at, dict(in_gap), t)); ran.update(in_gap); off_at = None
 gaps.sort()
 total = sum(gaps)
 print(f"poller core 0, {secs} s at {rate} moves/s asked (pktgen on core 1):")
 print(f"  switched out {sum(out_by.values())} times; off-CPU {total*1e3:.1f} ms in total; longest gap {gaps[-1]*1e6 if gaps else 0:.0f} us; p99 gap {gaps[int(len(gaps)*0.99)]*1e6 if gaps else 0:.0f} us")
 for comm, n in out_by.most_common(8):
     print(f"    {n:>7}  by {comm}  (ran {ran[comm]*1e3:.1f} ms in all while the poller was off)")
-for g, who in sorted(gap_list, key=lambda x: -x[0])[:3]:
-    print(f"  a {g*1e6:.0f} us gap: " + ", ".join(f"{c} {v*1e6:.0f} us" for c, v in sorted(who.items(), key=lambda x: -x[1])[:4]))
+# the RX ring's level, sampled each ms by the poller (CLOCK_MONOTONIC us,
+# as perf's times here): what it found after each of the longest gaps
+samples = ring["samples"]
+ts = [t for t, _ in samples]
+def level_after(t_end):
+    i = bisect.bisect_left(ts, t_end * 1e6)
+    return f"ring {samples[i][1]}/{ring['ring_size']} after it" if i < len(samples) else "no ring sample after it"
+for g, who, end in sorted(gap_list, key=lambda x: -x[0])[:3]:
+    print(f"  a {g*1e6:.0f} us gap ({level_after(end)}): " + ", ".join(f"{c} {v*1e6:.0f} us" for c, v in sorted(who.items(), key=lambda x: -x[1])[:4]))
+# sample gaps over 2 ms inside the perf window that no sched gap explains:
+# the poller on its core, by the guest's account, yet not turning (its
+# vCPU stopped by the host: steal; or one batch that long)
+sched_gaps = [(end - g, end) for g, _, end in gap_list]
+t0 = float(open(txt).readline().split(":")[0].split()[-1]) if gap_list else None
+unexplained = []
+for a, b in zip(samples, samples[1:]):
+    s0, s1 = a[0] / 1e6, b[0] / 1e6
+    if s1 - s0 > 2e-3 and (t0 is None or s0 >= t0):
+        off = sum(max(0.0, min(s1, e) - max(s0, st)) for st, e in sched_gaps)
+        if off < 0.5 * (s1 - s0):
+            unexplained.append((s1 - s0, b[1]))
+steal = [(int(y) - int(x)) * 1000 // int(sys.argv[10]) for x, y in zip(sys.argv[8].split(), sys.argv[9].split())]
+print(f"  steal over the {secs} s: core 0 {steal[0]} ms, core 1 {steal[1]} ms")
+if unexplained:
+    unexplained.sort(reverse=True)
+    print(f"  {len(unexplained)} ring-sample gaps over 2 ms with the poller on its core (no sched gap): "
+          + ", ".join(f"{g*1e3:.1f} ms (then {l})" for g, l in unexplained[:5]))
+if samples:
+    lv = sorted(l for _, l in samples)
+    gaps_ms = [(b[0] - a[0]) / 1e3 for a, b in zip(samples, samples[1:])]
+    print(f"  RX ring ({ring['ring_size']} entries), last {(ts[-1] - ts[0]) / 1e6:.1f} s, {len(samples)} samples: level p50 {lv[len(lv)//2]}, "
+          f"p99 {lv[int(len(lv)*0.99)]}, max {lv[-1]}; full in {ring['full']}; "
+          f"{sum(g > 2 for g in gaps_ms)} gaps over 2 ms between samples, the longest {ring['longest_gap_us']} us (then {ring['level_after_longest_gap']})")
 q = st["queues"][0]
 exp = rep["sent"] - rep["silently_dropped_expected"]
 print(f"  run: offered {rep['offered_pps']}/s acked {rep['acked_pps']}/s, lost {rep['lost']} of {exp} ({100.0*rep['lost']/max(exp,1):.3f} %), busy {rep['by_status']['busy']}")

@@ -150,9 +150,11 @@ fn socket_backend_has_no_xdp_section_and_a_non_member_is_refused() {
     let st = json(&a, "show stats");
     assert!(st.get("xdp").is_none());
     assert!(st["queues"][0].get("xsk").is_none());
-    let (rc, _, err) = stats(&a, &["--command", "show xdp"]);
-    assert_eq!(rc, 1);
-    assert!(err.contains("socket backend"), "{err}");
+    for cmd in ["show xdp", "show rx-ring"] {
+        let (rc, _, err) = stats(&a, &["--command", cmd]);
+        assert_eq!(rc, 1, "{cmd}");
+        assert!(err.contains("socket backend"), "{cmd}: {err}");
+    }
     // someone outside the socket's group cannot read it
     let o = Command::new("runuser")
         .args(["-u", "nobody", "--"])

@@ -29,6 +29,7 @@ pub mod hist;
 pub mod mesh;
 pub mod socket;
 pub mod split;
+pub mod trace;
 pub mod xsk;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,6 +71,11 @@ pub struct WorkerShared {
     pub reload_ns: AtomicHistogram,
     /// Service time per move: the batch's time over its datagrams, ns.
     pub move_ns: AtomicHistogram,
+    /// AF_XDP: the RX ring's fill level, sampled each millisecond
+    /// (`show rx-ring`), and the ring's size (0: no RX ring, the socket
+    /// backend).
+    pub rx_level: crate::trace::LevelTrace,
+    pub rx_ring_size: AtomicU64,
     /// System calls made to kick the kernel (need_wakeup sendto/poll) and
     /// idle sleeps in poll(2).
     pub wakeups: AtomicU64,

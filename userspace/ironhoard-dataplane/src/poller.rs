@@ -5,7 +5,9 @@
 //! 2. [`refill`](Poller::refill): the fill ring gets every free frame but
 //!    the reserve kept for moves handed over by other pollers;
 //! 3. [`receive`](Poller::receive): a batch from the RX ring, each frame
-//!    through [`serve_frame`](Poller::serve_frame);
+//!    through [`serve_frame`](Poller::serve_frame) (at the first turn of
+//!    each millisecond, first the ring's level into
+//!    [`rx_level`](crate::WorkerShared::rx_level));
 //! 4. [`serve_handoffs`](Poller::serve_handoffs): moves other pollers handed
 //!    to this one, copied into its own frames, through the same routine;
 //! 5. [`transmit`](Poller::transmit): once the batch's accepted moves are
@@ -44,6 +46,7 @@ use xsk_rs::FrameDesc;
 
 use crate::capture::{ack_status, CaptureRing, Record, RecordKind, NO_STATUS};
 use crate::mesh::{Handoff, Mesh, HANDOFF_RESERVE};
+use crate::trace::TRACE_PERIOD_NS;
 use crate::xsk::{XskSocket, BATCH};
 use crate::{monotonic_ns, WorkerShared};
 
@@ -173,6 +176,8 @@ pub(crate) struct Poller<'a, D: Dispatch> {
     tx_unkicked: bool,
     last_kick: u64,
     idle_since: Option<u64>,
+    /// When the RX ring's level is next sampled (`shared.rx_level`).
+    next_level: u64,
     next_stats: u64,
     next_publish: u64,
     /// Counters changed since the last publish.
@@ -256,6 +261,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             tx_unkicked: false,
             last_kick: 0,
             idle_since: None,
+            next_level: 0,
             next_stats: 0,
             next_publish: 0,
             dirty: false,
@@ -278,6 +284,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     /// for its acks to leave, says so, and returns when released.
     pub(crate) fn run(mut self) {
         self.shared.has_xsk_stats.store(true, Ordering::Relaxed);
+        self.shared.rx_ring_size.store(u64::from(self.sock.sizes.ring), Ordering::Relaxed);
         while !self.shared.stop_requested() {
             self.turn(false);
         }
@@ -382,6 +389,12 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     /// busy polling, an empty ring is followed by one recvfrom (the kernel
     /// runs the queue's NAPI poll in it) and a second look.
     fn receive(&mut self, now: u64) -> usize {
+        if now >= self.next_level {
+            // what waits in the ring as the poller comes to it (the
+            // producer's own index, not the cached one)
+            self.shared.rx_level.push(now, self.sock.rx.nb_avail_exact());
+            self.next_level = now + TRACE_PERIOD_NS;
+        }
         // SAFETY: rx_batch is ours to overwrite.
         let mut n = unsafe { self.sock.rx.consume(&mut self.rx_batch) };
         if n == 0 && self.busy_poll {

@@ -225,6 +225,35 @@ impl StatsSource {
         json!({"batch_ns": percentiles(&all_b), "move_ns": percentiles(&all_m), "reload_ns": percentiles(&all_r), "queues": qs})
     }
 
+    /// `show rx-ring`: each AF_XDP queue's RX ring level, sampled by its
+    /// poller at the first turn of each millisecond, over the last ~4 s:
+    /// `[CLOCK_MONOTONIC µs, level]` pairs (align with
+    /// `perf record -k CLOCK_MONOTONIC`), and a summary. A gap between
+    /// samples is time the poller did not turn (off its core, its vCPU
+    /// halted, or asleep in poll(2) with nothing to do).
+    pub fn rx_ring(&self) -> Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.workers.iter().all(|w| w.shared.rx_ring_size.load(Relaxed) == 0) {
+            return json!({"error": "no RX ring: the appliance runs the socket backend"});
+        }
+        let qs: Vec<Value> = self
+            .workers
+            .iter()
+            .map(|w| {
+                let size = w.shared.rx_ring_size.load(Relaxed);
+                let samples = w.shared.rx_level.snapshot();
+                let mut q = level_summary(&samples, size);
+                q.insert("queue".into(), w.queue.into());
+                q.insert("core".into(), w.core.into());
+                q.insert("ring_size".into(), size.into());
+                q.insert("samples_written".into(), w.shared.rx_level.written().into());
+                q.insert("samples".into(), samples.iter().map(|&(t, l)| json!([t / 1000, l])).collect::<Vec<_>>().into());
+                Value::Object(q)
+            })
+            .collect();
+        json!({"period_us": ironhoard_dataplane::trace::TRACE_PERIOD_NS / 1000, "queues": qs})
+    }
+
     fn xdp_counters(&self) -> Option<[u64; XdpCounter::COUNT as usize]> {
         let st = self.steering.as_ref()?;
         let g = st.lock().unwrap_or_else(|e| e.into_inner());
@@ -271,14 +300,30 @@ impl StatsSource {
             ["show", "xdp"] => self.xdp(),
             ["show", "players"] => self.players(),
             ["show", "latency"] => self.latency(),
+            ["show", "rx-ring"] => self.rx_ring(),
             ["show", "metrics"] => json!({"prometheus": self.prometheus()}),
             ["reload"] => match &self.reloader {
                 Some(r) => r.reload_json(),
                 None => json!({"ok": false, "error": "this appliance cannot reload"}),
             },
-            _ => json!({"error": format!("unknown command {command:?}; try: show stats | show info | show latency | show xdp | show players | show metrics | reload")}),
+            _ => json!({"error": format!("unknown command {command:?}; try: show stats | show info | show latency | show rx-ring | show xdp | show players | show metrics | reload")}),
         }
     }
+}
+
+/// What a queue's RX level samples say: the highest level, how many
+/// samples found the ring full, and the longest gap between two samples
+/// with the level the poller found after it.
+fn level_summary(samples: &[(u64, u32)], ring_size: u64) -> Map<String, Value> {
+    let mut m = Map::new();
+    let max = samples.iter().map(|s| s.1).max();
+    let full = samples.iter().filter(|s| u64::from(s.1) >= ring_size).count();
+    let gap = samples.windows(2).max_by_key(|w| w[1].0 - w[0].0);
+    m.insert("max".into(), max.into());
+    m.insert("full".into(), full.into());
+    m.insert("longest_gap_us".into(), gap.map(|w| (w[1].0 - w[0].0) / 1000).into());
+    m.insert("level_after_longest_gap".into(), gap.map(|w| w[1].1).into());
+    m
 }
 
 /// One queue's counters in `show stats`: its engine's, its worker's, the
