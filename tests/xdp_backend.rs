@@ -239,9 +239,11 @@ fn idle_spin_us_is_how_long_the_poller_spins_before_it_sleeps() {
 }
 
 /// `show rx-ring`: under load a running poller samples its RX ring's level
-/// each millisecond; one stopped for 200 ms (SIGSTOP: as if off its core,
+/// each millisecond; one stopped for 300 ms (SIGSTOP: as if off its core,
 /// or its vCPU halted) shows as a gap in the samples and a full ring after
 /// it, which is how a poller that was stopped is told from one too slow.
+/// (5 k moves/s: the 256-entry ring fills in 51 ms without its poller, so
+/// no slice lost to another test's spinning poller on the core fills it.)
 #[test]
 fn the_rx_ring_trace_shows_a_stopped_poller_as_a_gap_then_a_full_ring() {
     use ironhoard_labtests::nats::pktgen;
@@ -254,11 +256,11 @@ fn the_rx_ring_trace_shows_a_stopped_poller_as_a_gap_then_a_full_ring() {
     };
     let a = Appliance::start(&lab, settings);
     let out = ironhoard_labtests::TempDir::new("rxring");
-    let mut g = pktgen(&lab, &a.dir.0.join("secret0.hex"), &out.0, 20_000, 30_000, "socket");
-    std::thread::sleep(Duration::from_millis(400));
+    let mut g = pktgen(&lab, &a.dir.0.join("secret0.hex"), &out.0, 5_000, 30_000, "socket");
+    std::thread::sleep(Duration::from_millis(600));
     let pid = a.child.as_ref().unwrap().id().to_string();
     sh(&["kill", "-STOP", &pid]);
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(300));
     sh(&["kill", "-CONT", &pid]);
     std::thread::sleep(Duration::from_millis(300));
     let t = a.command("show rx-ring");
@@ -268,13 +270,13 @@ fn the_rx_ring_trace_shows_a_stopped_poller_as_a_gap_then_a_full_ring() {
     assert_eq!(q["ring_size"], 256, "{q}");
     let samples: Vec<(u64, u64)> = q["samples"].as_array().unwrap().iter().map(|s| (s[0].as_u64().unwrap(), s[1].as_u64().unwrap())).collect();
     let gap = q["longest_gap_us"].as_u64().unwrap();
-    assert!(gap >= 150_000, "the stop is a gap of ~200 ms, got {gap} µs: {q}");
+    assert!(gap >= 250_000, "the stop is a gap of ~300 ms, got {gap} µs: {q}");
     assert_eq!(q["level_after_longest_gap"], 256, "the ring filled while the poller was stopped: {q}");
     assert!(q["full"].as_u64().unwrap() >= 1, "{q}");
-    // before the stop, under 20 k/s, a sample each millisecond, none full
+    // before the stop, a sample each millisecond while the poller runs, none full
     let at = samples.windows(2).position(|w| w[1].0 - w[0].0 == gap).unwrap();
     let before = &samples[..=at];
     let close = before.windows(2).filter(|w| w[1].0 - w[0].0 <= 2_000).count();
-    assert!(close >= 200, "a running poller samples each ms: {close} of {} gaps ≤ 2 ms", before.len());
+    assert!(close >= 150, "a running poller samples each ms: {close} of {} gaps ≤ 2 ms", before.len());
     assert!(before.iter().all(|s| s.1 < 256), "the ring never full while the poller ran: {before:?}");
 }
