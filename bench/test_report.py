@@ -113,6 +113,14 @@ class Saturation(unittest.TestCase):
         rows = [acked(row("xdp", 400_000, 1, 2.0), 390_000), acked(row("reflector", 400_000, 1, 4.0), 380_000)]
         self.assertIn("median most acked 380,000 < XDP's 390,000/s", results(rows).floor_check())
 
+    def test_no_warning_without_a_reflector_or_for_one_sustained_to_its_top_rate(self):
+        rows = [row("xdp", a, 1, 0.0) for a in (100_000, 300_000)] + [row("socket", 100_000, 1, 0.0)]
+        self.assertIsNone(results(rows).floor_check())
+        self.assertNotIn("not a floor", markdown(rows))
+        # its own rates stop at 200 k, all sustained: its limit is higher
+        rows += [row("reflector", a, 1, 0.0) for a in (100_000, 200_000)]
+        self.assertIsNone(results(rows).floor_check())
+
 
 if __name__ == "__main__":
     unittest.main()

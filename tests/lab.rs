@@ -713,14 +713,15 @@ pub fn check_exposition(text: &str) -> Result<usize, String> {
 /// whole life (NATS: clients on `base..base + 5`, cluster routes on
 /// `base + 5..`; the appliance's metrics listener).
 ///
-/// Blocks lie in 10 000..32 000, below the kernel's ephemeral range
-/// (32 768.. by default), so no outgoing connection of this or another
-/// test takes one while a killed server is down. Concurrent tests claim a
-/// block by `flock` on `/tmp/ih-ports/BASE.lock`, released by the
-/// kernel when the test process ends however it ends; a block any of whose
-/// ports something else holds is skipped. (Ports derived from the pid
-/// collided: 20 000 + pid % 3000 × 10 reached into the ephemeral range, and
-/// a client's connection held the port a NATS server was to listen on.)
+/// Blocks lie from 10 000 up to the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32 768.. by default), so no outgoing
+/// connection of this or another test takes one while a killed server is
+/// down. Concurrent tests claim a block by `flock` on
+/// `/tmp/ih-ports/BASE.lock`, released by the kernel when the test process
+/// ends however it ends; a block any of whose ports something else holds
+/// is skipped. (Ports derived from the pid collided: 20 000 + pid % 3000 ×
+/// 10 reached into the ephemeral range, and a client's connection held the
+/// port a NATS server was to listen on.)
 pub struct PortBlock {
     pub base: u16,
     _claim: std::fs::File,
@@ -728,31 +729,36 @@ pub struct PortBlock {
 
 impl PortBlock {
     const FIRST: u16 = 10_000;
-    const SLOTS: u16 = 2_200;
+    const DIR: &str = "/tmp/ih-ports";
 
     /// The first free block from a pid-derived start (so concurrent tests
-    /// seldom probe the same one); panics if all 2 200 are taken.
+    /// seldom probe the same one); panics if all are taken.
     pub fn claim() -> PortBlock {
-        let dir = std::env::temp_dir().join("ih-ports");
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let start = (std::process::id() % Self::SLOTS as u32) as u16;
-        for k in 0..Self::SLOTS {
-            let base = Self::FIRST + (start + k) % Self::SLOTS * 10;
-            let path = dir.join(format!("{base}.lock"));
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+        let low: u16 = range.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(32_768);
+        let slots = low.saturating_sub(Self::FIRST) / 10;
+        assert!(slots > 0, "net.ipv4.ip_local_port_range starts at {low}: no room for test ports from {} below it", Self::FIRST);
+        std::fs::create_dir_all(Self::DIR).unwrap_or_else(|e| panic!("creating {}: {e}", Self::DIR));
+        let start = (std::process::id() % u32::from(slots)) as u16;
+        for k in 0..slots {
+            let base = Self::FIRST + (start + k) % slots * 10;
+            let path = Path::new(Self::DIR).join(format!("{base}.lock"));
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .open(&path)
                 .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-            if f.try_lock().is_err() {
-                continue; // another test holds this block
+            match f.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => continue, // another test holds this block
+                Err(std::fs::TryLockError::Error(e)) => panic!("flock {}: {e}", path.display()),
             }
             if (base..base + 10).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
                 return PortBlock { base, _claim: f };
             }
         }
-        panic!("no free block of 10 ports in {}..{} on 127.0.0.1", Self::FIRST, Self::FIRST + Self::SLOTS * 10);
+        panic!("no free block of 10 ports in {}..{low} on 127.0.0.1", Self::FIRST);
     }
 }
 

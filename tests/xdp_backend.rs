@@ -257,7 +257,13 @@ fn the_rx_ring_trace_shows_a_stopped_poller_as_a_gap_then_a_full_ring() {
     let a = Appliance::start(&lab, settings);
     let out = ironhoard_labtests::TempDir::new("rxring");
     let mut g = pktgen(&lab, &a.dir.0.join("secret0.hex"), &out.0, 5_000, 30_000, "socket");
-    std::thread::sleep(Duration::from_millis(600));
+    // the load flowing (1 000 moves in), then 300 ms more of it
+    let t0 = Instant::now();
+    while a.command("show stats")["rx"].as_u64().unwrap_or(0) < 1_000 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no load reached the poller: {}", a.command("show stats"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let pid = a.child.as_ref().unwrap().id().to_string();
     sh(&["kill", "-STOP", &pid]);
     std::thread::sleep(Duration::from_millis(300));
@@ -268,13 +274,18 @@ fn the_rx_ring_trace_shows_a_stopped_poller_as_a_gap_then_a_full_ring() {
     let _ = g.wait();
     let q = &t["queues"][0];
     assert_eq!(q["ring_size"], 256, "{q}");
-    let samples: Vec<(u64, u64)> = q["samples"].as_array().unwrap().iter().map(|s| (s[0].as_u64().unwrap(), s[1].as_u64().unwrap())).collect();
-    let gap = q["longest_gap_us"].as_u64().unwrap();
+    let samples: Vec<(u64, u64)> = q["samples"]
+        .as_array()
+        .unwrap_or_else(|| panic!("samples in {q}"))
+        .iter()
+        .map(|s| (s[0].as_u64().unwrap_or_else(|| panic!("{s}")), s[1].as_u64().unwrap_or_else(|| panic!("{s}"))))
+        .collect();
+    let gap = q["longest_gap_us"].as_u64().unwrap_or_else(|| panic!("longest_gap_us in {q}"));
     assert!(gap >= 250_000, "the stop is a gap of ~300 ms, got {gap} µs: {q}");
     assert_eq!(q["level_after_longest_gap"], 256, "the ring filled while the poller was stopped: {q}");
-    assert!(q["full"].as_u64().unwrap() >= 1, "{q}");
+    assert!(q["full"].as_u64().is_some_and(|f| f >= 1), "{q}");
     // before the stop, a sample each millisecond while the poller runs, none full
-    let at = samples.windows(2).position(|w| w[1].0 - w[0].0 == gap).unwrap();
+    let at = samples.windows(2).position(|w| w[1].0 - w[0].0 == gap).unwrap_or_else(|| panic!("a gap of {gap} µs in {q}"));
     let before = &samples[..=at];
     let close = before.windows(2).filter(|w| w[1].0 - w[0].0 <= 2_000).count();
     assert!(close >= 150, "a running poller samples each ms: {close} of {} gaps ≤ 2 ms", before.len());

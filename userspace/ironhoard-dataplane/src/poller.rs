@@ -5,8 +5,8 @@
 //! 2. [`refill`](Poller::refill): the fill ring gets every free frame but
 //!    the reserve kept for moves handed over by other pollers;
 //! 3. [`receive`](Poller::receive): a batch from the RX ring, each frame
-//!    through [`serve_frame`](Poller::serve_frame) (at the first turn of
-//!    each millisecond, first the ring's level into
+//!    through [`serve_frame`](Poller::serve_frame) (first, once a
+//!    millisecond, the ring's level into
 //!    [`rx_level`](crate::WorkerShared::rx_level));
 //! 4. [`serve_handoffs`](Poller::serve_handoffs): moves other pollers handed
 //!    to this one, copied into its own frames, through the same routine;

@@ -1,6 +1,8 @@
-//! The RX ring's fill level over time: one sample a millisecond, taken by
-//! the poller at the first turn of each millisecond (before it consumes),
-//! kept for the last [`TRACE_LEN`] - 1 samples, read by `show rx-ring`.
+//! The RX ring's fill level over time: a sample at the poller's first turn
+//! at least a millisecond after the last one (before it consumes: one a
+//! millisecond while it turns; an idle poller asleep in poll(2) samples
+//! when it wakes), the last [`TRACE_LEN`] - 1 kept (about 4 s under load),
+//! read by `show rx-ring`.
 //!
 //! It tells a poller that is too slow (a sample every millisecond, the
 //! level climbing) from one that was stopped (no samples for a while, the
@@ -8,17 +10,19 @@
 //! One writer (the poller: relaxed stores, no read-modify-write, no lock,
 //! no allocation), any number of readers.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// Samples kept: about 4 s at one a millisecond.
 pub const TRACE_LEN: usize = 4096;
 /// The sampling period, ns.
 pub const TRACE_PERIOD_NS: u64 = 1_000_000;
-const LEVEL_BITS: u32 = 20;
+/// Levels up to 65 535: a ring has at most 32 768 entries (`XskSizes`),
+/// and the time keeps 48 bits of µs (8.9 years).
+const LEVEL_BITS: u32 = 16;
 const LEVEL_MAX: u32 = (1 << LEVEL_BITS) - 1;
 
 /// A ring of (time, level) samples, each packed in one u64: microseconds
-/// since the trace's base time above, the level (at most 2^20 - 1) below.
+/// since the trace's base time above, the level below.
 pub struct LevelTrace {
     /// CLOCK_MONOTONIC ns the sample times count from (set by the writer's
     /// first sample).
@@ -46,6 +50,10 @@ impl LevelTrace {
     #[inline]
     pub fn push(&self, now_ns: u64, level: u32) {
         let h = self.head.load(Ordering::Relaxed);
+        // a reader that sees this slot's new value then sees a head of at
+        // least h, which tells it the slot's old sample is gone (with the
+        // reader's fence in `snapshot`: the seqlock pattern)
+        fence(Ordering::Release);
         if h == 0 {
             self.base_ns.store(now_ns, Ordering::Relaxed);
         }
@@ -72,7 +80,8 @@ impl LevelTrace {
         let raw: Vec<u64> = (first..h).map(|i| self.slots[i as usize % TRACE_LEN].load(Ordering::Relaxed)).collect();
         // sample i shares its slot with i + TRACE_LEN: those the writer has
         // written since, or may be writing (head h2), are suspect
-        let h2 = self.head.load(Ordering::Acquire);
+        fence(Ordering::Acquire);
+        let h2 = self.head.load(Ordering::Relaxed);
         let keep_from = (h2 + 1).saturating_sub(TRACE_LEN as u64);
         let skip = keep_from.saturating_sub(first).min(raw.len() as u64) as usize;
         raw[skip..].iter().map(|&v| (base + (v >> LEVEL_BITS) * 1000, (v & u64::from(LEVEL_MAX)) as u32)).collect()
@@ -91,7 +100,7 @@ mod tests {
         t.push(base, 0);
         t.push(base + 1_000_999, 64);
         t.push(base + 40_000_000, 2048);
-        t.push(base + 41_000_000, 5_000_000); // clamped, not spilled into the time
+        t.push(base + 41_000_000, 70_000); // clamped, not spilled into the time
         assert_eq!(
             t.snapshot(),
             vec![(base, 0), (base + 1_000_000, 64), (base + 40_000_000, 2048), (base + 41_000_000, LEVEL_MAX)]

@@ -226,15 +226,15 @@ impl StatsSource {
     }
 
     /// `show rx-ring`: each AF_XDP queue's RX ring level, sampled by its
-    /// poller at the first turn of each millisecond, over the last ~4 s:
+    /// poller about each millisecond, over the last ~4 s (under load):
     /// `[CLOCK_MONOTONIC µs, level]` pairs (align with
     /// `perf record -k CLOCK_MONOTONIC`), and a summary. A gap between
     /// samples is time the poller did not turn (off its core, its vCPU
     /// halted, or asleep in poll(2) with nothing to do).
     pub fn rx_ring(&self) -> Value {
         use std::sync::atomic::Ordering::Relaxed;
-        if self.workers.iter().all(|w| w.shared.rx_ring_size.load(Relaxed) == 0) {
-            return json!({"error": "no RX ring: the appliance runs the socket backend"});
+        if self.info.backend != "xdp" {
+            return json!({"error": format!("no RX ring: the appliance runs the {} backend", self.info.backend)});
         }
         let qs: Vec<Value> = self
             .workers
@@ -318,10 +318,10 @@ fn level_summary(samples: &[(u64, u32)], ring_size: u64) -> Map<String, Value> {
     let mut m = Map::new();
     let max = samples.iter().map(|s| s.1).max();
     let full = samples.iter().filter(|s| u64::from(s.1) >= ring_size).count();
-    let gap = samples.windows(2).max_by_key(|w| w[1].0 - w[0].0);
+    let gap = samples.windows(2).max_by_key(|w| w[1].0.saturating_sub(w[0].0));
     m.insert("max".into(), max.into());
     m.insert("full".into(), full.into());
-    m.insert("longest_gap_us".into(), gap.map(|w| (w[1].0 - w[0].0) / 1000).into());
+    m.insert("longest_gap_us".into(), gap.map(|w| w[1].0.saturating_sub(w[0].0) / 1000).into());
     m.insert("level_after_longest_gap".into(), gap.map(|w| w[1].1).into());
     m
 }
