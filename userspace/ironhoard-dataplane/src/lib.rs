@@ -72,10 +72,8 @@ pub struct WorkerShared {
     /// Service time per move: the batch's time over its datagrams, ns.
     pub move_ns: AtomicHistogram,
     /// AF_XDP: the RX ring's fill level, sampled each millisecond
-    /// (`show rx-ring`), and the ring's size (0: no RX ring, the socket
-    /// backend).
+    /// (`show rx-ring`).
     pub rx_level: crate::trace::LevelTrace,
-    pub rx_ring_size: AtomicU64,
     /// System calls made to kick the kernel (need_wakeup sendto/poll) and
     /// idle sleeps in poll(2).
     pub wakeups: AtomicU64,

@@ -284,7 +284,6 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     /// for its acks to leave, says so, and returns when released.
     pub(crate) fn run(mut self) {
         self.shared.has_xsk_stats.store(true, Ordering::Relaxed);
-        self.shared.rx_ring_size.store(u64::from(self.sock.sizes.ring), Ordering::Relaxed);
         while !self.shared.stop_requested() {
             self.turn(false);
         }

@@ -16,17 +16,14 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 pub const TRACE_LEN: usize = 4096;
 /// The sampling period, ns.
 pub const TRACE_PERIOD_NS: u64 = 1_000_000;
-/// Levels up to 65 535: a ring has at most 32 768 entries (`XskSizes`),
-/// and the time keeps 48 bits of µs (8.9 years).
+/// Levels up to 65 535: a ring has at most 32 768 entries (`XskSizes`);
+/// the time keeps 48 bits of CLOCK_MONOTONIC µs (8.9 years of uptime).
 const LEVEL_BITS: u32 = 16;
 const LEVEL_MAX: u32 = (1 << LEVEL_BITS) - 1;
 
-/// A ring of (time, level) samples, each packed in one u64: microseconds
-/// since the trace's base time above, the level below.
+/// A ring of (time, level) samples, each packed in one u64: CLOCK_MONOTONIC
+/// microseconds above, the level below.
 pub struct LevelTrace {
-    /// CLOCK_MONOTONIC ns the sample times count from (set by the writer's
-    /// first sample).
-    base_ns: AtomicU64,
     /// Samples written so far (the next one goes to `head % TRACE_LEN`).
     head: AtomicU64,
     slots: Box<[AtomicU64]>,
@@ -34,7 +31,7 @@ pub struct LevelTrace {
 
 impl Default for LevelTrace {
     fn default() -> Self {
-        LevelTrace { base_ns: AtomicU64::new(0), head: AtomicU64::new(0), slots: (0..TRACE_LEN).map(|_| AtomicU64::new(0)).collect() }
+        LevelTrace { head: AtomicU64::new(0), slots: (0..TRACE_LEN).map(|_| AtomicU64::new(0)).collect() }
     }
 }
 
@@ -45,8 +42,7 @@ impl std::fmt::Debug for LevelTrace {
 }
 
 impl LevelTrace {
-    /// Records `level` at `now_ns` (CLOCK_MONOTONIC). Single writer only;
-    /// times must not go backwards.
+    /// Records `level` at `now_ns` (CLOCK_MONOTONIC). Single writer only.
     #[inline]
     pub fn push(&self, now_ns: u64, level: u32) {
         let h = self.head.load(Ordering::Relaxed);
@@ -54,12 +50,7 @@ impl LevelTrace {
         // least h, which tells it the slot's old sample is gone (with the
         // reader's fence in `snapshot`: the seqlock pattern)
         fence(Ordering::Release);
-        if h == 0 {
-            self.base_ns.store(now_ns, Ordering::Relaxed);
-        }
-        let base = self.base_ns.load(Ordering::Relaxed);
-        let us = now_ns.saturating_sub(base) / 1000;
-        let v = (us << LEVEL_BITS) | u64::from(level.min(LEVEL_MAX));
+        let v = ((now_ns / 1000) << LEVEL_BITS) | u64::from(level.min(LEVEL_MAX));
         self.slots[h as usize % TRACE_LEN].store(v, Ordering::Relaxed);
         // the slot before the head: a reader that sees this head sees it
         self.head.store(h + 1, Ordering::Release);
@@ -75,7 +66,6 @@ impl LevelTrace {
     /// are left out.
     pub fn snapshot(&self) -> Vec<(u64, u32)> {
         let h = self.head.load(Ordering::Acquire);
-        let base = self.base_ns.load(Ordering::Relaxed);
         let first = h.saturating_sub(TRACE_LEN as u64);
         let raw: Vec<u64> = (first..h).map(|i| self.slots[i as usize % TRACE_LEN].load(Ordering::Relaxed)).collect();
         // sample i shares its slot with i + TRACE_LEN: those the writer has
@@ -84,7 +74,7 @@ impl LevelTrace {
         let h2 = self.head.load(Ordering::Relaxed);
         let keep_from = (h2 + 1).saturating_sub(TRACE_LEN as u64);
         let skip = keep_from.saturating_sub(first).min(raw.len() as u64) as usize;
-        raw[skip..].iter().map(|&v| (base + (v >> LEVEL_BITS) * 1000, (v & u64::from(LEVEL_MAX)) as u32)).collect()
+        raw[skip..].iter().map(|&v| ((v >> LEVEL_BITS) * 1000, (v & u64::from(LEVEL_MAX)) as u32)).collect()
     }
 }
 
@@ -96,7 +86,7 @@ mod tests {
     fn samples_come_back_oldest_first_at_microsecond_precision() {
         let t = LevelTrace::default();
         assert!(t.snapshot().is_empty());
-        let base = 5_000_000_123_456;
+        let base = 5_000_000_123_000; // a whole µs: the trace keeps µs
         t.push(base, 0);
         t.push(base + 1_000_999, 64);
         t.push(base + 40_000_000, 2048);

@@ -232,15 +232,13 @@ impl StatsSource {
     /// samples is time the poller did not turn (off its core, its vCPU
     /// halted, or asleep in poll(2) with nothing to do).
     pub fn rx_ring(&self) -> Value {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.info.backend != "xdp" {
+        let Some(size) = self.xdp_info["ring_size"].as_u64() else {
             return json!({"error": format!("no RX ring: the appliance runs the {} backend", self.info.backend)});
-        }
+        };
         let qs: Vec<Value> = self
             .workers
             .iter()
             .map(|w| {
-                let size = w.shared.rx_ring_size.load(Relaxed);
                 let samples = w.shared.rx_level.snapshot();
                 let mut q = level_summary(&samples, size);
                 q.insert("queue".into(), w.queue.into());
