@@ -363,8 +363,9 @@ with open(E["IH_ROWS"]) as f:
 what = {
     "socket": "the appliance, kernel UDP backend",
     "xdp": "the appliance, AF_XDP backend",
-    "reflector": "bare AF_XDP reflector on queue 0, steered by the appliance's XDP program: an ACCEPTED ack "
-                 "signed per move, no tag check, no engine, no log (the floor of the machine)",
+    "reflector": "bare AF_XDP reflector on queue 0, steered by the appliance's XDP program and driven by the "
+                 "poller's own ring code: an ACCEPTED ack signed per move, no tag check, no engine, no log "
+                 "(the floor of the machine)",
     "tokio": "plain tokio UdpSocket, each move through the appliance's engine (tag, window, rules, "
              "rate limit), no move log",
 }

@@ -7,8 +7,10 @@
 # core 1, one veth lab for all runs.
 #   usage: bench/saturation-ab.sh [ROUNDS] [SECONDS] [OUT]   (root; make release
 #          and cargo build --release -p ironhoard-contenders first)
-# CONTENDERS (default "xdp reflector"): xdp, reflector, or xdp=PATH (the XDP
-# backend of another ironhoard binary, e.g. the commit before a change).
+# CONTENDERS (default "xdp reflector"): xdp, reflector, xdp=PATH (the XDP
+# backend of another ironhoard binary, e.g. the commit before a change) or
+# reflector=PATH (another ih-bench-reflector binary). Shares are of
+# `reflector`'s acked/s.
 # WARMUP (default 4): seconds of the same load before the measured run, on
 # other games (--game-base), so what a contender does once at start (the
 # move log's first segments, its player table) is not in the figure.
@@ -47,7 +49,8 @@ for c in $CONTENDERS; do
     xdp) ;;
     xdp=*) [ -x "${c#xdp=}" ] || { echo "${c#xdp=} is not an executable" >&2; exit 1; } ;;
     reflector) [ -x "$REFLECTOR_BIN" ] || { echo "$REFLECTOR_BIN is missing: cargo build --release -p ironhoard-contenders" >&2; exit 1; } ;;
-    *) echo "unknown contender '$c' (xdp, xdp=PATH, reflector)" >&2; exit 2 ;;
+    reflector=*) [ -x "${c#reflector=}" ] || { echo "${c#reflector=} is not an executable" >&2; exit 1; } ;;
+    *) echo "unknown contender '$c' (xdp, xdp=PATH, reflector, reflector=PATH)" >&2; exit 2 ;;
   esac
 done
 RUNS_FILE=$(mktemp /tmp/ih-satab.XXXXXX)
@@ -78,8 +81,10 @@ one_run() {
     xdp|xdp=*)
       [ "$c" != xdp ] && bin=${c#xdp=}
       BIN=$bin appliance_up xdp ;;
-    reflector)
-      taskset -c 0 "$REFLECTOR_BIN" --iface "$A" --port 7777 --secret-file "$DIR/secret0.hex" --core 0 > "$DIR/reflector.log" 2>&1 &
+    reflector|reflector=*)
+      local rbin=$REFLECTOR_BIN
+      [ "$c" != reflector ] && rbin=${c#reflector=}
+      taskset -c 0 "$rbin" --iface "$A" --port 7777 --secret-file "$DIR/secret0.hex" --core 0 > "$DIR/reflector.log" 2>&1 &
       CPID=$!
       sleep 2
       kill -0 "$CPID" 2>/dev/null || { echo "reflector exited:" >&2; cat "$DIR/reflector.log" >&2; exit 1; } ;;
@@ -109,7 +114,7 @@ one_run() {
       sleep 1.1 # the pollers publish XDP_STATISTICS about once a second
       ring=$("$bin" stats --socket "$DIR/stats.sock" --json | python3 -c 'import json,sys; print(sum(q["xsk"]["rx_ring_full"] for q in json.load(sys.stdin)["queues"]))')
       BIN=$bin appliance_down ;;
-    reflector)
+    reflector|reflector=*)
       kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; CPID="" ;;
   esac
   python3 - "$DIR/r.json" "$round" "$c" "$s0" "$s1" "$keeper0" "$keeper1" "$ring" "$perf_data" >> "$RUNS_FILE" <<'PY'

@@ -7,7 +7,10 @@
 //!   one queue, opened by the appliance's own socket setup (same UMEM and
 //!   ring sizes, hugepages, zero-copy fallback, TX budget) and steered by
 //!   IronHoard's own XDP program (so steering costs what it costs the
-//!   appliance), batched and woken as the appliance's poller is. Per move
+//!   appliance), and driven by the poller's own ring code
+//!   (`ironhoard_dataplane::rings::XskRings`: the same batch, fill-ring
+//!   policy, TX kicks, idle spin and sleep), so it differs from the
+//!   appliance's poller only in what it does to each frame. Per move
 //!   frame it parses
 //!   Ethernet/IP/UDP, turns the move into an ACCEPTED ack signed with the
 //!   player's key (exactly one HMAC-SHA256 per packet, the ack tag; player

@@ -6,13 +6,16 @@
 //!
 //! Backends:
 //! - [`xsk`]: AF_XDP, one socket and UMEM per NIC queue, steered by the XDP
-//!   program; each socket's poller (the loop in `poller`) validates moves in
-//!   place and acks from the same frame, handing a move whose player another
-//!   poller owns to that poller's mailbox (the [`mesh::Mesh`]);
+//!   program; each socket's poller (the loop in `poller`, over the socket's
+//!   [`rings::XskRings`]) validates moves in place and acks from the same
+//!   frame, handing a move whose player another poller owns to that
+//!   poller's mailbox (the [`mesh::Mesh`]);
 //! - [`socket`]: kernel UDP sockets (SO_REUSEPORT group, recvmmsg/sendmmsg),
 //!   for hosts or NICs where AF_XDP is not wanted.
 //!
-//! Beside them: [`mesh`] (the pollers' mailboxes), [`split`] (an AF_XDP
+//! Beside them: [`rings`] (an AF_XDP socket's rings as every loop over them
+//! drives them: the poller's, and the lab benchmark's reflector's), [`mesh`]
+//! (the pollers' mailboxes), [`split`] (an AF_XDP
 //! socket's halves, for the generator), [`capture`] (the per-poller ring
 //! `ironhoard capture` reads),
 //! [`dispatch`] (the move log's writer as the engine sees it), [`frame`] (frames
@@ -27,6 +30,7 @@ pub mod dispatch;
 pub mod frame;
 pub mod hist;
 pub mod mesh;
+pub mod rings;
 pub mod socket;
 pub mod split;
 pub mod trace;

@@ -27,14 +27,12 @@
 //! gro_flush_timeout watchdog (or, after napi_defer_hard_irqs empty polls,
 //! the interrupt) takes the queue back until it wakes.
 //!
-//! Every frame of the UMEM is, at any moment, in exactly one place: the
-//! [`FramePool`] (free), the fill or RX ring (the kernel's, for receiving),
-//! this turn's batch, or in flight (on the TX ring until completed). The
-//! pool counts the kernel's shares, and debug builds check after every
-//! turn that the four add up to the UMEM's frame count.
+//! The ring steps (1, 2, 3's batch, 5's TX ring, 6) are [`XskRings`]'s,
+//! shared with the lab benchmark's reflector; which accounts for every
+//! frame of the UMEM between turns (`XskRings::check`).
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -47,15 +45,10 @@ use xsk_rs::FrameDesc;
 use crate::capture::{ack_status, CaptureRing, Record, RecordKind, NO_STATUS};
 use crate::mesh::{Handoff, Mesh, HANDOFF_RESERVE};
 use crate::trace::TRACE_PERIOD_NS;
+use crate::rings::{XskRings, IDLE_POLL_MS};
 use crate::xsk::{XskSocket, BATCH};
 use crate::{monotonic_ns, WorkerShared};
 
-/// poll(2) timeout when idle: bounds both the stop-flag check and the wake
-/// latency should a wakeup be missed.
-pub(crate) const IDLE_POLL_MS: i32 = 10;
-/// While frames are in flight and nothing else happens, the TX ring is
-/// kicked again after this long (copy mode sends only when kicked).
-const TX_REKICK_NS: u64 = 50_000;
 /// Counters are published for the control plane at most this often
 /// (every batch would bounce their cache lines to the stats thread).
 const PUBLISH_NS: u64 = 1_000_000;
@@ -68,114 +61,20 @@ const DRAIN_MAX_NS: u64 = 1_000_000_000;
 /// for this long is no longer watched.
 const BRIDGE_QUIET_NS: u64 = 200_000_000;
 
-/// The frames of one UMEM that are in no kernel ring: the poller's own.
-pub(crate) struct FramePool {
-    /// Free frames. Capacity is the UMEM's frame count: pushes never allocate.
-    free: Vec<FrameDesc>,
-    /// Frames kept off the fill ring for moves handed over by other pollers.
-    reserve: usize,
-    /// Frames on the fill ring or the RX ring (the kernel's, for receiving).
-    receiving: usize,
-    /// Frames on the TX ring, not yet completed.
-    in_flight: usize,
-    /// The UMEM's frame count.
-    total: usize,
-}
-
-impl FramePool {
-    /// A pool owning `free`, with `receiving` frames already on the fill
-    /// ring, out of `total`.
-    pub(crate) fn new(free: Vec<FrameDesc>, receiving: usize, total: usize, reserve: usize) -> FramePool {
-        let mut v = Vec::with_capacity(total);
-        v.extend_from_slice(&free);
-        FramePool { free: v, reserve, receiving, in_flight: 0, total }
-    }
-
-    /// A free frame (for a handed-over move).
-    fn take(&mut self) -> Option<FrameDesc> {
-        self.free.pop()
-    }
-
-    /// A frame of this turn's batch goes back unused (dropped datagram).
-    fn put_back(&mut self, d: FrameDesc) {
-        self.free.push(d);
-    }
-
-    /// Frames the fill ring may have now.
-    fn fillable(&self) -> usize {
-        self.free.len().saturating_sub(self.reserve)
-    }
-
-    /// The last `k` free frames, put on the fill ring by `produce` (which
-    /// returns how many it took: all of them or none).
-    fn give_to_fill(&mut self, k: usize, produce: impl FnOnce(&[FrameDesc]) -> usize) {
-        let from = self.free.len() - k;
-        if produce(&self.free[from..]) == k {
-            self.free.truncate(from);
-            self.receiving += k;
-        }
-    }
-
-    /// `n` frames arrived on the RX ring: this turn's batch holds them.
-    fn received(&mut self, n: usize) {
-        debug_assert!(n <= self.receiving, "received {n} frames, the kernel had {}", self.receiving);
-        self.receiving -= n;
-    }
-
-    /// `n` acks went on the TX ring.
-    fn sent(&mut self, n: usize) {
-        self.in_flight += n;
-    }
-
-    /// Frames the completion ring handed back.
-    fn completed(&mut self, frames: &[FrameDesc]) {
-        debug_assert!(frames.len() <= self.in_flight, "{} completions, {} in flight", frames.len(), self.in_flight);
-        self.free.extend_from_slice(frames);
-        self.in_flight -= frames.len().min(self.in_flight);
-    }
-
-    fn in_flight(&self) -> usize {
-        self.in_flight
-    }
-
-    /// Between turns, when no batch holds a frame: none is lost.
-    fn check(&self) {
-        debug_assert_eq!(
-            self.free.len() + self.receiving + self.in_flight,
-            self.total,
-            "frames lost: {} free + {} receiving + {} in flight != {}",
-            self.free.len(),
-            self.receiving,
-            self.in_flight,
-            self.total
-        );
-    }
-}
-
 /// One poller serving one socket.
 pub(crate) struct Poller<'a, D: Dispatch> {
-    sock: XskSocket,
+    rings: XskRings,
     engine: &'a mut Engine,
     dispatch: &'a mut D,
     shared: &'a WorkerShared,
     port: u16,
     mesh: Option<(&'a Mesh, usize)>,
-    pool: FramePool,
     rx_batch: [FrameDesc; BATCH],
     /// This turn's acks (received and handed-over moves).
     tx_batch: [FrameDesc; 2 * BATCH],
     acks: usize,
-    comp: [FrameDesc; 4 * BATCH],
     /// Owners handed moves this turn (bit o % 64), woken after the batch.
     woken: u64,
-    /// Preferred busy polling: this poller drives the NAPI loop.
-    busy_poll: bool,
-    /// Spin this long on an empty ring before sleeping in poll(2).
-    idle_spin_ns: u64,
-    /// Acks produced on the TX ring since the last kick.
-    tx_unkicked: bool,
-    last_kick: u64,
-    idle_since: Option<u64>,
     /// When the RX ring's level is next sampled (`shared.rx_level`).
     next_level: u64,
     next_stats: u64,
@@ -230,24 +129,16 @@ impl XskSocket {
 
 impl<'a, D: Dispatch> Poller<'a, D> {
     pub(crate) fn new(
-        mut sock: XskSocket,
+        sock: XskSocket,
         engine: &'a mut Engine,
         dispatch: &'a mut D,
         shared: &'a WorkerShared,
         port: u16,
         mesh: Option<(&'a Mesh, usize)>,
     ) -> Self {
-        let total = sock.sizes.frames as usize;
-        let free = std::mem::take(&mut sock.frames);
-        let receiving = total - free.len();
         let reserve = if mesh.is_some() { HANDOFF_RESERVE } else { 0 };
-        let busy_poll = sock.busy_poll.is_some();
-        let idle_spin_ns = u64::try_from(sock.idle_spin.as_nanos()).unwrap_or(u64::MAX);
         Poller {
-            busy_poll,
-            idle_spin_ns,
-            pool: FramePool::new(free, receiving, total, reserve),
-            sock,
+            rings: XskRings::new(sock, reserve),
             engine,
             dispatch,
             shared,
@@ -256,11 +147,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             rx_batch: [FrameDesc::default(); BATCH],
             tx_batch: [FrameDesc::default(); 2 * BATCH],
             acks: 0,
-            comp: [FrameDesc::default(); 4 * BATCH],
             woken: 0,
-            tx_unkicked: false,
-            last_kick: 0,
-            idle_since: None,
             next_level: 0,
             next_stats: 0,
             next_publish: 0,
@@ -294,7 +181,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             if self.turn(true) {
                 busy_at = now;
             }
-            let drained = now - busy_at >= DRAIN_QUIET_NS && self.pool.in_flight() == 0;
+            let drained = now - busy_at >= DRAIN_QUIET_NS && self.rings.in_flight() == 0;
             if drained || now - start >= DRAIN_MAX_NS {
                 self.shared.drained.store(true, Ordering::Release);
                 if self.shared.exit.load(Ordering::Acquire) {
@@ -311,8 +198,8 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     fn turn(&mut self, draining: bool) -> bool {
         self.shared.apply_reload(&mut self.reload_seen, self.engine);
         self.shared.poll_capture(&mut self.capture_seen, &mut self.capture);
-        self.reclaim();
-        self.refill();
+        self.rings.reclaim();
+        self.rings.refill();
         let now = monotonic_ns();
         let n = self.receive(now);
         let handed = self.serve_handoffs();
@@ -326,7 +213,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
                 self.publish(now, false);
             }
         } else {
-            self.idle_since = None;
+            self.rings.busy();
             self.wake_owners();
             self.transmit();
             let end = monotonic_ns();
@@ -334,8 +221,23 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             self.dirty = true;
             self.publish(end, false);
         }
-        self.pool.check();
+        self.count_ring_calls();
+        self.rings.check();
         busy
+    }
+
+    /// The kernel wake-ups and busy-poll calls the rings made this turn,
+    /// into the stats.
+    #[inline]
+    fn count_ring_calls(&mut self) {
+        let w = self.rings.take_wakeups();
+        if w > 0 {
+            self.shared.count_wakeups(w);
+        }
+        let b = self.rings.take_busy_polls();
+        if b > 0 {
+            self.shared.count_busy_polls(b);
+        }
     }
 
     /// Step 4b, while a handover's bridge is watched: one batch from it,
@@ -363,46 +265,16 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         n
     }
 
-    /// Step 1: completed TX frames come back to the pool.
-    fn reclaim(&mut self) {
-        // SAFETY: comp is ours to overwrite; the ring hands back frames we sent.
-        let c = unsafe { self.sock.cq.consume(&mut self.comp) };
-        self.pool.completed(&self.comp[..c]);
-    }
-
-    /// Step 2: the fill ring gets every free frame but the reserve.
-    fn refill(&mut self) {
-        let k = (self.sock.fq.nb_free(self.pool.fillable() as u32) as usize).min(self.pool.fillable());
-        if k > 0 {
-            let fq = &mut self.sock.fq;
-            // SAFETY: pool frames are in no ring and no one else holds them.
-            self.pool.give_to_fill(k, |frames| unsafe { fq.produce(frames) });
-        }
-        if self.sock.fq.needs_wakeup() {
-            let _ = self.sock.fq.wakeup(self.sock.rx.fd_mut(), 0);
-            self.shared.count_wakeups(1);
-        }
-    }
-
-    /// Step 3: a batch from the RX ring, each frame served. With preferred
-    /// busy polling, an empty ring is followed by one recvfrom (the kernel
-    /// runs the queue's NAPI poll in it) and a second look.
+    /// Step 3: a batch from the RX ring ([`XskRings::receive`]: with
+    /// preferred busy polling, an empty ring is followed by one recvfrom and
+    /// a second look), each frame served.
     fn receive(&mut self, now: u64) -> usize {
         if now >= self.next_level {
-            // what waits in the ring as the poller comes to it (the
-            // producer's own index, not the cached one)
-            self.shared.rx_level.push(now, self.sock.rx.nb_avail_exact());
+            // what waits in the ring as the poller comes to it
+            self.shared.rx_level.push(now, self.rings.rx_level());
             self.next_level = now + TRACE_PERIOD_NS;
         }
-        // SAFETY: rx_batch is ours to overwrite.
-        let mut n = unsafe { self.sock.rx.consume(&mut self.rx_batch) };
-        if n == 0 && self.busy_poll {
-            self.sock.busy_poll_rx();
-            self.shared.count_busy_polls(1);
-            // SAFETY: as above.
-            n = unsafe { self.sock.rx.consume(&mut self.rx_batch) };
-        }
-        self.pool.received(n);
+        let n = self.rings.receive(&mut self.rx_batch);
         self.engine.counters.rx += n as u64;
         // the player table's cache misses overlapped across the batch
         self.engine.prefetch_batch(n, |i| self.move_tail(i));
@@ -421,7 +293,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     fn move_tail(&self, i: usize) -> &[u8] {
         // SAFETY: the frame came from the RX ring this turn and is in no
         // ring until it is served; it is only read here.
-        let f = unsafe { self.sock.umem.data(&self.rx_batch[i]) }.contents();
+        let f = unsafe { self.rings.umem().data(&self.rx_batch[i]) }.contents();
         &f[f.len().saturating_sub(MOVE_LEN)..]
     }
 
@@ -432,13 +304,13 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         let inbox = m.inbox(me);
         let mut k = 0;
         while self.acks < self.tx_batch.len() {
-            let Some(mut d) = self.pool.take() else { break };
+            let Some(mut d) = self.rings.take() else { break };
             let Some(h) = inbox.pop() else {
-                self.pool.put_back(d);
+                self.rings.put_back(d);
                 break;
             };
             // SAFETY: a pool frame is in no ring; we own it.
-            let mut data = unsafe { self.sock.umem.data_mut(&mut d) };
+            let mut data = unsafe { self.rings.umem().data_mut(&mut d) };
             let mut cur = data.cursor();
             let cap = cur.buf_len();
             cur.set_pos(cap);
@@ -480,7 +352,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         };
         // SAFETY: the frame came from the RX ring or the pool and is in no
         // ring; it is only read here, before serve_frame_inner touches it.
-        let mut rec = Record::new(RecordKind::Move, NO_STATUS, recv_ns, unsafe { self.sock.umem.data(&d) }.contents());
+        let mut rec = Record::new(RecordKind::Move, NO_STATUS, recv_ns, unsafe { self.rings.umem().data(&d) }.contents());
         match self.serve_frame_inner(d, recv_ns, origin) {
             Served::HandedOver => {}
             Served::Dropped => {
@@ -492,7 +364,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
                 // the ack is the last frame of this turn's acks (not yet on TX)
                 let a = self.tx_batch[self.acks - 1];
                 // SAFETY: that frame is in no ring until transmit(); read only.
-                let ack = unsafe { self.sock.umem.data(&a) };
+                let ack = unsafe { self.rings.umem().data(&a) };
                 rec.status = ack_status(ack.contents());
                 if ring.wants(rec.status) {
                     if !ring.push(rec) {
@@ -510,7 +382,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
     fn serve_frame_inner(&mut self, mut d: FrameDesc, recv_ns: u64, origin: Origin) -> Served {
         // SAFETY: the frame came from the RX ring or the pool and is in no
         // ring until we put it on TX or back in the pool.
-        let mut data = unsafe { self.sock.umem.data_mut(&mut d) };
+        let mut data = unsafe { self.rings.umem().data_mut(&mut d) };
         let f = data.contents_mut();
         let served = match classify(f, self.port, MOVE_LEN) {
             Class::Serve(u) => {
@@ -553,7 +425,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
                 self.tx_batch[self.acks] = d;
                 self.acks += 1;
             }
-            Served::Dropped | Served::HandedOver => self.pool.put_back(d),
+            Served::Dropped | Served::HandedOver => self.rings.put_back(d),
         }
         served
     }
@@ -572,78 +444,40 @@ impl<'a, D: Dispatch> Poller<'a, D> {
 
     /// Step 5: once this turn's accepted moves are recorded (synced, per
     /// policy), its acks go on the TX ring from the frames they are in, and
-    /// the kernel is kicked (copy mode transmits only when kicked).
+    /// the kernel is kicked ([`XskRings::send`]).
     fn transmit(&mut self) {
         let acks = std::mem::take(&mut self.acks);
         if acks > 0 {
             self.dispatch.commit();
-            let mut sent = 0;
-            for _ in 0..64 {
-                // SAFETY: the frames in tx_batch hold finished acks and are in no ring.
-                sent = unsafe { self.sock.tx.produce(&self.tx_batch[..acks]) };
-                if sent == acks {
-                    break;
-                }
-                // TX ring full: kick the kernel and take completions.
-                self.kick_tx();
-                self.reclaim();
-            }
-            // produce is all-or-nothing, but account for a partial one
-            // anyway: what went on the ring is in flight, the rest goes
-            // back to the pool (never both).
-            let sent = sent.min(acks);
-            self.pool.sent(sent);
-            self.engine.counters.tx += sent as u64;
-            if sent < acks {
-                self.engine.counters.tx_errors += (acks - sent) as u64;
-                for &d in &self.tx_batch[sent..acks] {
-                    self.pool.put_back(d);
-                }
-            }
-            self.tx_unkicked |= sent > 0;
         }
-        // with busy polling, every batch's sendto also drives the NAPI loop
-        if self.tx_unkicked && (self.busy_poll || self.sock.tx.needs_wakeup()) {
-            self.kick_tx();
-        }
-    }
-
-    fn kick_tx(&mut self) {
-        let _ = self.sock.tx.wakeup();
-        self.shared.count_wakeups(1);
-        self.tx_unkicked = false;
-        self.last_kick = monotonic_ns();
+        let sent = self.rings.send(&self.tx_batch[..acks]);
+        self.engine.counters.tx += sent.sent as u64;
+        self.engine.counters.tx_errors += sent.refused as u64;
     }
 
     /// Step 6, a turn that found nothing: frames still in flight get a kick
     /// now and then; stats are published; after `idle_spin` of nothing the
     /// poller sleeps in poll(2) (woken by the socket, or by a peer that
-    /// handed it a move).
+    /// handed it a move) ([`XskRings::idle`]).
     /// While draining or watching a bridge it never sleeps. With preferred
     /// busy polling each spinning turn has made a recvfrom (step 3), so the
     /// spin is the kernel's NAPI poll; the sleep is the same.
     fn idle(&mut self, now: u64, draining: bool) {
-        if self.pool.in_flight() > 0 && (self.tx_unkicked || now.saturating_sub(self.last_kick) >= TX_REKICK_NS) {
-            self.kick_tx();
-        }
+        let sleep = self.rings.idle(now, draining || self.bridge.is_some());
         self.publish(now, false);
-        let since = *self.idle_since.get_or_insert(now);
-        if now - since < self.idle_spin_ns || self.pool.in_flight() > 0 || draining || self.bridge.is_some() {
+        if !sleep {
             std::hint::spin_loop();
             return;
         }
         match self.mesh {
-            None => {
-                let _ = self.sock.rx.poll(IDLE_POLL_MS);
-            }
+            None => self.rings.sleep(),
             Some((m, me)) => {
-                if m.sleep_or_wake(me, self.sock.rx.fd().as_raw_fd(), IDLE_POLL_MS) {
+                if m.sleep_or_wake(me, self.rings.fd(), IDLE_POLL_MS) {
                     self.shared.peer_wakes.fetch_add(1, Ordering::Relaxed);
                 }
+                self.rings.woke();
             }
         }
-        self.shared.count_wakeups(1);
-        self.idle_since = None;
     }
 
     /// Counters and the players gauge for the control plane (at most every
@@ -659,7 +493,7 @@ impl<'a, D: Dispatch> Poller<'a, D> {
             self.dirty = false;
         }
         if force || now >= self.next_stats {
-            self.sock.publish_xsk_stats(self.shared);
+            self.rings.sock.publish_xsk_stats(self.shared);
             self.next_stats = now + 1_000_000_000;
         }
     }
@@ -714,48 +548,4 @@ enum HandOver {
     Handed,
     /// Answered BUSY in place (the owner's mailbox full).
     Busy,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frames(n: u64) -> Vec<FrameDesc> {
-        (0..n).map(|_| FrameDesc::default()).collect()
-    }
-
-    #[test]
-    fn the_pool_accounts_for_every_frame() {
-        let mut p = FramePool::new(frames(100), 28, 128, 10);
-        p.check();
-        assert_eq!(p.fillable(), 90);
-        p.give_to_fill(90, |f| f.len());
-        assert_eq!((p.free.len(), p.receiving), (10, 118));
-        p.check();
-        // a batch of 5 arrives: 3 become acks, 2 are dropped
-        p.received(5);
-        p.put_back(FrameDesc::default());
-        p.put_back(FrameDesc::default());
-        p.sent(3);
-        p.check();
-        p.completed(&frames(3));
-        assert_eq!(p.in_flight(), 0);
-        p.check();
-        // a refused produce leaves the frames in the pool
-        p.give_to_fill(2, |_| 0);
-        assert_eq!(p.free.len(), 15);
-        p.check();
-    }
-
-    #[test]
-    #[cfg(debug_assertions)]
-    #[should_panic(expected = "frames lost")]
-    fn a_frame_not_given_back_is_caught() {
-        let mut p = FramePool::new(frames(64), 0, 64, 0);
-        p.give_to_fill(64, |f| f.len());
-        p.received(4);
-        p.put_back(FrameDesc::default());
-        p.sent(2); // one of the four forgotten
-        p.check();
-    }
 }

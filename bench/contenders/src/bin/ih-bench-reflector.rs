@@ -2,29 +2,29 @@
 //! only. One AF_XDP socket on one queue, opened by the appliance's own
 //! socket setup (`ironhoard_dataplane::xsk`: its UMEM and ring sizes,
 //! hugepages, zero-copy fallback, TX budget) and steered by IronHoard's own
-//! XDP program; every move frame becomes an ACCEPTED ack signed with the
-//! player's key (one HMAC-SHA256, the ack tag) and leaves from the UMEM frame
-//! it arrived in, batched and woken as the appliance's poller does. No tag
-//! verification, replay window, rules, rate limit or move log: it acks
-//! forgeries too. See the crate documentation.
+//! XDP program, and driven by the poller's own ring code
+//! (`ironhoard_dataplane::rings::XskRings`: the same batch, fill-ring
+//! policy, TX kicks, idle spin and sleep); every move frame becomes an
+//! ACCEPTED ack signed with the player's key (one HMAC-SHA256, the ack tag)
+//! and leaves from the UMEM frame it arrived in. No tag verification,
+//! replay window, rules, rate limit or move log: it acks forgeries too.
+//! See the crate documentation.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use ironhoard_contenders::read_secret;
 use ironhoard_classify::{classify, rewrite_to_ack, Class};
-use ironhoard_dataplane::xsk::{XskParts, XskSizes, XskSocket, ZeroCopyWant, BATCH};
+use ironhoard_dataplane::rings::XskRings;
+use ironhoard_dataplane::xsk::{XskSizes, XskSocket, ZeroCopyWant, BATCH};
 use ironhoard_dataplane::{affinity, monotonic_ns};
 use ironhoard_loader::{Steering, WantMode};
 use ironhoard_wire::{ack_in_place, MasterKey, Move, PlayerMac, Status, MOVE_LEN};
 use xsk_rs::FrameDesc;
-
-/// As the appliance's poller: spin `--idle-spin-us` (its default,
-/// DEFAULT_IDLE_SPIN: 2 ms), then poll(2).
-const IDLE_POLL_MS: i32 = 10;
 
 #[derive(Parser)]
 #[command(
@@ -127,10 +127,10 @@ fn run(a: Args) -> Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&term)).context("installing signal handlers")?;
     }
     let mut keys = KeyCache::new(MasterKey::new(&read_secret(&a.secret_file)?), a.players);
-    // the appliance's socket, at its default sizes, every frame on the fill ring
-    let sizes = XskSizes::default();
-    let sock = XskSocket::open_with_fill(&a.iface, a.queue, ZeroCopyWant::Auto, sizes.frames as usize, sizes)
+    // the appliance's socket, at its default sizes and idle spin
+    let mut sock = XskSocket::open(&a.iface, a.queue, ZeroCopyWant::Auto, XskSizes::default())
         .with_context(|| format!("AF_XDP socket on {} queue {}", a.iface, a.queue))?;
+    sock.idle_spin = Duration::from_micros(a.idle_spin_us);
     let mut steering = Steering::load(a.port).context("loading the XDP program")?;
     steering.set_shield((0, 0), (0, 0))?; // off, as in the lab's appliance
     steering.insert_socket(a.queue, sock.fd())?;
@@ -144,23 +144,10 @@ fn run(a: Args) -> Result<()> {
         xdp.name(),
         a.core
     );
-    let mut r = Reflector::new(sock.into_parts());
-    let spin_idle_ns = a.idle_spin_us.saturating_mul(1000);
-    let mut idle_since = None;
+    // one queue, no mesh: no frames kept back for handed-over moves
+    let mut r = Reflector::new(XskRings::new(sock, 0));
     while !term.load(Ordering::Relaxed) {
-        r.recycle();
-        if r.reflect(&mut keys, a.port) > 0 {
-            idle_since = None;
-            continue;
-        }
-        // busy-poll; after an idle stretch of idle_spin_us sleep in poll(2), as the appliance does
-        let t = monotonic_ns();
-        if t - *idle_since.get_or_insert(t) >= spin_idle_ns && r.in_flight == 0 {
-            let _ = r.p.rx.poll(IDLE_POLL_MS);
-            idle_since = None;
-        } else {
-            std::hint::spin_loop();
-        }
+        r.turn(&mut keys, a.port);
     }
     drop(steering); // detach before the socket goes
     println!(
@@ -171,66 +158,44 @@ fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// The reflector's loop state over the socket's parts.
+/// The reflector's loop: the poller's turn (`ironhoard_dataplane::poller`)
+/// with one HMAC per frame in place of the engine and the log.
 struct Reflector {
-    p: XskParts,
-    /// Frames in no ring (never more than all of them: pushes never
-    /// reallocate).
-    stash: Vec<FrameDesc>,
+    rings: XskRings,
     rx_batch: [FrameDesc; BATCH],
     tx_batch: [FrameDesc; BATCH],
-    comp: [FrameDesc; 4 * BATCH],
-    in_flight: usize,
     reflected: u64,
     not_reflected: u64,
 }
 
 impl Reflector {
-    fn new(mut p: XskParts) -> Reflector {
-        // (the socket put every frame on the fill ring: an empty Vec with
-        // room for all of them)
-        let stash = std::mem::take(&mut p.frames);
+    fn new(rings: XskRings) -> Reflector {
         let d = FrameDesc::default();
-        Reflector { p, stash, rx_batch: [d; BATCH], tx_batch: [d; BATCH], comp: [d; 4 * BATCH], in_flight: 0, reflected: 0, not_reflected: 0 }
+        Reflector { rings, rx_batch: [d; BATCH], tx_batch: [d; BATCH], reflected: 0, not_reflected: 0 }
     }
 
-    /// Completed TX frames back to the stash, the stash to the fill ring.
-    fn recycle(&mut self) {
-        self.complete();
-        let k = (self.p.fq.nb_free(self.stash.len() as u32) as usize).min(self.stash.len());
-        // SAFETY: stashed frames are in no ring.
-        if k > 0 && unsafe { self.p.fq.produce(&self.stash[self.stash.len() - k..]) } == k {
-            self.stash.truncate(self.stash.len() - k);
-        }
-        if self.p.fq.needs_wakeup() {
-            let _ = self.p.fq.wakeup(self.p.rx.fd_mut(), 0);
-        }
-    }
-
-    fn complete(&mut self) {
-        // SAFETY: comp is ours to overwrite; the ring hands back frames we sent.
-        let c = unsafe { self.p.cq.consume(&mut self.comp) };
-        self.stash.extend_from_slice(&self.comp[..c]);
-        self.in_flight -= c.min(self.in_flight);
-    }
-
-    /// One RX batch: each key_id 0 move rewritten into its signed ack and
-    /// put on the TX ring; the rest back to the stash. The frames received.
-    fn reflect(&mut self, keys: &mut KeyCache, port: u16) -> usize {
-        // SAFETY: rx_batch is ours to overwrite.
-        let n = unsafe { self.p.rx.consume(&mut self.rx_batch) };
+    /// One turn, as the poller's: completions back, the fill ring
+    /// refilled, one RX batch, each key_id 0 move rewritten into its signed
+    /// ack (the rest back to the pool), the acks sent; or, when the ring
+    /// was empty, spin then sleep.
+    fn turn(&mut self, keys: &mut KeyCache, port: u16) {
+        self.rings.reclaim();
+        self.rings.refill();
+        let n = self.rings.receive(&mut self.rx_batch);
         if n == 0 {
-            if self.in_flight > 0 {
-                let _ = self.p.tx.wakeup();
+            if self.rings.idle(monotonic_ns(), false) {
+                self.rings.sleep();
+            } else {
+                std::hint::spin_loop();
             }
-            return 0;
+            return;
         }
         let mut acks = 0;
         for i in 0..n {
-            let d = self.rx_batch[i];
+            let mut d = self.rx_batch[i];
             // SAFETY: the RX ring handed us this frame; it is in no ring
-            // until we put it on the TX ring or back in the stash.
-            let mut data = unsafe { self.p.umem.data_mut(&mut self.rx_batch[i]) };
+            // until we send it or put it back.
+            let mut data = unsafe { self.rings.umem().data_mut(&mut d) };
             let f = data.contents_mut();
             let len = match classify(f, port, MOVE_LEN) {
                 Class::Serve(u) if keys.ack(&mut f[u.payload()..u.payload() + MOVE_LEN]) => Some(rewrite_to_ack(f, &u)),
@@ -239,41 +204,18 @@ impl Reflector {
             match len {
                 Some(len) => {
                     data.cursor().set_pos(len);
-                    self.tx_batch[acks] = self.rx_batch[i];
+                    self.tx_batch[acks] = d;
                     acks += 1;
                 }
                 None => {
                     self.not_reflected += 1;
-                    self.stash.push(d);
+                    self.rings.put_back(d);
                 }
             }
         }
-        self.send(acks);
-        n
-    }
-
-    /// Puts `acks` frames of the TX batch on the TX ring (kicking the kernel
-    /// and taking completions while it is full, 64 tries at most).
-    fn send(&mut self, acks: usize) {
-        if acks > 0 {
-            let mut sent = 0;
-            for _ in 0..64 {
-                // SAFETY: these frames hold finished acks and are in no ring.
-                sent = unsafe { self.p.tx.produce(&self.tx_batch[..acks]) };
-                if sent == acks {
-                    break;
-                }
-                // TX ring full: kick the kernel, take completions, try again
-                let _ = self.p.tx.wakeup();
-                self.complete();
-            }
-            self.in_flight += sent;
-            self.reflected += sent as u64;
-            self.not_reflected += (acks - sent) as u64;
-            self.stash.extend_from_slice(&self.tx_batch[sent..acks]);
-        }
-        if self.p.tx.needs_wakeup() && self.in_flight > 0 {
-            let _ = self.p.tx.wakeup();
-        }
+        let sent = self.rings.send(&self.tx_batch[..acks]);
+        self.reflected += sent.sent as u64;
+        self.not_reflected += sent.refused as u64;
+        self.rings.check();
     }
 }
