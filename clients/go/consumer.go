@@ -191,6 +191,10 @@ func (c *Consumer) Durable() string { return c.cfg.Durable }
 // Metrics is the game's counters and journey histogram.
 func (c *Consumer) Metrics() *GameMetrics { return c.metrics }
 
+// noRespondersPause is how long the consumer waits before it asks again
+// when nothing answered its pull request (a 503).
+const noRespondersPause = 500 * time.Millisecond
+
 // stallGrace is how long after a pull request's expiry the consumer waits
 // for the server's word on it before it takes the request as lost.
 const stallGrace = 2 * time.Second
@@ -202,8 +206,11 @@ const stallGrace = 2 * time.Second
 // pull requests outstanding at the server rather than waiting for a batch
 // to fill. The message is acked (asynchronously, no round trip) after h
 // returns nil, nacked if h returns an error. Messages received but not
-// handled when ctx ends are nacked. Run must not be called concurrently on
-// one Consumer; calling it again after it returned goes on where it stopped.
+// handled when ctx ends are nacked. A pull request nothing answered (503:
+// the consumer's leader being elected, JetStream restarting) is asked again
+// after a pause, not returned as an error. Run must not be called
+// concurrently on one Consumer; calling it again after it returned goes on
+// where it stopped.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	inbox := nats.NewInbox()
 	sub, err := c.nc.SubscribeSync(inbox)
@@ -239,6 +246,15 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				pending = 0 // the server said nothing of our requests: lost, ask again
+				continue
+			}
+			if errors.Is(err, nats.ErrNoResponders) {
+				// a 503 (NextMsg's error for it): nothing took the pull
+				// request, e.g. the consumer's leader is being elected
+				// after a server died, or JetStream is restarting; as the
+				// status branch below does, back off and ask again
+				pending = 0
+				pause(ctx, noRespondersPause)
 				continue
 			}
 			return fmt.Errorf("ironhoard: consumer %s: %w", c.cfg.Durable, err)
@@ -282,7 +298,7 @@ func (c *Consumer) status(ctx context.Context, msg *nats.Msg, status string, pen
 			pause(ctx, 100*time.Millisecond)
 		}
 	default: // 503 no responders (JetStream unavailable) and the like
-		pause(ctx, 500*time.Millisecond)
+		pause(ctx, noRespondersPause)
 	}
 	if left < 0 {
 		return 0, nil

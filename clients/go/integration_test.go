@@ -399,3 +399,45 @@ func TestNewConsumerErrors(t *testing.T) {
 		t.Errorf("a durable of another game: error %v", err)
 	}
 }
+
+// TestRunRidesOutNoResponders: for its first second every pull request
+// finds no responder (a 503, as while a consumer's leader is elected after
+// a server died); then the requests reach JetStream again. Run keeps
+// asking and delivers the move; it does not return the 503 as an error.
+func TestRunRidesOutNoResponders(t *testing.T) {
+	nc := startNATS(t)
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AddStream(&nats.StreamConfig{Name: "MOVES", Subjects: []string{"ih.moves.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	v := loadShipped(t)
+	kr := NewKeyring()
+	m := parsePayloadMust(t, unhex(t, v.Cases[0].PayloadHex))
+	if err := kr.AddHex(m.KeyID, v.Cases[0].MasterSecretHex); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, Subject("ih.moves", m.GameID, 1), unhex(t, v.Cases[0].PayloadHex), v.Cases[0].MsgID)
+	c, err := NewConsumer(nc, ConsumerConfig{Game: m.GameID, Durable: "nr", Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Run's pull requests go to an API prefix nothing serves (503) until
+	// the relay below forwards them to JetStream's
+	c.cfg.APIPrefix = "$JS.NOWHERE.API"
+	relay := func() {
+		if _, err := nc.Subscribe("$JS.NOWHERE.API.CONSUMER.MSG.NEXT.>", func(r *nats.Msg) {
+			_ = nc.PublishRequest(strings.Replace(r.Subject, "$JS.NOWHERE.API", DefaultAPIPrefix, 1), r.Reply, r.Data)
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	time.AfterFunc(time.Second, relay)
+	col := newCollector(kr)
+	runUntil(t, c, col.handle, 10*time.Second, func() bool { return col.count() == 1 })
+	if col.count() != 1 {
+		t.Fatalf("handed %d moves after the 503s, want 1", col.count())
+	}
+}
