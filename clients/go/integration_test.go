@@ -79,6 +79,20 @@ func startNATS(t *testing.T) *nats.Conn {
 	}
 }
 
+// startNATSWithMoves runs a JetStream nats-server with one stream, MOVES
+// on ih.moves.> (one partition), and connects to it.
+func startNATSWithMoves(t *testing.T) (*nats.Conn, nats.JetStreamContext) {
+	nc := startNATS(t)
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AddStream(&nats.StreamConfig{Name: "MOVES", Subjects: []string{"ih.moves.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
 // signedPayload is a shipped payload of a fresh move signed with master.
 func signedPayload(master []byte, keyID uint8, game, player uint32, seq uint64, recv time.Time) []byte {
 	p := make([]byte, PayloadLen)
@@ -328,14 +342,7 @@ func parsePayloadMust(t *testing.T, b []byte) Move {
 // TestConsumerLatency checks that a move reaches the callback as soon as it
 // is published, not when a batch is full or a pull request expires.
 func TestConsumerLatency(t *testing.T) {
-	nc := startNATS(t)
-	js, err := nc.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.AddStream(&nats.StreamConfig{Name: "MOVES", Subjects: []string{"ih.moves.>"}}); err != nil {
-		t.Fatal(err)
-	}
+	nc, js := startNATSWithMoves(t)
 	master := make([]byte, 32)
 	kr := NewKeyring()
 	if err := kr.Add(0, master); err != nil {
@@ -405,14 +412,7 @@ func TestNewConsumerErrors(t *testing.T) {
 // a server died); then the requests reach JetStream again. Run keeps
 // asking and delivers the move; it does not return the 503 as an error.
 func TestRunRidesOutNoResponders(t *testing.T) {
-	nc := startNATS(t)
-	js, err := nc.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.AddStream(&nats.StreamConfig{Name: "MOVES", Subjects: []string{"ih.moves.>"}}); err != nil {
-		t.Fatal(err)
-	}
+	nc, js := startNATSWithMoves(t)
 	v := loadShipped(t)
 	kr := NewKeyring()
 	m := parsePayloadMust(t, unhex(t, v.Cases[0].PayloadHex))
