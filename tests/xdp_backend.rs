@@ -235,6 +235,13 @@ fn idle_spin_us_is_how_long_the_poller_spins_before_it_sleeps() {
         } else {
             assert!(cpu * 4 <= wall, "a poller spinning 100 us used {cpu} ms of CPU in {wall} ms");
         }
+        // no moves: after its spin it sleeps, and a poll(2) that times out
+        // (every 10 ms) is not followed by another spin
+        std::thread::sleep(Duration::from_millis(100));
+        let (cpu0, t0) = (thread_cpu_ms(&a, "ih-poller-0"), Instant::now());
+        std::thread::sleep(Duration::from_secs(1));
+        let (cpu, wall) = (thread_cpu_ms(&a, "ih-poller-0") - cpu0, t0.elapsed().as_millis() as u64);
+        assert!(cpu * 20 <= wall, "an idle poller (spin {want_us} us) used {cpu} ms of CPU in {wall} ms");
     }
 }
 

@@ -138,26 +138,40 @@ pub fn owner_of(game_id: u32, player_id: u32, pollers: usize) -> usize {
     ((game_id ^ player_id) % pollers.max(1) as u32) as usize
 }
 
+/// How [`Mesh::sleep_or_wake`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Woke {
+    /// A peer that handed this poller a move woke it.
+    pub by_peer: bool,
+    /// Something happened (the socket readable, a peer's wake-up, a move
+    /// already waiting), not the timeout.
+    pub event: bool,
+}
+
 impl Mesh {
     /// Sleeps in poll(2) on `rx` (poller `me`'s AF_XDP socket) and the
     /// poller's eventfd (a peer that hands it a move writes there), up to
     /// `timeout_ms`. The sleeping flag is raised before the mailbox is
     /// looked at one last time, so a move pushed meanwhile is either seen
-    /// here or wakes the poll. True when a peer woke it.
-    pub(crate) fn sleep_or_wake(&self, me: usize, rx: RawFd, timeout_ms: i32) -> bool {
+    /// here or wakes the poll.
+    pub(crate) fn sleep_or_wake(&self, me: usize, rx: RawFd, timeout_ms: i32) -> Woke {
         self.sleeping[me].store(true, Ordering::SeqCst);
+        // a move already waiting, or poll(2) ended by an event (or failed,
+        // e.g. EINTR: taken as one), not by its timeout
+        let mut event = true;
         if self.inboxes[me].is_empty() {
             let mut fds = [
                 libc::pollfd { fd: rx, events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: self.wakers[me].as_raw_fd(), events: libc::POLLIN, revents: 0 },
             ];
             // SAFETY: two valid pollfds of the count passed.
-            let _ = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+            event = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) } != 0;
         }
         self.sleeping[me].store(false, Ordering::SeqCst);
         let mut v = 0u64;
         // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd (drains it).
         let n = unsafe { libc::read(self.wakers[me].as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-        n == 8 && v > 0
+        let by_peer = n == 8 && v > 0;
+        Woke { by_peer, event: event || by_peer }
     }
 }

@@ -306,7 +306,8 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         while self.acks < self.tx_batch.len() {
             let Some(mut d) = self.rings.take() else { break };
             let Some(h) = inbox.pop() else {
-                self.rings.put_back(d);
+                // SAFETY: taken from the pool just now, in no ring.
+                unsafe { self.rings.put_back(d) };
                 break;
             };
             // SAFETY: a pool frame is in no ring; we own it.
@@ -425,7 +426,9 @@ impl<'a, D: Dispatch> Poller<'a, D> {
                 self.tx_batch[self.acks] = d;
                 self.acks += 1;
             }
-            Served::Dropped | Served::HandedOver => self.rings.put_back(d),
+            // SAFETY: the frame came from the RX ring or the pool this
+            // turn, is in no ring, and goes nowhere else.
+            Served::Dropped | Served::HandedOver => unsafe { self.rings.put_back(d) },
         }
         served
     }
@@ -450,7 +453,9 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         if acks > 0 {
             self.dispatch.commit();
         }
-        let sent = self.rings.send(&self.tx_batch[..acks]);
+        // SAFETY: the frames of this turn's acks came from the RX ring or
+        // the pool this turn and are in no ring; each is in tx_batch once.
+        let sent = unsafe { self.rings.send(&self.tx_batch[..acks]) };
         self.engine.counters.tx += sent.sent as u64;
         self.engine.counters.tx_errors += sent.refused as u64;
     }
@@ -472,10 +477,11 @@ impl<'a, D: Dispatch> Poller<'a, D> {
         match self.mesh {
             None => self.rings.sleep(),
             Some((m, me)) => {
-                if m.sleep_or_wake(me, self.rings.fd(), IDLE_POLL_MS) {
+                let w = m.sleep_or_wake(me, self.rings.fd(), IDLE_POLL_MS);
+                if w.by_peer {
                     self.shared.peer_wakes.fetch_add(1, Ordering::Relaxed);
                 }
-                self.rings.woke();
+                self.rings.woke(w.event);
             }
         }
     }

@@ -236,7 +236,13 @@ impl XskRings {
     }
 
     /// A frame of the caller's goes back unused (a dropped datagram).
-    pub fn put_back(&mut self, d: FrameDesc) {
+    ///
+    /// # Safety
+    /// `d` is a frame [`Self::receive`] or [`Self::take`] gave the caller,
+    /// in no ring, and neither sent nor put back since: a frame in the pool
+    /// twice would be on two rings at once, where the kernel and this
+    /// process both write it.
+    pub unsafe fn put_back(&mut self, d: FrameDesc) {
         self.pool.put_back(d);
     }
 
@@ -246,12 +252,18 @@ impl XskRings {
     /// the kernel is kicked if it asks for it, or always with busy polling
     /// (every batch's sendto drives the NAPI loop). An empty `acks` only
     /// kicks what an earlier call left unkicked.
-    pub fn send(&mut self, acks: &[FrameDesc]) -> Sent {
+    ///
+    /// # Safety
+    /// Each of `acks` is a frame [`Self::receive`] or [`Self::take`] gave
+    /// the caller, holding a finished ack, in no ring, listed once, and
+    /// neither sent nor put back since.
+    pub unsafe fn send(&mut self, acks: &[FrameDesc]) -> Sent {
         let mut out = Sent { sent: 0, refused: 0 };
         if !acks.is_empty() {
             let mut sent = 0;
             for _ in 0..TX_FULL_TRIES {
-                // SAFETY: the caller's frames hold finished acks and are in no ring.
+                // SAFETY: the caller's frames hold finished acks and are in
+                // no ring (this function's contract).
                 sent = unsafe { self.sock.tx.produce(acks) };
                 if sent == acks.len() {
                     break;
@@ -301,14 +313,20 @@ impl XskRings {
     /// Sleeps in poll(2) until the socket has something (or
     /// [`IDLE_POLL_MS`]).
     pub fn sleep(&mut self) {
-        let _ = self.sock.rx.poll(IDLE_POLL_MS);
-        self.woke();
+        // an error (EINTR) is taken as an event: spin before sleeping again
+        let event = self.sock.rx.poll(IDLE_POLL_MS).unwrap_or(true);
+        self.woke(event);
     }
 
-    /// The loop slept (its own way) and woke: the idle spin starts over.
-    pub fn woke(&mut self) {
+    /// The loop slept (its own way) and woke. `event`: something woke it
+    /// (the socket, a peer), and the idle spin starts over; after the
+    /// timeout, with nothing come, the next idle turn sleeps again at once,
+    /// so an idle loop wakes every [`IDLE_POLL_MS`] and spins for nothing.
+    pub fn woke(&mut self, event: bool) {
         self.wakeups += 1;
-        self.idle_since = None;
+        if event {
+            self.idle_since = None;
+        }
     }
 
     /// A turn that served something (not from the RX ring: handed over, or
