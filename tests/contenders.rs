@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ironhoard_labtests::{bin, dies_with_test, secret, ChildGuard, Lab, TempDir};
+use ironhoard_labtests::{bin, cpu_ms, dies_with_test, secret, ChildGuard, Lab, TempDir};
 use serde_json::Value;
 
 /// A contender running on a lab's host side; killed on drop (also when a
@@ -106,16 +106,6 @@ fn u(v: &Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
 }
 
-/// A process's user + system CPU time so far (/proc/PID/stat), in ms.
-fn cpu_ms(pid: u32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // the fields after the command name (which may hold spaces), from field 3
-    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) * 1000 / hz
-}
-
 /// Every move answered ACCEPTED, every ack tag verified by the generator;
 /// then, with nothing to do, it sleeps as the appliance's poller does (the
 /// ring code they share: spin 2 ms, then poll(2), and no spin again after
@@ -134,11 +124,11 @@ fn the_reflector_answers_every_move_with_an_ack_that_verifies() {
     assert_eq!(rep["lost"], 0, "every move answered: {err}");
     assert_eq!(rep["by_status"]["accepted"], sent, "{rep}");
     assert_eq!(code, Some(0), "pktgen: {err}");
-    let pid = r.child.0.as_ref().unwrap().id();
+    let stat = PathBuf::from(format!("/proc/{}/stat", r.child.0.as_ref().unwrap().id()));
     std::thread::sleep(Duration::from_millis(200));
-    let c0 = cpu_ms(pid);
+    let c0 = cpu_ms(&stat);
     std::thread::sleep(Duration::from_secs(1));
-    let idle_cpu = cpu_ms(pid) - c0;
+    let idle_cpu = cpu_ms(&stat) - c0;
     assert!(idle_cpu <= 50, "idle, the reflector took {idle_cpu} ms of CPU in 1 s: it spins instead of sleeping");
     let line = r.stop();
     assert!(line.contains(&format!(" {sent} frames reflected")), "{line}");

@@ -548,6 +548,19 @@ impl Drop for Appliance {
     }
 }
 
+/// CPU time (ms) a process or thread has used, from its `/proc/.../stat`
+/// (`stat`: `/proc/PID/stat` or `/proc/PID/task/TID/stat`): utime + stime.
+pub fn cpu_ms(stat: &Path) -> u64 {
+    let text = fs::read_to_string(stat).unwrap_or_else(|e| panic!("{}: {e}", stat.display()));
+    // the fields after the command name (which may hold spaces): state is
+    // field 3, utime 14, stime 15
+    let rest = &text[text.rfind(')').unwrap_or_else(|| panic!("{}: no comm", stat.display())) + 2..];
+    let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    (f[11] + f[12]) * 1000 / hz
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

@@ -195,23 +195,13 @@ fn busy_poll_serves_and_show_info_reports_it() {
 /// /proc/PID/task/*/stat (utime + stime, in clock ticks).
 fn thread_cpu_ms(a: &Appliance, name: &str) -> u64 {
     let pid = a.child.as_ref().expect("the appliance runs").id();
-    let hz = clock_ticks_per_second();
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the appliance's threads").flatten() {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
         if comm.trim() == name {
-            let stat = std::fs::read_to_string(t.path().join("stat")).expect("thread stat");
-            // fields after the ")" of comm: state is field 3, utime 14, stime 15
-            let rest = &stat[stat.rfind(')').expect("stat has a comm") + 2..];
-            let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
-            return (f[11] + f[12]) * 1000 / hz;
+            return ironhoard_labtests::cpu_ms(&t.path().join("stat"));
         }
     }
     panic!("no thread {name} in the appliance (pid {pid})");
-}
-
-/// USER_HZ, from getconf (100 on Linux).
-fn clock_ticks_per_second() -> u64 {
-    sh(&["getconf", "CLK_TCK"]).trim().parse().expect("getconf CLK_TCK")
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The AF_XDP poller's loop, as its steps. Each turn:
 //!
-//! 1. [`reclaim`](Poller::reclaim): frames whose acks the kernel has sent
+//! 1. [`reclaim`](XskRings::reclaim): frames whose acks the kernel has sent
 //!    come back from the completion ring to the pool;
-//! 2. [`refill`](Poller::refill): the fill ring gets every free frame but
+//! 2. [`refill`](XskRings::refill): the fill ring gets every free frame but
 //!    the reserve kept for moves handed over by other pollers;
 //! 3. [`receive`](Poller::receive): a batch from the RX ring, each frame
 //!    through [`serve_frame`](Poller::serve_frame) (first, once a

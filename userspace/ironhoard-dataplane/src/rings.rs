@@ -5,14 +5,15 @@
 //! kernel kicked ([`send`](XskRings::send)), and, on a turn that found
 //! nothing, spin then sleep ([`idle`](XskRings::idle)).
 //!
-//! The appliance's poller ([`crate::poller`]) runs on it, and so does the
+//! The appliance's poller (module `poller`) runs on it, and so does the
 //! lab benchmark's reflector (`ih-bench-reflector`), the floor the XDP
 //! backend is measured against: the same ring and UMEM sizes, batch,
 //! fill-ring policy, TX kicks and wake-up policy by construction, so the
-//! two differ only in what they do to each frame.
+//! two differ in what they do to each frame and in the poller's
+//! once-a-turn bookkeeping (reload, capture, stats).
 //!
 //! Every frame of the UMEM is, at any moment, in exactly one place: the
-//! [`FramePool`] (free), the fill or RX ring (the kernel's, for receiving),
+//! `FramePool` (free), the fill or RX ring (the kernel's, for receiving),
 //! the caller's batch, or in flight (on the TX ring until completed). The
 //! pool counts the kernel's shares, and debug builds check
 //! ([`XskRings::check`]) that the four add up to the UMEM's frame count.
@@ -222,9 +223,6 @@ impl XskRings {
             n = unsafe { self.sock.rx.consume(batch) };
         }
         self.pool.received(n);
-        if n > 0 {
-            self.idle_since = None;
-        }
         n
     }
 
@@ -313,15 +311,16 @@ impl XskRings {
     /// Sleeps in poll(2) until the socket has something (or
     /// [`IDLE_POLL_MS`]).
     pub fn sleep(&mut self) {
-        // an error (EINTR) is taken as an event: spin before sleeping again
+        // an error is taken as an event: spin before sleeping again (xsk-rs
+        // reports EINTR as a timeout)
         let event = self.sock.rx.poll(IDLE_POLL_MS).unwrap_or(true);
         self.woke(event);
     }
 
     /// The loop slept (its own way) and woke. `event`: something woke it
     /// (the socket, a peer), and the idle spin starts over; after the
-    /// timeout, with nothing come, the next idle turn sleeps again at once,
-    /// so an idle loop wakes every [`IDLE_POLL_MS`] and spins for nothing.
+    /// timeout, with nothing come, the next idle turn sleeps again at once:
+    /// an idle loop wakes every [`IDLE_POLL_MS`] and does not spin.
     pub fn woke(&mut self, event: bool) {
         self.wakeups += 1;
         if event {
@@ -329,8 +328,8 @@ impl XskRings {
         }
     }
 
-    /// A turn that served something (not from the RX ring: handed over, or
-    /// from another source): the idle spin starts over.
+    /// A turn that served something (received, or handed over): the idle
+    /// spin starts over.
     pub fn busy(&mut self) {
         self.idle_since = None;
     }

@@ -190,6 +190,7 @@ impl Reflector {
             }
             return;
         }
+        self.rings.busy();
         let mut acks = 0;
         for i in 0..n {
             let mut d = self.rx_batch[i];
