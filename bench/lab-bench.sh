@@ -182,6 +182,20 @@ contender_down() {
   fi
 }
 
+# The reflector's counters (its socket's XDP_STATISTICS) as a line in its
+# log, printed on SIGUSR1: after the warm-up, so the step's own rx_ring_full
+# is the exit line's less this one. Waits up to 1 s for the line.
+reflector_counters_line() {
+  local log=$DIR/reflector.log n0
+  n0=$(grep -c '^ih-bench-reflector: counters ' "$log" || true)
+  kill -USR1 "$CPID" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    (( $(grep -c '^ih-bench-reflector: counters ' "$log" || true) > n0 )) && return 0
+    sleep 0.01
+  done
+  echo "  the reflector printed no counters within 1 s of SIGUSR1" >&2
+}
+
 udp_rcvbuf_errors() { awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp; }
 
 ROWS=$DIR/rows.jsonl; : > "$ROWS"
@@ -219,6 +233,8 @@ step() {  # step CONTENDER RATE RUN
         --report "$DIR/warmup.json" --quiet 2>/dev/null || true
       if [ "$c" = socket ] || [ "$c" = xdp ]; then
         "$BIN" stats --socket "$DIR/stats.sock" --json > "$DIR/stats0.json" 2>"$DIR/stats0.err" || { cat "$DIR/stats0.err" >&2; rm -f "$DIR/stats0.json"; }
+      elif [ "$c" = reflector ]; then
+        reflector_counters_line
       fi
     fi
     u0=$(udp_rcvbuf_errors)
@@ -284,8 +300,13 @@ elif r is not None:
     elif rc:
         row["error"] = "pktgen exit %d" % rc
     elif row["accepted_pct"] is not None and row["accepted_pct"] < 99.0:
-        row["error"] = "only %.1f %% of the acks ACCEPTED (%s): the step measured answers to old moves" % (
-            row["accepted_pct"], ", ".join("%s %d" % kv for kv in r["by_status"].items() if kv[1] and kv[0] != "accepted"))
+        others = {k: v for k, v in r["by_status"].items() if v and k != "accepted"}
+        # BUSY is load shed (the move log or a handoff mailbox full), STALE
+        # and DUPLICATE are answers to moves the contender had seen
+        why = ("the contender shed load (BUSY: its move log or a handoff mailbox was full)"
+               if max(others, key=others.get, default="") == "busy" else "the step measured answers to old moves")
+        row["error"] = "only %.1f %% of the acks ACCEPTED (%s): %s" % (
+            row["accepted_pct"], ", ".join("%s %d" % kv for kv in others.items()), why)
 if st is not None:
     xsk = {}
     for q in st.get("queues", []):
@@ -307,6 +328,19 @@ if st is not None:
     if xsk:
         row["rx_ring_full"] = xsk.get("rx_ring_full")
         row["rx_dropped"] = xsk.get("rx_dropped")
+if c == "reflector":
+    # its socket's XDP_STATISTICS: the line printed after the warm-up
+    # (SIGUSR1) and the one at exit; the step's own is their difference
+    try:
+        with open(os.path.join(d, "reflector.log"), errors="replace") as f:
+            cs = [json.loads(l.split(" counters ", 1)[1]) for l in f if l.startswith("ih-bench-reflector: counters ")]
+    except (OSError, ValueError):
+        cs = []
+    if cs and "xsk" in cs[-1]:
+        x = cs[-1]["xsk"]
+        if len(cs) >= 2 and "xsk" in cs[0]:
+            x = since(x, cs[0]["xsk"])
+        row["rx_ring_full"], row["rx_dropped"] = x.get("rx_ring_full"), x.get("rx_dropped")
 if c not in ("socket", "xdp"):
     try:
         row["contender_log_tail"] = open(os.path.join(d, c + ".log"), errors="replace").read().strip().splitlines()[-10:]

@@ -256,8 +256,9 @@ def write_md(res, out_dir, cdf_name):
           "highest step up to which every step was sustained (a step that lost ends the range, whatever a "
           "higher one did). Acked counts every status (BUSY, RATE_LIMITED included: see their columns).",
           "- **RTT**: " + rtt_sources(res.rows) + ".",
-          "- **rx_ring_full / rx_dropped**: the AF_XDP socket's counters, from the appliance's stats socket "
-          "just before it stopped; **UDP RcvbufErrors**: the root namespace's /proc/net/snmp over the step "
+          "- **rx_ring_full / rx_dropped**: the AF_XDP socket's counters over the step, from the appliance's "
+          "stats socket just before it stopped (the reflector's: from the counters it prints on SIGUSR1 after "
+          "the warm-up and at exit; a reflector with none there was not the limit of its step); **UDP RcvbufErrors**: the root namespace's /proc/net/snmp over the step "
           "(kernel UDP socket overflow: the socket and tokio contenders).",
           "- **steal ms**: each core's steal time over the step (/proc/stat): the hypervisor ran something "
           "else on this VM's vCPUs, e.g. a host CPU quota stopping them all (docs/performance.md, "

@@ -15,7 +15,8 @@
 # other games (--game-base), so what a contender does once at start (the
 # move log's first segments, its player table) is not in the figure.
 # Per run: offered and acked/s, each core's steal (ms), the log keeper's CPU
-# (ms, XDP backend) and rx_ring_full; then each contender's median acked/s
+# (ms, XDP backend) and rx_ring_full (warm-up included; the reflector's from
+# the counters it prints at exit); then each contender's median acked/s
 # and, when a reflector ran, each one's acked/s as a share of the
 # reflector's in the same round (the median of those). OUT: the runs as
 # JSON lines.
@@ -115,7 +116,10 @@ one_run() {
       ring=$("$bin" stats --socket "$DIR/stats.sock" --json | python3 -c 'import json,sys; print(sum(q["xsk"]["rx_ring_full"] for q in json.load(sys.stdin)["queues"]))')
       BIN=$bin appliance_down ;;
     reflector|reflector=*)
-      kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; CPID="" ;;
+      kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; CPID=""
+      # the counters it printed at exit: its socket's XDP_STATISTICS
+      ring=$(grep '^ih-bench-reflector: counters ' "$DIR/reflector.log" | tail -1 | sed 's/^[^{]*//' |
+             python3 -c 'import json,sys; print(json.load(sys.stdin)["xsk"]["rx_ring_full"])' 2>/dev/null || echo -) ;;
   esac
   python3 - "$DIR/r.json" "$round" "$c" "$s0" "$s1" "$keeper0" "$keeper1" "$ring" "$perf_data" >> "$RUNS_FILE" <<'PY'
 import json, subprocess, sys

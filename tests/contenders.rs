@@ -130,8 +130,29 @@ fn the_reflector_answers_every_move_with_an_ack_that_verifies() {
     std::thread::sleep(Duration::from_secs(1));
     let idle_cpu = cpu_ms(&stat) - c0;
     assert!(idle_cpu <= 50, "idle, the reflector took {idle_cpu} ms of CPU in 1 s: it spins instead of sleeping");
-    let line = r.stop();
-    assert!(line.contains(&format!(" {sent} frames reflected")), "{line}");
+    // SIGUSR1: its counters, and it goes on
+    let pid = r.child.0.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill").args(["-USR1", &pid]).status().unwrap().success());
+    let t0 = Instant::now();
+    while !fs::read_to_string(&r.out).unwrap().contains("counters {") {
+        assert!(t0.elapsed() < Duration::from_secs(2), "no counters line within 2 s of SIGUSR1: {}", r.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = r.stop();
+    assert!(out.contains(&format!(" {sent} frames reflected")), "{out}");
+    // one counters line on SIGUSR1, one at exit: the frames and the socket's XDP_STATISTICS
+    let counters: Vec<Value> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("ih-bench-reflector: counters "))
+        .map(|j| serde_json::from_str(j).unwrap_or_else(|e| panic!("{e}: {j}")))
+        .collect();
+    assert_eq!(counters.len(), 2, "{out}");
+    for c in &counters {
+        assert_eq!(c["reflected"], sent, "{c}");
+        assert_eq!(c["not_reflected"], 0, "{c}");
+        assert_eq!(c["xsk"]["rx_ring_full"], 0, "5 000 moves/s fill no ring: {c}");
+        assert_eq!(c["xsk"].as_object().map(|o| o.len()), Some(6), "the six XDP_STATISTICS: {c}");
+    }
 }
 
 /// Every move answered (statuses from the engine), no forged one answered.

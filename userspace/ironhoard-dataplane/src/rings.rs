@@ -175,6 +175,12 @@ impl XskRings {
         &self.sock.umem
     }
 
+    /// The kernel's XDP_STATISTICS for the socket, in the order of
+    /// [`crate::XSK_STAT_NAMES`] (one getsockopt: not for every turn).
+    pub fn statistics(&self) -> std::io::Result<[u64; 6]> {
+        self.sock.statistics()
+    }
+
     /// The socket's descriptor (what poll(2) waits on).
     pub fn fd(&self) -> RawFd {
         self.sock.rx.fd().as_raw_fd()

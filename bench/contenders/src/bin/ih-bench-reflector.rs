@@ -21,7 +21,7 @@ use ironhoard_contenders::read_secret;
 use ironhoard_classify::{classify, rewrite_to_ack, Class};
 use ironhoard_dataplane::rings::XskRings;
 use ironhoard_dataplane::xsk::{XskSizes, XskSocket, ZeroCopyWant, BATCH};
-use ironhoard_dataplane::{affinity, monotonic_ns};
+use ironhoard_dataplane::{affinity, monotonic_ns, XSK_STAT_NAMES};
 use ironhoard_loader::{Steering, WantMode};
 use ironhoard_wire::{ack_in_place, MasterKey, Move, PlayerMac, Status, MOVE_LEN};
 use xsk_rs::FrameDesc;
@@ -35,7 +35,8 @@ use xsk_rs::FrameDesc;
                   steered by IronHoard's XDP program; each move becomes an ACCEPTED ack signed with the player's key \
                   (one HMAC per packet) and is sent back from the frame it arrived in. It does NOT verify tags, \
                   keep replay windows, apply rules or rate limits, or log moves: never expose it to real traffic. \
-                  Runs until SIGINT/SIGTERM, then prints the number of frames reflected."
+                  Runs until SIGINT/SIGTERM, then prints its counters (frames reflected, the socket's XDP_STATISTICS); \
+                  SIGUSR1 prints them without stopping."
 )]
 struct Args {
     /// Interface to attach to.
@@ -126,6 +127,8 @@ fn run(a: Args) -> Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&term)).context("installing signal handlers")?;
     }
+    let report = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&report)).context("installing the SIGUSR1 handler")?;
     let mut keys = KeyCache::new(MasterKey::new(&read_secret(&a.secret_file)?), a.players);
     // the appliance's socket, at its default sizes and idle spin
     let mut sock = XskSocket::open(&a.iface, a.queue, ZeroCopyWant::Auto, XskSizes::default())
@@ -148,13 +151,19 @@ fn run(a: Args) -> Result<()> {
     let mut r = Reflector::new(XskRings::new(sock, 0));
     while !term.load(Ordering::Relaxed) {
         r.turn(&mut keys, a.port);
+        if report.load(Ordering::Relaxed) {
+            report.store(false, Ordering::Relaxed);
+            println!("{}", r.counters());
+        }
     }
+    let last = r.counters(); // before the detach: the socket's statistics as the load left them
     drop(steering); // detach before the socket goes
     println!(
         "ih-bench-reflector: {} frames reflected ({} not: not a key_id 0 move, or TX ring full; \
          {} player keys cached, {} packets signed with an uncached key)",
         r.reflected, r.not_reflected, keys.len, keys.uncached
     );
+    println!("{last}");
     Ok(())
 }
 
@@ -221,5 +230,24 @@ impl Reflector {
         self.reflected += sent.sent as u64;
         self.not_reflected += sent.refused as u64;
         self.rings.check();
+    }
+
+    /// One line for the bench scripts: `ih-bench-reflector: counters` and a
+    /// JSON object of the frames reflected and not, and the socket's
+    /// XDP_STATISTICS (`xsk`, by [`XSK_STAT_NAMES`]; absent when the
+    /// getsockopt failed). `rx_ring_full` is what tells whether the floor
+    /// itself fell behind, or what it was offered was all it got.
+    fn counters(&self) -> String {
+        let xsk = match self.rings.statistics() {
+            Ok(v) => {
+                let kv: Vec<String> = XSK_STAT_NAMES.iter().zip(v).map(|(k, v)| format!("\"{k}\": {v}")).collect();
+                format!(", \"xsk\": {{{}}}", kv.join(", "))
+            }
+            Err(_) => String::new(),
+        };
+        format!(
+            "ih-bench-reflector: counters {{\"reflected\": {}, \"not_reflected\": {}{xsk}}}",
+            self.reflected, self.not_reflected
+        )
     }
 }
