@@ -89,6 +89,27 @@ def sustained(row, threshold):
     return not row.get("error") and loss is not None and loss < threshold
 
 
+# Steal on the contender's core over one step (ms) at which the host, not
+# the contender, decides what the step lost: a 4096-entry RX ring holds
+# 20 ms of moves at 200 k/s, so a step whose core was stopped for this
+# long in all cannot be judged.
+HOST_STOPPED_MS = 100
+
+
+def host_stopped(row, core):
+    """The steal (ms) on the contender's core over the step when it is at
+    least HOST_STOPPED_MS and the step lost (not sustained, no error): the
+    host stopped the contender's core, so the step neither counts as
+    sustained nor ends the sustained range. None otherwise, or when the
+    sweep has no steal or no core for the contender."""
+    st = row.get("steal_ms")
+    if core is None or not isinstance(st, list) or core >= len(st) or row.get("error"):
+        return None
+    if not isinstance(st[core], int) or st[core] < HOST_STOPPED_MS or contender_loss(row) is None:
+        return None
+    return st[core]
+
+
 def source_phrase(sources):
     s = set(x for x in sources if x)
     if s == {"kernel"}:
@@ -123,18 +144,35 @@ class Results:
             steps.setdefault(r["asked_pps"], []).append(r)
         return dict(sorted(steps.items()))
 
+    def contender_core(self):
+        """The core the contenders were pinned to (results.json's cores.appliance), or None."""
+        c = (self.j.get("cores") or {}).get("appliance")
+        return c if isinstance(c, int) else None
+
+    def host_stopped(self, row):
+        """host_stopped(row, the contender's core) for a step that was not sustained."""
+        if sustained(row, self.threshold):
+            return None
+        return host_stopped(row, self.contender_core())
+
     def max_sustained(self, c):
         """(offered_pps, asked_pps, rows, capped) of the highest step up to which every
         step, in every run, kept loss under the threshold: a step that lost is where
         the sustained range ends, whatever a higher step did (sweep H's xdp lost at
-        375 k, then had all three runs clean at 500 k). capped = that is the highest
+        375 k, then had all three runs clean at 500 k). A run the host stopped
+        (host_stopped: its core stolen for HOST_STOPPED_MS or more over the step)
+        is left out of its step: it neither sustains nor ends the range, and a
+        step left with no run does not count. capped = that is the highest
         step tried (the real limit is at least that). None if the first step lost."""
         steps = self.steps_of(c)
         best = None
         for asked, rows in steps.items():
-            if not rows or not all(sustained(r, self.threshold) for r in rows):
+            judged = [r for r in rows if self.host_stopped(r) is None]
+            if not rows or not all(sustained(r, self.threshold) for r in judged):
                 break
-            best = (min(r["offered_pps"] for r in rows), asked, rows)
+            if not judged:
+                continue
+            best = (min(r["offered_pps"] for r in judged), asked, judged)
         if best is None:
             return None
         return best + (best[1] == max(steps),)
@@ -254,7 +292,9 @@ def write_md(res, out_dir, cdf_name):
           "loss (the loss less the acks the generator's own receive socket dropped, where its reports count "
           f"them: the contender answered those) is under {res.threshold:g} %{' in every run' if j.get('runs', 1) > 1 else ''}; *max sustained* is the "
           "highest step up to which every step was sustained (a step that lost ends the range, whatever a "
-          "higher one did). Acked counts every status (BUSY, RATE_LIMITED included: see their columns).",
+          "higher one did; a run that lost while the host stole "
+          f"{HOST_STOPPED_MS} ms or more of the contender's core over the step is *host-stopped* and not judged: "
+          "it neither sustains its step nor ends the range). Acked counts every status (BUSY, RATE_LIMITED included: see their columns).",
           "- **RTT**: " + rtt_sources(res.rows) + ".",
           "- **rx_ring_full / rx_dropped**: the AF_XDP socket's counters over the step, from the appliance's "
           "stats socket just before it stopped (the reflector's: from the counters it prints on SIGUSR1 after "
@@ -296,6 +336,9 @@ def write_md(res, out_dir, cdf_name):
         p99 = max((l["p99"] for l in lat if l), default=None)
         acked = min(r["acked_pps"] for r in rows)
         note = "the highest step tried: the limit is higher" if capped else ""
+        stopped = [r for a, rs in res.steps_of(c).items() if a <= asked for r in rs if res.host_stopped(r) is not None]
+        if stopped:
+            note = "; ".join(filter(None, [note, f"{len(stopped)} host-stopped run(s) not judged up to there"]))
         L.append(f"| {c} | {offered} | {asked} | {acked} | {us(p99)} | {note} |")
     L.append("")
 
@@ -399,7 +442,9 @@ def write_md(res, out_dir, cdf_name):
             if kern and isinstance(ks, int) and ak and ks < 0.99 * ak:
                 notes.append(f"kernel stamps on {ks} of {ak} acks")
             if r.get("loss_pct") is not None and not sustained(r, res.threshold) and not r.get("error"):
-                notes.append("not sustained")
+                stopped = res.host_stopped(r)
+                notes.append(f"host-stopped ({stopped} ms stolen from the contender's core): not judged"
+                             if stopped is not None else "not sustained")
             cells.append("; ".join(notes).replace("|", "/"))
             L.append("| " + " | ".join(cells) + " |")
         L.append("")

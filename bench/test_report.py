@@ -49,14 +49,42 @@ class MaxSustained(unittest.TestCase):
         # a report without the generator's count: the whole loss
         self.assertEqual(report.contender_loss(row("r", 100, 1, 0.2)), 0.2)
 
+    def test_a_run_the_host_stopped_is_not_judged_and_the_rest_of_its_step_still_counts(self):
+        def st(asked, run, loss, steal):
+            return dict(row("r", asked, run, loss), steal_ms=steal)
+        rows = [st(200, 1, 0.0, [0, 0]), st(200, 2, 1.1, [1140, 170]), st(200, 3, 0.0, [10, 0]),
+                st(300, 1, 0.05, [0, 0]), st(300, 2, 0.0, [0, 0]), st(300, 3, 0.0, [20, 0]),
+                st(400, 1, 0.3, [20, 400]), st(400, 2, 0.0, [0, 0]), st(400, 3, 0.0, [0, 0])]
+        r = results(rows)
+        r.j["cores"] = {"appliance": 0, "generator": 1}
+        # 1140 ms stolen from core 0 at 200 k: not judged; 400 k lost with the
+        # steal on the generator's core only: that ends the range
+        self.assertEqual(r.max_sustained("r")[1], 300)
+        self.assertEqual(r.host_stopped(rows[1]), 1140)
+        self.assertIsNone(r.host_stopped(rows[6]))
+        self.assertIsNone(r.host_stopped(rows[0]), "a sustained run is judged, whatever its steal")
+        # without the contender's core the rule cannot apply: 200 k lost
+        del r.j["cores"]
+        self.assertIsNone(r.max_sustained("r"))
+        # a step whose every run the host stopped is skipped, not the range's end
+        r.j["cores"] = {"appliance": 0}
+        r.rows = [st(100, 1, 0.0, [0, 0]), st(200, 1, 2.0, [500, 0]), st(300, 1, 0.0, [0, 0])]
+        self.assertEqual(r.max_sustained("r")[1], 300)
+        self.assertIn("1 host-stopped run(s) not judged", "".join(markdown_of(r)))
+
     def test_none_when_the_first_step_lost(self):
         self.assertIsNone(results([row("t", 100, 1, 5.0), row("t", 200, 1, 0.0)]).max_sustained("t"))
 
 
 def markdown(rows):
     """results.md as report.py writes it for these rows."""
+    return markdown_of(results(rows))
+
+
+def markdown_of(res):
+    """results.md as report.py writes it for these results."""
     with tempfile.TemporaryDirectory() as d:
-        report.write_md(results(rows), d, "cdf.svg")
+        report.write_md(res, d, "cdf.svg")
         with open(os.path.join(d, "results.md")) as f:
             return f.read()
 
