@@ -10,11 +10,13 @@
 # CONTENDERS (default "xdp reflector"): xdp, reflector, xdp=PATH (the XDP
 # backend of another ironhoard binary, e.g. the commit before a change) or
 # reflector=PATH (another ih-bench-reflector binary). Shares are of
-# `reflector`'s acked/s.
+# `reflector`'s ACCEPTED/s.
 # WARMUP (default 4): seconds of the same load before the measured run, on
 # other games (--game-base), so what a contender does once at start (the
 # move log's first segments, its player table) is not in the figure.
-# Per run: offered and acked/s, each core's steal (ms), the log keeper's CPU
+# Per run: offered, acked and ACCEPTED/s (BUSY answers, load shed, are
+# acks but not moves taken: the comparison is of ACCEPTED/s), each core's
+# steal (ms), the log keeper's CPU
 # (ms, XDP backend) and rx_ring_full (warm-up included; the reflector's from
 # the counters it prints at exit); then each contender's median acked/s
 # and, when a reflector ran, each one's acked/s as a share of the
@@ -126,8 +128,13 @@ import json, subprocess, sys
 r = json.load(open(sys.argv[1]))
 s0, s1 = [int(x) for x in sys.argv[4].split()], [int(x) for x in sys.argv[5].split()]
 k0, k1 = sys.argv[6], sys.argv[7]
+# ACCEPTED acks only: a BUSY answer (the log or a mailbox full: load shed)
+# is an ack but not a move taken, and the reflector answers nothing else
+bys = r.get("by_status") or {}
+acc = r["acked_pps"] * bys.get("accepted", 0) / r["acked"] if r.get("acked") else 0
 run = {"round": int(sys.argv[2]), "contender": sys.argv[3], "offered_pps": r["offered_pps"],
-       "acked_pps": r["acked_pps"], "steal_ms": [b - a for a, b in zip(s0, s1)],
+       "acked_pps": r["acked_pps"], "accepted_pps": round(acc), "busy": bys.get("busy", 0),
+       "steal_ms": [b - a for a, b in zip(s0, s1)],
        "keeper_cpu_ms": None if "-" in (k0, k1) else round(float(k1) - float(k0)),
        "rx_ring_full": None if sys.argv[8] == "-" else int(sys.argv[8])}
 if sys.argv[9] != "-":
@@ -162,8 +169,12 @@ python3 - "$RUNS_FILE" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 names = list(dict.fromkeys(r["contender"] for r in runs))
-acked = {(r["round"], r["contender"]): r["acked_pps"] for r in runs}
-print(f"{'contender':<40} {'acked/s by round':<40} {'median':>8} {'share of reflector, by round':<32} {'median':>6}")
+# the moves each took: ACCEPTED acks/s (acked/s in files from before that was recorded)
+acked = {(r["round"], r["contender"]): r.get("accepted_pps", r["acked_pps"]) for r in runs}
+for r in runs:
+    if r.get("busy"):
+        print(f"note: round {r['round']}, {r['contender']}: {r['busy']} moves answered BUSY (load shed), not counted")
+print(f"{'contender':<40} {'ACCEPTED/s by round':<40} {'median':>8} {'share of reflector, by round':<32} {'median':>6}")
 for n in names:
     rounds = sorted({r["round"] for r in runs if r["contender"] == n})
     a = [acked[(i, n)] for i in rounds]
