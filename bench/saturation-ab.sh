@@ -18,8 +18,8 @@
 # acks but not moves taken: the comparison is of ACCEPTED/s), each core's
 # steal (ms), the log keeper's CPU
 # (ms, XDP backend) and rx_ring_full (warm-up included; the reflector's from
-# the counters it prints at exit); then each contender's median acked/s
-# and, when a reflector ran, each one's acked/s as a share of the
+# the counters it prints at exit); then each contender's median ACCEPTED/s
+# and, when a reflector ran, each one's ACCEPTED/s as a share of the
 # reflector's in the same round (the median of those). OUT: the runs as
 # JSON lines.
 # PROFILE=1: each measured run also samples the contender's core
