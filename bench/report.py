@@ -96,20 +96,6 @@ def sustained(row, threshold):
 HOST_STOPPED_MS = 100
 
 
-def host_stopped(row, core):
-    """The steal (ms) on the contender's core over the step when it is at
-    least HOST_STOPPED_MS and the step lost (not sustained, no error): the
-    host stopped the contender's core, so the step neither counts as
-    sustained nor ends the sustained range. None otherwise, or when the
-    sweep has no steal or no core for the contender."""
-    st = row.get("steal_ms")
-    if core is None or not isinstance(st, list) or core >= len(st) or row.get("error"):
-        return None
-    if not isinstance(st[core], int) or st[core] < HOST_STOPPED_MS or contender_loss(row) is None:
-        return None
-    return st[core]
-
-
 def source_phrase(sources):
     s = set(x for x in sources if x)
     if s == {"kernel"}:
@@ -150,10 +136,16 @@ class Results:
         return c if isinstance(c, int) else None
 
     def host_stopped(self, row):
-        """host_stopped(row, the contender's core) for a step that was not sustained."""
-        if sustained(row, self.threshold):
+        """The steal (ms) on the contender's core over the run's step when the run
+        lost (not sustained, no error) and the host took HOST_STOPPED_MS or more of
+        that core: the run neither sustains its step nor ends the sustained range.
+        None otherwise, or when the sweep has no steal or no contender core."""
+        core, st = self.contender_core(), row.get("steal_ms")
+        if core is None or not isinstance(st, list) or core >= len(st) or not isinstance(st[core], int):
             return None
-        return host_stopped(row, self.contender_core())
+        if row.get("error") or contender_loss(row) is None or sustained(row, self.threshold):
+            return None
+        return st[core] if st[core] >= HOST_STOPPED_MS else None
 
     def max_sustained(self, c):
         """(offered_pps, asked_pps, rows, capped) of the highest step up to which every
